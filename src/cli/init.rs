@@ -1,0 +1,51 @@
+//! `git mso init`
+
+
+use crate::core::{Config, EventBody, PersonaSet, TransitionError};
+use crate::error::Error;
+
+use super::Ctx;
+use super::output::sequence;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "A second `init` changes nothing. Change the pipeline later with `git mso config`.")]
+pub struct Args {
+    /// Display names for the roles.
+    #[arg(long, value_enum)]
+    persona: Option<PersonaSet>,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let mut config = Config::default();
+    if let Some(persona) = args.persona {
+        config.persona_set = persona;
+    }
+    let result = store.transact(|tx| {
+        if tx.is_initialized() {
+            return Err(TransitionError::AlreadyInitialized.into());
+        }
+        tx.push(EventBody::Init { config: config.clone() })
+    });
+    match result {
+        Ok(_) => {
+            let ftr = &config.kinds[0];
+            let gates: Vec<String> = ftr.gates.iter().map(|g| g.to_string()).collect();
+            writeln!(
+                ctx.out,
+                "initialized refs/mso/ledger: roles {}, review after {}, persona {}",
+                sequence(&ftr.sequence, &[]),
+                gates.join(", "),
+                config.persona_set.as_str()
+            )?;
+            writeln!(ctx.out, "next: git mso order new --title \"...\"")?;
+            Ok(())
+        }
+        Err(Error::Transition(TransitionError::AlreadyInitialized)) => {
+            let tip = store.require_tip()?;
+            writeln!(ctx.out, "already initialized (refs/mso/ledger at {}); nothing changed", crate::store::short(tip.commit))?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

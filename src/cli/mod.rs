@@ -1,0 +1,102 @@
+//! The command line: one file per command, each an `Args` struct and a `run`
+//! function writing to the writer it is given.
+
+mod config;
+mod fsck;
+mod init;
+mod log;
+mod order;
+mod output;
+mod status;
+mod voyage;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::Store;
+
+const ABOUT: &str = "Git-native orchestrator for staged work: orders walk roles (PLN → BLD → TST …), \
+crews run in voyage worktrees, humans approve between roles — all state in refs/mso/ledger.";
+
+const AFTER_HELP: &str = "\
+Every change is one commit on refs/mso/ledger; read it with plain git too:
+  git log --oneline refs/mso/ledger
+  git show refs/mso/ledger:orders/FTR/00/FTR-0001.json
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 the ledger kept moving under us (safe to re-run).
+Set MSO_LOG=debug to see what happens underneath.";
+
+#[derive(Debug, Parser)]
+#[command(name = "git-mso", bin_name = "git mso", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Run as if started in this directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create refs/mso/ledger with the default pipeline configuration.
+    Init(init::Args),
+    /// File, list, show and cancel orders.
+    #[command(subcommand)]
+    Order(order::OrderCommand),
+    /// Create and list voyages (the branches orders are built on).
+    #[command(subcommand)]
+    Voyage(voyage::VoyageCommand),
+    /// Orders per role and status.
+    Status(status::Args),
+    /// The ledger's history, newest first.
+    Log(log::Args),
+    /// Replay the ledger from its root and check every commit.
+    Fsck(fsck::Args),
+    /// Show or change the pipeline configuration stored in the ledger.
+    Config(config::Args),
+}
+
+impl Command {
+    /// Whether the command appends to the ledger (its refusals say nothing was written).
+    pub fn writes(&self) -> bool {
+        match self {
+            Command::Init(_) => true,
+            Command::Order(c) => c.writes(),
+            Command::Voyage(c) => c.writes(),
+            Command::Config(c) => c.writes(),
+            Command::Status(_) | Command::Log(_) | Command::Fsck(_) => false,
+        }
+    }
+}
+
+/// What every command gets: where it runs and where it writes.
+pub struct Ctx<'a> {
+    pub dir: PathBuf,
+    pub out: &'a mut dyn Write,
+}
+
+impl Ctx<'_> {
+    pub fn store(&self) -> crate::error::Result<Store> {
+        Store::discover(&self.dir)
+    }
+}
+
+/// Run one parsed command line.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    let dir = match cli.dir {
+        Some(dir) => dir,
+        None => std::env::current_dir()?,
+    };
+    let mut ctx = Ctx { dir, out };
+    match cli.command {
+        Command::Init(args) => init::run(args, &mut ctx),
+        Command::Order(cmd) => order::run(cmd, &mut ctx),
+        Command::Voyage(cmd) => voyage::run(cmd, &mut ctx),
+        Command::Status(args) => status::run(args, &mut ctx),
+        Command::Log(args) => log::run(args, &mut ctx),
+        Command::Fsck(args) => fsck::run(args, &mut ctx),
+        Command::Config(args) => config::run(args, &mut ctx),
+    }
+}

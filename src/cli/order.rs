@@ -1,0 +1,255 @@
+//! `git mso order new|list|show|cancel`
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::core::apply::limits;
+use crate::core::time::format_utc;
+use crate::core::{EventBody, Kind, OrderId, Role, Status, TransitionError, VoyageId};
+use crate::error::Error;
+
+use super::Ctx;
+use super::output::{self, order_line, role_with_persona, sequence};
+
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// File a new order, queued at the first role of its sequence.
+    #[command(after_help = "Examples:\n  git mso order new --title \"Add login page\" --ac \"a user can log in\" --ac \"bad password is refused\"\n  git mso order new --kind BUG --title \"Crash on save\" --brief-file notes.md --voyage VOY-0002\n  git mso order new --title \"Spike\" --roles PLN --gate PLN")]
+    New(NewArgs),
+    /// List orders (one line each), oldest first.
+    List(ListArgs),
+    /// Show an order's state and its whole history.
+    Show(ShowArgs),
+    /// Cancel an order that has not finished.
+    Cancel(CancelArgs),
+}
+
+impl OrderCommand {
+    pub fn writes(&self) -> bool {
+        matches!(self, OrderCommand::New(_) | OrderCommand::Cancel(_))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// One line: what is to be done.
+    #[arg(long)]
+    title: String,
+    /// Order kind; decides the default role sequence and gates.
+    #[arg(long, default_value = "FTR")]
+    kind: Kind,
+    /// What the crews should know (free text, may span lines).
+    #[arg(long, conflicts_with = "brief_file")]
+    brief: Option<String>,
+    /// Read the brief from a file, or from standard input with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    brief_file: Option<PathBuf>,
+    /// An acceptance criterion; repeat for several. Every crew's brief lists them.
+    #[arg(long = "ac", value_name = "TEXT")]
+    acceptance: Vec<String>,
+    /// Role sequence for this order instead of the kind's default, e.g. PLN,BLD,TST.
+    #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+    roles: Option<Vec<Role>>,
+    /// Review gate after this role (repeatable or comma-separated); default: the kind's gates.
+    #[arg(long = "gate", value_delimiter = ',', value_name = "ROLE")]
+    gates: Option<Vec<Role>>,
+    /// Add to an existing voyage instead of starting a new one.
+    #[arg(long, conflicts_with = "base")]
+    voyage: Option<VoyageId>,
+    /// Base commit of the new voyage's branch (default: HEAD).
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
+    /// Print the new order as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum)]
+    status: Option<Status>,
+    #[arg(long)]
+    role: Option<Role>,
+    #[arg(long)]
+    kind: Option<Kind>,
+    #[arg(long)]
+    voyage: Option<VoyageId>,
+    /// One JSON array of order summaries.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    id: OrderId,
+    /// The order file exactly as stored in the ledger.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    id: OrderId,
+    /// Why; recorded in the ledger.
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+pub fn run(cmd: OrderCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    match cmd {
+        OrderCommand::New(args) => new(args, ctx),
+        OrderCommand::List(args) => list(args, ctx),
+        OrderCommand::Show(args) => show(args, ctx),
+        OrderCommand::Cancel(args) => cancel(args, ctx),
+    }
+}
+
+fn read_brief(args: &NewArgs) -> anyhow::Result<String> {
+    let Some(path) = &args.brief_file else {
+        return Ok(args.brief.clone().unwrap_or_default());
+    };
+    let mut bytes = Vec::new();
+    // Read one byte past the limit so an oversized brief is refused, not truncated.
+    let limit = limits::BRIEF as u64 + 1;
+    if path.as_os_str() == "-" {
+        std::io::stdin().take(limit).read_to_end(&mut bytes)?;
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        file.take(limit).read_to_end(&mut bytes)?;
+    }
+    String::from_utf8(bytes).map_err(|_| Error::Input("the brief is not UTF-8 text".into()).into())
+}
+
+fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    store.require_tip()?;
+    let brief = read_brief(&args)?;
+    let base = match args.voyage {
+        Some(_) => None,
+        None => Some(store.resolve_commit(args.base.as_deref())?.to_string()),
+    };
+    let ((id, new_voyage), committed) = store.transact(|tx| {
+        let config = tx.config()?;
+        let kind = config.kind(&args.kind).ok_or_else(|| TransitionError::UnknownKind {
+            kind: args.kind.to_string(),
+            known: config.kind_list(),
+        })?;
+        let roles = args.roles.clone().unwrap_or_else(|| kind.sequence.clone());
+        let gates = args
+            .gates
+            .clone()
+            .unwrap_or_else(|| kind.gates.iter().filter(|g| roles.contains(g)).cloned().collect());
+        let (voyage, new_voyage) = match (args.voyage, &base) {
+            (Some(v), _) => (v, false),
+            (None, Some(base)) => {
+                let v = VoyageId::new(tx.counters().next_voyage());
+                tx.push(EventBody::VoyageCreated { voyage: v, base: base.clone() })?;
+                (v, true)
+            }
+            (None, None) => unreachable!("a base is resolved whenever no voyage is named"),
+        };
+        let id = OrderId::new(args.kind.clone(), tx.counters().next_order(&args.kind));
+        tx.push(EventBody::OrderCreated {
+            order: id.clone(),
+            title: args.title.clone(),
+            brief: brief.clone(),
+            acceptance: args.acceptance.clone(),
+            roles,
+            gates,
+            voyage,
+        })?;
+        Ok((id, new_voyage))
+    })?;
+    let order = committed.order(&id).expect("the transaction created it");
+    if new_voyage {
+        let voyage = &committed.state.voyages[&order.voyage];
+        store.ensure_voyage_branch(voyage)?;
+    }
+    if args.json {
+        return output::json(ctx.out, order);
+    }
+    let config = committed.state.config.as_ref().expect("initialized");
+    writeln!(ctx.out, "{}", order_line(config, order))?;
+    Ok(())
+}
+
+fn list(args: ListArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let tip = store.require_tip()?;
+    let mut orders = store.summaries(&tip)?;
+    orders.retain(|s| {
+        args.status.is_none_or(|st| s.status == st)
+            && args.role.as_ref().is_none_or(|r| &s.role == r)
+            && args.kind.as_ref().is_none_or(|k| s.id.kind() == k)
+            && args.voyage.is_none_or(|v| s.voyage == v)
+    });
+    orders.sort_by(|a, b| a.id.cmp(&b.id));
+    if args.json {
+        return output::json(ctx.out, &orders);
+    }
+    if orders.is_empty() {
+        writeln!(ctx.out, "no orders")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = orders.iter().map(output::summary_row).collect();
+    output::table(ctx.out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)
+}
+
+fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let tip = store.require_tip()?;
+    let order = store.order(&tip, &args.id)?.ok_or(TransitionError::UnknownOrder(args.id.clone()))?;
+    if args.json {
+        return output::json(ctx.out, &order);
+    }
+    let config = store.config(&tip)?;
+    let out = &mut *ctx.out;
+    writeln!(out, "{}  {}", order.id, order.title)?;
+    writeln!(out, "status      {} at {}, attempt {}", order.status, role_with_persona(&config, &order.role), order.attempt)?;
+    writeln!(out, "voyage      {} ({})", order.voyage, order.voyage.branch())?;
+    writeln!(out, "roles       {}   (* = review gate)", sequence(&order.roles, &order.gates))?;
+    if let Some(lease) = &order.lease {
+        writeln!(out, "lease       {} on {} (pid {}) until {}", lease.runner, lease.host, lease.pid, format_utc(lease.expires))?;
+    }
+    if let Some(head) = &order.head {
+        writeln!(out, "head        {head}")?;
+    }
+    if let Some(err) = &order.last_error {
+        writeln!(out, "last error  {}", err.lines().next().unwrap_or_default())?;
+    }
+    if !order.acceptance.is_empty() {
+        writeln!(out, "acceptance")?;
+        for ac in &order.acceptance {
+            writeln!(out, "  - {ac}")?;
+        }
+    }
+    if !order.brief.is_empty() {
+        writeln!(out, "brief")?;
+        for line in order.brief.lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    for r in &order.rejections {
+        writeln!(out, "rejected    {} by {}: {}", r.role, r.by, r.reason.lines().next().unwrap_or_default())?;
+    }
+    writeln!(out, "history")?;
+    for event in &order.history {
+        writeln!(out, "  {}  {:<12}  {}", format_utc(event.at), event.actor, event.body.describe())?;
+    }
+    Ok(())
+}
+
+fn cancel(args: CancelArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    store.require_tip()?;
+    let (before, _) = store.transact(|tx| {
+        let order = tx.order(&args.id)?;
+        let before = format!("{} at {}", order.status, order.role);
+        tx.push(EventBody::Cancelled { order: args.id.clone(), reason: args.reason.clone() })?;
+        Ok(before)
+    })?;
+    writeln!(ctx.out, "{}  cancelled (was {before})", args.id)?;
+    Ok(())
+}

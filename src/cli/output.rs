@@ -1,0 +1,74 @@
+//! Shared output helpers: JSON, tables, and how orders read on a line.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::core::{Config, Order, OrderSummary, Role};
+
+/// Write `value` as pretty JSON followed by a newline.
+pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i == last { c.to_string() } else { format!("{c:<w$}", w = widths[i]) })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(header.to_vec()).trim_end())?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()).trim_end())?;
+    }
+    Ok(())
+}
+
+/// `PLN (Navigator)`
+pub fn role_with_persona(config: &Config, role: &Role) -> String {
+    format!("{role} ({})", config.persona(role))
+}
+
+/// `FTR-0001  queued at PLN (Navigator)  voyage/VOY-0001`
+pub fn order_line(config: &Config, order: &Order) -> String {
+    format!(
+        "{}  {} at {}  {}",
+        order.id,
+        order.status,
+        role_with_persona(config, &order.role),
+        order.voyage.branch()
+    )
+}
+
+/// The sequence with gates marked: `PLN* → BLD → TST`.
+pub fn sequence(roles: &[Role], gates: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| if gates.contains(r) { format!("{r}*") } else { r.to_string() })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+pub fn summary_row(s: &OrderSummary) -> Vec<String> {
+    vec![
+        s.id.to_string(),
+        s.status.to_string(),
+        s.role.to_string(),
+        s.attempt.to_string(),
+        s.voyage.to_string(),
+        s.title.clone(),
+    ]
+}

@@ -1,0 +1,295 @@
+//! The pipeline configuration that travels with the repository in the
+//! ledger (`config.json`). What a role *executes* is never here: crews come
+//! from each runner's own git config.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{Kind, Role};
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDef {
+    pub code: Role,
+    /// Model tier handed to the crew as `MSO_MODEL`.
+    pub model: String,
+    /// A read-only role reports findings and must not change the tree.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindDef {
+    pub code: Kind,
+    /// Default role sequence of orders of this kind.
+    pub sequence: Vec<Role>,
+    /// Roles after whose success a human must approve.
+    pub gates: Vec<Role>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub schema: u32,
+    pub roles: Vec<RoleDef>,
+    pub kinds: Vec<KindDef>,
+    pub persona_set: PersonaSet,
+    pub max_attempts: u32,
+    pub lease_ttl_secs: u64,
+    /// Who may approve or reject. Empty: anyone named may (see the README's trust model).
+    pub approvers: Vec<String>,
+}
+
+/// Built-in persona sets: display names for role codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonaSet {
+    Default,
+    Nautical,
+    Heist,
+}
+
+impl PersonaSet {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonaSet::Default => "default",
+            PersonaSet::Nautical => "nautical",
+            PersonaSet::Heist => "heist",
+        }
+    }
+
+    pub fn name<'a>(self, role: &'a Role) -> &'a str {
+        let names: [&str; 6] = match self {
+            PersonaSet::Default => ["Planner", "Builder", "Tester", "Documenter", "Security", "Release"],
+            PersonaSet::Nautical => ["Navigator", "Shipwright", "Bosun", "Scribe", "Lookout", "Coxswain"],
+            PersonaSet::Heist => ["Mastermind", "Safecracker", "Inside Man", "Forger", "Lookout", "Getaway Driver"],
+        };
+        match role.as_str() {
+            "PLN" => names[0],
+            "BLD" => names[1],
+            "TST" => names[2],
+            "DOC" => names[3],
+            "SEC" => names[4],
+            "REL" => names[5],
+            other => other,
+        }
+    }
+}
+
+fn role(code: &str) -> Role {
+    code.parse().expect("built-in role codes are valid")
+}
+
+fn kind(code: &str) -> Kind {
+    code.parse().expect("built-in kind codes are valid")
+}
+
+impl Default for Config {
+    /// What `git mso init` writes.
+    fn default() -> Self {
+        let roles = [
+            ("PLN", "deep", false),
+            ("BLD", "standard", false),
+            ("TST", "standard", false),
+            ("DOC", "light", false),
+            ("SEC", "deep", true),
+            ("REL", "light", false),
+        ]
+        .into_iter()
+        .map(|(code, model, read_only)| RoleDef { code: role(code), model: model.into(), read_only })
+        .collect();
+        let standard = || vec![role("PLN"), role("BLD"), role("TST")];
+        let kinds = vec![
+            KindDef { code: kind("FTR"), sequence: standard(), gates: vec![role("PLN")] },
+            KindDef { code: kind("BUG"), sequence: standard(), gates: vec![role("PLN")] },
+            KindDef { code: kind("CHR"), sequence: vec![role("BLD"), role("TST")], gates: vec![] },
+            KindDef { code: kind("DOC"), sequence: vec![role("DOC")], gates: vec![role("DOC")] },
+        ];
+        Config {
+            schema: SCHEMA,
+            roles,
+            kinds,
+            persona_set: PersonaSet::Nautical,
+            max_attempts: 3,
+            lease_ttl_secs: 600,
+            approvers: Vec::new(),
+        }
+    }
+}
+
+/// A configuration that does not hold together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown config key '{0}' (keys: persona_set, max_attempts, lease_ttl_secs, approvers, roles.<ROLE>.model, roles.<ROLE>.read_only, kinds.<KIND>.sequence, kinds.<KIND>.gates)")]
+    UnknownKey(String),
+    #[error("bad value for {key}: {reason}")]
+    BadValue { key: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn role(&self, code: &Role) -> Option<&RoleDef> {
+        self.roles.iter().find(|r| &r.code == code)
+    }
+
+    pub fn kind(&self, code: &Kind) -> Option<&KindDef> {
+        self.kinds.iter().find(|k| &k.code == code)
+    }
+
+    pub fn persona<'a>(&self, role: &'a Role) -> &'a str {
+        self.persona_set.name(role)
+    }
+
+    /// Check the whole configuration: every sequence uses known roles once, gates are in their sequence.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.schema != SCHEMA {
+            return Err(ConfigError::Invalid(format!("unsupported schema {}", self.schema)));
+        }
+        if self.roles.is_empty() || self.kinds.is_empty() {
+            return Err(ConfigError::Invalid("at least one role and one kind are needed".into()));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Invalid("max_attempts must be at least 1".into()));
+        }
+        if self.lease_ttl_secs < 10 {
+            return Err(ConfigError::Invalid("lease_ttl_secs must be at least 10".into()));
+        }
+        for (i, r) in self.roles.iter().enumerate() {
+            if self.roles[..i].iter().any(|o| o.code == r.code) {
+                return Err(ConfigError::Invalid(format!("role {} is listed twice", r.code)));
+            }
+            check_text("model", &r.model, 64).map_err(ConfigError::Invalid)?;
+        }
+        for (i, k) in self.kinds.iter().enumerate() {
+            if self.kinds[..i].iter().any(|o| o.code == k.code) {
+                return Err(ConfigError::Invalid(format!("kind {} is listed twice", k.code)));
+            }
+            self.check_sequence(&k.sequence, &k.gates).map_err(|e| {
+                ConfigError::Invalid(format!("kind {}: {e}", k.code))
+            })?;
+        }
+        for a in &self.approvers {
+            check_text("approver", a, 128).map_err(ConfigError::Invalid)?;
+        }
+        Ok(())
+    }
+
+    /// A role sequence must be non-empty, use configured roles, each once; gates must be in it.
+    pub fn check_sequence(&self, sequence: &[Role], gates: &[Role]) -> Result<(), String> {
+        if sequence.is_empty() {
+            return Err("the role sequence is empty".into());
+        }
+        for (i, r) in sequence.iter().enumerate() {
+            if self.role(r).is_none() {
+                return Err(format!("unknown role {r} (configured: {})", self.role_list()));
+            }
+            if sequence[..i].contains(r) {
+                return Err(format!("role {r} appears twice in the sequence"));
+            }
+        }
+        if let Some(g) = gates.iter().find(|g| !sequence.contains(g)) {
+            return Err(format!("gate {g} is not in the role sequence"));
+        }
+        Ok(())
+    }
+
+    pub fn role_list(&self) -> String {
+        self.roles.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn kind_list(&self) -> String {
+        self.kinds.iter().map(|k| k.code.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Set one key (the `CONFIG_SET` event); the result is validated as a whole.
+    pub fn set(&mut self, key: &str, value: &serde_json::Value) -> Result<(), ConfigError> {
+        fn parse<T: serde::de::DeserializeOwned>(key: &str, v: &serde_json::Value) -> Result<T, ConfigError> {
+            serde_json::from_value(v.clone())
+                .map_err(|e| ConfigError::BadValue { key: key.into(), reason: e.to_string() })
+        }
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["persona_set"] => self.persona_set = parse(key, value)?,
+            ["max_attempts"] => self.max_attempts = parse(key, value)?,
+            ["lease_ttl_secs"] => self.lease_ttl_secs = parse(key, value)?,
+            ["approvers"] => self.approvers = parse(key, value)?,
+            ["roles", code, field] => {
+                let code: Role = code.parse().map_err(|e: super::ids::IdError| ConfigError::BadValue {
+                    key: key.into(),
+                    reason: e.to_string(),
+                })?;
+                if self.role(&code).is_none() {
+                    self.roles.push(RoleDef { code: code.clone(), model: "standard".into(), read_only: false });
+                }
+                let def = self.roles.iter_mut().find(|r| r.code == code).expect("just ensured");
+                match *field {
+                    "model" => def.model = parse(key, value)?,
+                    "read_only" => def.read_only = parse(key, value)?,
+                    _ => return Err(ConfigError::UnknownKey(key.into())),
+                }
+            }
+            ["kinds", code, field] => {
+                let code: Kind = code.parse().map_err(|e: super::ids::IdError| ConfigError::BadValue {
+                    key: key.into(),
+                    reason: e.to_string(),
+                })?;
+                if self.kind(&code).is_none() {
+                    let sequence = self.kinds.first().map(|k| k.sequence.clone()).unwrap_or_default();
+                    self.kinds.push(KindDef { code: code.clone(), sequence, gates: vec![] });
+                }
+                let def = self.kinds.iter_mut().find(|k| k.code == code).expect("just ensured");
+                match *field {
+                    "sequence" => def.sequence = parse(key, value)?,
+                    "gates" => def.gates = parse(key, value)?,
+                    _ => return Err(ConfigError::UnknownKey(key.into())),
+                }
+            }
+            _ => return Err(ConfigError::UnknownKey(key.into())),
+        }
+        self.validate()
+    }
+}
+
+/// Text that ends up in one-line output: bounded, no control characters.
+pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if text.len() > max {
+        return Err(format!("{what} is {} bytes, the limit is {max}", text.len()));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!("{what} contains a newline or control character"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn set_validates_the_whole_config() {
+        let mut c = Config::default();
+        c.set("kinds.FTR.gates", &serde_json::json!(["BLD"])).unwrap();
+        assert_eq!(c.kind(&"FTR".parse().unwrap()).unwrap().gates, vec![role("BLD")]);
+        let err = c.set("kinds.FTR.sequence", &serde_json::json!(["PLN", "XYZ"])).unwrap_err();
+        assert!(err.to_string().contains("unknown role XYZ"), "{err}");
+        assert!(c.set("nope", &serde_json::json!(1)).is_err());
+        assert!(c.set("max_attempts", &serde_json::json!(0)).is_err());
+    }
+
+    #[test]
+    fn personas_name_roles() {
+        assert_eq!(PersonaSet::Nautical.name(&role("PLN")), "Navigator");
+        assert_eq!(PersonaSet::Default.name(&role("TST")), "Tester");
+    }
+}

@@ -1,0 +1,219 @@
+//! Ledger events. One ledger commit carries one or more of these in its
+//! message body, one JSON object per line.
+
+use serde::{Deserialize, Serialize};
+
+use super::config::Config;
+use super::ids::{Kind, OrderId, Role, VoyageId};
+
+/// Seconds since the Unix epoch, UTC.
+pub type Timestamp = i64;
+
+/// One event: who did what when, with a unique id for idempotency.
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten`.
+// Unknown fields are still refused, by the canonical-form check of `message::parse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub at: Timestamp,
+    pub actor: String,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// A runner's claim on an order's current role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    pub runner: String,
+    pub host: String,
+    pub pid: u32,
+    pub expires: Timestamp,
+}
+
+/// What an event says happened. The tag is the event type as written in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventBody {
+    Init {
+        config: Config,
+    },
+    ConfigSet {
+        key: String,
+        value: serde_json::Value,
+    },
+    VoyageCreated {
+        voyage: VoyageId,
+        /// Commit the voyage branch starts from.
+        base: String,
+    },
+    OrderCreated {
+        order: OrderId,
+        title: String,
+        #[serde(default)]
+        brief: String,
+        #[serde(default)]
+        acceptance: Vec<String>,
+        roles: Vec<Role>,
+        gates: Vec<Role>,
+        voyage: VoyageId,
+    },
+    Dispatched {
+        order: OrderId,
+        role: Role,
+        attempt: u32,
+        lease: Lease,
+    },
+    LeaseRenewed {
+        order: OrderId,
+        runner: String,
+        expires: Timestamp,
+    },
+    Succeeded {
+        order: OrderId,
+        role: Role,
+        head: String,
+        #[serde(default)]
+        summary: String,
+    },
+    Failed {
+        order: OrderId,
+        role: Role,
+        exit: Option<i32>,
+        reason: String,
+    },
+    LeaseExpired {
+        order: OrderId,
+        role: Role,
+        runner: String,
+    },
+    Advanced {
+        order: OrderId,
+        from: Role,
+        to: Role,
+    },
+    Completed {
+        order: OrderId,
+    },
+    Approved {
+        order: OrderId,
+        role: Role,
+        by: String,
+        commit: String,
+        #[serde(default)]
+        comment: String,
+    },
+    Rejected {
+        order: OrderId,
+        role: Role,
+        by: String,
+        reason: String,
+        to: Role,
+    },
+    Retried {
+        order: OrderId,
+    },
+    Cancelled {
+        order: OrderId,
+        #[serde(default)]
+        reason: String,
+    },
+}
+
+impl EventBody {
+    /// The event type as written in the ledger and in `Mso-Event:` trailers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventBody::Init { .. } => "INIT",
+            EventBody::ConfigSet { .. } => "CONFIG_SET",
+            EventBody::VoyageCreated { .. } => "VOYAGE_CREATED",
+            EventBody::OrderCreated { .. } => "ORDER_CREATED",
+            EventBody::Dispatched { .. } => "DISPATCHED",
+            EventBody::LeaseRenewed { .. } => "LEASE_RENEWED",
+            EventBody::Succeeded { .. } => "SUCCEEDED",
+            EventBody::Failed { .. } => "FAILED",
+            EventBody::LeaseExpired { .. } => "LEASE_EXPIRED",
+            EventBody::Advanced { .. } => "ADVANCED",
+            EventBody::Completed { .. } => "COMPLETED",
+            EventBody::Approved { .. } => "APPROVED",
+            EventBody::Rejected { .. } => "REJECTED",
+            EventBody::Retried { .. } => "RETRIED",
+            EventBody::Cancelled { .. } => "CANCELLED",
+        }
+    }
+
+    /// The order this event is about, if any.
+    pub fn order(&self) -> Option<&OrderId> {
+        match self {
+            EventBody::Init { .. } | EventBody::ConfigSet { .. } | EventBody::VoyageCreated { .. } => None,
+            EventBody::OrderCreated { order, .. }
+            | EventBody::Dispatched { order, .. }
+            | EventBody::LeaseRenewed { order, .. }
+            | EventBody::Succeeded { order, .. }
+            | EventBody::Failed { order, .. }
+            | EventBody::LeaseExpired { order, .. }
+            | EventBody::Advanced { order, .. }
+            | EventBody::Completed { order }
+            | EventBody::Approved { order, .. }
+            | EventBody::Rejected { order, .. }
+            | EventBody::Retried { order }
+            | EventBody::Cancelled { order, .. } => Some(order),
+        }
+    }
+
+    /// The voyage this event names directly, if any.
+    pub fn voyage(&self) -> Option<VoyageId> {
+        match self {
+            EventBody::VoyageCreated { voyage, .. } | EventBody::OrderCreated { voyage, .. } => Some(*voyage),
+            _ => None,
+        }
+    }
+
+    /// A short human phrase for commit subjects and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            EventBody::Init { .. } => "initialized the pipeline".into(),
+            EventBody::ConfigSet { key, value } => format!("set {key} = {value}"),
+            EventBody::VoyageCreated { base, .. } => format!("created at {}", short(base)),
+            EventBody::OrderCreated { roles, voyage, .. } => {
+                let seq: Vec<&str> = roles.iter().map(Role::as_str).collect();
+                format!("created on {voyage}, roles {}", seq.join(","))
+            }
+            EventBody::Dispatched { role, attempt, lease, .. } => {
+                format!("dispatched {role} (attempt {attempt}) to {}", lease.runner)
+            }
+            EventBody::LeaseRenewed { runner, .. } => format!("lease renewed by {runner}"),
+            EventBody::Succeeded { role, head, .. } => format!("{role} succeeded at {}", short(head)),
+            EventBody::Failed { role, exit, .. } => match exit {
+                Some(code) => format!("{role} failed (exit {code})"),
+                None => format!("{role} failed"),
+            },
+            EventBody::LeaseExpired { role, runner, .. } => format!("{role} lease of {runner} expired"),
+            EventBody::Advanced { from, to, .. } => format!("advanced {from} -> {to}"),
+            EventBody::Completed { .. } => "completed".into(),
+            EventBody::Approved { role, by, .. } => format!("approved {role} by {by}"),
+            EventBody::Rejected { role, by, to, .. } => format!("rejected {role} by {by}, back to {to}"),
+            EventBody::Retried { .. } => "retried".into(),
+            EventBody::Cancelled { .. } => "cancelled".into(),
+        }
+    }
+}
+
+/// The first 7 characters of a commit id, for display.
+pub fn short(id: &str) -> &str {
+    id.get(..7).unwrap_or(id)
+}
+
+impl Event {
+    pub fn new(id: String, at: Timestamp, actor: String, body: EventBody) -> Self {
+        Self { id, at, actor, body }
+    }
+
+    /// The kind the event allocates an id for (ORDER_CREATED), if any.
+    pub fn created_kind(&self) -> Option<&Kind> {
+        match &self.body {
+            EventBody::OrderCreated { order, .. } => Some(order.kind()),
+            _ => None,
+        }
+    }
+}

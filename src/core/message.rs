@@ -1,0 +1,98 @@
+//! Ledger commit messages: a human subject, the events as JSON (one per
+//! line), then trailers. The format is canonical: a message is valid only if
+//! re-rendering its parsed events yields it byte for byte, so a forged
+//! subject or trailer cannot disagree with the events.
+
+use super::config::SCHEMA;
+use super::event::{Event, EventBody};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("not a git-mso ledger commit (no Mso-Schema trailer)")]
+    Foreign,
+    #[error("written with ledger schema {0}, this git-mso reads schema {SCHEMA}: upgrade git-mso")]
+    UnsupportedSchema(String),
+    #[error("event line {line} is not a valid event: {reason}")]
+    BadEvent { line: usize, reason: String },
+    #[error("the commit carries no events")]
+    NoEvents,
+    #[error("the message is not in canonical form (subject or trailers do not match its events)")]
+    NotCanonical,
+}
+
+const MAX_SUBJECT_GROUPS: usize = 3;
+
+/// The one-line subject: `FTR-0007: approved PLN by alice, advanced PLN -> BLD`.
+pub fn subject(events: &[Event]) -> String {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for event in events {
+        let key = match (&event.body, event.body.order()) {
+            (_, Some(order)) => order.to_string(),
+            (EventBody::VoyageCreated { voyage, .. }, None) => voyage.to_string(),
+            _ => "pipeline".to_string(),
+        };
+        let phrase = event.body.describe();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, phrases)) => phrases.push(phrase),
+            None => groups.push((key, vec![phrase])),
+        }
+    }
+    let mut parts: Vec<String> =
+        groups.iter().take(MAX_SUBJECT_GROUPS).map(|(k, p)| format!("{k}: {}", p.join(", "))).collect();
+    if groups.len() > MAX_SUBJECT_GROUPS {
+        parts.push(format!("and {} more", groups.len() - MAX_SUBJECT_GROUPS));
+    }
+    parts.join("; ")
+}
+
+/// Render a transaction as a commit message.
+pub fn format(events: &[Event]) -> String {
+    let mut msg = subject(events);
+    msg.push_str("\n\n");
+    for event in events {
+        msg.push_str(&serde_json::to_string(event).expect("events always serialize"));
+        msg.push('\n');
+    }
+    msg.push_str(&format!("\nMso-Schema: {SCHEMA}\n"));
+    let mut orders: Vec<String> = Vec::new();
+    for id in events.iter().filter_map(|e| e.body.order()) {
+        let id = id.to_string();
+        if !orders.contains(&id) {
+            orders.push(id);
+        }
+    }
+    for id in orders {
+        msg.push_str(&format!("Mso-Order: {id}\n"));
+    }
+    msg
+}
+
+/// The schema named by a message's trailer, if it has one.
+fn schema_trailer(message: &str) -> Option<&str> {
+    message.lines().rev().find_map(|l| l.strip_prefix("Mso-Schema: "))
+}
+
+/// Parse a commit message back into its events; refuses anything not written by `format`.
+pub fn parse(message: &str) -> Result<Vec<Event>, MessageError> {
+    match schema_trailer(message) {
+        None => return Err(MessageError::Foreign),
+        Some(s) if s != SCHEMA.to_string() => return Err(MessageError::UnsupportedSchema(s.chars().take(20).collect())),
+        Some(_) => {}
+    }
+    let mut events = Vec::new();
+    for (i, line) in message.lines().enumerate().skip(2) {
+        if line.is_empty() {
+            break;
+        }
+        let event: Event = serde_json::from_str(line)
+            .map_err(|e| MessageError::BadEvent { line: i + 1, reason: e.to_string() })?;
+        events.push(event);
+    }
+    if events.is_empty() {
+        return Err(MessageError::NoEvents);
+    }
+    if format(&events) != message {
+        return Err(MessageError::NotCanonical);
+    }
+    Ok(events)
+}

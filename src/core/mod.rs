@@ -1,0 +1,18 @@
+//! The pure core: identifiers, configuration, events, state, `apply`, and
+//! how state and events are laid out in ledger trees and commit messages.
+//! Nothing here touches a repository, a clock or the environment.
+
+pub mod apply;
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod layout;
+pub mod message;
+pub mod state;
+pub mod time;
+
+pub use apply::{TransitionError, apply, apply_transaction};
+pub use config::{Config, PersonaSet};
+pub use event::{Event, EventBody, Lease, Timestamp};
+pub use ids::{Kind, OrderId, Role, VoyageId};
+pub use state::{Order, OrderSummary, State, Stats, Status, Voyage};

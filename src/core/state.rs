@@ -1,0 +1,213 @@
+//! Materialized pipeline state: what each ledger commit's tree holds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::Config;
+use super::event::{Event, Lease, Timestamp};
+use super::ids::{Kind, OrderId, Role, VoyageId};
+
+/// Where an order stands at its current role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Queued,
+    Running,
+    /// The crew succeeded at a gated role; a human must approve or reject.
+    Review,
+    Failed,
+    Completed,
+    Cancelled,
+    /// Mid-transaction only: the role succeeded or was approved and the same
+    /// commit must also record ADVANCED or COMPLETED. Never stored.
+    #[value(skip)]
+    HandingOff,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Review => "review",
+            Status::Failed => "failed",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+            Status::HandingOff => "handing-off",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an earlier role handed to the later ones (its result summary, PLN's plan).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handoff {
+    pub role: Role,
+    pub head: String,
+    pub summary: String,
+}
+
+/// Why a reviewer sent the order back; the next crew reads it in its brief.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    pub role: Role,
+    pub by: String,
+    pub reason: String,
+}
+
+/// One order, with its own history so `order show` reads one blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    pub id: OrderId,
+    pub title: String,
+    pub brief: String,
+    pub acceptance: Vec<String>,
+    pub roles: Vec<Role>,
+    pub gates: Vec<Role>,
+    pub voyage: VoyageId,
+    pub role: Role,
+    pub status: Status,
+    /// Crew runs so far, across all roles (1 before the first run).
+    pub attempt: u32,
+    /// Consecutive failures at the current role; reset when the order moves on or is retried.
+    pub failures: u32,
+    pub lease: Option<Lease>,
+    /// Voyage head recorded by the last success.
+    pub head: Option<String>,
+    pub handoffs: Vec<Handoff>,
+    pub rejections: Vec<Rejection>,
+    pub last_error: Option<String>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    pub history: Vec<Event>,
+}
+
+impl Order {
+    /// The role after `role` in this order's sequence.
+    pub fn next_role(&self, role: &Role) -> Option<&Role> {
+        let i = self.roles.iter().position(|r| r == role)?;
+        self.roles.get(i + 1)
+    }
+
+    /// The role before `role` in this order's sequence.
+    pub fn previous_role(&self, role: &Role) -> Option<&Role> {
+        let i = self.roles.iter().position(|r| r == role)?;
+        i.checked_sub(1).map(|p| &self.roles[p])
+    }
+
+    pub fn is_gated(&self, role: &Role) -> bool {
+        self.gates.contains(role)
+    }
+
+    pub fn summary(&self) -> OrderSummary {
+        OrderSummary {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            voyage: self.voyage,
+            role: self.role.clone(),
+            status: self.status,
+            attempt: self.attempt,
+            updated: self.updated,
+        }
+    }
+}
+
+/// One line of a shard index: what `order list` needs without reading every order blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSummary {
+    pub id: OrderId,
+    pub title: String,
+    pub voyage: VoyageId,
+    pub role: Role,
+    pub status: Status,
+    pub attempt: u32,
+    pub updated: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Voyage {
+    pub id: VoyageId,
+    pub branch: String,
+    pub base: String,
+    pub orders: Vec<OrderId>,
+    pub created: Timestamp,
+}
+
+/// Last number handed out per kind, and for voyages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counters {
+    pub orders: BTreeMap<Kind, u32>,
+    pub voyages: u32,
+}
+
+impl Counters {
+    pub fn next_order(&self, kind: &Kind) -> u32 {
+        self.orders.get(kind).copied().unwrap_or(0) + 1
+    }
+    pub fn next_voyage(&self) -> u32 {
+        self.voyages + 1
+    }
+}
+
+/// Orders per role and status, kept up to date by `apply` so `status` is one blob read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    pub orders: u64,
+    pub events: u64,
+    pub by_role: BTreeMap<Role, BTreeMap<Status, u64>>,
+}
+
+impl Stats {
+    pub fn count(&self, role: &Role, status: Status) -> u64 {
+        self.by_role.get(role).and_then(|m| m.get(&status)).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self, status: Status) -> u64 {
+        self.by_role.values().filter_map(|m| m.get(&status)).sum()
+    }
+
+    pub(crate) fn add(&mut self, role: &Role, status: Status) {
+        *self.by_role.entry(role.clone()).or_default().entry(status).or_default() += 1;
+    }
+
+    pub(crate) fn remove(&mut self, role: &Role, status: Status) {
+        let per_role = self.by_role.get_mut(role).expect("stats track every stored order");
+        let n = per_role.get_mut(&status).expect("stats track every stored order");
+        *n -= 1;
+        if *n == 0 {
+            per_role.remove(&status);
+            if per_role.is_empty() {
+                self.by_role.remove(role);
+            }
+        }
+    }
+}
+
+/// The state after some prefix of the ledger. The store may hold only the
+/// entities a transaction touches; `apply` never needs more than that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub config: Option<Config>,
+    pub counters: Counters,
+    pub stats: Stats,
+    pub orders: BTreeMap<OrderId, Order>,
+    pub voyages: BTreeMap<VoyageId, Voyage>,
+}

@@ -1,0 +1,62 @@
+//! The library's error type, and the one place errors map to exit codes.
+
+use crate::core::TransitionError;
+use crate::core::ids::IdError;
+use crate::core::message::MessageError;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const USAGE: i32 = 2;
+    /// Another writer kept winning the race for `refs/mso/ledger`; running the command again is safe.
+    pub const CONFLICT: i32 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not a git repository (or any parent): {path}")]
+    NotARepository { path: String },
+    #[error("refs/mso/ledger does not exist: run `git mso init` first")]
+    NotInitialized,
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    BadId(#[from] IdError),
+    #[error("{0}")]
+    Input(String),
+    #[error("refs/mso/ledger at {commit} is not a valid git-mso ledger: {reason}")]
+    Corrupt { commit: String, reason: String },
+    #[error("refs/mso/ledger at {commit}: {source}")]
+    Message { commit: String, source: MessageError },
+    #[error("refs/mso/ledger kept moving under us ({attempts} attempts); nothing was written, run the command again")]
+    Conflict { attempts: u32 },
+    #[error("{context}: {message}")]
+    Git { context: String, message: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Conflict { .. } => exit::CONFLICT,
+            _ => exit::ERROR,
+        }
+    }
+
+    pub fn git(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Error::Git { context: context.into(), message: err.to_string() }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// True when the error is a refusal that happened before anything was written.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Transition(_) | Error::BadId(_) | Error::Input(_))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

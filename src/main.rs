@@ -1,0 +1,40 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use git_mso::cli::{Cli, run};
+use git_mso::error::{Error, exit};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MSO_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let writes = cli.command.writes();
+    let mut stdout = std::io::stdout().lock();
+    let result = run(cli, &mut stdout);
+    let _ = stdout.flush();
+    match result {
+        Ok(()) => ExitCode::from(exit::OK as u8),
+        Err(err) => {
+            let lib = err.chain().find_map(|e| e.downcast_ref::<Error>());
+            let suffix = if writes && lib.is_some_and(Error::is_refusal) { "; nothing was written" } else { "" };
+            eprintln!("error: {}{suffix}", one_line(&err));
+            ExitCode::from(lib.map_or(exit::ERROR, Error::exit_code) as u8)
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}

@@ -1,0 +1,76 @@
+//! What the store takes from the machine: clock, host, runner id and
+//! identities. Each can be pinned by an environment variable so tests and
+//! demos are deterministic (`MSO_NOW`, `MSO_HOST`, `MSO_RUNNER`).
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::core::Timestamp;
+
+/// The current time: `MSO_NOW` (seconds since the epoch) when set.
+pub fn now() -> Timestamp {
+    if let Some(t) = std::env::var("MSO_NOW").ok().and_then(|v| v.trim().parse().ok()) {
+        return t;
+    }
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// This machine's name: `MSO_HOST`, else the kernel's hostname.
+pub fn host() -> String {
+    std::env::var("MSO_HOST")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// This process's runner id: `MSO_RUNNER`, else `host:pid`.
+pub fn runner_id() -> String {
+    std::env::var("MSO_RUNNER").unwrap_or_else(|_| format!("{}:{}", host(), std::process::id()))
+}
+
+/// A fresh event id: 128 random bits from the standard library's seeded hasher.
+pub fn event_id() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u64(seq);
+        h.write_u32(std::process::id());
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+/// Who writes: a name for events and a signature for commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Recorded as the event's actor and as reviewer: `mso.user`, else `user.name`, else `git-mso`.
+    pub actor: String,
+    pub name: String,
+    pub email: String,
+}
+
+impl Identity {
+    pub const FALLBACK_NAME: &'static str = "git-mso";
+    pub const FALLBACK_EMAIL: &'static str = "git-mso@localhost";
+
+    pub fn from_config(config: &gix::config::Snapshot<'_>) -> Self {
+        let get = |key: &str| {
+            config
+                .string(key)
+                .map(|v| v.to_string().trim().to_string())
+                .filter(|v| !v.is_empty() && !v.chars().any(char::is_control))
+        };
+        let name = get("user.name").unwrap_or_else(|| Self::FALLBACK_NAME.into());
+        let email = get("user.email").unwrap_or_else(|| Self::FALLBACK_EMAIL.into());
+        let actor = get("mso.user").unwrap_or_else(|| name.clone());
+        Identity { actor, name, email }
+    }
+}

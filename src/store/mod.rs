@@ -1,0 +1,102 @@
+//! The store: the ledger on gix. Reads the tip state, appends transactions
+//! by compare-and-swap, walks history.
+
+mod branches;
+mod env;
+mod history;
+mod partial;
+mod verify;
+mod read;
+mod tx;
+
+use std::path::Path;
+
+use gix::ObjectId;
+
+pub use env::{Identity, event_id, host, now, runner_id};
+pub use history::Entry;
+pub use tx::{Committed, Tx};
+pub use verify::{Problem, ReplayError, Replayed};
+
+use crate::core::message;
+use crate::error::{Error, Result};
+
+/// The one ref that holds the pipeline.
+pub const LEDGER_REF: &str = "refs/mso/ledger";
+
+/// A validated ledger tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    pub commit: ObjectId,
+    pub tree: ObjectId,
+}
+
+pub struct Store {
+    repo: gix::Repository,
+    identity: Identity,
+}
+
+impl Store {
+    /// Open the repository containing `dir` (a work tree, a linked worktree or
+    /// a bare repository; `GIT_DIR` is honoured).
+    pub fn discover(dir: &Path) -> Result<Self> {
+        let mut repo = gix::discover_with_environment_overrides(dir)
+            .map_err(|_| Error::NotARepository { path: dir.display().to_string() })?;
+        // Order, index and config blobs are small and read repeatedly.
+        repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        let identity = Identity::from_config(&repo.config_snapshot());
+        Ok(Store { repo, identity })
+    }
+
+    pub fn repo(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The commit `refs/mso/ledger` points to, without checking it is ours.
+    pub fn tip_unchecked(&self) -> Result<Option<ObjectId>> {
+        let Some(reference) = self
+            .repo
+            .try_find_reference(LEDGER_REF)
+            .map_err(|e| Error::git("reading refs/mso/ledger", e))?
+        else {
+            return Ok(None);
+        };
+        match reference.target().try_id() {
+            Some(id) => Ok(Some(id.to_owned())),
+            None => Err(Error::Corrupt { commit: "(symbolic ref)".into(), reason: "it is a symbolic ref".into() }),
+        }
+    }
+
+    /// The current tip, validated as ours; `None` before `init`.
+    pub fn tip(&self) -> Result<Option<Tip>> {
+        let Some(id) = self.tip_unchecked()? else {
+            return Ok(None);
+        };
+        let commit = self.repo.find_commit(id).map_err(|_| Error::Corrupt {
+            commit: id.to_string(),
+            reason: "it does not point to a commit".into(),
+        })?;
+        let raw = commit.message_raw().map_err(|e| Error::git("reading the ledger tip", e))?;
+        let text = std::str::from_utf8(raw).map_err(|_| Error::Corrupt {
+            commit: id.to_string(),
+            reason: "its message is not UTF-8".into(),
+        })?;
+        message::parse(text).map_err(|source| Error::Message { commit: short(id), source })?;
+        let tree = commit.tree_id().map_err(|e| Error::git("reading the ledger tip", e))?.detach();
+        Ok(Some(Tip { commit: id, tree }))
+    }
+
+    /// The tip, or the error a user sees before `init`.
+    pub fn require_tip(&self) -> Result<Tip> {
+        self.tip()?.ok_or(Error::NotInitialized)
+    }
+}
+
+/// The abbreviated form used in messages.
+pub fn short(id: ObjectId) -> String {
+    id.to_hex_with_len(7).to_string()
+}

@@ -1,0 +1,154 @@
+//! A partial state: config, counters and stats of a base tree, plus the
+//! orders and voyages that events touch, loaded on demand. Appends and
+//! verification both work on it, so neither reads the whole ledger.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gix::ObjectId;
+
+use super::{Store, Tip};
+use crate::core::layout;
+use crate::core::{Event, EventBody, Order, OrderId, State, VoyageId};
+use crate::error::Result;
+
+pub(crate) struct Partial {
+    /// Where entities not yet loaded are read from.
+    base: Option<Tip>,
+    pub state: State,
+    loaded_orders: BTreeSet<OrderId>,
+    loaded_voyages: BTreeSet<VoyageId>,
+}
+
+impl Partial {
+    pub fn new(store: &Store, base: Option<Tip>) -> Result<Self> {
+        let mut state = State::default();
+        if let Some(tip) = &base {
+            state.config = Some(store.config(tip)?);
+            state.counters = store.counters(tip)?;
+            state.stats = store.stats(tip)?;
+        }
+        Ok(Partial { base, state, loaded_orders: BTreeSet::new(), loaded_voyages: BTreeSet::new() })
+    }
+
+    pub fn base(&self) -> Option<Tip> {
+        self.base
+    }
+
+    pub fn order(&mut self, store: &Store, id: &OrderId) -> Result<Option<&Order>> {
+        if self.loaded_orders.insert(id.clone()) {
+            if let Some(tip) = &self.base {
+                if let Some(order) = store.order(tip, id)? {
+                    self.state.orders.insert(id.clone(), order);
+                }
+            }
+        }
+        Ok(self.state.orders.get(id))
+    }
+
+    pub fn voyage(&mut self, store: &Store, id: VoyageId) -> Result<Option<&crate::core::Voyage>> {
+        if self.loaded_voyages.insert(id) && !self.state.voyages.contains_key(&id) {
+            if let Some(tip) = &self.base {
+                if let Some(voyage) = store.voyage(tip, id)? {
+                    self.state.voyages.insert(id, voyage);
+                }
+            }
+        }
+        Ok(self.state.voyages.get(&id))
+    }
+
+    /// Load what `body` touches so `apply` sees the real state.
+    pub fn load_for(&mut self, store: &Store, body: &EventBody) -> Result<()> {
+        if let Some(order) = body.order() {
+            let voyage = self.order(store, &order.clone())?.map(|o| o.voyage);
+            if let Some(voyage) = voyage {
+                self.voyage(store, voyage)?;
+            }
+        }
+        if let Some(voyage) = body.voyage() {
+            self.voyage(store, voyage)?;
+        }
+        Ok(())
+    }
+
+    /// The files a transaction of `events` writes, given the tree it is
+    /// appended to: each touched order, its shard index, each touched voyage,
+    /// and config, counters and stats.
+    pub fn files(&self, store: &Store, events: &[Event], parent: Option<Tip>) -> Result<BTreeMap<String, Vec<u8>>> {
+        let mut files = BTreeMap::new();
+        let touched: BTreeSet<&OrderId> = events.iter().filter_map(|e| e.body.order()).collect();
+        let mut shards: BTreeMap<String, Vec<&Order>> = BTreeMap::new();
+        let mut voyages: BTreeSet<VoyageId> = events.iter().filter_map(|e| e.body.voyage()).collect();
+        for id in touched {
+            let order = &self.state.orders[id];
+            files.insert(layout::order_path(id), layout::order_blob(order));
+            shards.entry(layout::index_path(id)).or_default().push(order);
+            voyages.insert(order.voyage);
+        }
+        for (path, orders) in shards {
+            let mut summaries = match &parent {
+                Some(tip) => store.shard_summaries(tip, &orders[0].id)?,
+                None => Vec::new(),
+            };
+            for order in orders {
+                layout::upsert_summary(&mut summaries, order.summary());
+            }
+            files.insert(path, layout::index_blob(&summaries));
+        }
+        for id in voyages {
+            if let Some(voyage) = self.state.voyages.get(&id) {
+                files.insert(layout::voyage_path(id), layout::voyage_blob(voyage));
+            }
+        }
+        if let Some(config) = &self.state.config {
+            files.insert(layout::CONFIG.into(), layout::to_blob(config));
+            files.insert(layout::COUNTERS.into(), layout::to_blob(&self.state.counters));
+            files.insert(layout::STATS.into(), layout::to_blob(&self.state.stats));
+        }
+        Ok(files)
+    }
+}
+
+/// Paths of the blobs that differ between two trees (added, removed or changed),
+/// descending only into subtrees whose ids differ.
+pub(crate) fn changed_paths(store: &Store, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    diff_trees(store, old, Some(new), "", &mut out)?;
+    Ok(out)
+}
+
+fn tree_entries(store: &Store, id: Option<ObjectId>) -> Result<BTreeMap<Vec<u8>, (bool, ObjectId)>> {
+    let mut entries = BTreeMap::new();
+    if let Some(id) = id {
+        let tree = store.repo.find_tree(id).map_err(|e| crate::error::Error::git("reading a ledger tree", e))?;
+        for entry in tree.iter() {
+            let entry = entry.map_err(|e| crate::error::Error::git("reading a ledger tree", e))?;
+            entries.insert(entry.filename().to_vec(), (entry.mode().is_tree(), entry.oid().to_owned()));
+        }
+    }
+    Ok(entries)
+}
+
+fn diff_trees(store: &Store, old: Option<ObjectId>, new: Option<ObjectId>, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    let old_entries = tree_entries(store, old)?;
+    let new_entries = tree_entries(store, new)?;
+    let names: BTreeSet<&Vec<u8>> = old_entries.keys().chain(new_entries.keys()).collect();
+    for name in names {
+        let path = format!("{prefix}{}", String::from_utf8_lossy(name));
+        let (o, n) = (old_entries.get(name), new_entries.get(name));
+        if o == n {
+            continue;
+        }
+        let subtree = |e: Option<&(bool, ObjectId)>| e.filter(|(is_tree, _)| *is_tree).map(|(_, id)| *id);
+        let blob = |e: Option<&(bool, ObjectId)>| e.is_some_and(|(is_tree, _)| !*is_tree);
+        if subtree(o).is_some() || subtree(n).is_some() {
+            diff_trees(store, subtree(o), subtree(n), &format!("{path}/"), out)?;
+        }
+        if blob(o) || blob(n) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Reading state out of a ledger tree: one blob per question.
+
+use gix::ObjectId;
+use serde::de::DeserializeOwned;
+
+use super::{Store, Tip, short};
+use crate::core::layout::{self, INDEX};
+use crate::core::state::{Counters, Stats};
+use crate::core::{Config, Order, OrderId, OrderSummary, Voyage, VoyageId};
+use crate::error::{Error, Result};
+
+impl Store {
+    /// The bytes of the blob at `path` in `tree`, if there is one.
+    pub(crate) fn blob_at(&self, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
+        let tree = self.repo.find_tree(tree).map_err(|e| Error::git("reading the ledger tree", e))?;
+        let Some(entry) = tree.lookup_entry_by_path(path).map_err(|e| Error::git(format!("looking up {path}"), e))?
+        else {
+            return Ok(None);
+        };
+        if !entry.mode().is_blob() {
+            return Err(Error::Corrupt { commit: short(tree.id), reason: format!("{path} is not a file") });
+        }
+        let blob = entry.object().map_err(|e| Error::git(format!("reading {path}"), e))?;
+        Ok(Some(blob.detach().data))
+    }
+
+    fn parse_at<T: DeserializeOwned>(&self, tip: &Tip, path: &str) -> Result<Option<T>> {
+        match self.blob_at(tip.tree, path)? {
+            None => Ok(None),
+            Some(bytes) => layout::from_blob(&bytes).map(Some).map_err(|e| Error::Corrupt {
+                commit: short(tip.commit),
+                reason: format!("{path}: {e}"),
+            }),
+        }
+    }
+
+    fn require_at<T: DeserializeOwned>(&self, tip: &Tip, path: &str) -> Result<T> {
+        self.parse_at(tip, path)?.ok_or_else(|| Error::Corrupt {
+            commit: short(tip.commit),
+            reason: format!("{path} is missing"),
+        })
+    }
+
+    pub fn config(&self, tip: &Tip) -> Result<Config> {
+        self.require_at(tip, layout::CONFIG)
+    }
+
+    pub fn counters(&self, tip: &Tip) -> Result<Counters> {
+        self.require_at(tip, layout::COUNTERS)
+    }
+
+    pub fn stats(&self, tip: &Tip) -> Result<Stats> {
+        self.require_at(tip, layout::STATS)
+    }
+
+    pub fn order(&self, tip: &Tip, id: &OrderId) -> Result<Option<Order>> {
+        let order: Option<Order> = self.parse_at(tip, &layout::order_path(id))?;
+        match order {
+            Some(o) if &o.id != id => Err(Error::Corrupt {
+                commit: short(tip.commit),
+                reason: format!("{} holds order {}", layout::order_path(id), o.id),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    pub fn voyage(&self, tip: &Tip, id: VoyageId) -> Result<Option<Voyage>> {
+        self.parse_at(tip, &layout::voyage_path(id))
+    }
+
+    /// The summaries of one shard (empty when the shard does not exist yet).
+    pub fn shard_summaries(&self, tip: &Tip, id: &OrderId) -> Result<Vec<OrderSummary>> {
+        let path = layout::index_path(id);
+        match self.blob_at(tip.tree, &path)? {
+            None => Ok(Vec::new()),
+            Some(bytes) => layout::parse_index(&bytes)
+                .map_err(|e| Error::Corrupt { commit: short(tip.commit), reason: format!("{path}: {e}") }),
+        }
+    }
+
+    /// Every order's summary, by reading one index per shard (not one blob per order).
+    pub fn summaries(&self, tip: &Tip) -> Result<Vec<OrderSummary>> {
+        let mut out = Vec::new();
+        for kind_dir in self.subtrees(tip, tip.tree, layout::ORDERS)? {
+            for shard_dir in self.subtrees(tip, kind_dir, "")? {
+                let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
+                let Some(entry) = tree.find_entry(INDEX) else { continue };
+                let blob = self
+                    .repo
+                    .find_blob(entry.object_id())
+                    .map_err(|e| Error::git("reading a shard index", e))?;
+                let parsed = layout::parse_index(&blob.data).map_err(|e| Error::Corrupt {
+                    commit: short(tip.commit),
+                    reason: format!("a shard index: {e}"),
+                })?;
+                out.extend(parsed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every voyage, in id order.
+    pub fn voyages(&self, tip: &Tip) -> Result<Vec<Voyage>> {
+        let mut out = Vec::new();
+        for shard_dir in self.subtrees(tip, tip.tree, layout::VOYAGES)? {
+            let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading voyages", e))?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(|e| Error::git("reading voyages", e))?;
+                let blob = self.repo.find_blob(entry.oid()).map_err(|e| Error::git("reading a voyage", e))?;
+                let voyage: Voyage = layout::from_blob(&blob.data).map_err(|e| Error::Corrupt {
+                    commit: short(tip.commit),
+                    reason: format!("voyage {}: {e}", entry.filename()),
+                })?;
+                out.push(voyage);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ids of the subtrees of `path` (relative to `tree`; "" for `tree` itself), in name order.
+    fn subtrees(&self, tip: &Tip, tree: ObjectId, path: &str) -> Result<Vec<ObjectId>> {
+        let mut tree = self.repo.find_tree(tree).map_err(|e| Error::git("reading the ledger tree", e))?;
+        if !path.is_empty() {
+            match tree.lookup_entry_by_path(path).map_err(|e| Error::git(format!("looking up {path}"), e))? {
+                None => return Ok(Vec::new()),
+                Some(entry) if entry.mode().is_tree() => {
+                    tree = entry.object().map_err(|e| Error::git("reading a tree", e))?.into_tree();
+                }
+                Some(_) => {
+                    return Err(Error::Corrupt { commit: short(tip.commit), reason: format!("{path} is not a directory") });
+                }
+            }
+        }
+        let mut ids = Vec::new();
+        for entry in tree.iter() {
+            let entry = entry.map_err(|e| Error::git("reading a tree", e))?;
+            if entry.mode().is_tree() {
+                ids.push(entry.oid().to_owned());
+            }
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,236 @@
+//! Transactions: build events against the tip state, apply them with the
+//! pure `apply`, write one commit whose tree is the new state, and move
+//! `refs/mso/ledger` by compare-and-swap. A lost race re-reads the tip and
+//! runs the builder again, so every event is re-validated, never dropped.
+
+use std::time::Duration;
+
+use gix::ObjectId;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::Target;
+
+use super::partial::Partial;
+use super::{LEDGER_REF, Store, Tip, env, short};
+use crate::core::apply::{self, apply};
+use crate::core::layout;
+use crate::core::state::Counters;
+use crate::core::{Config, Event, EventBody, Order, OrderId, State, Timestamp, Voyage, VoyageId};
+use crate::error::{Error, Result};
+
+const MAX_ATTEMPTS: u32 = 200;
+/// A ref lock older than this is left over from a killed writer.
+const STALE_LOCK: Duration = Duration::from_secs(30);
+
+/// A transaction under construction against one tip.
+pub struct Tx<'s> {
+    store: &'s Store,
+    partial: Partial,
+    events: Vec<Event>,
+    now: Timestamp,
+    original: (Option<Config>, Counters),
+}
+
+/// What a landed transaction wrote.
+#[derive(Debug)]
+pub struct Committed {
+    pub commit: ObjectId,
+    pub events: Vec<Event>,
+    /// The state after the transaction, holding the entities it touched.
+    pub state: State,
+}
+
+impl Committed {
+    pub fn order(&self, id: &OrderId) -> Option<&Order> {
+        self.state.orders.get(id)
+    }
+}
+
+enum CommitError {
+    /// Someone else moved the ledger (or holds its lock): rebuild and retry.
+    Race,
+    Fatal(Error),
+}
+
+impl<'s> Tx<'s> {
+    fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
+        let partial = Partial::new(store, tip)?;
+        let original = (partial.state.config.clone(), partial.state.counters.clone());
+        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), original })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.store.identity.actor
+    }
+
+    pub fn tip(&self) -> Option<Tip> {
+        self.partial.base()
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.partial.state.config.is_some()
+    }
+
+    pub fn config(&self) -> Result<&Config> {
+        self.partial.state.config.as_ref().ok_or(Error::NotInitialized)
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.partial.state.counters
+    }
+
+    pub fn try_order(&mut self, id: &OrderId) -> Result<Option<&Order>> {
+        self.partial.order(self.store, id)
+    }
+
+    pub fn order(&mut self, id: &OrderId) -> Result<&Order> {
+        self.try_order(id)?
+            .ok_or_else(|| crate::core::TransitionError::UnknownOrder(id.clone()).into())
+    }
+
+    pub fn try_voyage(&mut self, id: VoyageId) -> Result<Option<&Voyage>> {
+        self.partial.voyage(self.store, id)
+    }
+
+    /// Record an event: load what it touches, then apply it. An illegal event is an error.
+    pub fn push(&mut self, body: EventBody) -> Result<()> {
+        self.partial.load_for(self.store, &body)?;
+        let event = Event::new(env::event_id(), self.now, self.store.identity.actor.clone(), body);
+        self.partial.state = apply(std::mem::take(&mut self.partial.state), &event)?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// Write the objects and move the ref.
+    fn commit(self) -> std::result::Result<Committed, CommitError> {
+        let fatal = |context: &str| {
+            let context = context.to_string();
+            move |e: gix::Error| CommitError::Fatal(Error::git(context, e))
+        };
+        let repo = &self.store.repo;
+        let tip = self.partial.base();
+        let mut files = self.partial.files(self.store, &self.events, tip).map_err(CommitError::Fatal)?;
+        let state = &self.partial.state;
+        // Skip rewriting what did not change (the first commit writes everything).
+        if tip.is_some() && self.original.0 == state.config {
+            files.remove(layout::CONFIG);
+        }
+        if tip.is_some() && self.original.1 == state.counters {
+            files.remove(layout::COUNTERS);
+        }
+
+        let base_tree = tip.map_or_else(|| ObjectId::empty_tree(repo.object_hash()), |t| t.tree);
+        let mut editor = repo.edit_tree(base_tree).map_err(fatal("editing the ledger tree"))?;
+        for (path, bytes) in &files {
+            let blob = repo.write_blob(bytes).map_err(fatal("writing a ledger blob"))?;
+            editor
+                .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob.detach())
+                .map_err(fatal("editing the ledger tree"))?;
+        }
+        let tree = editor.write().map_err(fatal("writing the ledger tree"))?.detach();
+
+        let signature = gix::actor::Signature {
+            name: self.store.identity.name.as_str().into(),
+            email: self.store.identity.email.as_str().into(),
+            time: gix::date::Time { seconds: self.now, offset: 0 },
+        };
+        let message = crate::core::message::format(&self.events);
+        let commit = gix::objs::Commit {
+            tree,
+            parents: tip.map(|t| t.commit).into_iter().collect(),
+            author: signature.clone(),
+            committer: signature.clone(),
+            encoding: None,
+            message: message.as_str().into(),
+            extra_headers: Vec::new(),
+        };
+        let commit = repo.write_object(&commit).map_err(fatal("writing the ledger commit"))?.detach();
+
+        let expected = match tip {
+            Some(tip) => PreviousValue::MustExistAndMatch(Target::Object(tip.commit)),
+            None => PreviousValue::MustNotExist,
+        };
+        let subject = message.lines().next().unwrap_or_default().to_string();
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: subject.into() },
+                expected,
+                new: Target::Object(commit),
+            },
+            name: LEDGER_REF.try_into().expect("valid ref name"),
+            deref: false,
+        };
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        match repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))) {
+            Ok(_) => Ok(Committed { commit, events: self.events, state: self.partial.state }),
+            Err(err) if is_race(&err) => Err(CommitError::Race),
+            Err(err) if is_lock_contention(&err) => {
+                self.store.recover_stale_lock();
+                Err(CommitError::Race)
+            }
+            Err(err) => Err(CommitError::Fatal(Error::git("updating refs/mso/ledger", err))),
+        }
+    }
+}
+
+fn is_race(err: &gix::Error) -> bool {
+    use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
+    err.downcast_any_ref::<ReferenceOutOfDate>().is_some() || err.downcast_any_ref::<MustNotExist>().is_some()
+}
+
+/// Another writer holds `refs/mso/ledger.lock` right now.
+fn is_lock_contention(err: &gix::Error) -> bool {
+    err.downcast_any_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+}
+
+impl Store {
+    /// Build and land one transaction. `build` may run several times (once per
+    /// lost race); it must derive its events from the `Tx` it is given.
+    pub fn transact<T>(&self, mut build: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<(T, Committed)> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let mut tx = Tx::begin(self, self.tip()?)?;
+            let value = build(&mut tx)?;
+            if tx.events.is_empty() {
+                return Err(Error::Input("nothing to write".into()));
+            }
+            apply::check_transaction(&tx.partial.state, &tx.events)?;
+            let old = tx.tip().map(|t| short(t.commit)).unwrap_or_else(|| "(none)".into());
+            match tx.commit() {
+                Ok(committed) => {
+                    tracing::debug!(attempt, old, new = %committed.commit, "appended to the ledger");
+                    return Ok((value, committed));
+                }
+                Err(CommitError::Race) => {
+                    tracing::debug!(attempt, old, "lost the race for refs/mso/ledger, retrying");
+                    std::thread::sleep(backoff(attempt));
+                }
+                Err(CommitError::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(Error::Conflict { attempts: MAX_ATTEMPTS })
+    }
+
+    /// Remove `refs/mso/ledger.lock` if a killed writer left it behind long ago.
+    fn recover_stale_lock(&self) {
+        let lock = self.repo.common_dir().join("refs/mso/ledger.lock");
+        let age = std::fs::metadata(&lock).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        match age {
+            Some(age) if age > STALE_LOCK => {
+                tracing::warn!(path = %lock.display(), "removing a stale ledger lock left by a killed writer");
+                let _ = std::fs::remove_file(&lock);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Jittered exponential backoff, capped at 50 ms.
+fn backoff(attempt: u32) -> Duration {
+    let jitter = u64::from_str_radix(&env::event_id()[..4], 16).unwrap_or(0) % 1000;
+    let base_us = 200u64 << attempt.min(8);
+    Duration::from_micros((base_us + jitter * base_us / 1000).min(50_000))
+}
