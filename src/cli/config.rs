@@ -1,6 +1,5 @@
 //! `git mso config [KEY [VALUE]]`: the pipeline configuration in the ledger.
 
-
 use crate::core::EventBody;
 
 use super::Ctx;

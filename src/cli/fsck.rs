@@ -1,6 +1,5 @@
 //! `git mso fsck`: replay the ledger from its root; report the first divergence.
 
-
 use serde::Serialize;
 
 use crate::error::Error;
@@ -45,7 +44,11 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     if args.json {
         output::json(ctx.out, &report)?;
     } else if report.ok {
-        writeln!(ctx.out, "ok: {} commits, {} events, every tree equals the replayed state", report.commits, report.events)?;
+        writeln!(
+            ctx.out,
+            "ok: {} commits, {} events, every tree equals the replayed state",
+            report.commits, report.events
+        )?;
     }
     match report.problem {
         None => Ok(()),

@@ -1,6 +1,5 @@
 //! `git mso init`
 
-
 use crate::core::{Config, EventBody, PersonaSet, TransitionError};
 use crate::error::Error;
 
@@ -43,7 +42,11 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         }
         Err(Error::Transition(TransitionError::AlreadyInitialized)) => {
             let tip = store.require_tip()?;
-            writeln!(ctx.out, "already initialized (refs/mso/ledger at {}); nothing changed", crate::store::short(tip.commit))?;
+            writeln!(
+                ctx.out,
+                "already initialized (refs/mso/ledger at {}); nothing changed",
+                crate::store::short(tip.commit)
+            )?;
             Ok(())
         }
         Err(e) => Err(e.into()),

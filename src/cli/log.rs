@@ -1,6 +1,5 @@
 //! `git mso log [ORDER]`: ledger history, newest first.
 
-
 use serde::Serialize;
 
 use crate::core::OrderId;

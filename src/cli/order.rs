@@ -16,7 +16,9 @@ use super::output::{self, order_line, role_with_persona, sequence};
 #[derive(Debug, Subcommand)]
 pub enum OrderCommand {
     /// File a new order, queued at the first role of its sequence.
-    #[command(after_help = "Examples:\n  git mso order new --title \"Add login page\" --ac \"a user can log in\" --ac \"bad password is refused\"\n  git mso order new --kind BUG --title \"Crash on save\" --brief-file notes.md --voyage VOY-0002\n  git mso order new --title \"Spike\" --roles PLN --gate PLN")]
+    #[command(
+        after_help = "Examples:\n  git mso order new --title \"Add login page\" --ac \"a user can log in\" --ac \"bad password is refused\"\n  git mso order new --kind BUG --title \"Crash on save\" --brief-file notes.md --voyage VOY-0002\n  git mso order new --title \"Spike\" --roles PLN --gate PLN"
+    )]
     New(NewArgs),
     /// List orders (one line each), oldest first.
     List(ListArgs),
@@ -132,15 +134,12 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     };
     let ((id, new_voyage), committed) = store.transact(|tx| {
         let config = tx.config()?;
-        let kind = config.kind(&args.kind).ok_or_else(|| TransitionError::UnknownKind {
-            kind: args.kind.to_string(),
-            known: config.kind_list(),
-        })?;
+        let kind = config
+            .kind(&args.kind)
+            .ok_or_else(|| TransitionError::UnknownKind { kind: args.kind.to_string(), known: config.kind_list() })?;
         let roles = args.roles.clone().unwrap_or_else(|| kind.sequence.clone());
-        let gates = args
-            .gates
-            .clone()
-            .unwrap_or_else(|| kind.gates.iter().filter(|g| roles.contains(g)).cloned().collect());
+        let gates =
+            args.gates.clone().unwrap_or_else(|| kind.gates.iter().filter(|g| roles.contains(g)).cloned().collect());
         let (voyage, new_voyage) = match (args.voyage, &base) {
             (Some(v), _) => (v, false),
             (None, Some(base)) => {
@@ -207,11 +206,24 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let config = store.config(&tip)?;
     let out = &mut *ctx.out;
     writeln!(out, "{}  {}", order.id, order.title)?;
-    writeln!(out, "status      {} at {}, attempt {}", order.status, role_with_persona(&config, &order.role), order.attempt)?;
+    writeln!(
+        out,
+        "status      {} at {}, attempt {}",
+        order.status,
+        role_with_persona(&config, &order.role),
+        order.attempt
+    )?;
     writeln!(out, "voyage      {} ({})", order.voyage, order.voyage.branch())?;
     writeln!(out, "roles       {}   (* = review gate)", sequence(&order.roles, &order.gates))?;
     if let Some(lease) = &order.lease {
-        writeln!(out, "lease       {} on {} (pid {}) until {}", lease.runner, lease.host, lease.pid, format_utc(lease.expires))?;
+        writeln!(
+            out,
+            "lease       {} on {} (pid {}) until {}",
+            lease.runner,
+            lease.host,
+            lease.pid,
+            format_utc(lease.expires)
+        )?;
     }
     if let Some(head) = &order.head {
         writeln!(out, "head        {head}")?;

@@ -44,13 +44,7 @@ pub fn role_with_persona(config: &Config, role: &Role) -> String {
 
 /// `FTR-0001  queued at PLN (Navigator)  voyage/VOY-0001`
 pub fn order_line(config: &Config, order: &Order) -> String {
-    format!(
-        "{}  {} at {}  {}",
-        order.id,
-        order.status,
-        role_with_persona(config, &order.role),
-        order.voyage.branch()
-    )
+    format!("{}  {} at {}  {}", order.id, order.status, role_with_persona(config, &order.role), order.voyage.branch())
 }
 
 /// The sequence with gates marked: `PLN* → BLD → TST`.

@@ -1,6 +1,5 @@
 //! `git mso status`: orders per role and status, from one blob.
 
-
 use serde::Serialize;
 
 use crate::core::Status;

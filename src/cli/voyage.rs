@@ -1,6 +1,5 @@
 //! `git mso voyage new|list|show`
 
-
 use clap::Subcommand;
 
 use crate::core::time::format_utc;
@@ -89,9 +88,7 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             output::table(ctx.out, &["ID", "BRANCH", "BASE", "ORDERS", "CREATED"], &rows)?;
         }
         VoyageCommand::Show(args) => {
-            let voyage = store
-                .voyage(&tip, args.id)?
-                .ok_or(TransitionError::UnknownVoyage(args.id))?;
+            let voyage = store.voyage(&tip, args.id)?.ok_or(TransitionError::UnknownVoyage(args.id))?;
             if args.json {
                 return output::json(ctx.out, &voyage);
             }

@@ -121,16 +121,19 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
             state.counters.voyages = voyage.number();
             state.voyages.insert(
                 *voyage,
-                Voyage { id: *voyage, branch: voyage.branch(), base: base.clone(), orders: Vec::new(), created: event.at },
+                Voyage {
+                    id: *voyage,
+                    branch: voyage.branch(),
+                    base: base.clone(),
+                    orders: Vec::new(),
+                    created: event.at,
+                },
             );
         }
         EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage } => {
             let config = config(&state)?;
             if config.kind(order.kind()).is_none() {
-                return Err(TransitionError::UnknownKind {
-                    kind: order.kind().to_string(),
-                    known: config.kind_list(),
-                });
+                return Err(TransitionError::UnknownKind { kind: order.kind().to_string(), known: config.kind_list() });
             }
             text("title", title, limits::TITLE)?;
             long_text("brief", brief, limits::BRIEF)?;
@@ -339,7 +342,11 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
             long_text("comment", comment, limits::REASON)?;
             let reviewed = order.head.clone().unwrap_or_default();
             if commit != &reviewed {
-                return Err(TransitionError::WrongCommit { order: order.id.clone(), got: commit.clone(), expected: reviewed });
+                return Err(TransitionError::WrongCommit {
+                    order: order.id.clone(),
+                    got: commit.clone(),
+                    expected: reviewed,
+                });
             }
             order.status = Status::HandingOff;
         }
@@ -353,7 +360,11 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
             }
             let current = order.roles.iter().position(|r| r == role).expect("current role is in the sequence");
             if !order.roles[..=current].contains(to) {
-                return Err(TransitionError::BadRejectTarget { order: order.id.clone(), to: to.clone(), current: role.clone() });
+                return Err(TransitionError::BadRejectTarget {
+                    order: order.id.clone(),
+                    to: to.clone(),
+                    current: role.clone(),
+                });
             }
             order.rejections.push(Rejection { role: role.clone(), by: by.clone(), reason: reason.clone() });
             order.role = to.clone();

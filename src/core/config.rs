@@ -60,7 +60,7 @@ impl PersonaSet {
         }
     }
 
-    pub fn name<'a>(self, role: &'a Role) -> &'a str {
+    pub fn name(self, role: &Role) -> &str {
         let names: [&str; 6] = match self {
             PersonaSet::Default => ["Planner", "Builder", "Tester", "Documenter", "Security", "Release"],
             PersonaSet::Nautical => ["Navigator", "Shipwright", "Bosun", "Scribe", "Lookout", "Coxswain"],
@@ -122,7 +122,9 @@ impl Default for Config {
 /// A configuration that does not hold together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("unknown config key '{0}' (keys: persona_set, max_attempts, lease_ttl_secs, approvers, roles.<ROLE>.model, roles.<ROLE>.read_only, kinds.<KIND>.sequence, kinds.<KIND>.gates)")]
+    #[error(
+        "unknown config key '{0}' (keys: persona_set, max_attempts, lease_ttl_secs, approvers, roles.<ROLE>.model, roles.<ROLE>.read_only, kinds.<KIND>.sequence, kinds.<KIND>.gates)"
+    )]
     UnknownKey(String),
     #[error("bad value for {key}: {reason}")]
     BadValue { key: String, reason: String },
@@ -167,9 +169,8 @@ impl Config {
             if self.kinds[..i].iter().any(|o| o.code == k.code) {
                 return Err(ConfigError::Invalid(format!("kind {} is listed twice", k.code)));
             }
-            self.check_sequence(&k.sequence, &k.gates).map_err(|e| {
-                ConfigError::Invalid(format!("kind {}: {e}", k.code))
-            })?;
+            self.check_sequence(&k.sequence, &k.gates)
+                .map_err(|e| ConfigError::Invalid(format!("kind {}: {e}", k.code)))?;
         }
         for a in &self.approvers {
             check_text("approver", a, 128).map_err(ConfigError::Invalid)?;

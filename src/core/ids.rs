@@ -11,11 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("malformed {what} {shown}: expected {expected}")]
-    Malformed {
-        what: &'static str,
-        shown: String,
-        expected: &'static str,
-    },
+    Malformed { what: &'static str, shown: String, expected: &'static str },
 }
 
 /// Render untrusted input for an error message: quoted, control characters escaped, clipped.
@@ -124,11 +120,7 @@ impl OrderId {
 impl FromStr for OrderId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let err = || IdError::Malformed {
-            what: "order id",
-            shown: shown(s),
-            expected: "KIND-NNNN such as FTR-0007",
-        };
+        let err = || IdError::Malformed { what: "order id", shown: shown(s), expected: "KIND-NNNN such as FTR-0007" };
         let (kind, digits) = s.split_once('-').ok_or_else(err)?;
         let kind = kind.parse().map_err(|_| err())?;
         let number = parse_number(digits).ok_or_else(err)?;
@@ -163,14 +155,11 @@ impl VoyageId {
 impl FromStr for VoyageId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        s.strip_prefix("VOY-")
-            .and_then(parse_number)
-            .map(Self)
-            .ok_or_else(|| IdError::Malformed {
-                what: "voyage id",
-                shown: shown(s),
-                expected: "VOY-NNNN such as VOY-0003",
-            })
+        s.strip_prefix("VOY-").and_then(parse_number).map(Self).ok_or_else(|| IdError::Malformed {
+            what: "voyage id",
+            shown: shown(s),
+            expected: "VOY-NNNN such as VOY-0003",
+        })
     }
 }
 
@@ -214,8 +203,18 @@ mod tests {
         assert_eq!(id.to_string(), "FTR-0007");
         assert_eq!("BUG-12345".parse::<OrderId>().unwrap().to_string(), "BUG-12345");
         for bad in [
-            "../x", "FTR-1/2", "FTR-1", "FTR-0000", "ftr-0001", "FTR-00a1", "FTR-0001\n", "FTR\u{7}-0001",
-            "", "F-0001", "FTR-0001-2", "FTR-1234567890",
+            "../x",
+            "FTR-1/2",
+            "FTR-1",
+            "FTR-0000",
+            "ftr-0001",
+            "FTR-00a1",
+            "FTR-0001\n",
+            "FTR\u{7}-0001",
+            "",
+            "F-0001",
+            "FTR-0001-2",
+            "FTR-1234567890",
         ] {
             assert!(bad.parse::<OrderId>().is_err(), "{bad:?} should be refused");
         }

@@ -65,11 +65,7 @@ pub fn index_blob<'a>(summaries: impl IntoIterator<Item = &'a OrderSummary>) -> 
 }
 
 pub fn parse_index(bytes: &[u8]) -> Result<Vec<OrderSummary>, serde_json::Error> {
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(serde_json::from_slice)
-        .collect()
+    bytes.split(|b| *b == b'\n').filter(|line| !line.is_empty()).map(serde_json::from_slice).collect()
 }
 
 /// Replace or insert `summary` in a shard's summaries, keeping them sorted by id.

@@ -37,6 +37,8 @@ pub fn subject(events: &[Event]) -> String {
             None => groups.push((key, vec![phrase])),
         }
     }
+    // Orders first: they are what a reader of `git log --oneline` looks for.
+    groups.sort_by_key(|(k, _)| if k.starts_with("VOY-") { 1 } else if k == "pipeline" { 2 } else { 0 });
     let mut parts: Vec<String> =
         groups.iter().take(MAX_SUBJECT_GROUPS).map(|(k, p)| format!("{k}: {}", p.join(", "))).collect();
     if groups.len() > MAX_SUBJECT_GROUPS {
@@ -76,7 +78,9 @@ fn schema_trailer(message: &str) -> Option<&str> {
 pub fn parse(message: &str) -> Result<Vec<Event>, MessageError> {
     match schema_trailer(message) {
         None => return Err(MessageError::Foreign),
-        Some(s) if s != SCHEMA.to_string() => return Err(MessageError::UnsupportedSchema(s.chars().take(20).collect())),
+        Some(s) if s != SCHEMA.to_string() => {
+            return Err(MessageError::UnsupportedSchema(s.chars().take(20).collect()));
+        }
         Some(_) => {}
     }
     let mut events = Vec::new();
@@ -84,8 +88,8 @@ pub fn parse(message: &str) -> Result<Vec<Event>, MessageError> {
         if line.is_empty() {
             break;
         }
-        let event: Event = serde_json::from_str(line)
-            .map_err(|e| MessageError::BadEvent { line: i + 1, reason: e.to_string() })?;
+        let event: Event =
+            serde_json::from_str(line).map_err(|e| MessageError::BadEvent { line: i + 1, reason: e.to_string() })?;
         events.push(event);
     }
     if events.is_empty() {

@@ -12,9 +12,7 @@ impl Store {
     pub fn resolve_commit(&self, rev: Option<&str>) -> Result<ObjectId> {
         let spec = rev.unwrap_or("HEAD");
         let id = self.repo.rev_parse_single(spec).map_err(|_| match rev {
-            None => Error::Input(
-                "HEAD has no commit yet: make a first commit, or name a base with --base REV".into(),
-            ),
+            None => Error::Input("HEAD has no commit yet: make a first commit, or name a base with --base REV".into()),
             Some(_) => Error::Input(format!("cannot resolve {} to a commit", crate::core::ids::shown(spec))),
         })?;
         let commit = id
@@ -28,14 +26,18 @@ impl Store {
     /// Returns whether it was created.
     pub fn ensure_voyage_branch(&self, voyage: &Voyage) -> Result<bool> {
         let name = format!("refs/heads/{}", voyage.branch);
-        if self.repo.try_find_reference(name.as_str()).map_err(|e| Error::git("reading a voyage branch", e))?.is_some() {
+        if self.repo.try_find_reference(name.as_str()).map_err(|e| Error::git("reading a voyage branch", e))?.is_some()
+        {
             return Ok(false);
         }
-        let base: ObjectId = voyage
-            .base
-            .parse()
-            .map_err(|_| Error::Input(format!("{} has a malformed base commit", voyage.id)))?;
-        match self.repo.reference(name.as_str(), base, PreviousValue::MustNotExist, format!("git-mso: {} created", voyage.id)) {
+        let base: ObjectId =
+            voyage.base.parse().map_err(|_| Error::Input(format!("{} has a malformed base commit", voyage.id)))?;
+        match self.repo.reference(
+            name.as_str(),
+            base,
+            PreviousValue::MustNotExist,
+            format!("git-mso: {} created", voyage.id),
+        ) {
             Ok(_) => Ok(true),
             Err(e) => Err(Error::git(format!("creating {}", voyage.branch), e)),
         }

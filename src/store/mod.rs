@@ -5,9 +5,9 @@ mod branches;
 mod env;
 mod history;
 mod partial;
-mod verify;
 mod read;
 mod tx;
+mod verify;
 
 use std::path::Path;
 
@@ -58,10 +58,8 @@ impl Store {
 
     /// The commit `refs/mso/ledger` points to, without checking it is ours.
     pub fn tip_unchecked(&self) -> Result<Option<ObjectId>> {
-        let Some(reference) = self
-            .repo
-            .try_find_reference(LEDGER_REF)
-            .map_err(|e| Error::git("reading refs/mso/ledger", e))?
+        let Some(reference) =
+            self.repo.try_find_reference(LEDGER_REF).map_err(|e| Error::git("reading refs/mso/ledger", e))?
         else {
             return Ok(None);
         };
@@ -76,15 +74,13 @@ impl Store {
         let Some(id) = self.tip_unchecked()? else {
             return Ok(None);
         };
-        let commit = self.repo.find_commit(id).map_err(|_| Error::Corrupt {
-            commit: id.to_string(),
-            reason: "it does not point to a commit".into(),
-        })?;
+        let commit = self
+            .repo
+            .find_commit(id)
+            .map_err(|_| Error::Corrupt { commit: id.to_string(), reason: "it does not point to a commit".into() })?;
         let raw = commit.message_raw().map_err(|e| Error::git("reading the ledger tip", e))?;
-        let text = std::str::from_utf8(raw).map_err(|_| Error::Corrupt {
-            commit: id.to_string(),
-            reason: "its message is not UTF-8".into(),
-        })?;
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| Error::Corrupt { commit: id.to_string(), reason: "its message is not UTF-8".into() })?;
         message::parse(text).map_err(|source| Error::Message { commit: short(id), source })?;
         let tree = commit.tree_id().map_err(|e| Error::git("reading the ledger tip", e))?.detach();
         Ok(Some(Tip { commit: id, tree }))

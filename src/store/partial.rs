@@ -35,23 +35,22 @@ impl Partial {
     }
 
     pub fn order(&mut self, store: &Store, id: &OrderId) -> Result<Option<&Order>> {
-        if self.loaded_orders.insert(id.clone()) {
-            if let Some(tip) = &self.base {
-                if let Some(order) = store.order(tip, id)? {
-                    self.state.orders.insert(id.clone(), order);
-                }
-            }
+        if self.loaded_orders.insert(id.clone())
+            && let Some(tip) = &self.base
+            && let Some(order) = store.order(tip, id)?
+        {
+            self.state.orders.insert(id.clone(), order);
         }
         Ok(self.state.orders.get(id))
     }
 
     pub fn voyage(&mut self, store: &Store, id: VoyageId) -> Result<Option<&crate::core::Voyage>> {
-        if self.loaded_voyages.insert(id) && !self.state.voyages.contains_key(&id) {
-            if let Some(tip) = &self.base {
-                if let Some(voyage) = store.voyage(tip, id)? {
-                    self.state.voyages.insert(id, voyage);
-                }
-            }
+        if self.loaded_voyages.insert(id)
+            && !self.state.voyages.contains_key(&id)
+            && let Some(tip) = &self.base
+            && let Some(voyage) = store.voyage(tip, id)?
+        {
+            self.state.voyages.insert(id, voyage);
         }
         Ok(self.state.voyages.get(&id))
     }
@@ -128,7 +127,13 @@ fn tree_entries(store: &Store, id: Option<ObjectId>) -> Result<BTreeMap<Vec<u8>,
     Ok(entries)
 }
 
-fn diff_trees(store: &Store, old: Option<ObjectId>, new: Option<ObjectId>, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+fn diff_trees(
+    store: &Store,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
+    prefix: &str,
+    out: &mut Vec<String>,
+) -> Result<()> {
     if old == new {
         return Ok(());
     }

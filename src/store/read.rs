@@ -27,18 +27,15 @@ impl Store {
     fn parse_at<T: DeserializeOwned>(&self, tip: &Tip, path: &str) -> Result<Option<T>> {
         match self.blob_at(tip.tree, path)? {
             None => Ok(None),
-            Some(bytes) => layout::from_blob(&bytes).map(Some).map_err(|e| Error::Corrupt {
-                commit: short(tip.commit),
-                reason: format!("{path}: {e}"),
-            }),
+            Some(bytes) => layout::from_blob(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Corrupt { commit: short(tip.commit), reason: format!("{path}: {e}") }),
         }
     }
 
     fn require_at<T: DeserializeOwned>(&self, tip: &Tip, path: &str) -> Result<T> {
-        self.parse_at(tip, path)?.ok_or_else(|| Error::Corrupt {
-            commit: short(tip.commit),
-            reason: format!("{path} is missing"),
-        })
+        self.parse_at(tip, path)?
+            .ok_or_else(|| Error::Corrupt { commit: short(tip.commit), reason: format!("{path} is missing") })
     }
 
     pub fn config(&self, tip: &Tip) -> Result<Config> {
@@ -85,14 +82,10 @@ impl Store {
             for shard_dir in self.subtrees(tip, kind_dir, "")? {
                 let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
                 let Some(entry) = tree.find_entry(INDEX) else { continue };
-                let blob = self
-                    .repo
-                    .find_blob(entry.object_id())
-                    .map_err(|e| Error::git("reading a shard index", e))?;
-                let parsed = layout::parse_index(&blob.data).map_err(|e| Error::Corrupt {
-                    commit: short(tip.commit),
-                    reason: format!("a shard index: {e}"),
-                })?;
+                let blob =
+                    self.repo.find_blob(entry.object_id()).map_err(|e| Error::git("reading a shard index", e))?;
+                let parsed = layout::parse_index(&blob.data)
+                    .map_err(|e| Error::Corrupt { commit: short(tip.commit), reason: format!("a shard index: {e}") })?;
                 out.extend(parsed);
             }
         }
@@ -127,7 +120,10 @@ impl Store {
                     tree = entry.object().map_err(|e| Error::git("reading a tree", e))?.into_tree();
                 }
                 Some(_) => {
-                    return Err(Error::Corrupt { commit: short(tip.commit), reason: format!("{path} is not a directory") });
+                    return Err(Error::Corrupt {
+                        commit: short(tip.commit),
+                        reason: format!("{path} is not a directory"),
+                    });
                 }
             }
         }

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use gix::ObjectId;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use super::partial::Partial;
 use super::{LEDGER_REF, Store, Tip, env, short};
@@ -87,8 +87,7 @@ impl<'s> Tx<'s> {
     }
 
     pub fn order(&mut self, id: &OrderId) -> Result<&Order> {
-        self.try_order(id)?
-            .ok_or_else(|| crate::core::TransitionError::UnknownOrder(id.clone()).into())
+        self.try_order(id)?.ok_or_else(|| crate::core::TransitionError::UnknownOrder(id.clone()).into())
     }
 
     pub fn try_voyage(&mut self, id: VoyageId) -> Result<Option<&Voyage>> {
@@ -183,8 +182,7 @@ fn is_race(err: &gix::Error) -> bool {
 
 /// Another writer holds `refs/mso/ledger.lock` right now.
 fn is_lock_contention(err: &gix::Error) -> bool {
-    err.downcast_any_ref::<std::io::Error>()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+    err.downcast_any_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
 }
 
 impl Store {

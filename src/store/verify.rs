@@ -73,10 +73,10 @@ impl Store {
                     return Err(problem(format!("duplicate event id {}", event.id)));
                 }
                 partial.load_for(self, &event.body)?;
-                if let Some(order) = event.body.order().and_then(|o| partial.state.orders.get(o)) {
-                    if order.history.iter().any(|e| e.id == event.id) {
-                        return Err(problem(format!("duplicate event id {} (already in {})", event.id, order.id)));
-                    }
+                if let Some(order) = event.body.order().and_then(|o| partial.state.orders.get(o))
+                    && order.history.iter().any(|e| e.id == event.id)
+                {
+                    return Err(problem(format!("duplicate event id {} (already in {})", event.id, order.id)));
                 }
                 partial.state = apply(std::mem::take(&mut partial.state), event)
                     .map_err(|e| problem(format!("illegal {} event: {e}", event.body.name())))?;

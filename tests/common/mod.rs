@@ -1,0 +1,136 @@
+//! `TestRepo`: a real repository in a temp dir, with fixed identities and
+//! dates, isolated from the machine's git config; runs the built binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// The fixed clock tests run at (2026-11-25 12:00:00Z).
+pub const NOW: &str = "1795608000";
+
+pub struct TestRepo {
+    _tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub path: PathBuf,
+}
+
+/// Environment that isolates a command from the machine: no global or system config, fixed dates.
+pub fn isolate(cmd: &mut Command, home: &Path) {
+    for var in [
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "MSO_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_DATE", "2026-11-25T12:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-11-25T12:00:00Z")
+        .env("MSO_NOW", NOW)
+        .env("MSO_HOST", "testhost");
+}
+
+impl TestRepo {
+    /// A fresh non-bare repository with one commit and identity alice.
+    pub fn new() -> Self {
+        let repo = Self::empty();
+        repo.git(&["config", "user.name", "alice"]);
+        repo.git(&["config", "user.email", "alice@example.com"]);
+        repo.git(&["commit", "-q", "--allow-empty", "-m", "first"]);
+        repo
+    }
+
+    /// A repository with no commit and no identity at all.
+    pub fn empty() -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let path = tmp.path().join("repo");
+        let repo = TestRepo { home, path: path.clone(), _tmp: tmp };
+        std::fs::create_dir_all(&path).unwrap();
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    /// A repository initialized with `git mso init`.
+    pub fn initialized() -> Self {
+        let repo = Self::new();
+        repo.ok(&["init"]);
+        repo
+    }
+
+    pub fn root(&self) -> &Path {
+        self._tmp.path()
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        cmd.args(args).current_dir(dir);
+        isolate(&mut cmd, &self.home);
+        let out = cmd.output().expect("git runs");
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.path, args)
+    }
+
+    pub fn mso_cmd(&self, dir: &Path) -> Command {
+        let mut cmd = Command::cargo_bin("git-mso").expect("binary built");
+        cmd.current_dir(dir).stdin(std::process::Stdio::null());
+        isolate(&mut cmd, &self.home);
+        cmd
+    }
+
+    pub fn mso_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.mso_cmd(dir).args(args).output().expect("git-mso runs")
+    }
+
+    pub fn mso(&self, args: &[&str]) -> Output {
+        self.mso_in(&self.path, args)
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.mso(args);
+        assert!(
+            out.status.success(),
+            "git mso {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run and require failure with `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.mso(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(code), "git mso {args:?}: stderr {stderr}");
+        stderr
+    }
+
+    /// The ledger tip, or "" when there is none.
+    pub fn tip(&self) -> String {
+        let out = Command::new("git")
+            .args(["rev-parse", "-q", "--verify", "refs/mso/ledger"])
+            .current_dir(&self.path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).expect("valid JSON")
+    }
+}

@@ -1,0 +1,43 @@
+//! Many processes appending at once lose nothing.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::TestRepo;
+
+#[test]
+fn four_writers_times_fifty_orders_give_two_hundred_distinct_orders() {
+    let repo = TestRepo::initialized();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let script =
+                format!("for i in $(seq 1 50); do \"$MSO\" order new --title \"writer {w} order $i\" || exit 1; done");
+            let cmd = repo.mso_cmd(&repo.path);
+            let bin = cmd.get_program().to_owned();
+            let mut sh = std::process::Command::new("sh");
+            sh.arg("-c").arg(script).current_dir(&repo.path).env("MSO", bin);
+            common::isolate(&mut sh, &repo.home);
+            sh.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            sh.spawn().expect("writer starts")
+        })
+        .collect();
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success(), "a writer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let list = repo.json(&["order", "list", "--json"]);
+    let ids: BTreeSet<String> =
+        list.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 200);
+    let expected: BTreeSet<String> = (1..=200).map(|n| format!("FTR-{n:04}")).collect();
+    assert_eq!(ids, expected);
+    let titles: BTreeSet<String> =
+        list.as_array().unwrap().iter().map(|o| o["title"].as_str().unwrap().to_string()).collect();
+    assert_eq!(titles.len(), 200, "every order landed exactly once");
+    let commits = repo.git(&["rev-list", "--count", "refs/mso/ledger"]);
+    assert_eq!(commits.trim(), "201");
+    assert_eq!(repo.json(&["status", "--json"])["orders"], 200);
+    let fsck = repo.ok(&["fsck"]);
+    assert!(fsck.starts_with("ok: 201 commits, 401 events"), "{fsck}");
+}

@@ -1,0 +1,322 @@
+//! Property tests of the pure core: random command sequences only ever give
+//! legal states or clear errors; messages round-trip; the fold is the state.
+
+use std::collections::BTreeMap;
+
+use git_mso::core::apply::apply_transaction;
+use git_mso::core::layout;
+use git_mso::core::message;
+use git_mso::core::{Config, Event, EventBody, Lease, Order, OrderId, Role, State, Status, VoyageId};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Cmd {
+    Create {
+        kind: usize,
+        short: bool,
+        voyage: usize,
+    },
+    Dispatch(usize),
+    Succeed(usize),
+    Fail(usize),
+    Expire(usize),
+    Approve(usize),
+    Reject(usize, usize),
+    Retry(usize),
+    Cancel(usize),
+    /// Raw ADVANCED with arbitrary roles: usually illegal, must be refused cleanly.
+    RawAdvance(usize, usize, usize),
+    /// SUCCEEDED without the hand-off event in the same transaction.
+    BareSucceed(usize),
+}
+
+fn cmd() -> impl Strategy<Value = Cmd> {
+    prop_oneof![
+        (0..5usize, any::<bool>(), 0..3usize).prop_map(|(kind, short, voyage)| Cmd::Create { kind, short, voyage }),
+        (0..20usize).prop_map(Cmd::Dispatch),
+        (0..20usize).prop_map(Cmd::Succeed),
+        (0..20usize).prop_map(Cmd::Fail),
+        (0..20usize).prop_map(Cmd::Expire),
+        (0..20usize).prop_map(Cmd::Approve),
+        (0..20usize, 0..3usize).prop_map(|(i, to)| Cmd::Reject(i, to)),
+        (0..20usize).prop_map(Cmd::Retry),
+        (0..20usize).prop_map(Cmd::Cancel),
+        (0..20usize, 0..6usize, 0..6usize).prop_map(|(i, f, t)| Cmd::RawAdvance(i, f, t)),
+        (0..20usize).prop_map(Cmd::BareSucceed),
+    ]
+}
+
+struct Gen {
+    seq: u64,
+}
+
+impl Gen {
+    fn event(&mut self, body: EventBody) -> Event {
+        self.seq += 1;
+        Event::new(format!("ev{:014}", self.seq), 1_000 + self.seq as i64, "tester".into(), body)
+    }
+}
+
+const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
+const ROLES: [&str; 6] = ["PLN", "BLD", "TST", "DOC", "SEC", "REL"];
+
+fn role(i: usize) -> Role {
+    ROLES[i % ROLES.len()].parse().unwrap()
+}
+
+/// The hand-off that must accompany a success at an ungated role or an approval.
+fn hand_off(order: &Order) -> EventBody {
+    match order.next_role(&order.role) {
+        Some(next) => EventBody::Advanced { order: order.id.clone(), from: order.role.clone(), to: next.clone() },
+        None => EventBody::Completed { order: order.id.clone() },
+    }
+}
+
+fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<Event> {
+    let pick = |i: usize| -> Option<Order> {
+        let n = state.orders.len();
+        (n > 0).then(|| state.orders.values().nth(i % n).unwrap().clone())
+    };
+    let mut bodies = Vec::new();
+    match cmd {
+        Cmd::Create { kind, short, voyage } => {
+            let kinds = ["FTR", "BUG", "CHR", "DOC", "XYZ"];
+            // CHR orders are ungated, so successes at their roles hand off at once.
+            let gates = if kinds[*kind] == "CHR" { vec![] } else { vec![role(0)] };
+            let kind = kinds[*kind].parse().unwrap();
+            let n = state.counters.orders.get(&kind).copied().unwrap_or(0) + 1;
+            let roles: Vec<Role> = if *short { vec![role(0)] } else { vec![role(0), role(1), role(2)] };
+            let voyage = VoyageId::new(*voyage as u32 + 1);
+            if !state.voyages.contains_key(&voyage) && voyage.number() == state.counters.voyages + 1 {
+                bodies.push(EventBody::VoyageCreated { voyage, base: HEAD.into() });
+            }
+            bodies.push(EventBody::OrderCreated {
+                order: OrderId::new(kind, n),
+                title: format!("order {n}"),
+                brief: String::new(),
+                acceptance: vec!["works".into()],
+                gates,
+                roles,
+                voyage,
+            });
+        }
+        Cmd::Dispatch(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Dispatched {
+                order: o.id.clone(),
+                role: o.role.clone(),
+                attempt: o.attempt,
+                lease: Lease { runner: "r1".into(), host: "h".into(), pid: 7, expires: 1_000_000 },
+            });
+        }
+        Cmd::Succeed(i) | Cmd::BareSucceed(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Succeeded {
+                order: o.id.clone(),
+                role: o.role.clone(),
+                head: HEAD.into(),
+                summary: "done".into(),
+            });
+            if matches!(cmd, Cmd::Succeed(_)) && !o.is_gated(&o.role) {
+                bodies.push(hand_off(&o));
+            }
+        }
+        Cmd::Fail(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Failed {
+                order: o.id.clone(),
+                role: o.role.clone(),
+                exit: Some(1),
+                reason: "boom".into(),
+            });
+        }
+        Cmd::Expire(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::LeaseExpired { order: o.id.clone(), role: o.role.clone(), runner: "r1".into() });
+        }
+        Cmd::Approve(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Approved {
+                order: o.id.clone(),
+                role: o.role.clone(),
+                by: "alice".into(),
+                commit: o.head.clone().unwrap_or_else(|| HEAD.into()),
+                comment: String::new(),
+            });
+            bodies.push(hand_off(&o));
+        }
+        Cmd::Reject(i, to) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Rejected {
+                order: o.id.clone(),
+                role: o.role.clone(),
+                by: "bob".into(),
+                reason: "redo".into(),
+                to: role(*to),
+            });
+        }
+        Cmd::Retry(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Retried { order: o.id });
+        }
+        Cmd::Cancel(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Cancelled { order: o.id, reason: String::new() });
+        }
+        Cmd::RawAdvance(i, f, t) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            bodies.push(EventBody::Advanced { order: o.id, from: role(*f), to: role(*t) });
+        }
+    }
+    bodies.into_iter().map(|b| g.event(b)).collect()
+}
+
+fn check_invariants(state: &State) {
+    let mut counts: BTreeMap<(Role, Status), u64> = BTreeMap::new();
+    for order in state.orders.values() {
+        *counts.entry((order.role.clone(), order.status)).or_default() += 1;
+        assert_ne!(order.status, Status::HandingOff, "{} stored mid-hand-off", order.id);
+        assert!(order.roles.contains(&order.role));
+        assert!(order.attempt >= 1);
+        assert_eq!(order.status == Status::Running, order.lease.is_some(), "{}: lease iff running", order.id);
+        if order.status == Status::Completed {
+            assert_eq!(order.roles.last(), Some(&order.role), "{} completed before its last role", order.id);
+        }
+        let voyage = &state.voyages[&order.voyage];
+        assert_eq!(voyage.orders.iter().filter(|o| **o == order.id).count(), 1);
+    }
+    let mut stats: BTreeMap<(Role, Status), u64> = BTreeMap::new();
+    for (role, per) in &state.stats.by_role {
+        for (status, n) in per {
+            stats.insert((role.clone(), *status), *n);
+        }
+    }
+    assert_eq!(stats, counts, "stats.json must count exactly the stored orders");
+    assert_eq!(state.stats.orders as usize, state.orders.len());
+}
+
+fn init(g: &mut Gen) -> (State, Vec<Vec<Event>>) {
+    let events = vec![g.event(EventBody::Init { config: Config::default() })];
+    (apply_transaction(State::default(), &events).unwrap(), vec![events])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn random_commands_give_legal_states_or_clear_errors(cmds in prop::collection::vec(cmd(), 1..80)) {
+        let mut g = Gen { seq: 0 };
+        let (mut state, mut accepted) = init(&mut g);
+        for cmd in &cmds {
+            let events = transaction(&state, cmd, &mut g);
+            if events.is_empty() {
+                continue;
+            }
+            match apply_transaction(state.clone(), &events) {
+                Ok(next) => {
+                    state = next;
+                    accepted.push(events);
+                }
+                Err(err) => {
+                    let text = err.to_string();
+                    prop_assert!(!text.is_empty() && !text.contains('\n'), "unclear error {text:?}");
+                }
+            }
+            check_invariants(&state);
+        }
+        // Folding every accepted transaction from the root reproduces the state,
+        // and every transaction's message parses back to the same events.
+        let mut folded = State::default();
+        for events in &accepted {
+            let text = message::format(events);
+            prop_assert_eq!(&message::parse(&text).unwrap(), events);
+            folded = apply_transaction(folded, events).unwrap();
+        }
+        prop_assert_eq!(&folded, &state);
+        // The tree layout round-trips every order.
+        let files = layout::render(&state);
+        for order in state.orders.values() {
+            let back: Order = layout::from_blob(&files[&layout::order_path(&order.id)]).unwrap();
+            prop_assert_eq!(&back, order);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_in_messages_round_trips(title in "\\PC{1,60}", reason in "(?s).{0,200}") {
+        let mut g = Gen { seq: 0 };
+        let events = vec![
+            g.event(EventBody::Cancelled { order: "FTR-0001".parse().unwrap(), reason: reason.clone() }),
+            g.event(EventBody::OrderCreated {
+                order: "BUG-0002".parse().unwrap(),
+                title,
+                brief: reason,
+                acceptance: vec![],
+                roles: vec![role(0)],
+                gates: vec![],
+                voyage: VoyageId::new(1),
+            }),
+        ];
+        let text = message::format(&events);
+        prop_assert_eq!(message::parse(&text).unwrap(), events);
+    }
+
+    #[test]
+    fn parse_never_panics_on_garbage(text in "(?s).{0,400}") {
+        let _ = message::parse(&text);
+        let _ = message::parse(&format!("x\n\n{text}\n\nMso-Schema: 1\n"));
+    }
+}
+
+#[test]
+fn a_success_without_its_hand_off_is_refused() {
+    let mut g = Gen { seq: 0 };
+    let (mut state, _) = init(&mut g);
+    for cmd in [Cmd::Create { kind: 2, short: false, voyage: 0 }, Cmd::Dispatch(0)] {
+        let events = transaction(&state, &cmd, &mut g);
+        state = apply_transaction(state, &events).unwrap();
+    }
+    // CHR has no gate: a SUCCEEDED alone would leave the order between roles.
+    let events = transaction(&state, &Cmd::BareSucceed(0), &mut g);
+    let err = apply_transaction(state.clone(), &events).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "CHR-0001: a success or approval must record ADVANCED or COMPLETED in the same transaction"
+    );
+    let events = transaction(&state, &Cmd::Succeed(0), &mut g);
+    let next = apply_transaction(state, &events).unwrap();
+    let order = next.orders.values().next().unwrap();
+    assert_eq!((order.role.as_str(), order.status), ("BLD", Status::Queued));
+}
+
+#[test]
+fn approve_writes_advanced_from_the_predecessor_of_the_next_role() {
+    let mut g = Gen { seq: 0 };
+    let (mut state, _) = init(&mut g);
+    for cmd in [Cmd::Create { kind: 0, short: false, voyage: 0 }, Cmd::Dispatch(0), Cmd::Succeed(0)] {
+        let events = transaction(&state, &cmd, &mut g);
+        state = apply_transaction(state, &events).unwrap();
+    }
+    let order = state.orders.values().next().unwrap().clone();
+    assert_eq!(order.status, Status::Review);
+    // Approving with an ADVANCED that skips a role is refused.
+    let bad = vec![
+        g.event(EventBody::Approved {
+            order: order.id.clone(),
+            role: role(0),
+            by: "a".into(),
+            commit: HEAD.into(),
+            comment: String::new(),
+        }),
+        g.event(EventBody::Advanced { order: order.id.clone(), from: role(0), to: role(2) }),
+    ];
+    let err = apply_transaction(state.clone(), &bad).unwrap_err();
+    assert!(err.to_string().contains("the role after PLN in its sequence is BLD"), "{err}");
+    let events = transaction(&state, &Cmd::Approve(0), &mut g);
+    let next = apply_transaction(state, &events).unwrap();
+    let order = &next.orders[&order.id];
+    assert_eq!((order.role.as_str(), order.status), ("BLD", Status::Queued));
+    // Approving again: a clear error naming the actual state.
+    let again = transaction(&next, &Cmd::Approve(0), &mut g);
+    let err = apply_transaction(next, &again).unwrap_err();
+    assert_eq!(err.to_string(), "FTR-0001 is queued at BLD, not awaiting review");
+}

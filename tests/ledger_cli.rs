@@ -1,0 +1,293 @@
+//! End-to-end: the built binary on real repositories.
+
+mod common;
+
+use common::TestRepo;
+
+#[test]
+fn init_writes_the_default_pipeline_and_a_second_init_changes_nothing() {
+    let repo = TestRepo::new();
+    let out = repo.ok(&["init"]);
+    assert!(out.contains("roles PLN → BLD → TST, review after PLN"), "{out}");
+    let tip = repo.tip();
+    assert!(!tip.is_empty());
+    let again = repo.ok(&["init"]);
+    assert!(again.contains("already initialized"), "{again}");
+    assert_eq!(repo.tip(), tip);
+    let config: serde_json::Value = serde_json::from_str(&repo.git(&["show", "refs/mso/ledger:config.json"])).unwrap();
+    let kinds: Vec<&str> = config["kinds"].as_array().unwrap().iter().map(|k| k["code"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["FTR", "BUG", "CHR", "DOC"]);
+    assert_eq!(config["kinds"][0]["gates"], serde_json::json!(["PLN"]));
+    assert_eq!(config["roles"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn order_new_is_readable_through_the_cli_and_plain_git() {
+    let repo = TestRepo::initialized();
+    let out = repo.ok(&[
+        "order",
+        "new",
+        "--title",
+        "Add login page",
+        "--ac",
+        "a user can log in",
+        "--ac",
+        "bad password is refused",
+    ]);
+    assert_eq!(out.trim(), "FTR-0001  queued at PLN (Navigator)  voyage/VOY-0001");
+    repo.ok(&[
+        "order",
+        "new",
+        "--kind",
+        "BUG",
+        "--title",
+        "Crash on save",
+        "--voyage",
+        "VOY-0001",
+        "--brief",
+        "line one\nline two",
+    ]);
+
+    let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
+    assert_eq!(order["status"], "queued");
+    assert_eq!(order["role"], "PLN");
+    assert_eq!(order["acceptance"], serde_json::json!(["a user can log in", "bad password is refused"]));
+    assert_eq!(order["history"][0]["type"], "ORDER_CREATED");
+
+    // The same state with plain git: the order file, the log, trailers.
+    let file: serde_json::Value =
+        serde_json::from_str(&repo.git(&["show", "refs/mso/ledger:orders/FTR/00/FTR-0001.json"])).unwrap();
+    assert_eq!(file, order);
+    let log = repo.git(&["log", "--format=%s", "refs/mso/ledger"]);
+    assert_eq!(log.lines().count(), 3);
+    assert!(log.lines().next().unwrap().starts_with("BUG-0001: created on VOY-0001"), "{log}");
+    let trailers = repo.git(&["log", "-1", "--format=%(trailers:key=Mso-Order,valueonly)", "refs/mso/ledger"]);
+    assert_eq!(trailers.trim(), "BUG-0001");
+    let by_path = repo.git(&["log", "--format=%s", "refs/mso/ledger", "--", "orders/FTR/00/FTR-0001.json"]);
+    assert_eq!(by_path.lines().count(), 1);
+
+    // The voyage branch exists at the base commit.
+    assert_eq!(repo.git(&["rev-parse", "voyage/VOY-0001"]), repo.git(&["rev-parse", "HEAD"]));
+
+    let list = repo.json(&["order", "list", "--json"]);
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["BUG-0001", "FTR-0001"]);
+    let bugs = repo.json(&["order", "list", "--kind", "BUG", "--json"]);
+    assert_eq!(bugs.as_array().unwrap().len(), 1);
+    let show = repo.ok(&["order", "show", "BUG-0001"]);
+    assert!(show.contains("  line two"), "{show}");
+
+    let status = repo.json(&["status", "--json"]);
+    assert_eq!(status["orders"], 2);
+    assert_eq!(status["roles"][0]["role"], "PLN");
+    assert_eq!(status["roles"][0]["queued"], 2);
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn cancel_and_a_second_cancel_names_the_state() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--title", "t"]);
+    let out = repo.ok(&["order", "cancel", "FTR-0001", "--reason", "not needed"]);
+    assert_eq!(out.trim(), "FTR-0001  cancelled (was queued at PLN)");
+    let tip = repo.tip();
+    let err = repo.fails(&["order", "cancel", "FTR-0001"], 1);
+    assert_eq!(err.trim(), "error: FTR-0001 is cancelled at PLN, not active; nothing was written");
+    assert_eq!(repo.tip(), tip);
+    let status = repo.json(&["status", "--json"]);
+    assert_eq!(status["cancelled"], 1);
+    assert_eq!(status["roles"][0]["queued"], 0);
+}
+
+#[test]
+fn bad_input_gets_one_clear_error_and_leaves_the_ledger_alone() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--title", "existing"]);
+    let mut tip = repo.tip();
+    let huge = "x".repeat(300);
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["order", "show", "../x"], 2, "malformed order id '../x'"),
+        (vec!["order", "show", "FTR-1/2"], 2, "malformed order id 'FTR-1/2'"),
+        (vec!["order", "cancel", "FTR-0001\u{1b}"], 2, "malformed order id 'FTR-0001\\u{1b}'"),
+        (vec!["order", "show", "FTR-0099"], 1, "no order FTR-0099"),
+        (vec!["order", "cancel", "FTR-0099"], 1, "no order FTR-0099; nothing was written"),
+        (vec!["order", "new", "--title", "two\nlines"], 1, "title contains a newline"),
+        (vec!["order", "new", "--title", &huge], 1, "title is 300 bytes, the limit is 200"),
+        (vec!["order", "new", "--title", "   "], 1, "title is empty"),
+        (vec!["order", "new", "--title", "t", "--kind", "XYZ"], 1, "unknown kind XYZ (configured: FTR,BUG,CHR,DOC)"),
+        (vec!["order", "new", "--title", "t", "--kind", "ftr"], 2, "malformed kind 'ftr'"),
+        (vec!["order", "new", "--title", "t", "--roles", "PLN,XYZ"], 1, "unknown role XYZ"),
+        (vec!["order", "new", "--title", "t", "--roles", "PLN,PLN"], 1, "role PLN appears twice"),
+        (
+            vec!["order", "new", "--title", "t", "--roles", "BLD", "--gate", "PLN"],
+            1,
+            "gate PLN is not in the role sequence",
+        ),
+        (vec!["order", "new", "--title", "t", "--voyage", "VOY-0042"], 1, "no voyage VOY-0042"),
+        (vec!["order", "new", "--title", "t", "--voyage", "../VOY"], 2, "malformed voyage id"),
+        (
+            vec!["order", "new", "--title", "t", "--ac", "a\u{7}b"],
+            1,
+            "acceptance criterion contains a newline or control character",
+        ),
+        (vec!["order", "new", "--title", "t", "--base", "no-such-rev"], 1, "cannot resolve 'no-such-rev' to a commit"),
+        (vec!["order", "new", "--title", "t; rm -rf / $(reboot)"], 0, ""),
+        (vec!["voyage", "new", "--base", "HEAD~5"], 1, "cannot resolve 'HEAD~5'"),
+        (vec!["config", "max_attempts", "0"], 1, "max_attempts must be at least 1"),
+        (vec!["config", "no_such_key", "1"], 1, "unknown config key 'no_such_key'"),
+        (vec!["approve", "FTR-0001"], 2, "unrecognized subcommand"),
+    ];
+    for (args, code, expected) in cases {
+        let out = repo.mso(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        if code == 0 {
+            // Shell metacharacters are just text: stored verbatim, never interpreted.
+            let title = repo.json(&["order", "show", "FTR-0002", "--json"])["title"].clone();
+            assert_eq!(title, "t; rm -rf / $(reboot)");
+            tip = repo.tip();
+            continue;
+        }
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{args:?}: {stderr}");
+        assert_eq!(repo.tip(), tip, "{args:?} moved the ledger");
+    }
+}
+
+#[test]
+fn oversized_brief_from_a_file_is_refused() {
+    let repo = TestRepo::initialized();
+    let tip = repo.tip();
+    let path = repo.root().join("brief.md");
+    std::fs::write(&path, "y".repeat(70_000)).unwrap();
+    let err = repo.fails(&["order", "new", "--title", "t", "--brief-file", path.to_str().unwrap()], 1);
+    assert!(err.contains("brief is 65537 bytes, the limit is 65536"), "{err}");
+    assert_eq!(repo.tip(), tip);
+}
+
+#[test]
+fn outside_a_repository_and_before_init() {
+    let repo = TestRepo::new();
+    let err = repo.fails(&["status"], 1);
+    assert_eq!(err.trim(), "error: refs/mso/ledger does not exist: run `git mso init` first");
+    let err = repo.fails(&["order", "new", "--title", "t"], 1);
+    assert!(err.contains("run `git mso init` first"), "{err}");
+    assert_eq!(repo.tip(), "");
+
+    let outside = repo.root().join("plain");
+    std::fs::create_dir_all(&outside).unwrap();
+    let out = repo.mso_cmd(&outside).env("GIT_CEILING_DIRECTORIES", repo.root()).arg("status").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
+}
+
+#[test]
+fn a_foreign_ref_at_refs_mso_ledger_is_refused_untouched() {
+    let repo = TestRepo::new();
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    repo.git(&["update-ref", "refs/mso/ledger", head.trim()]);
+    for args in [vec!["status"], vec!["order", "new", "--title", "t"], vec!["init"], vec!["fsck"]] {
+        let err = repo.fails(&args, 1);
+        assert!(err.contains("not a git-mso ledger commit"), "{args:?}: {err}");
+        assert_eq!(repo.tip(), head.trim());
+    }
+}
+
+#[test]
+fn fsck_names_the_first_commit_whose_tree_was_forged() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--title", "one"]);
+    repo.ok(&["order", "new", "--title", "two"]);
+    repo.ok(&["fsck"]);
+    // Rewrite the middle commit's order file to say "completed", keep the message, re-chain the tip.
+    let middle = repo.git(&["rev-parse", "refs/mso/ledger~1"]).trim().to_string();
+    let forged_tree = {
+        let work = repo.root().join("forge");
+        repo.git(&["worktree", "add", "-q", "--detach", work.to_str().unwrap(), &middle]);
+        let file = work.join("orders/FTR/00/FTR-0001.json");
+        let text =
+            std::fs::read_to_string(&file).unwrap().replace("\"status\": \"queued\"", "\"status\": \"completed\"");
+        std::fs::write(&file, text).unwrap();
+        repo.git_in(&work, &["add", "-A"]);
+        repo.git_in(&work, &["write-tree"]).trim().to_string()
+    };
+    let msg = repo.git(&["log", "-1", "--format=%B", &middle]);
+    let parent = repo.git(&["rev-parse", &format!("{middle}~1")]).trim().to_string();
+    let msg_file = repo.root().join("msg");
+    std::fs::write(&msg_file, msg.trim_end().to_string() + "\n").unwrap();
+    let forged =
+        repo.git(&["commit-tree", &forged_tree, "-p", &parent, "-F", msg_file.to_str().unwrap()]).trim().to_string();
+    repo.git(&["update-ref", "refs/mso/ledger", &forged]);
+    let err = repo.fails(&["fsck"], 1);
+    assert!(err.contains(&forged[..7]), "{err}");
+    assert!(err.contains("orders/FTR/00/FTR-0001.json is not the state its events produce"), "{err}");
+}
+
+#[test]
+fn writes_without_any_git_identity() {
+    let repo = TestRepo::empty();
+    // No user.name, no user.email, not even a commit: init must still work.
+    repo.ok(&["init"]);
+    let author = repo.git(&["log", "-1", "--format=%an <%ae>", "refs/mso/ledger"]);
+    assert_eq!(author.trim(), "git-mso <git-mso@localhost>");
+    let err = repo.fails(&["order", "new", "--title", "t"], 1);
+    assert!(err.contains("HEAD has no commit yet"), "{err}");
+}
+
+#[test]
+fn works_from_a_bare_repository_and_a_linked_worktree() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--title", "t"]);
+    let wt = repo.root().join("wt");
+    repo.git(&["worktree", "add", "-q", "--detach", wt.to_str().unwrap()]);
+    let out = repo.mso_in(&wt, &["order", "new", "--title", "from worktree", "--voyage", "VOY-0001"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let bare = repo.root().join("bare.git");
+    repo.git(&["clone", "-q", "--bare", repo.path.to_str().unwrap(), bare.to_str().unwrap()]);
+    repo.git_in(&bare, &["fetch", "-q", repo.path.to_str().unwrap(), "refs/mso/ledger:refs/mso/ledger"]);
+    let out = repo.mso_in(&bare, &["order", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let out = repo.mso_in(&bare, &["order", "new", "--title", "in bare", "--voyage", "VOY-0001"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = repo.mso_in(&bare, &["fsck"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn log_lists_newest_first_and_filters_by_order() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--title", "a"]);
+    repo.ok(&["order", "new", "--title", "b"]);
+    repo.ok(&["order", "cancel", "FTR-0001"]);
+    let all = repo.ok(&["log"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].ends_with("FTR-0001: cancelled"), "{all}");
+    assert!(lines[3].ends_with("pipeline: initialized the pipeline"), "{all}");
+    let one = repo.json(&["log", "FTR-0001", "--json"]);
+    let types: Vec<&str> = one
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(types, ["CANCELLED", "ORDER_CREATED"]);
+    assert_eq!(repo.ok(&["log", "-n", "1"]).lines().count(), 1);
+}
+
+#[test]
+fn config_changes_are_ledger_events() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["config", "kinds.FTR.gates", "[\"PLN\",\"TST\"]"]);
+    repo.ok(&["config", "persona_set", "default"]);
+    assert_eq!(repo.json(&["config", "kinds.FTR.gates"]), serde_json::json!(["PLN", "TST"]));
+    let out = repo.ok(&["order", "new", "--title", "t"]);
+    assert!(out.contains("queued at PLN (Planner)"), "{out}");
+    assert_eq!(repo.json(&["order", "show", "FTR-0001", "--json"])["gates"], serde_json::json!(["PLN", "TST"]));
+    let subject = repo.git(&["log", "--format=%s", "-3", "refs/mso/ledger"]);
+    assert!(subject.contains("pipeline: set persona_set = \"default\""), "{subject}");
+    repo.ok(&["fsck"]);
+}
