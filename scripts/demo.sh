@@ -37,7 +37,7 @@ run git mso log
 echo
 echo "# the same state with plain git:"
 run git log --oneline refs/mso/ledger
-run git show refs/mso/ledger:orders/FTR/00/_index.jsonl
+run git show refs/mso/ledger:orders/FTR-00/_index.jsonl
 run git log -1 --format=%B refs/mso/ledger
 run git branch --list 'voyage/*'
 run git mso fsck

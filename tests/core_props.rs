@@ -182,8 +182,7 @@ fn check_invariants(state: &State) {
         if order.status == Status::Completed {
             assert_eq!(order.roles.last(), Some(&order.role), "{} completed before its last role", order.id);
         }
-        let voyage = &state.voyages[&order.voyage];
-        assert_eq!(voyage.orders.iter().filter(|o| **o == order.id).count(), 1);
+        assert!(state.voyages.contains_key(&order.voyage), "{} is on an unknown voyage", order.id);
     }
     let mut stats: BTreeMap<(Role, Status), u64> = BTreeMap::new();
     for (role, per) in &state.stats.by_role {

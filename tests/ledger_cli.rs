@@ -56,14 +56,14 @@ fn order_new_is_readable_through_the_cli_and_plain_git() {
 
     // The same state with plain git: the order file, the log, trailers.
     let file: serde_json::Value =
-        serde_json::from_str(&repo.git(&["show", "refs/mso/ledger:orders/FTR/00/FTR-0001.json"])).unwrap();
+        serde_json::from_str(&repo.git(&["show", "refs/mso/ledger:orders/FTR-00/FTR-0001.json"])).unwrap();
     assert_eq!(file, order);
     let log = repo.git(&["log", "--format=%s", "refs/mso/ledger"]);
     assert_eq!(log.lines().count(), 3);
     assert!(log.lines().next().unwrap().starts_with("BUG-0001: created on VOY-0001"), "{log}");
     let trailers = repo.git(&["log", "-1", "--format=%(trailers:key=Mso-Order,valueonly)", "refs/mso/ledger"]);
     assert_eq!(trailers.trim(), "BUG-0001");
-    let by_path = repo.git(&["log", "--format=%s", "refs/mso/ledger", "--", "orders/FTR/00/FTR-0001.json"]);
+    let by_path = repo.git(&["log", "--format=%s", "refs/mso/ledger", "--", "orders/FTR-00/FTR-0001.json"]);
     assert_eq!(by_path.lines().count(), 1);
 
     // The voyage branch exists at the base commit.
@@ -204,7 +204,7 @@ fn fsck_names_the_first_commit_whose_tree_was_forged() {
     let forged_tree = {
         let work = repo.root().join("forge");
         repo.git(&["worktree", "add", "-q", "--detach", work.to_str().unwrap(), &middle]);
-        let file = work.join("orders/FTR/00/FTR-0001.json");
+        let file = work.join("orders/FTR-00/FTR-0001.json");
         let text =
             std::fs::read_to_string(&file).unwrap().replace("\"status\": \"queued\"", "\"status\": \"completed\"");
         std::fs::write(&file, text).unwrap();
@@ -220,7 +220,7 @@ fn fsck_names_the_first_commit_whose_tree_was_forged() {
     repo.git(&["update-ref", "refs/mso/ledger", &forged]);
     let err = repo.fails(&["fsck"], 1);
     assert!(err.contains(&forged[..7]), "{err}");
-    assert!(err.contains("orders/FTR/00/FTR-0001.json is not the state its events produce"), "{err}");
+    assert!(err.contains("orders/FTR-00/FTR-0001.json is not the state its events produce"), "{err}");
 }
 
 #[test]

@@ -23,7 +23,7 @@ crews run in voyage worktrees, humans approve between roles — all state in ref
 const AFTER_HELP: &str = "\
 Every change is one commit on refs/mso/ledger; read it with plain git too:
   git log --oneline refs/mso/ledger
-  git show refs/mso/ledger:orders/FTR/00/FTR-0001.json
+  git show refs/mso/ledger:orders/FTR-00/FTR-0001.json
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 the ledger kept moving under us (safe to re-run).
 Set MSO_LOG=debug to see what happens underneath.";

@@ -66,6 +66,7 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         }
         VoyageCommand::List(args) => {
             let voyages = store.voyages(&tip)?;
+            let summaries = store.summaries(&tip)?;
             if args.json {
                 return output::json(ctx.out, &voyages);
             }
@@ -80,7 +81,7 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                         v.id.to_string(),
                         v.branch.clone(),
                         crate::core::event::short(&v.base).to_string(),
-                        v.orders.len().to_string(),
+                        summaries.iter().filter(|s| s.voyage == v.id).count().to_string(),
                         format_utc(v.created),
                     ]
                 })
@@ -93,11 +94,12 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 return output::json(ctx.out, &voyage);
             }
             writeln!(ctx.out, "{}  {} from {}", voyage.id, voyage.branch, crate::core::event::short(&voyage.base))?;
-            let config = store.config(&tip)?;
-            for id in &voyage.orders {
-                if let Some(order) = store.order(&tip, id)? {
-                    writeln!(ctx.out, "  {}  {}", output::order_line(&config, &order), order.title)?;
-                }
+            let mut orders = store.summaries(&tip)?;
+            orders.retain(|s| s.voyage == voyage.id);
+            orders.sort_by(|a, b| a.id.cmp(&b.id));
+            let rows: Vec<Vec<String>> = orders.iter().map(output::summary_row).collect();
+            if !rows.is_empty() {
+                output::table(ctx.out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)?;
             }
         }
     }

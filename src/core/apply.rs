@@ -121,13 +121,7 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
             state.counters.voyages = voyage.number();
             state.voyages.insert(
                 *voyage,
-                Voyage {
-                    id: *voyage,
-                    branch: voyage.branch(),
-                    base: base.clone(),
-                    orders: Vec::new(),
-                    created: event.at,
-                },
+                Voyage { id: *voyage, branch: voyage.branch(), base: base.clone(), created: event.at },
             );
         }
         EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage } => {
@@ -159,8 +153,9 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
                     kind: order.kind().to_string(),
                 });
             }
-            let v = state.voyages.get_mut(voyage).ok_or(TransitionError::UnknownVoyage(*voyage))?;
-            v.orders.push(order.clone());
+            if !state.voyages.contains_key(voyage) {
+                return Err(TransitionError::UnknownVoyage(*voyage));
+            }
             state.counters.orders.insert(order.kind().clone(), order.number());
             state.stats.orders += 1;
             state.stats.add(&roles[0], Status::Queued);

@@ -2,14 +2,16 @@
 //!
 //! ```text
 //! config.json                          pipeline config
-//! counters.json                        last id handed out per kind, and for voyages
-//! stats.json                           orders per role and status (what `status` reads)
-//! orders/<KIND>/<SHARD>/<ID>.json      one order: state and its own history
-//! orders/<KIND>/<SHARD>/_index.jsonl   one summary line per order of the shard
+//! stats.json                           orders per role and status (what `status` reads),
+//!                                      and the last id handed out per kind and for voyages
+//! orders/<KIND>-<SHARD>/<ID>.json      one order: state and its own history
+//! orders/<KIND>-<SHARD>/_index.jsonl   one summary line per order of the shard
 //! voyages/<SHARD>/<VOY-ID>.json        one voyage
 //! ```
-//! A shard holds 100 consecutive numbers (`FTR-0107` is in `orders/FTR/01/`),
+//! A shard holds 100 consecutive numbers (`FTR-0107` is in `orders/FTR-01/`),
 //! so an append rewrites a handful of small trees whatever the ledger's size.
+//! Few levels and few files matter: every object an append writes is a new
+//! file in the object store, and creating files dominates append time.
 
 use std::collections::BTreeMap;
 
@@ -17,18 +19,29 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ids::{Kind, OrderId, VoyageId, shard};
-use super::state::{Order, OrderSummary, State, Voyage};
+use super::state::{Counters, Order, OrderSummary, State, Stats, Voyage};
 
 pub const CONFIG: &str = "config.json";
-pub const COUNTERS: &str = "counters.json";
 pub const STATS: &str = "stats.json";
 pub const ORDERS: &str = "orders";
 pub const VOYAGES: &str = "voyages";
 pub const INDEX: &str = "_index.jsonl";
 
-/// The directory of an order's shard, e.g. `orders/FTR/00`.
+/// The directory of an order's shard, e.g. `orders/FTR-00`.
 pub fn shard_dir(kind: &Kind, number: u32) -> String {
-    format!("{ORDERS}/{kind}/{}", shard(number))
+    format!("{ORDERS}/{kind}-{}", shard(number))
+}
+
+/// What `stats.json` holds: the counts, and the id counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tally {
+    pub stats: Stats,
+    pub ids: Counters,
+}
+
+pub fn tally_blob(stats: &Stats, ids: &Counters) -> Vec<u8> {
+    to_blob(&Tally { stats: stats.clone(), ids: ids.clone() })
 }
 
 pub fn order_path(id: &OrderId) -> String {
@@ -89,8 +102,7 @@ pub fn render(state: &State) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     if let Some(config) = &state.config {
         files.insert(CONFIG.to_string(), to_blob(config));
-        files.insert(COUNTERS.to_string(), to_blob(&state.counters));
-        files.insert(STATS.to_string(), to_blob(&state.stats));
+        files.insert(STATS.to_string(), tally_blob(&state.stats, &state.counters));
     }
     let mut shards: BTreeMap<String, Vec<OrderSummary>> = BTreeMap::new();
     for order in state.orders.values() {
@@ -113,10 +125,10 @@ mod tests {
     #[test]
     fn paths_are_sharded_by_hundreds() {
         let id: OrderId = "FTR-0107".parse().unwrap();
-        assert_eq!(order_path(&id), "orders/FTR/01/FTR-0107.json");
-        assert_eq!(index_path(&id), "orders/FTR/01/_index.jsonl");
+        assert_eq!(order_path(&id), "orders/FTR-01/FTR-0107.json");
+        assert_eq!(index_path(&id), "orders/FTR-01/_index.jsonl");
         assert_eq!(voyage_path("VOY-0003".parse().unwrap()), "voyages/00/VOY-0003.json");
         let big: OrderId = "BUG-12345".parse().unwrap();
-        assert_eq!(order_path(&big), "orders/BUG/123/BUG-12345.json");
+        assert_eq!(order_path(&big), "orders/BUG-123/BUG-12345.json");
     }
 }

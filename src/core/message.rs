@@ -38,7 +38,15 @@ pub fn subject(events: &[Event]) -> String {
         }
     }
     // Orders first: they are what a reader of `git log --oneline` looks for.
-    groups.sort_by_key(|(k, _)| if k.starts_with("VOY-") { 1 } else if k == "pipeline" { 2 } else { 0 });
+    groups.sort_by_key(|(k, _)| {
+        if k.starts_with("VOY-") {
+            1
+        } else if k == "pipeline" {
+            2
+        } else {
+            0
+        }
+    });
     let mut parts: Vec<String> =
         groups.iter().take(MAX_SUBJECT_GROUPS).map(|(k, p)| format!("{k}: {}", p.join(", "))).collect();
     if groups.len() > MAX_SUBJECT_GROUPS {
@@ -74,15 +82,19 @@ fn schema_trailer(message: &str) -> Option<&str> {
     message.lines().rev().find_map(|l| l.strip_prefix("Mso-Schema: "))
 }
 
+/// Cheap check that a message is a ledger commit of a schema we read,
+/// without parsing its events (a tip may carry a 1,000-event batch).
+pub fn check_schema(message: &str) -> Result<(), MessageError> {
+    match schema_trailer(message) {
+        None => Err(MessageError::Foreign),
+        Some(s) if s != SCHEMA.to_string() => Err(MessageError::UnsupportedSchema(s.chars().take(20).collect())),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Parse a commit message back into its events; refuses anything not written by `format`.
 pub fn parse(message: &str) -> Result<Vec<Event>, MessageError> {
-    match schema_trailer(message) {
-        None => return Err(MessageError::Foreign),
-        Some(s) if s != SCHEMA.to_string() => {
-            return Err(MessageError::UnsupportedSchema(s.chars().take(20).collect()));
-        }
-        Some(_) => {}
-    }
+    check_schema(message)?;
     let mut events = Vec::new();
     for (i, line) in message.lines().enumerate().skip(2) {
         if line.is_empty() {

@@ -141,11 +141,13 @@ pub struct OrderSummary {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A voyage. Its orders are found through the shard indexes (each summary
+/// names its voyage), so this blob stays the same size however many orders
+/// the voyage gets, and creating an order does not rewrite it.
 pub struct Voyage {
     pub id: VoyageId,
     pub branch: String,
     pub base: String,
-    pub orders: Vec<OrderId>,
     pub created: Timestamp,
 }
 

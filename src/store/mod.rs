@@ -81,7 +81,7 @@ impl Store {
         let raw = commit.message_raw().map_err(|e| Error::git("reading the ledger tip", e))?;
         let text = std::str::from_utf8(raw)
             .map_err(|_| Error::Corrupt { commit: id.to_string(), reason: "its message is not UTF-8".into() })?;
-        message::parse(text).map_err(|source| Error::Message { commit: short(id), source })?;
+        message::check_schema(text).map_err(|source| Error::Message { commit: short(id), source })?;
         let tree = commit.tree_id().map_err(|e| Error::git("reading the ledger tip", e))?.detach();
         Ok(Some(Tip { commit: id, tree }))
     }

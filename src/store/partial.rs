@@ -24,8 +24,9 @@ impl Partial {
         let mut state = State::default();
         if let Some(tip) = &base {
             state.config = Some(store.config(tip)?);
-            state.counters = store.counters(tip)?;
-            state.stats = store.stats(tip)?;
+            let tally = store.tally(tip)?;
+            state.counters = tally.ids;
+            state.stats = tally.stats;
         }
         Ok(Partial { base, state, loaded_orders: BTreeSet::new(), loaded_voyages: BTreeSet::new() })
     }
@@ -76,12 +77,16 @@ impl Partial {
         let mut files = BTreeMap::new();
         let touched: BTreeSet<&OrderId> = events.iter().filter_map(|e| e.body.order()).collect();
         let mut shards: BTreeMap<String, Vec<&Order>> = BTreeMap::new();
-        let mut voyages: BTreeSet<VoyageId> = events.iter().filter_map(|e| e.body.voyage()).collect();
+        // Only VOYAGE_CREATED writes a voyage blob; orders name their voyage themselves.
+        let voyages: BTreeSet<VoyageId> = events
+            .iter()
+            .filter(|e| matches!(e.body, EventBody::VoyageCreated { .. }))
+            .filter_map(|e| e.body.voyage())
+            .collect();
         for id in touched {
             let order = &self.state.orders[id];
             files.insert(layout::order_path(id), layout::order_blob(order));
             shards.entry(layout::index_path(id)).or_default().push(order);
-            voyages.insert(order.voyage);
         }
         for (path, orders) in shards {
             let mut summaries = match &parent {
@@ -100,8 +105,7 @@ impl Partial {
         }
         if let Some(config) = &self.state.config {
             files.insert(layout::CONFIG.into(), layout::to_blob(config));
-            files.insert(layout::COUNTERS.into(), layout::to_blob(&self.state.counters));
-            files.insert(layout::STATS.into(), layout::to_blob(&self.state.stats));
+            files.insert(layout::STATS.into(), layout::tally_blob(&self.state.stats, &self.state.counters));
         }
         Ok(files)
     }

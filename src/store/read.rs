@@ -4,7 +4,7 @@ use gix::ObjectId;
 use serde::de::DeserializeOwned;
 
 use super::{Store, Tip, short};
-use crate::core::layout::{self, INDEX};
+use crate::core::layout::{self, INDEX, Tally};
 use crate::core::state::{Counters, Stats};
 use crate::core::{Config, Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
@@ -42,12 +42,17 @@ impl Store {
         self.require_at(tip, layout::CONFIG)
     }
 
-    pub fn counters(&self, tip: &Tip) -> Result<Counters> {
-        self.require_at(tip, layout::COUNTERS)
+    /// Counts per role and status, and the id counters: one blob.
+    pub fn tally(&self, tip: &Tip) -> Result<Tally> {
+        self.require_at(tip, layout::STATS)
     }
 
     pub fn stats(&self, tip: &Tip) -> Result<Stats> {
-        self.require_at(tip, layout::STATS)
+        Ok(self.tally(tip)?.stats)
+    }
+
+    pub fn counters(&self, tip: &Tip) -> Result<Counters> {
+        Ok(self.tally(tip)?.ids)
     }
 
     pub fn order(&self, tip: &Tip, id: &OrderId) -> Result<Option<Order>> {
@@ -78,16 +83,13 @@ impl Store {
     /// Every order's summary, by reading one index per shard (not one blob per order).
     pub fn summaries(&self, tip: &Tip) -> Result<Vec<OrderSummary>> {
         let mut out = Vec::new();
-        for kind_dir in self.subtrees(tip, tip.tree, layout::ORDERS)? {
-            for shard_dir in self.subtrees(tip, kind_dir, "")? {
-                let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
-                let Some(entry) = tree.find_entry(INDEX) else { continue };
-                let blob =
-                    self.repo.find_blob(entry.object_id()).map_err(|e| Error::git("reading a shard index", e))?;
-                let parsed = layout::parse_index(&blob.data)
-                    .map_err(|e| Error::Corrupt { commit: short(tip.commit), reason: format!("a shard index: {e}") })?;
-                out.extend(parsed);
-            }
+        for shard_dir in self.subtrees(tip, tip.tree, layout::ORDERS)? {
+            let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
+            let Some(entry) = tree.find_entry(INDEX) else { continue };
+            let blob = self.repo.find_blob(entry.object_id()).map_err(|e| Error::git("reading a shard index", e))?;
+            let parsed = layout::parse_index(&blob.data)
+                .map_err(|e| Error::Corrupt { commit: short(tip.commit), reason: format!("a shard index: {e}") })?;
+            out.extend(parsed);
         }
         Ok(out)
     }

@@ -27,7 +27,7 @@ pub struct Tx<'s> {
     partial: Partial,
     events: Vec<Event>,
     now: Timestamp,
-    original: (Option<Config>, Counters),
+    original_config: Option<Config>,
 }
 
 /// What a landed transaction wrote.
@@ -54,8 +54,8 @@ enum CommitError {
 impl<'s> Tx<'s> {
     fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
         let partial = Partial::new(store, tip)?;
-        let original = (partial.state.config.clone(), partial.state.counters.clone());
-        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), original })
+        let original_config = partial.state.config.clone();
+        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), original_config })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -114,11 +114,8 @@ impl<'s> Tx<'s> {
         let mut files = self.partial.files(self.store, &self.events, tip).map_err(CommitError::Fatal)?;
         let state = &self.partial.state;
         // Skip rewriting what did not change (the first commit writes everything).
-        if tip.is_some() && self.original.0 == state.config {
+        if tip.is_some() && self.original_config == state.config {
             files.remove(layout::CONFIG);
-        }
-        if tip.is_some() && self.original.1 == state.counters {
-            files.remove(layout::COUNTERS);
         }
 
         let base_tree = tip.map_or_else(|| ObjectId::empty_tree(repo.object_hash()), |t| t.tree);

@@ -1,0 +1,251 @@
+//! `cargo bench --bench ledger` (or scripts/bench.sh): git-mso against the
+//! git CLI plumbing baseline, measured side by side in the same run.
+//!
+//! Prints a table; asserts nothing (timings on shared machines are noisy).
+
+#![allow(clippy::result_large_err)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use git_mso::core::{EventBody, OrderId, VoyageId};
+use git_mso::store::Store;
+
+const BIN: &str = env!("CARGO_BIN_EXE_git-mso");
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").args(args).current_dir(dir).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn mso(dir: &Path, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    let out = Command::new(BIN).args(args).current_dir(dir).stdout(Stdio::null()).output().expect("git-mso runs");
+    let took = start.elapsed();
+    assert!(out.status.success(), "git-mso {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    took
+}
+
+fn new_repo(root: &Path, name: &str) -> PathBuf {
+    let path = root.join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    git(&path, &["init", "-q", "-b", "main"]);
+    git(&path, &["config", "user.name", "bench"]);
+    git(&path, &["config", "user.email", "bench@example.com"]);
+    git(&path, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    mso(&path, &["init"]);
+    mso(&path, &["voyage", "new"]);
+    path
+}
+
+fn create(store: &Store, count: usize) {
+    store
+        .transact(|tx| {
+            let kind: git_mso::core::Kind = "FTR".parse().unwrap();
+            for _ in 0..count {
+                let id = OrderId::new(kind.clone(), tx.counters().next_order(&kind));
+                tx.push(EventBody::OrderCreated {
+                    order: id.clone(),
+                    title: format!("bench order {id}"),
+                    brief: String::new(),
+                    acceptance: vec!["it works".into()],
+                    roles: vec!["PLN".parse().unwrap(), "BLD".parse().unwrap(), "TST".parse().unwrap()],
+                    gates: vec!["PLN".parse().unwrap()],
+                    voyage: VoyageId::new(1),
+                })?;
+            }
+            Ok(())
+        })
+        .expect("append");
+}
+
+/// Append one order with git CLI plumbing: the same files git-mso writes
+/// (order, shard index, stats), trees rebuilt level by level
+/// with ls-tree + mktree, then commit-tree and update-ref with the old value.
+fn plumbing_append(dir: &Path, files: &[(String, Vec<u8>)], message: &str) {
+    let old = git(dir, &["rev-parse", "refs/mso/ledger"]).trim().to_string();
+    let tmp = dir.join(".git/bench-blob");
+    let mut blob_ids = Vec::new();
+    for (_, bytes) in files {
+        std::fs::write(&tmp, bytes).unwrap();
+        blob_ids.push(git(dir, &["hash-object", "-w", tmp.to_str().unwrap()]).trim().to_string());
+    }
+    // Rebuild each changed directory bottom-up.
+    let mut changed: std::collections::BTreeMap<String, Vec<(String, String, String)>> = Default::default();
+    for ((path, _), id) in files.iter().zip(&blob_ids) {
+        let (dir_path, name) = path.rsplit_once('/').map_or(("", path.as_str()), |(d, n)| (d, n));
+        changed.entry(dir_path.to_string()).or_default().push(("blob".into(), name.into(), id.clone()));
+    }
+    let mut dirs: Vec<String> = changed.keys().cloned().collect();
+    // Make sure every ancestor is rebuilt too.
+    for d in dirs.clone() {
+        let mut p = d.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            dirs.push(parent.to_string());
+            p = parent;
+        }
+        dirs.push(String::new());
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(if d.is_empty() { 0 } else { d.matches('/').count() + 1 }));
+    dirs.dedup();
+    let mut root_tree = String::new();
+    for d in dirs {
+        let spec = if d.is_empty() { format!("{old}^{{tree}}") } else { format!("{old}:{d}") };
+        let listing = Command::new("git").args(["ls-tree", &spec]).current_dir(dir).output().unwrap();
+        let mut entries: std::collections::BTreeMap<String, String> = Default::default();
+        for line in String::from_utf8_lossy(&listing.stdout).lines() {
+            let (meta, name) = line.split_once('\t').unwrap();
+            entries.insert(name.to_string(), meta.to_string());
+        }
+        for (kind, name, id) in changed.remove(&d).unwrap_or_default() {
+            let mode = if kind == "tree" { "040000" } else { "100644" };
+            entries.insert(name, format!("{mode} {kind} {id}"));
+        }
+        let input: String = entries.iter().map(|(n, m)| format!("{m}\t{n}\n")).collect();
+        let tree = git_stdin(dir, &["mktree"], input.as_bytes()).trim().to_string();
+        match d.rsplit_once('/') {
+            Some((parent, name)) => changed.entry(parent.into()).or_default().push(("tree".into(), name.into(), tree)),
+            None if !d.is_empty() => changed.entry(String::new()).or_default().push(("tree".into(), d.clone(), tree)),
+            None => root_tree = tree,
+        }
+    }
+    let commit = git_stdin(dir, &["commit-tree", &root_tree, "-p", &old], message.as_bytes()).trim().to_string();
+    git(dir, &["update-ref", "refs/mso/ledger", &commit, &old]);
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let root = tempfile::tempdir().unwrap();
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+
+    // --- append one event ---
+    let ours = new_repo(root.path(), "ours");
+    let store = Store::discover(&ours).unwrap();
+    create(&store, 200); // a ledger that is not empty
+    const N: usize = 200;
+    let start = Instant::now();
+    for _ in 0..N {
+        create(&store, 1);
+    }
+    let lib_per_event = start.elapsed() / N as u32;
+
+    let cli: Vec<Duration> =
+        (0..30).map(|_| mso(&ours, &["order", "new", "--title", "cli bench", "--voyage", "VOY-0001"])).collect();
+    let cli_per_event = median(cli);
+
+    // Baseline: the same files written with plumbing onto a copy of the same ledger.
+    let base = new_repo(root.path(), "plumbing");
+    create(&Store::discover(&base).unwrap(), 200);
+    let store_b = Store::discover(&base).unwrap();
+    const M: usize = 30;
+    let mut plumbing = Duration::ZERO;
+    for i in 0..M {
+        // Compute the new file contents in-process (not timed): git-mso's own bytes.
+        let tip = store_b.require_tip().unwrap();
+        let id: OrderId = format!("FTR-{:04}", 201 + i).parse().unwrap();
+        let mut order = store_b.order(&tip, &"FTR-0001".parse().unwrap()).unwrap().unwrap();
+        order.id = id.clone();
+        let mut event = order.history[0].clone();
+        if let EventBody::OrderCreated { order: o, .. } = &mut event.body {
+            *o = id.clone();
+        }
+        // A canonical message, so the next round still reads this tip as a ledger.
+        let message = git_mso::core::message::format(&[event]);
+        let mut summaries = store_b.shard_summaries(&tip, &id).unwrap();
+        git_mso::core::layout::upsert_summary(&mut summaries, order.summary());
+        let files = vec![
+            (git_mso::core::layout::order_path(&id), git_mso::core::layout::order_blob(&order)),
+            (git_mso::core::layout::index_path(&id), git_mso::core::layout::index_blob(&summaries)),
+            ("stats.json".to_string(), git_mso::core::layout::to_blob(&store_b.tally(&tip).unwrap())),
+        ];
+        let start = Instant::now();
+        plumbing_append(&base, &files, &message);
+        plumbing += start.elapsed();
+    }
+    let plumbing_per_event = plumbing / M as u32;
+    let ratio = |d: Duration| format!("{:.1}x", plumbing_per_event.as_secs_f64() / d.as_secs_f64());
+    rows.push((
+        "append 1 event (library, in-process)".into(),
+        ms(lib_per_event),
+        ms(plumbing_per_event),
+        ratio(lib_per_event),
+    ));
+    rows.push((
+        "append 1 event (`git-mso order new` process)".into(),
+        ms(cli_per_event),
+        ms(plumbing_per_event),
+        ratio(cli_per_event),
+    ));
+
+    let start = Instant::now();
+    create(&store, 1000);
+    let batch = start.elapsed();
+    rows.push((
+        "append 1,000 events in one transaction (per event)".into(),
+        ms(batch / 1000),
+        ms(plumbing_per_event),
+        ratio(batch / 1000),
+    ));
+
+    // --- reads at 1,000 and 10,000 orders ---
+    for n in [1_000usize, 10_000] {
+        let repo = new_repo(root.path(), &format!("read{n}"));
+        let store = Store::discover(&repo).unwrap();
+        for _ in 0..n / 1000 {
+            create(&store, 1000);
+        }
+        git(&repo, &["gc", "-q"]);
+        let list = median((0..10).map(|_| mso(&repo, &["order", "list"])).collect());
+        let status = median((0..10).map(|_| mso(&repo, &["status"])).collect());
+        let show = median((0..10).map(|_| mso(&repo, &["order", "show", "FTR-0500"])).collect());
+        let git_baseline = median(
+            (0..10)
+                .map(|_| {
+                    let s = Instant::now();
+                    git(&repo, &["show", "refs/mso/ledger:stats.json"]);
+                    s.elapsed()
+                })
+                .collect(),
+        );
+        rows.push((format!("order list, {n} orders"), ms(list), "-".into(), "target < 100 ms".into()));
+        rows.push((
+            format!("status, {n} orders"),
+            ms(status),
+            ms(git_baseline),
+            "baseline: git show stats.json".into(),
+        ));
+        rows.push((format!("order show, {n} orders"), ms(show), "-".into(), "one blob".into()));
+    }
+
+    let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
+    let header = ("operation", "git-mso", "git CLI", "speed-up / note");
+    println!("{:<w$}  {:>10}  {:>10}  {}", header.0, header.1, header.2, header.3);
+    for (op, ours, theirs, note) in rows {
+        println!("{op:<w$}  {ours:>10}  {theirs:>10}  {note}");
+    }
+}
