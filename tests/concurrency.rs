@@ -41,3 +41,29 @@ fn four_writers_times_fifty_orders_give_two_hundred_distinct_orders() {
     let fsck = repo.ok(&["fsck"]);
     assert!(fsck.starts_with("ok: 201 commits, 401 events"), "{fsck}");
 }
+
+#[test]
+fn racing_cancels_of_one_order_land_once_and_the_losers_are_told_why() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--title", "contested"]);
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            repo.mso_cmd(&repo.path)
+                .args(["order", "cancel", "FTR-0001"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outcomes: Vec<_> = racers.into_iter().map(|r| r.wait_with_output().unwrap()).collect();
+    let winners = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "exactly one cancel lands");
+    for loser in outcomes.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&loser.stderr);
+        assert_eq!(err.trim(), "error: FTR-0001 is cancelled at PLN, not active; nothing was written");
+    }
+    let log = repo.json(&["log", "FTR-0001", "--json"]);
+    assert_eq!(log.as_array().unwrap().len(), 2, "one ORDER_CREATED and one CANCELLED commit");
+    repo.ok(&["fsck"]);
+}

@@ -18,6 +18,8 @@ pub use history::Entry;
 pub use tx::{Committed, Tx};
 pub use verify::{Problem, ReplayError, Replayed};
 
+use crate::core::Config;
+use crate::core::layout::Tally;
 use crate::core::message;
 use crate::error::{Error, Result};
 
@@ -34,6 +36,9 @@ pub struct Tip {
 pub struct Store {
     repo: gix::Repository,
     identity: Identity,
+    /// Config and tally of the last tip read: a long-running process (the
+    /// dispatcher) appends and reads many times against few distinct tips.
+    head_cache: std::cell::RefCell<Option<(ObjectId, Config, Tally)>>,
 }
 
 impl Store {
@@ -45,7 +50,7 @@ impl Store {
         // Order, index and config blobs are small and read repeatedly.
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
         let identity = Identity::from_config(&repo.config_snapshot());
-        Ok(Store { repo, identity })
+        Ok(Store { repo, identity, head_cache: Default::default() })
     }
 
     pub fn repo(&self) -> &gix::Repository {

@@ -23,8 +23,8 @@ impl Partial {
     pub fn new(store: &Store, base: Option<Tip>) -> Result<Self> {
         let mut state = State::default();
         if let Some(tip) = &base {
-            state.config = Some(store.config(tip)?);
-            let tally = store.tally(tip)?;
+            let (config, tally) = store.head(tip)?;
+            state.config = Some(config);
             state.counters = tally.ids;
             state.stats = tally.stats;
         }

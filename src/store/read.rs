@@ -39,12 +39,25 @@ impl Store {
     }
 
     pub fn config(&self, tip: &Tip) -> Result<Config> {
-        self.require_at(tip, layout::CONFIG)
+        Ok(self.head(tip)?.0)
+    }
+
+    /// Config and tally of `tip`, cached by tip commit id.
+    pub(crate) fn head(&self, tip: &Tip) -> Result<(Config, Tally)> {
+        if let Some((id, config, tally)) = &*self.head_cache.borrow()
+            && *id == tip.commit
+        {
+            return Ok((config.clone(), tally.clone()));
+        }
+        let config: Config = self.require_at(tip, layout::CONFIG)?;
+        let tally: Tally = self.require_at(tip, layout::STATS)?;
+        *self.head_cache.borrow_mut() = Some((tip.commit, config.clone(), tally.clone()));
+        Ok((config, tally))
     }
 
     /// Counts per role and status, and the id counters: one blob.
     pub fn tally(&self, tip: &Tip) -> Result<Tally> {
-        self.require_at(tip, layout::STATS)
+        Ok(self.head(tip)?.1)
     }
 
     pub fn stats(&self, tip: &Tip) -> Result<Stats> {

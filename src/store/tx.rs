@@ -161,7 +161,14 @@ impl<'s> Tx<'s> {
         };
         let mut time_buf = gix::date::parse::TimeBuf::default();
         match repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))) {
-            Ok(_) => Ok(Committed { commit, events: self.events, state: self.partial.state }),
+            Ok(_) => {
+                let state = self.partial.state;
+                let tally = layout::Tally { stats: state.stats.clone(), ids: state.counters.clone() };
+                if let Some(config) = &state.config {
+                    *self.store.head_cache.borrow_mut() = Some((commit, config.clone(), tally));
+                }
+                Ok(Committed { commit, events: self.events, state })
+            }
             Err(err) if is_race(&err) => Err(CommitError::Race),
             Err(err) if is_lock_contention(&err) => {
                 self.store.recover_stale_lock();
