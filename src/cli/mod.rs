@@ -7,6 +7,7 @@ mod init;
 mod log;
 mod order;
 mod output;
+mod review;
 mod status;
 mod voyage;
 
@@ -48,6 +49,9 @@ pub enum Command {
     /// Create and list voyages (the branches orders are built on).
     #[command(subcommand)]
     Voyage(voyage::VoyageCommand),
+    /// Approve or reject orders waiting at a review gate.
+    #[command(subcommand)]
+    Review(review::ReviewCommand),
     /// Orders per role and status.
     Status(status::Args),
     /// The ledger's history, newest first.
@@ -66,6 +70,7 @@ impl Command {
             Command::Order(c) => c.writes(),
             Command::Voyage(c) => c.writes(),
             Command::Config(c) => c.writes(),
+            Command::Review(c) => c.writes(),
             Command::Status(_) | Command::Log(_) | Command::Fsck(_) => false,
         }
     }
@@ -94,6 +99,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Init(args) => init::run(args, &mut ctx),
         Command::Order(cmd) => order::run(cmd, &mut ctx),
         Command::Voyage(cmd) => voyage::run(cmd, &mut ctx),
+        Command::Review(cmd) => review::run(cmd, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),
         Command::Log(args) => log::run(args, &mut ctx),
         Command::Fsck(args) => fsck::run(args, &mut ctx),

@@ -26,11 +26,13 @@ pub enum OrderCommand {
     Show(ShowArgs),
     /// Cancel an order that has not finished.
     Cancel(CancelArgs),
+    /// Queue a failed order again at the role where it failed.
+    Retry(RetryArgs),
 }
 
 impl OrderCommand {
     pub fn writes(&self) -> bool {
-        matches!(self, OrderCommand::New(_) | OrderCommand::Cancel(_))
+        matches!(self, OrderCommand::New(_) | OrderCommand::Cancel(_) | OrderCommand::Retry(_))
     }
 }
 
@@ -99,12 +101,18 @@ pub struct CancelArgs {
     reason: String,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    id: OrderId,
+}
+
 pub fn run(cmd: OrderCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     match cmd {
         OrderCommand::New(args) => new(args, ctx),
         OrderCommand::List(args) => list(args, ctx),
         OrderCommand::Show(args) => show(args, ctx),
         OrderCommand::Cancel(args) => cancel(args, ctx),
+        OrderCommand::Retry(args) => retry(args, ctx),
     }
 }
 
@@ -263,5 +271,14 @@ fn cancel(args: CancelArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         Ok(before)
     })?;
     writeln!(ctx.out, "{}  cancelled (was {before})", args.id)?;
+    Ok(())
+}
+
+fn retry(args: RetryArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    store.require_tip()?;
+    let (_, committed) = store.transact(|tx| tx.push(EventBody::Retried { order: args.id.clone() }))?;
+    let order = committed.order(&args.id).expect("the transaction touched it");
+    writeln!(ctx.out, "{}  retried → queued at {} (attempt {})", order.id, order.role, order.attempt)?;
     Ok(())
 }

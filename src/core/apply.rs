@@ -424,3 +424,17 @@ pub fn apply_transaction(mut state: State, events: &[Event]) -> Result<State> {
     check_transaction(&state, events)?;
     Ok(state)
 }
+
+/// The event that must follow a success at an ungated role, or an approval,
+/// in the same transaction: ADVANCED to the next role of the order's own
+/// sequence (from that role's predecessor), or COMPLETED after the last.
+pub fn hand_off(order: &Order) -> EventBody {
+    match order.next_role(&order.role) {
+        Some(to) => EventBody::Advanced {
+            order: order.id.clone(),
+            from: order.previous_role(to).expect("a next role has a predecessor").clone(),
+            to: to.clone(),
+        },
+        None => EventBody::Completed { order: order.id.clone() },
+    }
+}

@@ -1,0 +1,118 @@
+//! `git mso review list|approve|reject`: the human gates between roles.
+
+use clap::Subcommand;
+
+use crate::core::apply::hand_off;
+use crate::core::event::short;
+use crate::core::{EventBody, OrderId, Role, Status};
+
+use super::Ctx;
+use super::output;
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Orders awaiting review.
+    List(ListArgs),
+    /// Approve the reviewed role: the order moves to its next role (or completes) in the same commit.
+    #[command(after_help = "The approval is pinned to the voyage commit the crew produced, recorded when the role \
+succeeded. Approving an order that is not awaiting review is an error naming its state; nothing is written.")]
+    Approve(ApproveArgs),
+    /// Send the order back to the same role, or an earlier one, with a reason the next crew reads.
+    Reject(RejectArgs),
+}
+
+impl ReviewCommand {
+    pub fn writes(&self) -> bool {
+        !matches!(self, ReviewCommand::List(_))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    id: OrderId,
+    /// A note recorded with the approval.
+    #[arg(long, default_value = "")]
+    comment: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RejectArgs {
+    id: OrderId,
+    /// Why; it goes into the brief of the crew that runs next.
+    #[arg(long)]
+    reason: String,
+    /// Role to go back to (default: the role under review).
+    #[arg(long)]
+    to: Option<Role>,
+}
+
+pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let tip = store.require_tip()?;
+    match cmd {
+        ReviewCommand::List(args) => {
+            let mut orders = store.summaries(&tip)?;
+            orders.retain(|s| s.status == Status::Review);
+            orders.sort_by(|a, b| a.id.cmp(&b.id));
+            if args.json {
+                return output::json(ctx.out, &orders);
+            }
+            if orders.is_empty() {
+                writeln!(ctx.out, "nothing awaits review")?;
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = orders.iter().map(output::summary_row).collect();
+            output::table(ctx.out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)?;
+        }
+        ReviewCommand::Approve(args) => {
+            let (line, _) = store.transact(|tx| {
+                let by = tx.actor().to_string();
+                let order = tx.order(&args.id)?.clone();
+                let commit = order.head.clone().unwrap_or_default();
+                tx.push(EventBody::Approved {
+                    order: order.id.clone(),
+                    role: order.role.clone(),
+                    by: by.clone(),
+                    commit: commit.clone(),
+                    comment: args.comment.clone(),
+                })?;
+                let next = hand_off(&order);
+                let after = match &next {
+                    EventBody::Advanced { to, .. } => format!("{to} queued"),
+                    _ => "completed".to_string(),
+                };
+                tx.push(next)?;
+                Ok(format!("{}  {} approved at {} by {by} → {after}", order.id, order.role, short(&commit)))
+            })?;
+            writeln!(ctx.out, "{line}")?;
+        }
+        ReviewCommand::Reject(args) => {
+            let (line, _) = store.transact(|tx| {
+                let by = tx.actor().to_string();
+                let order = tx.order(&args.id)?.clone();
+                let to = args.to.clone().unwrap_or_else(|| order.role.clone());
+                tx.push(EventBody::Rejected {
+                    order: order.id.clone(),
+                    role: order.role.clone(),
+                    by: by.clone(),
+                    reason: args.reason.clone(),
+                    to: to.clone(),
+                })?;
+                Ok(format!(
+                    "{}  {} rejected by {by} → {to} queued (attempt {})",
+                    order.id,
+                    order.role,
+                    order.attempt + 1
+                ))
+            })?;
+            writeln!(ctx.out, "{line}")?;
+        }
+    }
+    Ok(())
+}
