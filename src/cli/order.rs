@@ -193,15 +193,7 @@ fn list(args: ListArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             && args.voyage.is_none_or(|v| s.voyage == v)
     });
     orders.sort_by(|a, b| a.id.cmp(&b.id));
-    if args.json {
-        return output::json(ctx.out, &orders);
-    }
-    if orders.is_empty() {
-        writeln!(ctx.out, "no orders")?;
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = orders.iter().map(output::summary_row).collect();
-    output::table(ctx.out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)
+    output::summaries(ctx.out, &orders, args.json, "no orders")
 }
 
 fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {

@@ -56,7 +56,7 @@ pub fn sequence(roles: &[Role], gates: &[Role]) -> String {
         .join(" → ")
 }
 
-pub fn summary_row(s: &OrderSummary) -> Vec<String> {
+fn summary_row(s: &OrderSummary) -> Vec<String> {
     vec![
         s.id.to_string(),
         s.status.to_string(),
@@ -65,4 +65,17 @@ pub fn summary_row(s: &OrderSummary) -> Vec<String> {
         s.voyage.to_string(),
         s.title.clone(),
     ]
+}
+
+/// Order summaries as a table, as JSON, or `empty` when there are none.
+pub fn summaries(out: &mut dyn Write, orders: &[OrderSummary], json: bool, empty: &str) -> anyhow::Result<()> {
+    if json {
+        return self::json(out, &orders);
+    }
+    if orders.is_empty() {
+        writeln!(out, "{empty}")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = orders.iter().map(summary_row).collect();
+    table(out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)
 }

@@ -60,15 +60,7 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             let mut orders = store.summaries(&tip)?;
             orders.retain(|s| s.status == Status::Review);
             orders.sort_by(|a, b| a.id.cmp(&b.id));
-            if args.json {
-                return output::json(ctx.out, &orders);
-            }
-            if orders.is_empty() {
-                writeln!(ctx.out, "nothing awaits review")?;
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = orders.iter().map(output::summary_row).collect();
-            output::table(ctx.out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)?;
+            output::summaries(ctx.out, &orders, args.json, "nothing awaits review")?;
         }
         ReviewCommand::Approve(args) => {
             let (line, _) = store.transact(|tx| {

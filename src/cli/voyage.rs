@@ -97,10 +97,7 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             let mut orders = store.summaries(&tip)?;
             orders.retain(|s| s.voyage == voyage.id);
             orders.sort_by(|a, b| a.id.cmp(&b.id));
-            let rows: Vec<Vec<String>> = orders.iter().map(output::summary_row).collect();
-            if !rows.is_empty() {
-                output::table(ctx.out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)?;
-            }
+            output::summaries(ctx.out, &orders, false, "  no orders yet")?;
         }
     }
     Ok(())

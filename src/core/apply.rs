@@ -238,6 +238,14 @@ fn expect_lease_holder(order: &Order, runner: &str) -> Result<()> {
     }
 }
 
+/// Queue the order for a fresh run at `role`.
+fn requeue(order: &mut Order, role: &Role) {
+    order.role = role.clone();
+    order.status = Status::Queued;
+    order.attempt += 1;
+    order.failures = 0;
+}
+
 /// A failed run at the current role: retry while attempts remain, else fail.
 fn record_failure(order: &mut Order, reason: String, max_attempts: u32) {
     order.lease = None;
@@ -315,10 +323,7 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
                     expected: expected.map_or_else(|| "none (it is the last role)".into(), |r| r.to_string()),
                 });
             }
-            order.role = to.clone();
-            order.status = Status::Queued;
-            order.attempt += 1;
-            order.failures = 0;
+            requeue(order, to);
         }
         EventBody::Completed { .. } => {
             expect_status(order, Status::HandingOff, "handing off after a success or approval")?;
@@ -362,16 +367,12 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
                 });
             }
             order.rejections.push(Rejection { role: role.clone(), by: by.clone(), reason: reason.clone() });
-            order.role = to.clone();
-            order.status = Status::Queued;
-            order.attempt += 1;
-            order.failures = 0;
+            requeue(order, to);
         }
         EventBody::Retried { .. } => {
             expect_status(order, Status::Failed, "failed")?;
-            order.status = Status::Queued;
-            order.attempt += 1;
-            order.failures = 0;
+            let role = order.role.clone();
+            requeue(order, &role);
         }
         EventBody::Cancelled { reason, .. } => {
             if order.status.is_terminal() || order.status == Status::HandingOff {
