@@ -21,7 +21,15 @@ git commit -q -m "first commit"
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 run() {
-  printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"
+  # Echo the command as it would be typed: arguments with spaces quoted.
+  local shown="" arg
+  for arg in "$@"; do
+    case "$arg" in
+      *[[:space:]]*) shown+=" \"$arg\"" ;;
+      *) shown+=" $arg" ;;
+    esac
+  done
+  printf '\n%s$%s%s\n' "$bold" "$shown" "$plain"
   "$@"
 }
 
