@@ -191,6 +191,16 @@ fn check_invariants(state: &State) {
         }
     }
     assert_eq!(stats, counts, "stats.json must count exactly the stored orders");
+    for voyage in state.voyages.values() {
+        let running: Vec<&OrderId> = state
+            .orders
+            .values()
+            .filter(|o| o.voyage == voyage.id && o.status == Status::Running)
+            .map(|o| &o.id)
+            .collect();
+        assert!(running.len() <= 1, "{} runs {running:?} at once", voyage.id);
+        assert_eq!(voyage.active.as_ref(), running.first().copied(), "{} active marker", voyage.id);
+    }
     assert_eq!(state.stats.orders as usize, state.orders.len());
 }
 

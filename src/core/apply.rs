@@ -32,6 +32,8 @@ pub enum TransitionError {
     OrderOutOfSequence { got: OrderId, expected: OrderId, kind: String },
     #[error("no voyage {0}")]
     UnknownVoyage(VoyageId),
+    #[error("{voyage} is busy: {order} is running on it")]
+    VoyageBusy { voyage: VoyageId, order: OrderId },
     #[error("voyage id {got} is out of sequence: the next voyage id is {expected}")]
     VoyageOutOfSequence { got: VoyageId, expected: VoyageId },
     #[error("unknown kind {kind} (configured: {known})")]
@@ -121,7 +123,7 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
             state.counters.voyages = voyage.number();
             state.voyages.insert(
                 *voyage,
-                Voyage { id: *voyage, branch: voyage.branch(), base: base.clone(), created: event.at },
+                Voyage { id: *voyage, branch: voyage.branch(), base: base.clone(), created: event.at, active: None },
             );
         }
         EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage } => {
@@ -161,6 +163,7 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
             state.stats.add(&roles[0], Status::Queued);
             let created = Order {
                 id: order.clone(),
+                seq: state.stats.orders,
                 title: title.clone(),
                 brief: brief.clone(),
                 acceptance: acceptance.clone(),
@@ -195,13 +198,34 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
                 order.history.push(event.clone());
             }
             order.updated = event.at;
-            state.stats.remove(&before.role, before.status);
+            let (role_before, status_before) = (before.role.clone(), before.status);
+            occupy_voyage(&mut state, status_before, &order)?;
+            state.stats.remove(&role_before, status_before);
             state.stats.add(&order.role, order.status);
             state.orders.insert(order_id.clone(), order);
         }
     }
     state.stats.events += 1;
     Ok(state)
+}
+
+/// Keep `voyage.active` in step with the order whose crew runs on it; a
+/// second order of a busy voyage cannot be dispatched.
+fn occupy_voyage(state: &mut State, before: Status, order: &Order) -> Result<()> {
+    let (was, is) = (before == Status::Running, order.status == Status::Running);
+    if was == is {
+        return Ok(());
+    }
+    let voyage = state.voyages.get_mut(&order.voyage).ok_or(TransitionError::UnknownVoyage(order.voyage))?;
+    if is {
+        if let Some(busy) = &voyage.active {
+            return Err(TransitionError::VoyageBusy { voyage: voyage.id, order: busy.clone() });
+        }
+        voyage.active = Some(order.id.clone());
+    } else {
+        voyage.active = None;
+    }
+    Ok(())
 }
 
 fn config(state: &State) -> Result<&Config> {

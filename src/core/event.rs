@@ -161,6 +161,18 @@ impl EventBody {
         }
     }
 
+    /// Whether the event can start or stop a crew run (and so change its voyage's `active`).
+    pub fn moves_running(&self) -> bool {
+        matches!(
+            self,
+            EventBody::Dispatched { .. }
+                | EventBody::Succeeded { .. }
+                | EventBody::Failed { .. }
+                | EventBody::LeaseExpired { .. }
+                | EventBody::Cancelled { .. }
+        )
+    }
+
     /// The voyage this event names directly, if any.
     pub fn voyage(&self) -> Option<VoyageId> {
         match self {

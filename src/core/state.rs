@@ -73,6 +73,8 @@ pub struct Rejection {
 #[serde(deny_unknown_fields)]
 pub struct Order {
     pub id: OrderId,
+    /// Creation sequence number across the ledger: "oldest first" means lowest first.
+    pub seq: u64,
     pub title: String,
     pub brief: String,
     pub acceptance: Vec<String>,
@@ -116,6 +118,7 @@ impl Order {
     pub fn summary(&self) -> OrderSummary {
         OrderSummary {
             id: self.id.clone(),
+            seq: self.seq,
             title: self.title.clone(),
             voyage: self.voyage,
             role: self.role.clone(),
@@ -131,6 +134,7 @@ impl Order {
 #[serde(deny_unknown_fields)]
 pub struct OrderSummary {
     pub id: OrderId,
+    pub seq: u64,
     pub title: String,
     pub voyage: VoyageId,
     pub role: Role,
@@ -149,6 +153,8 @@ pub struct Voyage {
     pub branch: String,
     pub base: String,
     pub created: Timestamp,
+    /// The order whose crew is running on the branch: one at a time per voyage.
+    pub active: Option<OrderId>,
 }
 
 /// Last number handed out per kind, and for voyages.

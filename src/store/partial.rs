@@ -77,11 +77,15 @@ impl Partial {
         let mut files = BTreeMap::new();
         let touched: BTreeSet<&OrderId> = events.iter().filter_map(|e| e.body.order()).collect();
         let mut shards: BTreeMap<String, Vec<&Order>> = BTreeMap::new();
-        // Only VOYAGE_CREATED writes a voyage blob; orders name their voyage themselves.
+        // A voyage blob changes when it is created and when a crew starts or
+        // stops running on it; creating an order does not touch it.
         let voyages: BTreeSet<VoyageId> = events
             .iter()
-            .filter(|e| matches!(e.body, EventBody::VoyageCreated { .. }))
-            .filter_map(|e| e.body.voyage())
+            .filter_map(|e| match &e.body {
+                EventBody::VoyageCreated { voyage, .. } => Some(*voyage),
+                body if body.moves_running() => body.order().map(|o| self.state.orders[o].voyage),
+                _ => None,
+            })
             .collect();
         for id in touched {
             let order = &self.state.orders[id];
