@@ -8,4 +8,5 @@
 pub mod cli;
 pub mod core;
 pub mod error;
+pub mod runtime;
 pub mod store;

@@ -1,10 +1,13 @@
 //! The command line: one file per command, each an `Args` struct and a `run`
 //! function writing to the writer it is given.
 
+mod cleanup;
 mod config;
+mod dispatch;
 mod fsck;
 mod init;
 mod log;
+mod notes;
 mod order;
 mod output;
 mod review;
@@ -49,6 +52,8 @@ pub enum Command {
     /// Create and list voyages (the branches orders are built on).
     #[command(subcommand)]
     Voyage(voyage::VoyageCommand),
+    /// Run crews for queued orders, role by role, in voyage worktrees.
+    Dispatch(dispatch::Args),
     /// Approve or reject orders waiting at a review gate.
     #[command(subcommand)]
     Review(review::ReviewCommand),
@@ -60,6 +65,11 @@ pub enum Command {
     Fsck(fsck::Args),
     /// Show or change the pipeline configuration stored in the ledger.
     Config(config::Args),
+    /// Remove crew worktrees, briefs and logs (never the ledger).
+    Cleanup(cleanup::Args),
+    /// Maintain refs/notes/mso, the mirror of the ledger on voyage commits.
+    #[command(subcommand)]
+    Notes(notes::NotesCommand),
 }
 
 impl Command {
@@ -71,6 +81,8 @@ impl Command {
             Command::Voyage(c) => c.writes(),
             Command::Config(c) => c.writes(),
             Command::Review(c) => c.writes(),
+            Command::Dispatch(_) => true,
+            Command::Cleanup(_) | Command::Notes(_) => false,
             Command::Status(_) | Command::Log(_) | Command::Fsck(_) => false,
         }
     }
@@ -100,6 +112,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Order(cmd) => order::run(cmd, &mut ctx),
         Command::Voyage(cmd) => voyage::run(cmd, &mut ctx),
         Command::Review(cmd) => review::run(cmd, &mut ctx),
+        Command::Dispatch(args) => dispatch::run(args, &mut ctx),
+        Command::Cleanup(args) => cleanup::run(args, &mut ctx),
+        Command::Notes(cmd) => notes::run(cmd, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),
         Command::Log(args) => log::run(args, &mut ctx),
         Command::Fsck(args) => fsck::run(args, &mut ctx),

@@ -63,7 +63,7 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             output::summaries(ctx.out, &orders, args.json, "nothing awaits review")?;
         }
         ReviewCommand::Approve(args) => {
-            let (line, _) = store.transact(|tx| {
+            let (line, committed) = store.transact(|tx| {
                 let by = tx.actor().to_string();
                 let order = tx.order(&args.id)?.clone();
                 let commit = order.head.clone().unwrap_or_default();
@@ -83,6 +83,12 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 Ok(format!("{}  {} approved at {} by {by} → {after}", order.id, order.role, short(&commit)))
             })?;
             writeln!(ctx.out, "{line}")?;
+            if let Some(order) = committed.order(&args.id)
+                && let Some(head) = &order.head
+                && let Err(e) = store.note_order(order, head)
+            {
+                tracing::warn!("the approval is recorded, but its note was not written: {e}");
+            }
         }
         ReviewCommand::Reject(args) => {
             let (line, _) = store.transact(|tx| {

@@ -262,11 +262,13 @@ fn expect_lease_holder(order: &Order, runner: &str) -> Result<()> {
     }
 }
 
-/// Queue the order for a fresh run at `role`.
-fn requeue(order: &mut Order, role: &Role) {
+/// Queue the order for a fresh run at `role`. Attempts count runs of one
+/// role: they start at 1 when the order moves on, and go up when the same
+/// role runs again (after a failure, a rejection or a retry).
+fn requeue(order: &mut Order, role: &Role, attempt: u32) {
+    order.attempt = attempt;
     order.role = role.clone();
     order.status = Status::Queued;
-    order.attempt += 1;
     order.failures = 0;
 }
 
@@ -347,7 +349,7 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
                     expected: expected.map_or_else(|| "none (it is the last role)".into(), |r| r.to_string()),
                 });
             }
-            requeue(order, to);
+            requeue(order, to, 1);
         }
         EventBody::Completed { .. } => {
             expect_status(order, Status::HandingOff, "handing off after a success or approval")?;
@@ -391,12 +393,12 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
                 });
             }
             order.rejections.push(Rejection { role: role.clone(), by: by.clone(), reason: reason.clone() });
-            requeue(order, to);
+            requeue(order, to, order.attempt + 1);
         }
         EventBody::Retried { .. } => {
             expect_status(order, Status::Failed, "failed")?;
             let role = order.role.clone();
-            requeue(order, &role);
+            requeue(order, &role, order.attempt + 1);
         }
         EventBody::Cancelled { reason, .. } => {
             if order.status.is_terminal() || order.status == Status::HandingOff {

@@ -3,11 +3,13 @@
 //! Nothing here touches a repository, a clock or the environment.
 
 pub mod apply;
+pub mod brief;
 pub mod config;
 pub mod event;
 pub mod ids;
 pub mod layout;
 pub mod message;
+pub mod notes;
 pub mod state;
 pub mod time;
 

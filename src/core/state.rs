@@ -83,7 +83,7 @@ pub struct Order {
     pub voyage: VoyageId,
     pub role: Role,
     pub status: Status,
-    /// Crew runs so far, across all roles (1 before the first run).
+    /// Which run of the current role this is or will be (1 for the first; up after a failure, rejection or retry).
     pub attempt: u32,
     /// Consecutive failures at the current role; reset when the order moves on or is retried.
     pub failures: u32,

@@ -43,3 +43,28 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// The commit a voyage branch points to, if the branch exists.
+    pub fn branch_tip(&self, voyage: &Voyage) -> Result<Option<ObjectId>> {
+        let name = format!("refs/heads/{}", voyage.branch);
+        let reference =
+            self.repo.try_find_reference(name.as_str()).map_err(|e| Error::git("reading a voyage branch", e))?;
+        Ok(reference.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
+    }
+
+    /// Move a voyage branch from `old` to `new`, only if it is still at `old`.
+    pub fn advance_branch(&self, voyage: &Voyage, old: ObjectId, new: ObjectId) -> Result<()> {
+        use gix::refs::Target;
+        let name = format!("refs/heads/{}", voyage.branch);
+        self.repo
+            .reference(
+                name.as_str(),
+                new,
+                PreviousValue::MustExistAndMatch(Target::Object(old)),
+                format!("git-mso: crew result on {}", voyage.id),
+            )
+            .map(|_| ())
+            .map_err(|e| Error::git(format!("moving {} (it changed during the run?)", voyage.branch), e))
+    }
+}

@@ -4,6 +4,7 @@
 mod branches;
 mod env;
 mod history;
+mod notes;
 mod partial;
 mod read;
 mod tx;
@@ -15,6 +16,7 @@ use gix::ObjectId;
 
 pub use env::{Identity, event_id, host, now, runner_id};
 pub use history::Entry;
+pub use notes::NOTES_REF;
 pub use tx::{Committed, Tx};
 pub use verify::{Problem, ReplayError, Replayed};
 
@@ -55,6 +57,11 @@ impl Store {
 
     pub fn repo(&self) -> &gix::Repository {
         &self.repo
+    }
+
+    /// The directory shared by all worktrees of the repository (the `.git` dir, or the bare repo).
+    pub fn common_dir(&self) -> &Path {
+        self.repo.common_dir()
     }
 
     pub fn identity(&self) -> &Identity {

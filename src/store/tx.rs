@@ -28,6 +28,8 @@ pub struct Tx<'s> {
     events: Vec<Event>,
     now: Timestamp,
     original_config: Option<Config>,
+    /// An event was refused: the partial state is no longer trustworthy.
+    poisoned: bool,
 }
 
 /// What a landed transaction wrote.
@@ -55,7 +57,7 @@ impl<'s> Tx<'s> {
     fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
         let partial = Partial::new(store, tip)?;
         let original_config = partial.state.config.clone();
-        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), original_config })
+        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), original_config, poisoned: false })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -97,8 +99,17 @@ impl<'s> Tx<'s> {
     /// Record an event: load what it touches, then apply it. An illegal event is an error.
     pub fn push(&mut self, body: EventBody) -> Result<()> {
         self.partial.load_for(self.store, &body)?;
+        if self.poisoned {
+            return Err(Error::Input("a transaction cannot go on after a refused event".into()));
+        }
         let event = Event::new(env::event_id(), self.now, self.store.identity.actor.clone(), body);
-        self.partial.state = apply(std::mem::take(&mut self.partial.state), &event)?;
+        match apply(std::mem::take(&mut self.partial.state), &event) {
+            Ok(state) => self.partial.state = state,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e.into());
+            }
+        }
         self.events.push(event);
         Ok(())
     }
@@ -179,6 +190,11 @@ impl<'s> Tx<'s> {
     }
 }
 
+/// A lost compare-and-swap or a held lock: worth retrying.
+pub(crate) fn is_retryable(err: &gix::Error) -> bool {
+    is_race(err) || is_lock_contention(err)
+}
+
 fn is_race(err: &gix::Error) -> bool {
     use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
     err.downcast_any_ref::<ReferenceOutOfDate>().is_some() || err.downcast_any_ref::<MustNotExist>().is_some()
@@ -192,19 +208,31 @@ fn is_lock_contention(err: &gix::Error) -> bool {
 impl Store {
     /// Build and land one transaction. `build` may run several times (once per
     /// lost race); it must derive its events from the `Tx` it is given.
-    pub fn transact<T>(&self, mut build: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<(T, Committed)> {
+    pub fn transact<T>(&self, build: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<(T, Committed)> {
+        match self.transact_if(build)? {
+            (value, Some(committed)) => Ok((value, committed)),
+            (_, None) => Err(Error::Input("nothing to write".into())),
+        }
+    }
+
+    /// Like `transact`, but a builder that pushes no event writes nothing and
+    /// returns `None` (e.g. a claim that found its order already taken).
+    pub fn transact_if<T>(&self, mut build: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<(T, Option<Committed>)> {
         for attempt in 1..=MAX_ATTEMPTS {
             let mut tx = Tx::begin(self, self.tip()?)?;
             let value = build(&mut tx)?;
             if tx.events.is_empty() {
-                return Err(Error::Input("nothing to write".into()));
+                return Ok((value, None));
+            }
+            if tx.poisoned {
+                return Err(Error::Input("a transaction went on after a refused event; nothing was written".into()));
             }
             apply::check_transaction(&tx.partial.state, &tx.events)?;
             let old = tx.tip().map(|t| short(t.commit)).unwrap_or_else(|| "(none)".into());
             match tx.commit() {
                 Ok(committed) => {
                     tracing::debug!(attempt, old, new = %committed.commit, "appended to the ledger");
-                    return Ok((value, committed));
+                    return Ok((value, Some(committed)));
                 }
                 Err(CommitError::Race) => {
                     tracing::debug!(attempt, old, "lost the race for refs/mso/ledger, retrying");

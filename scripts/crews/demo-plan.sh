@@ -1,0 +1,22 @@
+#!/bin/sh
+# Demo PLN crew: turns the brief into a plan file on the voyage branch and
+# hands the plan to the later roles. Needs nothing installed, no network.
+set -eu
+plan="plans/$MSO_ORDER.md"
+mkdir -p plans
+{
+  echo "# Plan for $MSO_ORDER (by $MSO_PERSONA, model tier $MSO_MODEL, attempt $MSO_ATTEMPT)"
+  echo
+  echo "## Steps"
+  # One step per acceptance criterion, read from the brief file (never from a command line).
+  sed -n '/^## Acceptance criteria/,/^## /{/^- /p}' "$MSO_BRIEF_FILE" | sed 's/^- /1. Make it so: /'
+  echo "1. Cover each step with a check."
+  if grep -q '^## Review feedback' "$MSO_BRIEF_FILE"; then
+    echo
+    echo "## Addressing review feedback"
+    sed -n '/^## Review feedback/,$p' "$MSO_BRIEF_FILE" | sed -n '/^- /p'
+  fi
+} > "$plan"
+steps=$(grep -c '^1\. ' "$plan")
+printf '{"summary": "wrote %s with %s steps", "plan": "see %s on the voyage branch"}\n' "$plan" "$steps" "$plan" > "$MSO_RESULT_FILE"
+echo "planned $MSO_ORDER: $plan"

@@ -1,0 +1,164 @@
+//! Running one crew: `sh -c <command>` from the runner's own git config, in
+//! its own process group, stdin closed, output to a log, with a timeout and a
+//! way to stop it from outside. Order text never reaches the command line:
+//! crews read it from the files named in their environment.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// What a role executes on this machine (`mso.crew.<ROLE>.command`, `.timeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrewSpec {
+    pub command: String,
+    pub timeout: Option<Duration>,
+}
+
+/// How a crew run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrewExit {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut(Duration),
+    /// Stopped because its order was cancelled (or the runner shut down hard).
+    Stopped,
+}
+
+impl CrewExit {
+    pub fn success(self) -> bool {
+        self == CrewExit::Exited(0)
+    }
+
+    pub fn code(self) -> Option<i32> {
+        match self {
+            CrewExit::Exited(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            CrewExit::Exited(c) => format!("exited with status {c}"),
+            CrewExit::Signaled(s) => format!("killed by signal {s}"),
+            CrewExit::TimedOut(d) => format!("timed out after {} s", d.as_secs()),
+            CrewExit::Stopped => "stopped".into(),
+        }
+    }
+}
+
+/// Parse a timeout such as `90`, `90s`, `15m` or `2h`.
+pub fn parse_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// Environment variables a crew must not inherit: they would point git at the wrong repository.
+const GIT_ENV: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_QUARANTINE_PATH",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_PREFIX",
+];
+
+/// Run `sh -c command` in `cwd` and wait for it, killing its whole process
+/// group on timeout or when `stop` becomes true.
+pub fn run(
+    command: &str,
+    cwd: &Path,
+    env: &[(&str, String)],
+    log: &Path,
+    timeout: Option<Duration>,
+    stop: &AtomicBool,
+) -> Result<CrewExit> {
+    let out = File::create(log).map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
+    let err = out.try_clone().map_err(|e| Error::io("duplicating the log handle", e))?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err);
+    for var in GIT_ENV {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().map_err(|e| Error::io("starting the crew (sh -c)", e))?;
+    let pgid = child.id() as i32;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| Error::io("waiting for the crew", e))? {
+            // The shell is gone; take down anything it left running in its group.
+            kill_group(pgid);
+            return Ok(match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+                (Some(code), _) => CrewExit::Exited(code),
+                (None, Some(sig)) => CrewExit::Signaled(sig),
+                (None, None) => CrewExit::Signaled(0),
+            });
+        }
+        let timed_out = timeout.filter(|t| started.elapsed() >= *t);
+        if timed_out.is_some() || stop.load(Ordering::SeqCst) {
+            kill_group(pgid);
+            let _ = child.wait();
+            return Ok(match timed_out {
+                Some(t) => CrewExit::TimedOut(t),
+                None => CrewExit::Stopped,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Whether a process with this pid exists on this machine.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The last `lines` lines of a log, at most `max` bytes, for a FAILED reason.
+pub fn log_tail(log: &Path, lines: usize, max: usize) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    let text = String::from_utf8_lossy(&text[start..]);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_with_units() {
+        assert_eq!(parse_timeout("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_timeout("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_timeout("soon"), None);
+        assert_eq!(parse_timeout("0"), None);
+    }
+}

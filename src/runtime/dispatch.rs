@@ -1,0 +1,225 @@
+//! The dispatch loop: recover dead leases, claim the oldest queued order of
+//! each idle voyage with a DISPATCHED commit (compare-and-swap, so two
+//! runners never run the same role of the same order), run its crew in a
+//! worker thread, and repeat until no work is ready (`--once`) or until
+//! signalled (`--watch`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::crew::{self, CrewSpec};
+use super::run::{self, Runner};
+use crate::core::{EventBody, Lease, Order, OrderId, Role, Status, VoyageId};
+use crate::error::Result;
+use crate::store::Store;
+
+/// How a dispatcher runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_parallel: usize,
+    /// Keep waiting for work instead of returning when none is ready.
+    pub watch: bool,
+    pub poll: Duration,
+}
+
+/// Set from signal handlers: `drain` stops taking work, `hard` also stops running crews.
+#[derive(Debug, Default)]
+pub struct StopSignal {
+    pub drain: AtomicBool,
+    pub hard: Arc<AtomicBool>,
+}
+
+/// What a dispatcher did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub started: usize,
+    /// Roles with queued work but no `mso.crew.<ROLE>.command` on this machine.
+    pub missing_crews: BTreeSet<Role>,
+}
+
+pub(super) enum Msg {
+    Line(String),
+    Done(VoyageId),
+}
+
+/// Run the dispatch loop in the repository at `dir`, reporting to `out`.
+pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Write) -> Result<Outcome> {
+    let runner = Runner::here();
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut busy: BTreeSet<VoyageId> = BTreeSet::new();
+    let mut workers = Vec::new();
+    let mut outcome = Outcome::default();
+    loop {
+        if !stop.drain.load(Ordering::SeqCst) {
+            // Re-open each pass: a long-running dispatcher sees config changes.
+            let store = Store::discover(dir)?;
+            recover_leases(&store, &runner, out)?;
+            for order in ready(&store, &busy)? {
+                if busy.len() >= opts.max_parallel.max(1) {
+                    break;
+                }
+                let Some(crew) = crew_spec(&store, &order.role) else {
+                    if outcome.missing_crews.insert(order.role.clone()) && opts.watch {
+                        tracing::warn!("{}", missing_crew_message(&order.role));
+                    }
+                    continue;
+                };
+                let gate = gate_command(&store, &order.role);
+                let Some(order) = claim(&store, &runner, &order.id)? else { continue };
+                let config = store.config(&store.require_tip()?)?;
+                writeln!(
+                    out,
+                    "{}  {}  {:<10}  started    attempt {}  runner {}",
+                    order.id,
+                    order.role,
+                    config.persona(&order.role),
+                    order.attempt,
+                    runner.id
+                )?;
+                out.flush()?;
+                outcome.started += 1;
+                busy.insert(order.voyage);
+                let job = run::Job {
+                    dir: dir.to_path_buf(),
+                    runner: runner.clone(),
+                    order,
+                    crew,
+                    gate,
+                    hard_stop: stop.hard.clone(),
+                    report: tx.clone(),
+                };
+                workers.push(std::thread::spawn(move || run::run(job)));
+            }
+        }
+        if busy.is_empty() {
+            if opts.watch && !stop.drain.load(Ordering::SeqCst) {
+                std::thread::sleep(opts.poll);
+                continue;
+            }
+            break;
+        }
+        match rx.recv_timeout(opts.poll) {
+            Ok(Msg::Line(line)) => {
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+            Ok(Msg::Done(voyage)) => {
+                busy.remove(&voyage);
+            }
+            Err(_) => {}
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Line(line) = msg {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// The error for a role this machine has no crew for.
+pub fn missing_crew_message(role: &Role) -> String {
+    format!("no crew for role {role}: set it with `git config mso.crew.{role}.command '<command>'`")
+}
+
+fn config_string(store: &Store, key: &str) -> Option<String> {
+    store.repo().config_snapshot().string(key).map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
+}
+
+/// `mso.crew.<ROLE>.command` and `.timeout` from this machine's git config (never from the ledger).
+pub fn crew_spec(store: &Store, role: &Role) -> Option<CrewSpec> {
+    let command = config_string(store, &format!("mso.crew.{role}.command"))?;
+    let timeout = config_string(store, &format!("mso.crew.{role}.timeout")).and_then(|t| crew::parse_timeout(&t));
+    Some(CrewSpec { command, timeout })
+}
+
+/// `mso.gate.<ROLE>.command`: an automatic check run after the crew succeeds.
+fn gate_command(store: &Store, role: &Role) -> Option<String> {
+    config_string(store, &format!("mso.gate.{role}.command"))
+}
+
+/// Queued orders that may start now: the oldest of each voyage with no crew running.
+fn ready(store: &Store, busy_here: &BTreeSet<VoyageId>) -> Result<Vec<crate::core::OrderSummary>> {
+    let tip = store.require_tip()?;
+    let mut summaries = store.summaries(&tip)?;
+    summaries.sort_by_key(|s| s.seq);
+    let running: BTreeSet<VoyageId> =
+        summaries.iter().filter(|s| s.status == Status::Running).map(|s| s.voyage).collect();
+    let mut oldest: BTreeMap<VoyageId, crate::core::OrderSummary> = BTreeMap::new();
+    for s in summaries.into_iter().filter(|s| s.status == Status::Queued) {
+        if !running.contains(&s.voyage) && !busy_here.contains(&s.voyage) {
+            oldest.entry(s.voyage).or_insert(s);
+        }
+    }
+    let mut ready: Vec<_> = oldest.into_values().collect();
+    ready.sort_by_key(|s| s.seq);
+    Ok(ready)
+}
+
+/// Claim an order's current role with a DISPATCHED commit; `None` when another runner got there first.
+fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Option<Order>> {
+    let (claimed, committed) = store.transact_if(|tx| {
+        let ttl = tx.config()?.lease_ttl_secs as i64;
+        let order = tx.order(id)?.clone();
+        if order.status != Status::Queued {
+            return Ok(false);
+        }
+        if tx.try_voyage(order.voyage)?.is_some_and(|v| v.active.is_some()) {
+            return Ok(false);
+        }
+        let lease =
+            Lease { runner: runner.id.clone(), host: runner.host.clone(), pid: runner.pid, expires: tx.now() + ttl };
+        tx.push(EventBody::Dispatched { order: id.clone(), role: order.role.clone(), attempt: order.attempt, lease })?;
+        Ok(true)
+    })?;
+    Ok(match (claimed, committed) {
+        (true, Some(c)) => c.order(id).cloned(),
+        _ => None,
+    })
+}
+
+/// Turn runs whose runner is gone into LEASE_EXPIRED: the lease ran out, or
+/// its runner was on this host and its process no longer exists.
+fn recover_leases(store: &Store, me: &Runner, out: &mut dyn Write) -> Result<()> {
+    let tip = store.require_tip()?;
+    let running: Vec<OrderId> =
+        store.summaries(&tip)?.into_iter().filter(|s| s.status == Status::Running).map(|s| s.id).collect();
+    for id in running {
+        let dead = |lease: &Lease, now: i64| {
+            lease.expires <= now || (lease.host == me.host && lease.pid != me.pid && !crew::pid_alive(lease.pid))
+        };
+        let (expired, _) = store.transact_if(|tx| {
+            let now = tx.now();
+            let order = tx.order(&id)?.clone();
+            match &order.lease {
+                Some(lease) if order.status == Status::Running && dead(lease, now) => {
+                    let runner = lease.runner.clone();
+                    tx.push(EventBody::LeaseExpired {
+                        order: id.clone(),
+                        role: order.role.clone(),
+                        runner: runner.clone(),
+                    })?;
+                    Ok(Some((order.role, runner)))
+                }
+                _ => Ok(None),
+            }
+        })?;
+        if let Some((role, runner)) = expired {
+            writeln!(out, "{id}  {role}  recovered: the lease of {runner} expired (its runner is gone)")?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a run's brief, result and log live: `<git dir>/mso/runs/<ORDER>-<ROLE>-<attempt>/`.
+pub fn run_dir(common_dir: &Path, order: &Order) -> PathBuf {
+    super::worktree::mso_dir(common_dir).join("runs").join(format!("{}-{}-{}", order.id, order.role, order.attempt))
+}

@@ -1,0 +1,8 @@
+//! The runtime: dispatching crews into voyage worktrees, leases, cleanup.
+
+pub mod crew;
+pub mod dispatch;
+mod run;
+pub mod worktree;
+
+pub use dispatch::{Options, Outcome, StopSignal, dispatch};

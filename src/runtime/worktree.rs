@@ -1,0 +1,103 @@
+//! Crew worktrees and the git CLI calls around them. gix has no
+//! `worktree add` or index-based commit, so these few operations use git.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gix::ObjectId;
+
+use crate::core::VoyageId;
+use crate::error::{Error, Result};
+use crate::store::Identity;
+
+/// Run git in `dir` with repository-selecting variables cleared; stdout on success.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let mut cmd = Command::new("git");
+    cmd.args(args).current_dir(dir).stdin(std::process::Stdio::null());
+    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_QUARANTINE_PATH"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().map_err(|e| Error::io("running git", e))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::git(format!("git {}", args.join(" ")), stderr.trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Where git-mso keeps its machine-local files: worktrees, briefs, logs.
+pub fn mso_dir(common_dir: &Path) -> PathBuf {
+    common_dir.join("mso")
+}
+
+pub fn worktree_path(common_dir: &Path, voyage: VoyageId) -> PathBuf {
+    mso_dir(common_dir).join("worktrees").join(voyage.to_string())
+}
+
+/// A clean worktree of the voyage at `tip` (detached, so a branch checked out
+/// elsewhere never blocks it). Reused when it already exists.
+pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
+    let path = worktree_path(common_dir, voyage);
+    let tip = tip.to_string();
+    if path.join(".git").exists() {
+        let reset =
+            git(&path, &["checkout", "-q", "--detach", "--force", &tip]).and_then(|_| git(&path, &["clean", "-fdq"]));
+        if reset.is_ok() {
+            return Ok(path);
+        }
+        tracing::warn!(path = %path.display(), "worktree unusable, recreating it");
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    std::fs::create_dir_all(path.parent().expect("worktree paths have a parent"))
+        .map_err(|e| Error::io("creating the worktrees directory", e))?;
+    git(common_dir, &["worktree", "prune"])?;
+    let path_str = path.to_str().ok_or_else(|| Error::Input("the repository path is not UTF-8".into()))?;
+    git(common_dir, &["worktree", "add", "-q", "--detach", path_str, &tip])?;
+    Ok(path)
+}
+
+/// Paths changed or added in the worktree, as `git status --porcelain` lines.
+pub fn changes(path: &Path) -> Result<Vec<String>> {
+    Ok(git(path, &["status", "--porcelain", "--untracked-files=all"])?.lines().map(str::to_string).collect())
+}
+
+pub fn head(path: &Path) -> Result<ObjectId> {
+    let text = git(path, &["rev-parse", "HEAD"])?;
+    text.trim().parse().map_err(|_| Error::git("reading the worktree head", text.trim()))
+}
+
+/// Commit everything left in the worktree, with an explicit identity.
+pub fn commit_all(path: &Path, identity: &Identity, message: &str) -> Result<()> {
+    git(path, &["add", "-A"])?;
+    let name = format!("user.name={}", identity.name);
+    let email = format!("user.email={}", identity.email);
+    git(path, &["-c", &name, "-c", &email, "commit", "-q", "--no-verify", "-m", message])?;
+    Ok(())
+}
+
+/// Throw away whatever the crew left: back to `tip`, untracked files removed.
+pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
+    git(path, &["checkout", "-q", "--detach", "--force", &tip.to_string()])?;
+    git(path, &["clean", "-fdq"])?;
+    Ok(())
+}
+
+/// Remove every crew worktree except those of `keep`; returns how many were removed.
+pub fn remove_all(common_dir: &Path, keep: &[VoyageId]) -> Result<usize> {
+    let dir = mso_dir(common_dir).join("worktrees");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(0) };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if keep.iter().any(|v| v.to_string() == name) {
+            continue;
+        }
+        let path = entry.path();
+        if git(common_dir, &["worktree", "remove", "--force", &path.to_string_lossy()]).is_err() {
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        }
+        removed += 1;
+    }
+    git(common_dir, &["worktree", "prune"])?;
+    Ok(removed)
+}

@@ -1,0 +1,161 @@
+//! `refs/notes/mso`: a derived mirror of the ledger on voyage commits.
+
+use std::collections::BTreeMap;
+
+use gix::ObjectId;
+use gix::refs::Target;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+
+use super::{Store, env};
+use crate::core::{Order, notes};
+use crate::error::{Error, Result};
+
+pub const NOTES_REF: &str = "refs/notes/mso";
+
+impl Store {
+    /// Add the notes `order`'s history implies for `commit`, merged with what is there.
+    pub fn note_order(&self, order: &Order, commit: &str) -> Result<()> {
+        let Some((_, blocks)) = notes::for_order(order).into_iter().find(|(c, _)| c == commit) else {
+            return Ok(());
+        };
+        let commit: ObjectId = commit.parse().map_err(|_| Error::Input(format!("bad commit id {commit}")))?;
+        self.write_notes(
+            |existing| {
+                let mut merged = existing.get(&commit).cloned().unwrap_or_default();
+                notes::merge(&mut merged, &blocks);
+                BTreeMap::from([(commit, merged)])
+            },
+            false,
+        )
+    }
+
+    /// Regenerate every note from the ledger; returns how many commits carry one.
+    pub fn rebuild_notes(&self) -> Result<usize> {
+        let tip = self.require_tip()?;
+        let mut all: BTreeMap<ObjectId, Vec<notes::Block>> = BTreeMap::new();
+        let mut summaries = self.summaries(&tip)?;
+        summaries.sort_by_key(|s| s.seq);
+        for summary in summaries {
+            let Some(order) = self.order(&tip, &summary.id)? else { continue };
+            for (commit, blocks) in notes::for_order(&order) {
+                let Ok(commit) = commit.parse::<ObjectId>() else { continue };
+                notes::merge(all.entry(commit).or_default(), &blocks);
+            }
+        }
+        let count = all.len();
+        self.write_notes(move |_| all.clone(), true)?;
+        Ok(count)
+    }
+
+    /// Read the current notes, let `update` say which notes to set, and
+    /// commit that on `refs/notes/mso` by compare-and-swap (retrying races).
+    fn write_notes(
+        &self,
+        update: impl Fn(&BTreeMap<ObjectId, Vec<notes::Block>>) -> BTreeMap<ObjectId, Vec<notes::Block>>,
+        replace_all: bool,
+    ) -> Result<()> {
+        let repo = &self.repo;
+        let fail = |what: &str| {
+            let what = what.to_string();
+            move |e: gix::Error| Error::git(what, e)
+        };
+        for _ in 0..50 {
+            let old = repo.try_find_reference(NOTES_REF).map_err(fail("reading refs/notes/mso"))?;
+            let old = old.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+            let old_tree = match old {
+                Some(id) => Some(
+                    repo.find_commit(id)
+                        .map_err(fail("reading refs/notes/mso"))?
+                        .tree_id()
+                        .map_err(fail("reading refs/notes/mso"))?
+                        .detach(),
+                ),
+                None => None,
+            };
+            let existing = self.read_notes(old_tree)?;
+            let set = update(&existing);
+            let base = if replace_all { None } else { old_tree };
+            let mut editor = repo
+                .edit_tree(base.unwrap_or_else(|| ObjectId::empty_tree(repo.object_hash())))
+                .map_err(fail("editing notes"))?;
+            for (commit, blocks) in &set {
+                let hex = commit.to_string();
+                // Drop a fanned-out copy (`ab/cdef…`) so the flat entry is the only one.
+                let _ = editor.remove(format!("{}/{}", &hex[..2], &hex[2..]).as_str());
+                let blob = repo.write_blob(notes::render(blocks)).map_err(fail("writing a note"))?;
+                editor
+                    .upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob.detach())
+                    .map_err(fail("editing notes"))?;
+            }
+            let tree = editor.write().map_err(fail("writing notes"))?.detach();
+            let now = env::now();
+            let signature = gix::actor::Signature {
+                name: self.identity.name.as_str().into(),
+                email: self.identity.email.as_str().into(),
+                time: gix::date::Time { seconds: now, offset: 0 },
+            };
+            let message = if replace_all {
+                "git-mso: notes rebuilt from the ledger\n".to_string()
+            } else {
+                "git-mso: notes updated\n".to_string()
+            };
+            let commit = gix::objs::Commit {
+                tree,
+                parents: old.into_iter().collect(),
+                author: signature.clone(),
+                committer: signature.clone(),
+                encoding: None,
+                message: message.as_str().into(),
+                extra_headers: Vec::new(),
+            };
+            let commit = repo.write_object(&commit).map_err(fail("writing a notes commit"))?.detach();
+            let expected = match old {
+                Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+                None => PreviousValue::MustNotExist,
+            };
+            let edit = RefEdit {
+                change: Change::Update {
+                    log: LogChange {
+                        mode: RefLog::AndReference,
+                        force_create_reflog: false,
+                        message: message.trim().into(),
+                    },
+                    expected,
+                    new: Target::Object(commit),
+                },
+                name: NOTES_REF.try_into().expect("valid ref name"),
+                deref: false,
+            };
+            let mut time_buf = gix::date::parse::TimeBuf::default();
+            match repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))) {
+                Ok(_) => return Ok(()),
+                Err(e) if super::tx::is_retryable(&e) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Err(e) => return Err(Error::git("updating refs/notes/mso", e)),
+            }
+        }
+        Err(Error::Conflict { attempts: 50 })
+    }
+
+    /// Notes of a notes tree, flat or fanned out one level.
+    fn read_notes(&self, tree: Option<ObjectId>) -> Result<BTreeMap<ObjectId, Vec<notes::Block>>> {
+        let mut out = BTreeMap::new();
+        let Some(tree) = tree else { return Ok(out) };
+        let fail = |e: gix::Error| Error::git("reading notes", e);
+        let mut stack = vec![(String::new(), tree)];
+        while let Some((prefix, id)) = stack.pop() {
+            let tree = self.repo.find_tree(id).map_err(fail)?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(fail)?;
+                let name = format!("{prefix}{}", entry.filename());
+                if entry.mode().is_tree() {
+                    stack.push((name, entry.oid().to_owned()));
+                } else if let Ok(commit) = name.parse::<ObjectId>() {
+                    let blob = self.repo.find_blob(entry.oid()).map_err(fail)?;
+                    let text = String::from_utf8_lossy(&blob.data);
+                    out.insert(commit, notes::parse(&text));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
