@@ -73,7 +73,8 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command appends to the ledger (its refusals say nothing was written).
+    /// Whether a refusal of this command means nothing was written (the error says so).
+    /// Not for dispatch: it may have run other orders before reporting a problem.
     pub fn writes(&self) -> bool {
         match self {
             Command::Init(_) => true,
@@ -81,8 +82,7 @@ impl Command {
             Command::Voyage(c) => c.writes(),
             Command::Config(c) => c.writes(),
             Command::Review(c) => c.writes(),
-            Command::Dispatch(_) => true,
-            Command::Cleanup(_) | Command::Notes(_) => false,
+            Command::Dispatch(_) | Command::Cleanup(_) | Command::Notes(_) => false,
             Command::Status(_) | Command::Log(_) | Command::Fsck(_) => false,
         }
     }

@@ -32,15 +32,9 @@ impl Store {
         }
         let base: ObjectId =
             voyage.base.parse().map_err(|_| Error::Input(format!("{} has a malformed base commit", voyage.id)))?;
-        match self.repo.reference(
-            name.as_str(),
-            base,
-            PreviousValue::MustNotExist,
-            format!("git-mso: {} created", voyage.id),
-        ) {
-            Ok(_) => Ok(true),
-            Err(e) => Err(Error::git(format!("creating {}", voyage.branch), e)),
-        }
+        self.set_ref(&name, PreviousValue::MustNotExist, base, &format!("git-mso: {} created", voyage.id))
+            .map_err(|e| Error::git(format!("creating {}", voyage.branch), e))?;
+        Ok(true)
     }
 }
 
@@ -57,14 +51,43 @@ impl Store {
     pub fn advance_branch(&self, voyage: &Voyage, old: ObjectId, new: ObjectId) -> Result<()> {
         use gix::refs::Target;
         let name = format!("refs/heads/{}", voyage.branch);
-        self.repo
-            .reference(
-                name.as_str(),
-                new,
-                PreviousValue::MustExistAndMatch(Target::Object(old)),
-                format!("git-mso: crew result on {}", voyage.id),
-            )
-            .map(|_| ())
+        let message = format!("git-mso: crew result on {}", voyage.id);
+        self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(old)), new, &message)
             .map_err(|e| Error::git(format!("moving {} (it changed during the run?)", voyage.branch), e))
+    }
+}
+
+impl Store {
+    /// Update one ref with an explicit reflog identity (git config may have none).
+    pub(crate) fn set_ref(
+        &self,
+        name: &str,
+        expected: PreviousValue,
+        new: ObjectId,
+        message: &str,
+    ) -> std::result::Result<(), gix::Error> {
+        use gix::refs::Target;
+        use gix::refs::transaction::{Change, LogChange, RefEdit, RefLog};
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: message.into() },
+                expected,
+                new: Target::Object(new),
+            },
+            name: name.try_into().map_err(gix::Error::from_error)?,
+            deref: false,
+        };
+        let signature = self.signature(super::env::now());
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        self.repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))).map(|_| ())
+    }
+
+    /// The commit and reflog signature of this store's identity at `time`.
+    pub(crate) fn signature(&self, time: crate::core::Timestamp) -> gix::actor::Signature {
+        gix::actor::Signature {
+            name: self.identity.name.as_str().into(),
+            email: self.identity.email.as_str().into(),
+            time: gix::date::Time { seconds: time, offset: 0 },
+        }
     }
 }

@@ -89,11 +89,7 @@ impl Store {
             }
             let tree = editor.write().map_err(fail("writing notes"))?.detach();
             let now = env::now();
-            let signature = gix::actor::Signature {
-                name: self.identity.name.as_str().into(),
-                email: self.identity.email.as_str().into(),
-                time: gix::date::Time { seconds: now, offset: 0 },
-            };
+            let signature = self.signature(now);
             let message = if replace_all {
                 "git-mso: notes rebuilt from the ledger\n".to_string()
             } else {

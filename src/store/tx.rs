@@ -139,11 +139,7 @@ impl<'s> Tx<'s> {
         }
         let tree = editor.write().map_err(fatal("writing the ledger tree"))?.detach();
 
-        let signature = gix::actor::Signature {
-            name: self.store.identity.name.as_str().into(),
-            email: self.store.identity.email.as_str().into(),
-            time: gix::date::Time { seconds: self.now, offset: 0 },
-        };
+        let signature = self.store.signature(self.now);
         let message = crate::core::message::format(&self.events);
         let commit = gix::objs::Commit {
             tree,

@@ -134,3 +134,54 @@ impl TestRepo {
         serde_json::from_str(&self.ok(args)).expect("valid JSON")
     }
 }
+
+impl TestRepo {
+    /// Write an executable crew script that first appends "$MSO_ORDER $MSO_ROLE $MSO_ATTEMPT"
+    /// to $COUNT_FILE (outside the repository), then runs `body`. Returns its path.
+    pub fn crew(&self, name: &str, body: &str) -> String {
+        let dir = self.root().join("crews");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let script =
+            format!("#!/bin/sh\nset -eu\necho \"$MSO_ORDER $MSO_ROLE $MSO_ATTEMPT\" >> \"$COUNT_FILE\"\n{body}\n");
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    /// Configure `mso.crew.<ROLE>.command` for each role.
+    pub fn set_crews(&self, crews: &[(&str, &str)]) {
+        for (role, command) in crews {
+            self.git(&["config", &format!("mso.crew.{role}.command"), command]);
+        }
+    }
+
+    pub fn count_file(&self) -> PathBuf {
+        self.root().join("count")
+    }
+
+    /// The crew runs recorded so far, one "ORDER ROLE ATTEMPT" line each.
+    pub fn runs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.count_file()).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    /// `git mso dispatch ARGS` in `dir` with the count file wired; returns the output.
+    pub fn dispatch_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut cmd = self.mso_cmd(dir);
+        cmd.arg("dispatch").args(args).env("COUNT_FILE", self.count_file());
+        cmd.output().expect("dispatch runs")
+    }
+
+    /// Dispatch in the repository and require success; returns stdout.
+    pub fn dispatch(&self, args: &[&str]) -> String {
+        let out = self.dispatch_in(&self.path, args);
+        assert!(
+            out.status.success(),
+            "dispatch failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
