@@ -1,0 +1,111 @@
+//! Runners that die, and runners that are asked to stop.
+
+#![allow(clippy::result_large_err)]
+
+mod common;
+
+use common::TestRepo;
+use git_mso::core::{EventBody, Lease, OrderId};
+use git_mso::store::Store;
+
+/// Claim an order as some other runner would, with the given lease.
+fn claim_as(repo: &TestRepo, id: &str, lease: Lease) {
+    let store = Store::discover(&repo.path).unwrap();
+    let id: OrderId = id.parse().unwrap();
+    store
+        .transact(|tx| {
+            let order = tx.order(&id)?.clone();
+            tx.push(EventBody::Dispatched {
+                order: id.clone(),
+                role: order.role,
+                attempt: order.attempt,
+                lease: lease.clone(),
+            })
+        })
+        .unwrap();
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn a_dead_runner_on_this_host_is_recovered_and_the_role_runs_again() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("ok.sh", "true");
+    repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    // A runner on this host whose process has exited.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    claim_as(
+        &repo,
+        "CHR-0001",
+        Lease { runner: format!("testhost:{pid}"), host: "testhost".into(), pid, expires: now() + 3600 },
+    );
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains(&format!("CHR-0001  BLD  recovered: the lease of testhost:{pid} expired")), "{out}");
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 2", "CHR-0001 TST 1"]);
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "completed");
+    assert!(order["history"].as_array().unwrap().iter().any(|e| e["type"] == "LEASE_EXPIRED"));
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn a_live_runner_elsewhere_keeps_its_claim_until_the_lease_expires() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("ok.sh", "true");
+    repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let expires = now() + 600;
+    claim_as(&repo, "CHR-0001", Lease { runner: "far:1".into(), host: "far-away".into(), pid: 1, expires });
+    // Before expiry: the order stays with its runner.
+    let mut early = repo.mso_cmd(&repo.path);
+    early.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file()).env("MSO_NOW", (expires - 10).to_string());
+    let out = early.output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "nothing to dispatch");
+    assert!(repo.runs().is_empty());
+    // After expiry: recovered and run here.
+    let mut late = repo.mso_cmd(&repo.path);
+    late.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file()).env("MSO_NOW", (expires + 1).to_string());
+    let out = late.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("recovered: the lease of far:1 expired"), "{stdout}");
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 2", "CHR-0001 TST 1"]);
+}
+
+#[test]
+fn sigterm_on_watch_lets_the_running_crew_finish_and_leaves_nothing_claimed() {
+    let repo = TestRepo::initialized();
+    let started = repo.root().join("started");
+    let crew = repo.crew("slow.sh", &format!("touch '{}'\nsleep 1\necho done > done.txt", started.display()));
+    repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
+    let mut cmd = repo.mso_cmd(&repo.path);
+    cmd.args(["dispatch", "--watch", "--poll", "0.1"]).env("COUNT_FILE", repo.count_file());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // --watch picks up work filed after it started.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    for _ in 0..200 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(started.exists(), "the watching dispatcher never started the crew");
+    // SAFETY: signalling a child process we own.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("CHR-0001  BLD  Shipwright  succeeded"), "the crew finished: {stdout}");
+    assert!(!stdout.contains("TST  Bosun       started"), "no new work after the signal: {stdout}");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!((order["role"].as_str(), order["status"].as_str()), (Some("TST"), Some("queued")));
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 1"]);
+}
