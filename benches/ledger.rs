@@ -242,6 +242,33 @@ fn main() {
         rows.push((format!("order show, {n} orders"), ms(show), "-".into(), "one blob".into()));
     }
 
+    // --- dispatcher overhead per role, no-op crew ---
+    let repo = new_repo(root.path(), "dispatch");
+    git(&repo, &["config", "mso.crew.BLD.command", "true"]);
+    git(&repo, &["config", "mso.crew.TST.command", "true"]);
+    const ORDERS: usize = 20;
+    for i in 0..ORDERS {
+        mso(&repo, &["order", "new", "--kind", "CHR", "--title", &format!("noop {i}"), "--voyage", "VOY-0001"]);
+    }
+    let total = mso(&repo, &["dispatch", "--once"]);
+    let per_role = total / (2 * ORDERS) as u32;
+    let sh = median(
+        (0..20)
+            .map(|_| {
+                let s = Instant::now();
+                Command::new("sh").args(["-c", "true"]).status().unwrap();
+                s.elapsed()
+            })
+            .collect(),
+    );
+    rows.push((
+        "dispatch one role, no-op crew (claim → run → result)".into(),
+        ms(per_role),
+        "-".into(),
+        format!("of which sh -c true: {}", ms(sh)),
+    ));
+
+    println!("run in {} ({} {})", root.path().display(), std::env::consts::OS, std::env::consts::ARCH);
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
     let header = ("operation", "git-mso", "git CLI", "speed-up / note");
     println!("{:<w$}  {:>10}  {:>10}  {}", header.0, header.1, header.2, header.3);

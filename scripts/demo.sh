@@ -33,19 +33,32 @@ run() {
   "$@"
 }
 
+crews="$root/scripts/crews"
 run git mso init
+# What each role runs comes from this clone's git config, never from the ledger.
+run git config mso.crew.PLN.command "$crews/demo-plan.sh"
+run git config mso.crew.BLD.command "$crews/demo-build.sh"
+run git config mso.crew.TST.command "$crews/demo-test.sh"
+# A quality gate: BLD only hands off if its output file exists (the gate sees the crew's environment).
+run git config mso.gate.BLD.command 'test -s "src/$(echo "$MSO_ORDER" | tr A-Z a-z).txt"'
+
 run git mso order new --title "Add login page" --ac "a user can log in" --ac "bad password is refused"
-run git mso order new --kind BUG --title "Login button misaligned" --voyage VOY-0001 --brief "Seen on narrow screens."
-run git mso order new --kind CHR --title "Bump dependencies"
-run git mso order cancel CHR-0001 --reason "done upstream"
-run git mso order list
+run git mso order new --kind BUG --title "Login button misaligned" --voyage VOY-0001 --ac "the button lines up on narrow screens"
+run git mso order new --kind CHR --title "Bump dependencies" --ac "the lock file is current"
+run git mso status
+run git mso dispatch --max-parallel 2
+run git mso review list
+run git mso review approve FTR-0001 --comment "plan looks right"
+run git mso review reject BUG-0001 --reason "also cover the settings page"
+run git mso dispatch --max-parallel 2
+run git mso review approve BUG-0001
+run git mso dispatch --max-parallel 2
 run git mso status
 run git mso order show FTR-0001
-run git mso log
 echo
-echo "# the same state with plain git:"
+echo "# the voyage branches carry the work, with notes saying who made each commit:"
+run git log --notes=mso --format='%h %s%n%N' voyage/VOY-0001
+echo "# the pipeline's whole history, with plain git:"
 run git log --oneline refs/mso/ledger
 run git show refs/mso/ledger:orders/FTR-00/_index.jsonl
-run git log -1 --format=%B refs/mso/ledger
-run git branch --list 'voyage/*'
 run git mso fsck

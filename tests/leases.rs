@@ -109,3 +109,29 @@ fn sigterm_on_watch_lets_the_running_crew_finish_and_leaves_nothing_claimed() {
     assert_eq!((order["role"].as_str(), order["status"].as_str()), (Some("TST"), Some("queued")));
     assert_eq!(repo.runs(), ["CHR-0001 BLD 1"]);
 }
+
+#[test]
+fn a_long_crew_has_its_lease_renewed_while_it_runs() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["config", "lease_ttl_secs", "10"]);
+    let crew = repo.crew("long.sh", "sleep 5");
+    repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    // Real time for this dispatcher, so the lease really runs low.
+    let mut cmd = repo.mso_cmd(&repo.path);
+    cmd.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file()).env_remove("MSO_NOW");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = repo.json(&["log", "CHR-0001", "--json"]);
+    let renewals: Vec<i64> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["events"].as_array().unwrap().clone())
+        .filter(|e| e["type"] == "LEASE_RENEWED")
+        .map(|e| e["expires"].as_i64().unwrap())
+        .collect();
+    assert!(!renewals.is_empty(), "no LEASE_RENEWED while a 5 s crew ran under a 10 s lease");
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+    repo.ok(&["fsck"]);
+}

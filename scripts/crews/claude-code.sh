@@ -5,7 +5,8 @@
 # - the prompt is the brief file on stdin: order text never passes through a shell string;
 # - MSO_MODEL (deep|standard|light) maps to a model name; override with CLAUDE_MODEL_<TIER>;
 # - read-only roles (MSO_READ_ONLY=1, or SEC) get read-only tools, others may edit in the worktree;
-# - the final message goes to MSO_RESULT_FILE; `is_error: true` or an empty result fails the role.
+# - claude's JSON goes to MSO_RESULT_FILE (git-mso takes its `result`); `is_error: true` or an
+#   empty result fails the role.
 set -eu
 command -v claude >/dev/null 2>&1 || { echo "claude is not installed or not on PATH" >&2; exit 127; }
 case "${MSO_MODEL:-standard}" in
@@ -27,10 +28,9 @@ if grep -q '"is_error"[[:space:]]*:[[:space:]]*true' "$out"; then
   cat "$out" >&2
   exit 1
 fi
-if command -v jq >/dev/null 2>&1; then
-  result=$(jq -r '.result // empty' "$out")
-else
-  result=$(cat "$out")
+if ! grep -q '"result"[[:space:]]*:[[:space:]]*"[^"]' "$out"; then
+  echo "claude returned an empty result" >&2
+  exit 1
 fi
-[ -n "$result" ] || { echo "claude returned an empty result" >&2; exit 1; }
-printf '%s\n' "$result" > "$MSO_RESULT_FILE"
+# git-mso reads the JSON's "result" field as the hand-off (no jq needed).
+cp "$out" "$MSO_RESULT_FILE"

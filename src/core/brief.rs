@@ -50,7 +50,8 @@ pub fn render(order: &Order, config: &Config) -> String {
 }
 
 /// What a crew wrote to `MSO_RESULT_FILE`: a JSON object with `summary`
-/// (and optionally `plan`), or plain text. Bounded to the ledger's limit.
+/// (and optionally `plan`), or with `result` (what coding-agent CLIs print
+/// as JSON), or plain text. Bounded to the ledger's limit.
 pub fn read_result(text: &str) -> String {
     let parsed = serde_json::from_str::<serde_json::Value>(text).ok();
     let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(|v| v.as_str()).map(str::trim);
@@ -58,7 +59,7 @@ pub fn read_result(text: &str) -> String {
         (Some(s), Some(p)) => format!("{s}\n\n{p}"),
         (Some(s), None) => s.to_string(),
         (None, Some(p)) => p.to_string(),
-        (None, None) => text.trim().to_string(),
+        (None, None) => field("result").map_or_else(|| text.trim().to_string(), str::to_string),
     };
     summary.retain(|c| !c.is_control() || c == '\n' || c == '\t');
     if summary.len() > limits::SUMMARY {
@@ -80,6 +81,7 @@ mod tests {
     fn results_are_json_or_text() {
         assert_eq!(read_result(r#"{"summary":"did it","plan":"1. a"}"#), "did it\n\n1. a");
         assert_eq!(read_result("  plain words \n"), "plain words");
+        assert_eq!(read_result(r#"{"type":"result","is_error":false,"result":"Done."}"#), "Done.");
         assert_eq!(read_result("bell\u{7}"), "bell");
         assert!(read_result(&"x".repeat(100_000)).ends_with("[truncated]"));
     }

@@ -99,6 +99,8 @@ pub fn run(
     let mut child = cmd.spawn().map_err(|e| Error::io("starting the crew (sh -c)", e))?;
     let pgid = child.id() as i32;
     let started = Instant::now();
+    // Poll quickly at first so short crews are not charged a fixed delay, then back off.
+    let mut nap = Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait().map_err(|e| Error::io("waiting for the crew", e))? {
             // The shell is gone; take down anything it left running in its group.
@@ -118,7 +120,8 @@ pub fn run(
                 None => CrewExit::Stopped,
             });
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
     }
 }
 

@@ -99,15 +99,16 @@ fn execute(job: &Job) -> Result<String> {
     let line = |what: String| format!("{}  {}  {persona:<10}  {what}", order.id, order.role);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicBool::new(false));
+    // Dropping `done` wakes the watcher at once when the crew exits.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let watcher = {
-        let (dir, runner, id, stop, done, hard) =
-            (job.dir.clone(), job.runner.clone(), order.id.clone(), stop.clone(), done.clone(), job.hard_stop.clone());
-        std::thread::spawn(move || watch(&dir, &runner, &id, &stop, &done, &hard))
+        let (dir, runner, id, stop, hard) =
+            (job.dir.clone(), job.runner.clone(), order.id.clone(), stop.clone(), job.hard_stop.clone());
+        std::thread::spawn(move || watch(&dir, &runner, &id, &stop, &finished, &hard))
     };
     let started = Instant::now();
     let exit = crew::run(&job.crew.command, &wt, &env, &log, job.crew.timeout, &stop);
-    done.store(true, Ordering::SeqCst);
+    drop(done);
     let interrupted = watcher.join().unwrap_or(None);
     let exit = exit?;
     let secs = started.elapsed().as_secs();
@@ -240,13 +241,17 @@ fn watch(
     runner: &Runner,
     id: &crate::core::OrderId,
     stop: &AtomicBool,
-    done: &AtomicBool,
+    finished: &std::sync::mpsc::Receiver<()>,
     hard: &AtomicBool,
 ) -> Option<Interrupted> {
     let store = Store::discover(dir).ok()?;
     let mut seen_tip: Option<ObjectId> = None;
-    let mut last_check = Instant::now() - Duration::from_secs(1);
-    while !done.load(Ordering::SeqCst) {
+    let mut last_check = Instant::now();
+    loop {
+        match finished.recv_timeout(Duration::from_millis(25)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return None,
+        }
         if hard.load(Ordering::SeqCst) {
             stop.store(true, Ordering::SeqCst);
             return Some(Interrupted::Shutdown);
@@ -258,9 +263,7 @@ fn watch(
                 return Some(interrupted);
             }
         }
-        std::thread::sleep(Duration::from_millis(25));
     }
-    None
 }
 
 /// Look at the ledger when it moved: is the run still ours? Renew the lease when it runs low.
