@@ -8,5 +8,6 @@
 pub mod cli;
 pub mod core;
 pub mod error;
+pub mod hooks;
 pub mod runtime;
 pub mod store;

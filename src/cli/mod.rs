@@ -5,6 +5,7 @@ mod cleanup;
 mod config;
 mod dispatch;
 mod fsck;
+mod hooks;
 mod init;
 mod log;
 mod notes;
@@ -70,6 +71,12 @@ pub enum Command {
     /// Maintain refs/notes/mso, the mirror of the ledger on voyage commits.
     #[command(subcommand)]
     Notes(notes::NotesCommand),
+    /// Install, remove or inspect git-mso's git hooks.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
+    /// What the installed hook shims call.
+    #[command(hide = true)]
+    Hook(hooks::HookArgs),
 }
 
 impl Command {
@@ -82,7 +89,9 @@ impl Command {
             Command::Voyage(c) => c.writes(),
             Command::Config(c) => c.writes(),
             Command::Review(c) => c.writes(),
-            Command::Dispatch(_) | Command::Cleanup(_) | Command::Notes(_) => false,
+            Command::Dispatch(_) | Command::Cleanup(_) | Command::Notes(_) | Command::Hooks(_) | Command::Hook(_) => {
+                false
+            }
             Command::Status(_) | Command::Log(_) | Command::Fsck(_) => false,
         }
     }
@@ -115,6 +124,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Dispatch(args) => dispatch::run(args, &mut ctx),
         Command::Cleanup(args) => cleanup::run(args, &mut ctx),
         Command::Notes(cmd) => notes::run(cmd, &mut ctx),
+        Command::Hooks(cmd) => hooks::run(cmd, &mut ctx),
+        Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),
         Command::Log(args) => log::run(args, &mut ctx),
         Command::Fsck(args) => fsck::run(args, &mut ctx),

@@ -108,3 +108,37 @@ impl Store {
 pub fn short(id: ObjectId) -> String {
     id.to_hex_with_len(7).to_string()
 }
+
+/// Keeps the object view a pre-receive hook reads through alive; removes it when dropped.
+pub struct QuarantineView(std::path::PathBuf);
+
+impl Drop for QuarantineView {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Store {
+    /// In a pre-receive hook, pushed objects wait in `GIT_QUARANTINE_PATH`,
+    /// which gix does not look at by itself. Read through an empty object
+    /// directory whose alternates are the quarantine and the repository's own
+    /// objects, so both are visible (nothing is written into the quarantine).
+    pub fn see_quarantine(&mut self) -> Result<Option<QuarantineView>> {
+        let Some(quarantine) = std::env::var_os("GIT_QUARANTINE_PATH") else { return Ok(None) };
+        let view = self.repo.common_dir().join("mso").join(format!("quarantine-view-{}", std::process::id()));
+        let info = view.join("info");
+        std::fs::create_dir_all(&info).map_err(|e| Error::io("creating the quarantine view", e))?;
+        let guard = QuarantineView(view.clone());
+        // Alternates must be absolute: relative ones resolve against the view itself.
+        let absolute =
+            |p: &Path| std::fs::canonicalize(p).map_err(|e| Error::io(format!("resolving {}", p.display()), e));
+        let objects = absolute(&self.repo.common_dir().join("objects"))?;
+        let quarantine = absolute(Path::new(&quarantine))?;
+        let alternates = format!("{}\n{}\n", quarantine.display(), objects.display());
+        std::fs::write(info.join("alternates"), alternates).map_err(|e| Error::io("writing the quarantine view", e))?;
+        let handle =
+            gix::odb::at(&view, self.repo.object_hash()).map_err(|e| Error::io("opening the quarantine view", e))?;
+        self.repo.objects = handle.into();
+        Ok(Some(guard))
+    }
+}
