@@ -11,3 +11,4 @@ pub mod error;
 pub mod hooks;
 pub mod runtime;
 pub mod store;
+pub mod sync;

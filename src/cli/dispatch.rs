@@ -32,6 +32,10 @@ pub struct Args {
     /// Crews to run at once (each on a different voyage).
     #[arg(long, default_value_t = 1, value_name = "N")]
     max_parallel: usize,
+    /// Coordinate with other runners through this remote: claims are pushed, and whoever's
+    /// push lands owns the role; results, voyage branches and notes are pushed back.
+    #[arg(long, value_name = "REMOTE")]
+    remote: Option<String>,
     /// Seconds between looks at the ledger while waiting.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     poll: f64,
@@ -48,7 +52,12 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         return Err(Error::Input("--poll must be between 0.01 and 3600 seconds".into()).into());
     }
     ctx.store()?.require_tip()?;
-    let opts = Options { max_parallel: args.max_parallel, watch: args.watch, poll: Duration::from_secs_f64(args.poll) };
+    let opts = Options {
+        max_parallel: args.max_parallel,
+        watch: args.watch,
+        poll: Duration::from_secs_f64(args.poll),
+        remote: args.remote.clone(),
+    };
     let stop = std::sync::Arc::new(StopSignal::default());
     if args.watch {
         // SAFETY: the handler only increments an atomic counter.

@@ -13,6 +13,7 @@ mod order;
 mod output;
 mod review;
 mod status;
+mod sync;
 mod voyage;
 
 use std::io::Write;
@@ -71,6 +72,8 @@ pub enum Command {
     /// Maintain refs/notes/mso, the mirror of the ledger on voyage commits.
     #[command(subcommand)]
     Notes(notes::NotesCommand),
+    /// Exchange the ledger, voyage branches and notes with a remote.
+    Sync(sync::Args),
     /// Install, remove or inspect git-mso's git hooks.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
@@ -89,10 +92,15 @@ impl Command {
             Command::Voyage(c) => c.writes(),
             Command::Config(c) => c.writes(),
             Command::Review(c) => c.writes(),
-            Command::Dispatch(_) | Command::Cleanup(_) | Command::Notes(_) | Command::Hooks(_) | Command::Hook(_) => {
-                false
-            }
-            Command::Status(_) | Command::Log(_) | Command::Fsck(_) => false,
+            Command::Dispatch(_)
+            | Command::Cleanup(_)
+            | Command::Notes(_)
+            | Command::Hooks(_)
+            | Command::Hook(_)
+            | Command::Sync(_)
+            | Command::Status(_)
+            | Command::Log(_)
+            | Command::Fsck(_) => false,
         }
     }
 }
@@ -125,6 +133,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Cleanup(args) => cleanup::run(args, &mut ctx),
         Command::Notes(cmd) => notes::run(cmd, &mut ctx),
         Command::Hooks(cmd) => hooks::run(cmd, &mut ctx),
+        Command::Sync(args) => sync::run(args, &mut ctx),
         Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),
         Command::Log(args) => log::run(args, &mut ctx),

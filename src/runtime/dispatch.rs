@@ -25,6 +25,8 @@ pub struct Options {
     /// Keep waiting for work instead of returning when none is ready.
     pub watch: bool,
     pub poll: Duration,
+    /// Coordinate through this remote: claims and results are pushed there.
+    pub remote: Option<String>,
 }
 
 /// Set from signal handlers: `drain` stops taking work, `hard` also stops running crews.
@@ -56,6 +58,12 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let mut outcome = Outcome::default();
     loop {
         if !stop.drain.load(Ordering::SeqCst) {
+            if let Some(remote) = &opts.remote {
+                let report = crate::sync::sync(dir, remote)?;
+                for line in report.lines.iter().filter(|l| l.starts_with("dropped") || l.starts_with("renumbered")) {
+                    writeln!(out, "sync: {line}")?;
+                }
+            }
             // Re-open each pass: a long-running dispatcher sees config changes.
             let store = Store::discover(dir)?;
             recover_leases(&store, &runner, out)?;
@@ -71,6 +79,14 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 };
                 let gate = gate_command(&store, &order.role);
                 let Some(order) = claim(&store, &runner, &order.id)? else { continue };
+                // With a remote, the claim is ours only once our push of it lands.
+                let order = match &opts.remote {
+                    None => order,
+                    Some(remote) => match confirm_claim(dir, remote, &runner, &order)? {
+                        Some(order) => order,
+                        None => continue,
+                    },
+                };
                 let config = store.config(&store.require_tip()?)?;
                 writeln!(
                     out,
@@ -91,6 +107,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     crew,
                     gate,
                     hard_stop: stop.hard.clone(),
+                    remote: opts.remote.clone(),
                     report: tx.clone(),
                 };
                 workers.push(std::thread::spawn(move || run::run(job)));
@@ -184,6 +201,18 @@ fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Option<Order>> 
         (true, Some(c)) => c.order(id).cloned(),
         _ => None,
     })
+}
+
+/// Push a claim; after the sync the order is still ours only if our DISPATCHED landed.
+fn confirm_claim(dir: &Path, remote: &str, runner: &Runner, order: &Order) -> Result<Option<Order>> {
+    crate::sync::sync(dir, remote)?;
+    let store = Store::discover(dir)?;
+    let tip = store.require_tip()?;
+    Ok(store.order(&tip, &order.id)?.filter(|o| {
+        o.status == Status::Running
+            && o.attempt == order.attempt
+            && o.lease.as_ref().is_some_and(|l| l.runner == runner.id)
+    }))
 }
 
 /// Turn runs whose runner is gone into LEASE_EXPIRED: the lease ran out, or

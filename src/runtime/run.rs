@@ -38,6 +38,7 @@ pub(super) struct Job {
     pub gate: Option<String>,
     pub hard_stop: Arc<AtomicBool>,
     pub report: Sender<Msg>,
+    pub remote: Option<String>,
 }
 
 /// Why the watcher stopped a crew.
@@ -50,7 +51,7 @@ enum Interrupted {
 }
 
 pub(super) fn run(job: Job) {
-    let line = match execute(&job) {
+    let mut line = match execute(&job) {
         Ok(line) => line,
         Err(err) => {
             // Release the claim so the order is not stuck running.
@@ -60,6 +61,11 @@ pub(super) fn run(job: Job) {
             format!("{}  {}  error: {err} → {released}", job.order.id, job.order.role)
         }
     };
+    if let Some(remote) = &job.remote
+        && let Err(e) = crate::sync::sync(&job.dir, remote)
+    {
+        line.push_str(&format!(" (not yet pushed to {remote}: {e}; the next sync retries)"));
+    }
     let _ = job.report.send(Msg::Line(line));
     let _ = job.report.send(Msg::Done(job.order.voyage));
 }
@@ -102,9 +108,15 @@ fn execute(job: &Job) -> Result<String> {
     // Dropping `done` wakes the watcher at once when the crew exits.
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let watcher = {
-        let (dir, runner, id, stop, hard) =
-            (job.dir.clone(), job.runner.clone(), order.id.clone(), stop.clone(), job.hard_stop.clone());
-        std::thread::spawn(move || watch(&dir, &runner, &id, &stop, &finished, &hard))
+        let (dir, runner, id, stop, hard, remote) = (
+            job.dir.clone(),
+            job.runner.clone(),
+            order.id.clone(),
+            stop.clone(),
+            job.hard_stop.clone(),
+            job.remote.clone(),
+        );
+        std::thread::spawn(move || watch(&dir, &runner, &id, &stop, &finished, &hard, remote.as_deref()))
     };
     let started = Instant::now();
     let exit = crew::run(&job.crew.command, &wt, &env, &log, job.crew.timeout, &stop);
@@ -243,10 +255,12 @@ fn watch(
     stop: &AtomicBool,
     finished: &std::sync::mpsc::Receiver<()>,
     hard: &AtomicBool,
+    remote: Option<&str>,
 ) -> Option<Interrupted> {
     let store = Store::discover(dir).ok()?;
     let mut seen_tip: Option<ObjectId> = None;
     let mut last_check = Instant::now();
+    let mut last_sync = Instant::now();
     loop {
         match finished.recv_timeout(Duration::from_millis(25)) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -255,6 +269,15 @@ fn watch(
         if hard.load(Ordering::SeqCst) {
             stop.store(true, Ordering::SeqCst);
             return Some(Interrupted::Shutdown);
+        }
+        // With a remote, learn of cancellations there and push lease renewals.
+        if let Some(remote) = remote
+            && last_sync.elapsed() >= Duration::from_secs(2)
+        {
+            last_sync = Instant::now();
+            if let Err(e) = crate::sync::sync(dir, remote) {
+                tracing::warn!("sync with {remote} while {id} runs: {e}");
+            }
         }
         if last_check.elapsed() >= Duration::from_millis(250) {
             last_check = Instant::now();

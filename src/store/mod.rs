@@ -7,6 +7,7 @@ mod history;
 mod notes;
 mod partial;
 mod read;
+mod rebase;
 mod tx;
 mod verify;
 
@@ -17,6 +18,7 @@ use gix::ObjectId;
 pub use env::{Identity, event_id, host, now, runner_id};
 pub use history::Entry;
 pub use notes::NOTES_REF;
+pub use rebase::{Integrated, Rebased};
 pub use tx::{Committed, Tx};
 pub use verify::{Problem, ReplayError, Replayed};
 

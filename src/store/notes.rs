@@ -26,7 +26,57 @@ impl Store {
                 BTreeMap::from([(commit, merged)])
             },
             false,
+            None,
         )
+    }
+
+    /// Merge the notes of `theirs` (a fetched notes commit) into `refs/notes/mso`:
+    /// the union of blocks per commit, never dropping either side's. Returns
+    /// whether the local notes changed.
+    pub fn merge_notes(&self, theirs: ObjectId) -> Result<bool> {
+        let local = self.repo.try_find_reference(NOTES_REF).map_err(|e| Error::git("reading refs/notes/mso", e))?;
+        let local = local.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+        if local == Some(theirs) || self.is_ancestor(theirs, local)? {
+            return Ok(false);
+        }
+        let tree_of = |id: ObjectId| -> Result<ObjectId> {
+            Ok(self
+                .repo
+                .find_commit(id)
+                .and_then(|c| c.tree_id())
+                .map_err(|e| Error::git("reading notes", e))?
+                .detach())
+        };
+        let their_notes = self.read_notes(Some(tree_of(theirs)?))?;
+        self.write_notes(
+            |ours| {
+                let mut merged = ours.clone();
+                for (commit, blocks) in &their_notes {
+                    notes::merge(merged.entry(*commit).or_default(), blocks);
+                }
+                merged
+            },
+            false,
+            Some(theirs),
+        )?;
+        Ok(true)
+    }
+
+    /// Whether `ancestor` is reachable from `tip` through first and other parents.
+    fn is_ancestor(&self, ancestor: ObjectId, tip: Option<ObjectId>) -> Result<bool> {
+        let mut stack: Vec<ObjectId> = tip.into_iter().collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(id) = stack.pop() {
+            if id == ancestor {
+                return Ok(true);
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            let commit = self.repo.find_commit(id).map_err(|e| Error::git("reading notes history", e))?;
+            stack.extend(commit.parent_ids().map(|p| p.detach()));
+        }
+        Ok(false)
     }
 
     /// Regenerate every note from the ledger; returns how many commits carry one.
@@ -43,7 +93,7 @@ impl Store {
             }
         }
         let count = all.len();
-        self.write_notes(move |_| all.clone(), true)?;
+        self.write_notes(move |_| all.clone(), true, None)?;
         Ok(count)
     }
 
@@ -53,6 +103,7 @@ impl Store {
         &self,
         update: impl Fn(&BTreeMap<ObjectId, Vec<notes::Block>>) -> BTreeMap<ObjectId, Vec<notes::Block>>,
         replace_all: bool,
+        merge_parent: Option<ObjectId>,
     ) -> Result<()> {
         let repo = &self.repo;
         let fail = |what: &str| {
@@ -97,7 +148,7 @@ impl Store {
             };
             let commit = gix::objs::Commit {
                 tree,
-                parents: old.into_iter().collect(),
+                parents: old.into_iter().chain(merge_parent).collect(),
                 author: signature.clone(),
                 committer: signature.clone(),
                 encoding: None,

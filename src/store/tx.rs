@@ -54,7 +54,7 @@ enum CommitError {
 }
 
 impl<'s> Tx<'s> {
-    fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
+    pub(crate) fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
         let partial = Partial::new(store, tip)?;
         let original_config = partial.state.config.clone();
         Ok(Tx { store, partial, events: Vec::new(), now: env::now(), original_config, poisoned: false })
@@ -98,11 +98,16 @@ impl<'s> Tx<'s> {
 
     /// Record an event: load what it touches, then apply it. An illegal event is an error.
     pub fn push(&mut self, body: EventBody) -> Result<()> {
-        self.partial.load_for(self.store, &body)?;
+        let event = Event::new(env::event_id(), self.now, self.store.identity.actor.clone(), body);
+        self.push_event(event)
+    }
+
+    /// Record an event exactly as given (id, time, actor): replaying another clone's transaction.
+    pub(crate) fn push_event(&mut self, event: Event) -> Result<()> {
+        self.partial.load_for(self.store, &event.body)?;
         if self.poisoned {
             return Err(Error::Input("a transaction cannot go on after a refused event".into()));
         }
-        let event = Event::new(env::event_id(), self.now, self.store.identity.actor.clone(), body);
         match apply(std::mem::take(&mut self.partial.state), &event) {
             Ok(state) => self.partial.state = state,
             Err(e) => {
@@ -114,15 +119,16 @@ impl<'s> Tx<'s> {
         Ok(())
     }
 
-    /// Write the objects and move the ref.
-    fn commit(self) -> std::result::Result<Committed, CommitError> {
+    /// Write the transaction's blobs, trees and commit (on top of its tip); no ref moves.
+    pub(crate) fn write(&self) -> Result<(ObjectId, ObjectId)> {
+        apply::check_transaction(&self.partial.state, &self.events)?;
         let fatal = |context: &str| {
             let context = context.to_string();
-            move |e: gix::Error| CommitError::Fatal(Error::git(context, e))
+            move |e: gix::Error| Error::git(context, e)
         };
         let repo = &self.store.repo;
         let tip = self.partial.base();
-        let mut files = self.partial.files(self.store, &self.events, tip).map_err(CommitError::Fatal)?;
+        let mut files = self.partial.files(self.store, &self.events, tip)?;
         let state = &self.partial.state;
         // Skip rewriting what did not change (the first commit writes everything).
         if tip.is_some() && self.original_config == state.config {
@@ -151,6 +157,16 @@ impl<'s> Tx<'s> {
             extra_headers: Vec::new(),
         };
         let commit = repo.write_object(&commit).map_err(fatal("writing the ledger commit"))?.detach();
+        Ok((commit, tree))
+    }
+
+    /// Write the objects and move the ref.
+    fn commit(self) -> std::result::Result<Committed, CommitError> {
+        let (commit, _) = self.write().map_err(CommitError::Fatal)?;
+        let repo = &self.store.repo;
+        let tip = self.partial.base();
+        let signature = self.store.signature(self.now);
+        let message = crate::core::message::format(&self.events);
 
         let expected = match tip {
             Some(tip) => PreviousValue::MustExistAndMatch(Target::Object(tip.commit)),
@@ -223,7 +239,6 @@ impl Store {
             if tx.poisoned {
                 return Err(Error::Input("a transaction went on after a refused event; nothing was written".into()));
             }
-            apply::check_transaction(&tx.partial.state, &tx.events)?;
             let old = tx.tip().map(|t| short(t.commit)).unwrap_or_else(|| "(none)".into());
             match tx.commit() {
                 Ok(committed) => {

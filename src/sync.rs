@@ -1,0 +1,236 @@
+//! `git mso sync`: the git server is the coordinator. Fetch into
+//! remote-tracking refs (never straight into the live ledger), integrate by
+//! fast-forward or by replaying local transactions with re-validation, then
+//! push with `--atomic` and a lease (never a `+`). Rejections retry.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use gix::ObjectId;
+
+use crate::error::{Error, Result};
+use crate::runtime::worktree::git;
+use crate::store::{Integrated, LEDGER_REF, NOTES_REF, Store};
+
+const ATTEMPTS: u32 = 20;
+/// Push rejections that mean "someone else moved first": fetch and try again.
+const RETRYABLE: &[&str] = &[
+    "non-fast-forward",
+    "fetch first",
+    "stale info",
+    "cannot lock ref",
+    "incorrect old value",
+    "failed to update ref",
+    "failed to lock",
+];
+
+/// One sync at a time per process: dispatcher threads share the repository.
+static SYNC: Mutex<()> = Mutex::new(());
+
+fn tracking(remote: &str, what: &str) -> String {
+    format!("refs/remotes/{remote}/{what}")
+}
+
+/// Make `git fetch <remote>` bring the ledger and notes into remote-tracking refs.
+pub fn ensure_refspecs(dir: &Path, remote: &str) -> Result<bool> {
+    git(dir, &["remote", "get-url", remote])
+        .map_err(|_| Error::Input(format!("no remote named '{remote}' (see git remote -v)")))?;
+    let key = format!("remote.{remote}.fetch");
+    let existing = git(dir, &["config", "--get-all", &key]).unwrap_or_default();
+    let wanted = [
+        format!("+refs/mso/*:{}", tracking(remote, "mso/*")),
+        format!("+{NOTES_REF}*:{}", tracking(remote, "notes/mso*")),
+    ];
+    let mut added = false;
+    for spec in wanted {
+        if !existing.lines().any(|l| l.trim() == spec) {
+            git(dir, &["config", "--add", &key, &spec])?;
+            added = true;
+        }
+    }
+    Ok(added)
+}
+
+fn resolve(store: &Store, name: &str) -> Result<Option<ObjectId>> {
+    let r = store.repo().try_find_reference(name).map_err(|e| Error::git(format!("reading {name}"), e))?;
+    Ok(r.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
+}
+
+/// Push `specs` atomically; `Ok(false)` when a retryable rejection says to fetch again.
+fn push(dir: &Path, remote: &str, args: &[String]) -> Result<bool> {
+    let mut cmd = std::process::Command::new("git");
+    cmd.arg("push").arg("--porcelain").arg("--atomic").args(args.iter().take(args.len() - 1)).arg(remote);
+    cmd.arg(&args[args.len() - 1]).current_dir(dir).stdin(std::process::Stdio::null());
+    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().map_err(|e| Error::io("running git push", e))?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if text.contains("hook declined") || text.contains("git-mso: refusing") {
+        let reason = text.lines().find(|l| l.contains("git-mso: refusing")).unwrap_or("the server refused the push");
+        return Err(Error::Input(reason.trim_start_matches("remote: ").trim().to_string()));
+    }
+    if RETRYABLE.iter().any(|w| text.contains(w)) {
+        return Ok(false);
+    }
+    Err(Error::git(format!("git push {remote}"), text.trim()))
+}
+
+/// What a sync did, in words.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+}
+
+/// Synchronize the ledger, voyage branches and notes with `remote`.
+pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
+    let _one_at_a_time = SYNC.lock().unwrap_or_else(|e| e.into_inner());
+    let mut report = Report::default();
+    if ensure_refspecs(dir, remote)? {
+        report
+            .lines
+            .push(format!("configured {remote} to fetch refs/mso/* and {NOTES_REF} into refs/remotes/{remote}/"));
+    }
+    for _ in 0..ATTEMPTS {
+        git(dir, &["fetch", "--quiet", remote])?;
+        let store = Store::discover(dir)?;
+        let fetched = resolve(&store, &tracking(remote, "mso/ledger"))?;
+        let integrated = match store.integrate(fetched) {
+            Err(Error::Conflict { .. }) => continue,
+            other => other?,
+        };
+        let voyages = match &integrated {
+            Integrated::Rebased(r) => r.voyages.clone(),
+            _ => Default::default(),
+        };
+        describe(&integrated, &mut report);
+        sync_branches(&store, remote, &voyages, &mut report)?;
+        // Branches first: once the ledger names a commit, the server has it.
+        push_branches(dir, &store, remote, &mut report)?;
+        let local = resolve(&store, LEDGER_REF)?;
+        if local.is_some() && local != fetched {
+            let lease =
+                format!("--force-with-lease={LEDGER_REF}:{}", fetched.map(|f| f.to_string()).unwrap_or_default());
+            if !push(dir, remote, &[lease, format!("{LEDGER_REF}:{LEDGER_REF}")])? {
+                continue;
+            }
+            report.lines.push(format!("pushed refs/mso/ledger to {remote}"));
+        }
+        sync_notes(dir, &store, remote, &mut report)?;
+        return Ok(report);
+    }
+    Err(Error::Conflict { attempts: ATTEMPTS })
+}
+
+fn describe(integrated: &Integrated, report: &mut Report) {
+    match integrated {
+        Integrated::UpToDate | Integrated::LocalAhead => {}
+        Integrated::Adopted => report.lines.push("took the remote's ledger".into()),
+        Integrated::FastForwarded(n) => report.lines.push(format!("fast-forwarded the ledger by {n} commits")),
+        Integrated::Rebased(r) => {
+            report.lines.push(format!("replayed {} local transactions on top of the remote's ledger", r.replayed));
+            for (old, new) in &r.renumbered {
+                report.lines.push(format!("renumbered {old} -> {new} (the id was taken on the remote)"));
+            }
+            for (subject, why) in &r.dropped {
+                report.lines.push(format!("dropped local transaction \"{subject}\": {why}"));
+            }
+        }
+    }
+}
+
+/// Bring local voyage branches up to the remote's (fast-forward only), after
+/// renaming branches of renumbered voyages.
+fn sync_branches(
+    store: &Store,
+    remote: &str,
+    renumbered: &std::collections::BTreeMap<crate::core::VoyageId, crate::core::VoyageId>,
+    report: &mut Report,
+) -> Result<()> {
+    let dir = store.repo().workdir().unwrap_or_else(|| store.common_dir()).to_path_buf();
+    for (old, new) in renumbered {
+        let (from, to) = (format!("refs/heads/{}", old.branch()), format!("refs/heads/{}", new.branch()));
+        if let Some(id) = resolve(store, &from)? {
+            git(&dir, &["update-ref", &to, &id.to_string(), ""])?;
+            git(&dir, &["update-ref", "-d", &from, &id.to_string()])?;
+            report.lines.push(format!("renamed branch {} -> {}", old.branch(), new.branch()));
+        }
+    }
+    let prefix = tracking(remote, "voyage/");
+    let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
+    for line in listing.lines() {
+        let Some((name, theirs)) = line.split_once(' ') else { continue };
+        let branch = format!("refs/heads/voyage/{}", &name[prefix.len()..]);
+        match resolve(store, &branch)? {
+            None => {
+                git(&dir, &["update-ref", &branch, theirs, ""])?;
+            }
+            Some(ours) if ours != theirs => {
+                // Fast-forward only: ours must be an ancestor of theirs.
+                if git(&dir, &["merge-base", "--is-ancestor", &ours.to_string(), theirs]).is_ok() {
+                    git(&dir, &["update-ref", &branch, theirs, &ours.to_string()])?;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Push voyage branches that are ahead of (or missing on) the remote. Never forced.
+fn push_branches(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
+    let listing = git(dir, &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/voyage/"])?;
+    let mut specs = Vec::new();
+    for line in listing.lines() {
+        let Some((name, ours)) = line.split_once(' ') else { continue };
+        let short = &name["refs/heads/".len()..];
+        let theirs = resolve(store, &tracking(remote, short))?;
+        if theirs.map(|t| t.to_string()).as_deref() != Some(ours) {
+            specs.push(format!("{name}:{name}"));
+        }
+    }
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = std::process::Command::new("git");
+    cmd.args(["push", "--porcelain", remote]).args(&specs).current_dir(dir).stdin(std::process::Stdio::null());
+    let out = cmd.output().map_err(|e| Error::io("running git push", e))?;
+    if out.status.success() {
+        report.lines.push(format!("pushed {} voyage branch(es)", specs.len()));
+    } else {
+        report
+            .lines
+            .push(format!("some voyage branches were not pushed (they moved on {remote}); the next sync retries"));
+    }
+    Ok(())
+}
+
+/// Merge the remote's notes into ours and push the union (with a lease).
+fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
+    let theirs = resolve(store, &tracking(remote, "notes/mso"))?;
+    if let Some(theirs) = theirs
+        && store.merge_notes(theirs)?
+    {
+        report.lines.push("merged the remote's notes".into());
+    }
+    let ours = resolve(store, NOTES_REF)?;
+    if ours.is_some() && ours != theirs {
+        let lease = format!("--force-with-lease={NOTES_REF}:{}", theirs.map(|t| t.to_string()).unwrap_or_default());
+        if push(dir, remote, &[lease, format!("{NOTES_REF}:{NOTES_REF}")])? {
+            report.lines.push("pushed notes".into());
+        }
+    }
+    Ok(())
+}
+
+/// Write a report.
+pub fn print(report: &Report, out: &mut dyn Write) -> Result<()> {
+    for line in &report.lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Many clones, one git server: sync and dispatch --remote over a file
+//! remote and a real `git daemon` on 127.0.0.1.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Daemon, TestRepo};
+
+/// A bare server with hooks installed, seeded with `main` and an initialized ledger.
+fn server(seed: &TestRepo) -> PathBuf {
+    let server = seed.root().join("server.git");
+    seed.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
+    let out = seed.mso_in(&server, &["hooks", "install", "--server"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    seed.git(&["remote", "add", "origin", server.to_str().unwrap()]);
+    seed.git(&["push", "-q", "origin", "main"]);
+    seed.ok(&["sync"]);
+    server
+}
+
+fn clone(seed: &TestRepo, url: &str, name: &str, user: &str) -> PathBuf {
+    let path = seed.root().join(name);
+    seed.git(&["clone", "-q", url, path.to_str().unwrap()]);
+    seed.git_in(&path, &["config", "user.name", user]);
+    seed.git_in(&path, &["config", "user.email", &format!("{user}@example.com")]);
+    path
+}
+
+fn ok_in(seed: &TestRepo, dir: &Path, args: &[&str]) -> String {
+    let out = seed.mso_in(dir, args);
+    assert!(out.status.success(), "git mso {args:?} in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json_in(seed: &TestRepo, dir: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok_in(seed, dir, args)).unwrap()
+}
+
+#[test]
+fn a_plain_clone_gets_the_whole_pipeline_with_one_sync() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--title", "first"]);
+    let server = server(&seed);
+    let b = clone(&seed, server.to_str().unwrap(), "b", "bob");
+    assert!(seed.mso_in(&b, &["status"]).status.code() == Some(1), "a plain clone has no ledger");
+    let out = ok_in(&seed, &b, &["sync"]);
+    assert!(out.contains("took the remote's ledger"), "{out}");
+    assert_eq!(json_in(&seed, &b, &["order", "show", "FTR-0001", "--json"])["title"], "first");
+    assert_eq!(seed.git_in(&b, &["rev-parse", "voyage/VOY-0001"]), seed.git(&["rev-parse", "voyage/VOY-0001"]));
+    let refspecs = seed.git_in(&b, &["config", "--get-all", "remote.origin.fetch"]);
+    assert!(refspecs.contains("+refs/mso/*:refs/remotes/origin/mso/*"), "{refspecs}");
+    // The live ledger is never a fetch target.
+    assert!(!refspecs.contains(":refs/mso/ledger"), "{refspecs}");
+}
+
+#[test]
+fn orders_filed_offline_on_two_clones_are_renumbered_and_both_converge() {
+    let seed = TestRepo::initialized();
+    let server = server(&seed);
+    let b = clone(&seed, server.to_str().unwrap(), "b", "bob");
+    ok_in(&seed, &b, &["sync"]);
+    seed.ok(&["order", "new", "--title", "from alice"]);
+    ok_in(&seed, &b, &["order", "new", "--title", "from bob", "--ac", "bob's criterion"]);
+    seed.ok(&["sync"]);
+    let out = ok_in(&seed, &b, &["sync"]);
+    assert!(out.contains("renumbered VOY-0001 -> VOY-0002"), "{out}");
+    assert!(out.contains("renumbered FTR-0001 -> FTR-0002"), "{out}");
+    assert!(out.contains("renamed branch voyage/VOY-0001 -> voyage/VOY-0002"), "{out}");
+    seed.ok(&["sync"]);
+    let bob = json_in(&seed, &b, &["order", "show", "FTR-0002", "--json"]);
+    assert_eq!((bob["title"].as_str(), bob["voyage"].as_str()), (Some("from bob"), Some("VOY-0002")));
+    assert_eq!(bob["acceptance"][0], "bob's criterion");
+    assert_eq!(seed.tip(), seed.git_in(&b, &["rev-parse", "refs/mso/ledger"]).trim(), "both clones converged");
+    assert_eq!(seed.git_in(&server, &["rev-parse", "refs/mso/ledger"]).trim(), seed.tip());
+    for branch in ["voyage/VOY-0001", "voyage/VOY-0002"] {
+        seed.git_in(&server, &["rev-parse", "--verify", branch]);
+    }
+    ok_in(&seed, &server, &["fsck"]);
+}
+
+#[test]
+fn a_review_made_on_both_sides_lands_once_and_the_loser_is_told() {
+    let seed = TestRepo::initialized();
+    let crew = seed.crew("ok.sh", "true");
+    seed.set_crews(&[("PLN", &crew)]);
+    seed.ok(&["order", "new", "--title", "t"]);
+    seed.dispatch(&["--once"]);
+    let server = server(&seed);
+    let b = clone(&seed, server.to_str().unwrap(), "b", "bob");
+    ok_in(&seed, &b, &["sync"]);
+    seed.ok(&["review", "approve", "FTR-0001"]);
+    ok_in(&seed, &b, &["review", "reject", "FTR-0001", "--reason", "no"]);
+    seed.ok(&["sync"]);
+    let out = ok_in(&seed, &b, &["sync"]);
+    assert!(out.contains("dropped local transaction \"FTR-0001: rejected PLN by bob, back to PLN\""), "{out}");
+    assert!(out.contains("FTR-0001 is queued at BLD, not awaiting review"), "{out}");
+    let order = json_in(&seed, &b, &["order", "show", "FTR-0001", "--json"]);
+    assert_eq!((order["role"].as_str(), order["status"].as_str()), (Some("BLD"), Some("queued")));
+    ok_in(&seed, &server, &["fsck"]);
+}
+
+/// Three runner clones dispatch 30 orders through `url`: every role of every order runs exactly once.
+fn three_runners(seed: &TestRepo, server: &Path, url: &str) {
+    seed.ok(&["config", "kinds.FTR.gates", "[]"]);
+    for i in 0..30 {
+        seed.ok(&["order", "new", "--title", &format!("order {i}")]);
+    }
+    seed.ok(&["sync"]);
+    let crew = seed.crew("ok.sh", "echo \"$MSO_ROLE\" >> \"w-$MSO_ORDER.txt\"");
+    let runners: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let dir = clone(seed, url, &format!("runner{i}"), &format!("runner{i}"));
+            for role in ["PLN", "BLD", "TST"] {
+                seed.git_in(&dir, &["config", &format!("mso.crew.{role}.command"), &crew]);
+            }
+            ok_in(seed, &dir, &["sync"]);
+            dir
+        })
+        .collect();
+    let children: Vec<_> = runners
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let mut cmd = seed.mso_cmd(dir);
+            cmd.args(["dispatch", "--once", "--remote", "origin", "--max-parallel", "2"])
+                .env("COUNT_FILE", seed.count_file())
+                .env("MSO_RUNNER", format!("runner{i}"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a runner failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // Nothing was left behind for another pass.
+    let again = ok_in(seed, &runners[0], &["dispatch", "--once", "--remote", "origin"]);
+    assert_eq!(again.trim(), "nothing to dispatch");
+    let mut runs = seed.runs();
+    runs.sort();
+    let mut expected: Vec<String> =
+        (1..=30).flat_map(|n| ["PLN", "BLD", "TST"].map(|r| format!("FTR-{n:04} {r} 1"))).collect();
+    expected.sort();
+    assert_eq!(runs, expected, "every role of every order ran exactly once");
+    let status = json_in(seed, server, &["status", "--json"]);
+    assert_eq!(status["completed"], 30, "{status}");
+    ok_in(seed, server, &["fsck"]);
+    // The crews' work is on the server's voyage branches.
+    let work = seed.git_in(server, &["show", "voyage/VOY-0007:w-FTR-0007.txt"]);
+    assert_eq!(work, "PLN\nBLD\nTST\n");
+}
+
+#[test]
+fn three_runners_over_a_file_remote_run_every_role_once() {
+    let seed = TestRepo::initialized();
+    let server = server(&seed);
+    three_runners(&seed, &server, server.to_str().unwrap());
+}
+
+#[test]
+fn three_runners_over_git_daemon_run_every_role_once() {
+    let seed = TestRepo::initialized();
+    let server = server(&seed);
+    let daemon = Daemon::start(seed.root(), &seed.home);
+    three_runners(&seed, &server, &daemon.url("server.git"));
+}
