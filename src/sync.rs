@@ -165,14 +165,15 @@ fn sync_branches(
     for line in listing.lines() {
         let Some((name, theirs)) = line.split_once(' ') else { continue };
         let branch = format!("refs/heads/voyage/{}", &name[prefix.len()..]);
+        // A concurrent sync may move the branch first; then there is nothing left to do here.
         match resolve(store, &branch)? {
             None => {
-                git(&dir, &["update-ref", &branch, theirs, ""])?;
+                let _ = git(&dir, &["update-ref", &branch, theirs, ""]);
             }
             Some(ours) if ours != theirs => {
                 // Fast-forward only: ours must be an ancestor of theirs.
                 if git(&dir, &["merge-base", "--is-ancestor", &ours.to_string(), theirs]).is_ok() {
-                    git(&dir, &["update-ref", &branch, theirs, &ours.to_string()])?;
+                    let _ = git(&dir, &["update-ref", &branch, theirs, &ours.to_string()]);
                 }
             }
             Some(_) => {}

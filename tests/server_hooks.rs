@@ -360,3 +360,38 @@ fn a_pushed_approval_starts_the_next_crew_on_the_server_without_waiting() {
     }
     panic!("the server never completed FTR-0001");
 }
+
+#[test]
+fn a_fetch_that_moves_the_ledger_wakes_the_dispatcher_in_a_runner_clone() {
+    let setup = Setup::new();
+    let server = setup.server.to_str().unwrap().to_string();
+    let runner = setup.client.root().join("runner");
+    setup.client.git(&["clone", "-q", &server, runner.to_str().unwrap()]);
+    let ran = setup.client.root().join("runner-ran");
+    let crew = setup.client.crew("mark.sh", &format!("echo \"$MSO_ORDER $MSO_ROLE\" >> '{}'", ran.display()));
+    for (k, v) in [("mso.dispatch.auto", "true"), ("mso.crew.BLD.command", crew.as_str()), ("user.name", "runner")] {
+        setup.client.git_in(&runner, &["config", k, v]);
+    }
+    let out = setup.client.mso_in(&runner, &["hooks", "install"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Queue CHR-0001's BLD on the server by pushing the voyage branch and nothing else new:
+    // the ledger already has it queued, so the runner's first fetch of the ledger wakes it.
+    let (ok, err) = setup.push("voyage/VOY-0002", &[]);
+    assert!(ok, "{err}");
+    let out = setup.client.mso_cmd(&runner).arg("sync").env("COUNT_FILE", setup.client.count_file()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for _ in 0..200 {
+        if ran.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(runner.join(".git/mso/dispatch.log")).unwrap_or_default();
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap_or_default().lines().next(),
+        Some("CHR-0001 BLD"),
+        "no dispatcher woke up: {log}"
+    );
+    // A failing hook would have failed git; a plain fetch with nothing new stays quiet.
+    setup.client.git_in(&runner, &["fetch", "-q", "origin"]);
+}

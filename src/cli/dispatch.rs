@@ -51,7 +51,9 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     if !(0.01..=3600.0).contains(&args.poll) {
         return Err(Error::Input("--poll must be between 0.01 and 3600 seconds".into()).into());
     }
-    ctx.store()?.require_tip()?;
+    if args.remote.is_none() {
+        ctx.store()?.require_tip()?;
+    }
     let opts = Options {
         max_parallel: args.max_parallel,
         watch: args.watch,

@@ -120,9 +120,9 @@ pub fn uninstall(dir: &Path, hook: &Hook) -> Result<&'static str> {
     }
 }
 
-/// Start `git-mso dispatch --once` in `dir`, fully detached: its own session,
+/// Start `git-mso dispatch --once [--remote R]`, fully detached: its own session,
 /// no stdin, output to `<git dir>/mso/dispatch.log`, never waited for.
-pub fn spawn_dispatcher(store: &Store) -> Result<()> {
+pub fn spawn_dispatcher(store: &Store, remote: Option<&str>) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let binary = std::env::current_exe().map_err(|e| Error::io("locating git-mso", e))?;
     let mso_dir = crate::runtime::worktree::mso_dir(store.common_dir());
@@ -136,8 +136,11 @@ pub fn spawn_dispatcher(store: &Store) -> Result<()> {
     let err = log.try_clone().map_err(|e| Error::io("duplicating the log handle", e))?;
     let dir = store.repo().workdir().unwrap_or_else(|| store.common_dir()).to_path_buf();
     let mut cmd = std::process::Command::new(binary);
-    cmd.args(["dispatch", "--once"])
-        .current_dir(dir)
+    cmd.args(["dispatch", "--once"]);
+    if let Some(remote) = remote {
+        cmd.args(["--remote", remote]);
+    }
+    cmd.current_dir(dir)
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env("MSO_HOOK_ACTIVE", "1")

@@ -166,7 +166,7 @@ pub fn post_receive(store: &Store, input: &str, out: &mut dyn Write) -> Result<(
     let tip = store.require_tip()?;
     let queued = store.stats(&tip)?.total(Status::Queued);
     if queued > 0 {
-        super::spawn_dispatcher(store)?;
+        super::spawn_dispatcher(store, None)?;
         writeln!(out, "git-mso: {queued} order(s) queued; dispatching on the server")?;
     }
     Ok(())

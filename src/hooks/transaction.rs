@@ -13,12 +13,16 @@ pub fn reference_transaction(store: &Store, state: &str, input: &str) -> crate::
     if !store.repo().config_snapshot().boolean("mso.dispatch.auto").unwrap_or(false) {
         return Ok(false);
     }
-    let ledger_moved = parse_updates(input).iter().any(|u| {
-        !u.new.is_null()
-            && (u.name == LEDGER_REF || (u.name.starts_with("refs/remotes/") && u.name.ends_with("/mso/ledger")))
-    });
-    if ledger_moved {
-        super::spawn_dispatcher(store)?;
+    for update in parse_updates(input).iter().filter(|u| !u.new.is_null()) {
+        if update.name == LEDGER_REF {
+            super::spawn_dispatcher(store, None)?;
+            return Ok(true);
+        }
+        // A fetch moved a remote's ledger: the dispatcher syncs with that remote first.
+        if let Some(remote) = update.name.strip_prefix("refs/remotes/").and_then(|r| r.strip_suffix("/mso/ledger")) {
+            super::spawn_dispatcher(store, Some(remote))?;
+            return Ok(true);
+        }
     }
-    Ok(ledger_moved)
+    Ok(false)
 }

@@ -50,10 +50,21 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
     }
     std::fs::create_dir_all(path.parent().expect("worktree paths have a parent"))
         .map_err(|e| Error::io("creating the worktrees directory", e))?;
-    git(common_dir, &["worktree", "prune"])?;
     let path_str = path.to_str().ok_or_else(|| Error::Input("the repository path is not UTF-8".into()))?;
-    git(common_dir, &["worktree", "add", "-q", "--detach", path_str, &tip])?;
-    Ok(path)
+    // Another dispatcher may be adding a worktree at the same moment, or a
+    // crashed one left a registration behind: prune and retry, never prune
+    // on the fast path (it would race with a concurrent add).
+    let mut last = None;
+    for attempt in 0..3 {
+        match git(common_dir, &["worktree", "add", "-q", "--detach", path_str, &tip]) {
+            Ok(_) => return Ok(path),
+            Err(e) => last = Some(e),
+        }
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = git(common_dir, &["worktree", "prune"]);
+        std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
+    }
+    Err(last.expect("three attempts were made"))
 }
 
 /// Paths changed or added in the worktree, as `git status --porcelain` lines.
