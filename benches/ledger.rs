@@ -268,6 +268,78 @@ fn main() {
         format!("of which sh -c true: {}", ms(sh)),
     ));
 
+    // --- server hook: validating a 1,000-event push (1,000 commits) ---
+    let client = new_repo(root.path(), "hook-client");
+    let server = root.path().join("hook-server.git");
+    git(root.path(), &["init", "-q", "--bare", server.to_str().unwrap()]);
+    git(&client, &["push", "-q", server.to_str().unwrap(), "refs/mso/ledger:refs/mso/ledger"]);
+    let old = git(&client, &["rev-parse", "refs/mso/ledger"]).trim().to_string();
+    let client_store = Store::discover(&client).unwrap();
+    for _ in 0..1000 {
+        create(&client_store, 1);
+    }
+    let new = git(&client, &["rev-parse", "refs/mso/ledger"]).trim().to_string();
+    git(&client, &["push", "-q", server.to_str().unwrap(), "refs/mso/ledger:refs/mso/ledger"]);
+    git(&server, &["update-ref", "refs/mso/ledger", &old]);
+    let hook = median(
+        (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                let mut child = Command::new(BIN)
+                    .args(["hook", "pre-receive"])
+                    .current_dir(&server)
+                    .stdin(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                use std::io::Write as _;
+                child.stdin.take().unwrap().write_all(format!("{old} {new} refs/mso/ledger\n").as_bytes()).unwrap();
+                assert!(child.wait().unwrap().success(), "the hook refused an honest push");
+                start.elapsed()
+            })
+            .collect(),
+    );
+    rows.push((
+        "pre-receive: validate a 1,000-event push (1,000 commits)".into(),
+        ms(hook),
+        "-".into(),
+        "target < 1 s".into(),
+    ));
+
+    // --- approval push -> crew start on the server ---
+    let client = new_repo(root.path(), "latency-client");
+    let server = root.path().join("latency-server.git");
+    git(root.path(), &["init", "-q", "--bare", server.to_str().unwrap()]);
+    let stamp = root.path().join("crew-started");
+    mso(&server, &["hooks", "install", "--server"]);
+    git(&server, &["config", "mso.server.dispatch", "true"]);
+    git(&server, &["config", "mso.crew.BLD.command", &format!("date +%s%N > '{}'", stamp.display())]);
+    git(&server, &["config", "user.name", "server"]);
+    git(&client, &["config", "mso.crew.PLN.command", "true"]);
+    mso(&client, &["order", "new", "--title", "latency", "--voyage", "VOY-0001"]);
+    mso(&client, &["dispatch", "--once"]);
+    git(&client, &["push", "-q", server.to_str().unwrap(), "refs/mso/ledger:refs/mso/ledger", "voyage/VOY-0001"]);
+    mso(&client, &["review", "approve", "FTR-0001"]);
+    let pushed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    git(&client, &["push", "-q", server.to_str().unwrap(), "refs/mso/ledger:refs/mso/ledger"]);
+    let push_returned = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() - pushed_at;
+    let mut started = None;
+    for _ in 0..500 {
+        if let Ok(text) = std::fs::read_to_string(&stamp)
+            && let Ok(ns) = text.trim().parse::<u128>()
+        {
+            started = Some(Duration::from_nanos((ns - pushed_at.as_nanos()) as u64));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = started.expect("the server never started the crew");
+    rows.push((
+        "approval push → crew start on the server".into(),
+        ms(started),
+        "-".into(),
+        format!("target < 1 s; the push returned in {}", ms(push_returned)),
+    ));
+
     println!("run in {} ({} {})", root.path().display(), std::env::consts::OS, std::env::consts::ARCH);
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
     let header = ("operation", "git-mso", "git CLI", "speed-up / note");
