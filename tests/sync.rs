@@ -155,6 +155,13 @@ fn three_runners(seed: &TestRepo, server: &Path, url: &str) {
     // The crews' work is on the server's voyage branches.
     let work = seed.git_in(server, &["show", "voyage/VOY-0007:w-FTR-0007.txt"]);
     assert_eq!(work, "PLN\nBLD\nTST\n");
+    // Notes written by different runners were merged, not clobbered: every role's block is on the server.
+    let notes = seed.git_in(server, &["log", "--format=%N", "--notes=mso", "voyage/VOY-0007"]);
+    for role in ["PLN", "BLD", "TST"] {
+        assert!(notes.contains(&format!("Mso-Order: FTR-0007\nMso-Role: {role}")), "{role} note missing: {notes}");
+    }
+    let all_notes = seed.git_in(server, &["notes", "--ref=mso", "list"]);
+    assert_eq!(all_notes.lines().count(), 90, "one note per crew commit: {all_notes}");
 }
 
 #[test]
