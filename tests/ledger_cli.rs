@@ -291,3 +291,13 @@ fn config_changes_are_ledger_events() {
     assert!(subject.contains("pipeline: set persona_set = \"default\""), "{subject}");
     repo.ok(&["fsck"]);
 }
+
+#[test]
+fn completions_cover_every_command() {
+    let repo = TestRepo::new();
+    let bash = repo.ok(&["completions", "bash"]);
+    for command in ["init", "order", "dispatch", "review", "sync", "hooks", "fsck"] {
+        assert!(bash.contains(command), "{command} missing from the bash completions");
+    }
+    assert_eq!(repo.mso(&["completions", "tcsh"]).status.code(), Some(2));
+}

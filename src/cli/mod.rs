@@ -2,6 +2,7 @@
 //! function writing to the writer it is given.
 
 mod cleanup;
+mod completions;
 mod config;
 mod dispatch;
 mod fsck;
@@ -48,7 +49,7 @@ pub struct Cli {
 pub enum Command {
     /// Create refs/mso/ledger with the default pipeline configuration.
     Init(init::Args),
-    /// File, list, show and cancel orders.
+    /// File, list, show, cancel and retry orders.
     #[command(subcommand)]
     Order(order::OrderCommand),
     /// Create and list voyages (the branches orders are built on).
@@ -77,6 +78,8 @@ pub enum Command {
     /// Install, remove or inspect git-mso's git hooks.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Print a shell completion script.
+    Completions(completions::Args),
     /// What the installed hook shims call.
     #[command(hide = true)]
     Hook(hooks::HookArgs),
@@ -98,6 +101,7 @@ impl Command {
             | Command::Hooks(_)
             | Command::Hook(_)
             | Command::Sync(_)
+            | Command::Completions(_)
             | Command::Status(_)
             | Command::Log(_)
             | Command::Fsck(_) => false,
@@ -134,6 +138,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Notes(cmd) => notes::run(cmd, &mut ctx),
         Command::Hooks(cmd) => hooks::run(cmd, &mut ctx),
         Command::Sync(args) => sync::run(args, &mut ctx),
+        Command::Completions(args) => completions::run(args, &mut ctx),
         Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),
         Command::Log(args) => log::run(args, &mut ctx),

@@ -1,0 +1,20 @@
+//! `git mso completions SHELL`: shell completion scripts.
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use super::{Cli, Ctx};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  git mso completions bash > ~/.local/share/bash-completion/completions/git-mso\n  git mso completions zsh > ~/.zfunc/_git-mso"
+)]
+pub struct Args {
+    shell: Shell,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(args.shell, &mut cmd, "git-mso", ctx.out);
+    Ok(())
+}
