@@ -173,6 +173,25 @@ impl EventBody {
         )
     }
 
+    /// The order this event is about, to rewrite it (renumbering on sync).
+    pub fn order_mut(&mut self) -> Option<&mut OrderId> {
+        match self {
+            EventBody::Init { .. } | EventBody::ConfigSet { .. } | EventBody::VoyageCreated { .. } => None,
+            EventBody::OrderCreated { order, .. }
+            | EventBody::Dispatched { order, .. }
+            | EventBody::LeaseRenewed { order, .. }
+            | EventBody::Succeeded { order, .. }
+            | EventBody::Failed { order, .. }
+            | EventBody::LeaseExpired { order, .. }
+            | EventBody::Advanced { order, .. }
+            | EventBody::Completed { order }
+            | EventBody::Approved { order, .. }
+            | EventBody::Rejected { order, .. }
+            | EventBody::Retried { order }
+            | EventBody::Cancelled { order, .. } => Some(order),
+        }
+    }
+
     /// The voyage this event names directly, if any.
     pub fn voyage(&self) -> Option<VoyageId> {
         match self {

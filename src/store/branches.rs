@@ -56,38 +56,3 @@ impl Store {
             .map_err(|e| Error::git(format!("moving {} (it changed during the run?)", voyage.branch), e))
     }
 }
-
-impl Store {
-    /// Update one ref with an explicit reflog identity (git config may have none).
-    pub(crate) fn set_ref(
-        &self,
-        name: &str,
-        expected: PreviousValue,
-        new: ObjectId,
-        message: &str,
-    ) -> std::result::Result<(), gix::Error> {
-        use gix::refs::Target;
-        use gix::refs::transaction::{Change, LogChange, RefEdit, RefLog};
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: message.into() },
-                expected,
-                new: Target::Object(new),
-            },
-            name: name.try_into().map_err(gix::Error::from_error)?,
-            deref: false,
-        };
-        let signature = self.signature(super::env::now());
-        let mut time_buf = gix::date::parse::TimeBuf::default();
-        self.repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))).map(|_| ())
-    }
-
-    /// The commit and reflog signature of this store's identity at `time`.
-    pub(crate) fn signature(&self, time: crate::core::Timestamp) -> gix::actor::Signature {
-        gix::actor::Signature {
-            name: self.identity.name.as_str().into(),
-            email: self.identity.email.as_str().into(),
-            time: gix::date::Time { seconds: time, offset: 0 },
-        }
-    }
-}

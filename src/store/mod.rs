@@ -10,6 +10,7 @@ mod read;
 mod rebase;
 mod tx;
 mod verify;
+mod write;
 
 use std::path::Path;
 

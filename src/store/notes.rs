@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 
 use gix::ObjectId;
-use gix::refs::Target;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use super::{Store, env};
 use crate::core::{Order, notes};
@@ -139,42 +137,11 @@ impl Store {
                     .map_err(fail("editing notes"))?;
             }
             let tree = editor.write().map_err(fail("writing notes"))?.detach();
-            let now = env::now();
-            let signature = self.signature(now);
-            let message = if replace_all {
-                "git-mso: notes rebuilt from the ledger\n".to_string()
-            } else {
-                "git-mso: notes updated\n".to_string()
-            };
-            let commit = gix::objs::Commit {
-                tree,
-                parents: old.into_iter().chain(merge_parent).collect(),
-                author: signature.clone(),
-                committer: signature.clone(),
-                encoding: None,
-                message: message.as_str().into(),
-                extra_headers: Vec::new(),
-            };
-            let commit = repo.write_object(&commit).map_err(fail("writing a notes commit"))?.detach();
-            let expected = match old {
-                Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
-                None => PreviousValue::MustNotExist,
-            };
-            let edit = RefEdit {
-                change: Change::Update {
-                    log: LogChange {
-                        mode: RefLog::AndReference,
-                        force_create_reflog: false,
-                        message: message.trim().into(),
-                    },
-                    expected,
-                    new: Target::Object(commit),
-                },
-                name: NOTES_REF.try_into().expect("valid ref name"),
-                deref: false,
-            };
-            let mut time_buf = gix::date::parse::TimeBuf::default();
-            match repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))) {
+            let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { "git-mso: notes updated" };
+            let commit = self
+                .write_commit(tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), env::now())
+                .map_err(fail("writing a notes commit"))?;
+            match self.set_ref(NOTES_REF, super::write::expect(old), commit, message) {
                 Ok(_) => return Ok(()),
                 Err(e) if super::tx::is_retryable(&e) => std::thread::sleep(std::time::Duration::from_millis(5)),
                 Err(e) => return Err(Error::git("updating refs/notes/mso", e)),

@@ -92,21 +92,7 @@ fn remap(body: &mut EventBody, orders: &BTreeMap<OrderId, OrderId>, voyages: &BT
         }
         _ => {}
     }
-    let order = match body {
-        EventBody::Init { .. } | EventBody::ConfigSet { .. } | EventBody::VoyageCreated { .. } => None,
-        EventBody::OrderCreated { order, .. }
-        | EventBody::Dispatched { order, .. }
-        | EventBody::LeaseRenewed { order, .. }
-        | EventBody::Succeeded { order, .. }
-        | EventBody::Failed { order, .. }
-        | EventBody::LeaseExpired { order, .. }
-        | EventBody::Advanced { order, .. }
-        | EventBody::Completed { order }
-        | EventBody::Approved { order, .. }
-        | EventBody::Rejected { order, .. }
-        | EventBody::Retried { order }
-        | EventBody::Cancelled { order, .. } => Some(order),
-    };
+    let order = body.order_mut();
     if let Some(order) = order
         && let Some(new) = orders.get(order)
     {

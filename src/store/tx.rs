@@ -6,8 +6,6 @@
 use std::time::Duration;
 
 use gix::ObjectId;
-use gix::refs::Target;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use super::partial::Partial;
 use super::{LEDGER_REF, Store, Tip, env, short};
@@ -145,45 +143,22 @@ impl<'s> Tx<'s> {
         }
         let tree = editor.write().map_err(fatal("writing the ledger tree"))?.detach();
 
-        let signature = self.store.signature(self.now);
         let message = crate::core::message::format(&self.events);
-        let commit = gix::objs::Commit {
-            tree,
-            parents: tip.map(|t| t.commit).into_iter().collect(),
-            author: signature.clone(),
-            committer: signature.clone(),
-            encoding: None,
-            message: message.as_str().into(),
-            extra_headers: Vec::new(),
-        };
-        let commit = repo.write_object(&commit).map_err(fatal("writing the ledger commit"))?.detach();
+        let commit = self
+            .store
+            .write_commit(tree, tip.map(|t| t.commit), &message, self.now)
+            .map_err(fatal("writing the ledger commit"))?;
         Ok((commit, tree))
     }
 
     /// Write the objects and move the ref.
     fn commit(self) -> std::result::Result<Committed, CommitError> {
         let (commit, _) = self.write().map_err(CommitError::Fatal)?;
-        let repo = &self.store.repo;
         let tip = self.partial.base();
-        let signature = self.store.signature(self.now);
         let message = crate::core::message::format(&self.events);
-
-        let expected = match tip {
-            Some(tip) => PreviousValue::MustExistAndMatch(Target::Object(tip.commit)),
-            None => PreviousValue::MustNotExist,
-        };
-        let subject = message.lines().next().unwrap_or_default().to_string();
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: subject.into() },
-                expected,
-                new: Target::Object(commit),
-            },
-            name: LEDGER_REF.try_into().expect("valid ref name"),
-            deref: false,
-        };
-        let mut time_buf = gix::date::parse::TimeBuf::default();
-        match repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))) {
+        let subject = message.lines().next().unwrap_or_default();
+        let expected = super::write::expect(tip.map(|t| t.commit));
+        match self.store.set_ref(LEDGER_REF, expected, commit, subject) {
             Ok(_) => {
                 let state = self.partial.state;
                 let tally = layout::Tally { stats: state.stats.clone(), ids: state.counters.clone() };

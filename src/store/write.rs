@@ -1,0 +1,71 @@
+//! Writing commits and moving refs with explicit identities (git config may
+//! have none), shared by the ledger, notes and voyage branches.
+
+use gix::ObjectId;
+use gix::refs::Target;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+
+use super::Store;
+use crate::core::Timestamp;
+
+/// The compare-and-swap condition for a ref expected at `old` (or absent).
+pub(crate) fn expect(old: Option<ObjectId>) -> PreviousValue {
+    match old {
+        Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+        None => PreviousValue::MustNotExist,
+    }
+}
+
+impl Store {
+    /// Update one ref, writing its reflog as this store's identity.
+    pub(crate) fn set_ref(
+        &self,
+        name: &str,
+        expected: PreviousValue,
+        new: ObjectId,
+        message: &str,
+    ) -> std::result::Result<(), gix::Error> {
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: message.into() },
+                expected,
+                new: Target::Object(new),
+            },
+            name: name.try_into().map_err(gix::Error::from_error)?,
+            deref: false,
+        };
+        let signature = self.signature(super::env::now());
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        self.repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))).map(|_| ())
+    }
+
+    /// The commit and reflog signature of this store's identity at `time`.
+    pub(crate) fn signature(&self, time: Timestamp) -> gix::actor::Signature {
+        gix::actor::Signature {
+            name: self.identity.name.as_str().into(),
+            email: self.identity.email.as_str().into(),
+            time: gix::date::Time { seconds: time, offset: 0 },
+        }
+    }
+
+    /// Write a commit object authored and committed by this store's identity at `time`.
+    pub(crate) fn write_commit(
+        &self,
+        tree: ObjectId,
+        parents: impl IntoIterator<Item = ObjectId>,
+        message: &str,
+        time: Timestamp,
+    ) -> std::result::Result<ObjectId, gix::Error> {
+        let signature = self.signature(time);
+        let commit = gix::objs::Commit {
+            tree,
+            parents: parents.into_iter().collect(),
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        };
+        Ok(self.repo.write_object(&commit)?.detach())
+    }
+}
