@@ -301,3 +301,17 @@ fn completions_cover_every_command() {
     }
     assert_eq!(repo.mso(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+#[test]
+fn gc_packs_what_appends_left_loose() {
+    let repo = TestRepo::initialized();
+    for i in 0..20 {
+        repo.ok(&["order", "new", "--title", &format!("o{i}")]);
+    }
+    let tip = repo.tip();
+    let out = repo.ok(&["gc"]);
+    assert!(out.lines().nth(1).unwrap().starts_with("after:  0 loose objects"), "{out}");
+    assert_eq!(repo.tip(), tip);
+    repo.ok(&["fsck"]);
+    assert_eq!(repo.json(&["order", "list", "--json"]).as_array().unwrap().len(), 20);
+}

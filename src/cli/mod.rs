@@ -6,6 +6,7 @@ mod completions;
 mod config;
 mod dispatch;
 mod fsck;
+mod gc;
 mod hooks;
 mod init;
 mod log;
@@ -78,6 +79,8 @@ pub enum Command {
     /// Install, remove or inspect git-mso's git hooks.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Pack the ledger's loose objects and write a commit-graph.
+    Gc(gc::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
     /// What the installed hook shims call.
@@ -102,6 +105,7 @@ impl Command {
             | Command::Hook(_)
             | Command::Sync(_)
             | Command::Completions(_)
+            | Command::Gc(_)
             | Command::Status(_)
             | Command::Log(_)
             | Command::Fsck(_) => false,
@@ -139,6 +143,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Hooks(cmd) => hooks::run(cmd, &mut ctx),
         Command::Sync(args) => sync::run(args, &mut ctx),
         Command::Completions(args) => completions::run(args, &mut ctx),
+        Command::Gc(args) => gc::run(args, &mut ctx),
         Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),
         Command::Log(args) => log::run(args, &mut ctx),

@@ -218,6 +218,7 @@ impl Store {
             match tx.commit() {
                 Ok(committed) => {
                     tracing::debug!(attempt, old, new = %committed.commit, "appended to the ledger");
+                    self.maybe_pack(committed.state.stats.events);
                     return Ok((value, Some(committed)));
                 }
                 Err(CommitError::Race) => {
@@ -228,6 +229,32 @@ impl Store {
             }
         }
         Err(Error::Conflict { attempts: MAX_ATTEMPTS })
+    }
+
+    /// Every `PACK_EVERY` events, start `git gc --auto` in the background:
+    /// appends leave small loose objects, and git packs them once its own
+    /// threshold (`gc.auto`) is reached. Never waited for, never an error.
+    fn maybe_pack(&self, events: u64) {
+        const PACK_EVERY: u64 = 512;
+        if !events.is_multiple_of(PACK_EVERY) || std::env::var_os("MSO_NO_AUTO_GC").is_some() {
+            return;
+        }
+        let dir = self.repo.workdir().unwrap_or_else(|| self.repo.common_dir()).to_path_buf();
+        let spawned = std::process::Command::new("git")
+            .args(["gc", "--auto", "--quiet"])
+            .current_dir(dir)
+            .env_remove("GIT_DIR")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match spawned {
+            // Reap it from a thread so no zombie outlives a long-running dispatcher's interest.
+            Ok(mut child) => {
+                std::thread::spawn(move || child.wait());
+            }
+            Err(e) => tracing::debug!("could not start git gc --auto: {e}"),
+        }
     }
 
     /// Remove `refs/mso/ledger.lock` if a killed writer left it behind long ago.
