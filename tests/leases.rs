@@ -135,3 +135,43 @@ fn a_long_crew_has_its_lease_renewed_while_it_runs() {
     assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
     repo.ok(&["fsck"]);
 }
+
+#[test]
+fn a_second_signal_stops_running_crews_and_releases_their_orders() {
+    let repo = TestRepo::initialized();
+    let started = repo.root().join("started");
+    let finished = repo.root().join("finished");
+    let crew =
+        repo.crew("slow.sh", &format!("touch '{}'\nsleep 30\ntouch '{}'", started.display(), finished.display()));
+    repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let mut cmd = repo.mso_cmd(&repo.path);
+    cmd.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    for _ in 0..200 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(started.exists(), "the crew never started");
+    for _ in 0..2 {
+        // SAFETY: signalling a child process we own.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("CHR-0001  BLD  Shipwright  stopped → queued again (attempt 2)"), "{stdout}");
+    assert!(!finished.exists(), "the crew ran on after the second signal");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(
+        (order["status"].as_str(), order["last_error"].as_str()),
+        (Some("queued"), Some("the runner was stopped while the crew ran"))
+    );
+    repo.ok(&["fsck"]);
+}

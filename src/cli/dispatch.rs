@@ -20,8 +20,8 @@ its output in <git dir>/mso/runs/<ORDER>-<ROLE>-<ATTEMPT>/crew.log, and the envi
 MSO_ORDER, MSO_ROLE, MSO_ATTEMPT, MSO_VOYAGE, MSO_PERSONA, MSO_MODEL, MSO_BRIEF_FILE, MSO_RESULT_FILE, MSO_READ_ONLY.
 
 --once (the default) runs until no queued order can start, then exits. --watch keeps waiting for
-work; the first SIGINT/SIGTERM stops taking work and lets running crews finish, a second one
-stops them and releases their orders.")]
+work. Either way the first SIGINT/SIGTERM stops taking work and lets running crews finish, a
+second one stops them and releases their orders (FAILED, queued again while attempts remain).")]
 pub struct Args {
     /// Run until no work is ready, then exit (the default).
     #[arg(long, conflicts_with = "watch")]
@@ -61,12 +61,15 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         remote: args.remote.clone(),
     };
     let stop = std::sync::Arc::new(StopSignal::default());
-    if args.watch {
-        // SAFETY: the handler only increments an atomic counter.
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        }
+    // Crews run in their own process groups, so a Ctrl-C must not just kill
+    // the dispatcher and orphan them: the first signal stops taking work and
+    // lets running crews finish, a second stops them and releases their orders.
+    // SAFETY: the handler only increments an atomic counter.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    {
         let stop = stop.clone();
         std::thread::spawn(move || {
             loop {
