@@ -57,11 +57,12 @@ fn resolve(store: &Store, name: &str) -> Result<Option<ObjectId>> {
     Ok(r.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
 }
 
-/// Push `specs` atomically; `Ok(false)` when a retryable rejection says to fetch again.
-fn push(dir: &Path, remote: &str, args: &[String]) -> Result<bool> {
+/// Push `refspec` atomically under `lease`; `Ok(false)` when a retryable rejection says to fetch again.
+fn push(dir: &Path, remote: &str, lease: &str, refspec: &str) -> Result<bool> {
     let mut cmd = std::process::Command::new("git");
-    cmd.arg("push").arg("--porcelain").arg("--atomic").args(args.iter().take(args.len() - 1)).arg(remote);
-    cmd.arg(&args[args.len() - 1]).current_dir(dir).stdin(std::process::Stdio::null());
+    cmd.args(["push", "--porcelain", "--atomic", lease, remote, refspec])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null());
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY"] {
         cmd.env_remove(var);
     }
@@ -115,7 +116,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         if local.is_some() && local != fetched {
             let lease =
                 format!("--force-with-lease={LEDGER_REF}:{}", fetched.map(|f| f.to_string()).unwrap_or_default());
-            if !push(dir, remote, &[lease, format!("{LEDGER_REF}:{LEDGER_REF}")])? {
+            if !push(dir, remote, &lease, &format!("{LEDGER_REF}:{LEDGER_REF}"))? {
                 continue;
             }
             report.lines.push(format!("pushed refs/mso/ledger to {remote}"));
@@ -221,7 +222,7 @@ fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> R
     let ours = resolve(store, NOTES_REF)?;
     if ours.is_some() && ours != theirs {
         let lease = format!("--force-with-lease={NOTES_REF}:{}", theirs.map(|t| t.to_string()).unwrap_or_default());
-        if push(dir, remote, &[lease, format!("{NOTES_REF}:{NOTES_REF}")])? {
+        if push(dir, remote, &lease, &format!("{NOTES_REF}:{NOTES_REF}"))? {
             report.lines.push("pushed notes".into());
         }
     }

@@ -59,9 +59,21 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     loop {
         if !stop.drain.load(Ordering::SeqCst) {
             if let Some(remote) = &opts.remote {
-                let report = crate::sync::sync(dir, remote)?;
-                for line in report.lines.iter().filter(|l| l.starts_with("dropped") || l.starts_with("renumbered")) {
-                    writeln!(out, "sync: {line}")?;
+                match crate::sync::sync(dir, remote) {
+                    Ok(report) => {
+                        for line in
+                            report.lines.iter().filter(|l| l.starts_with("dropped") || l.starts_with("renumbered"))
+                        {
+                            writeln!(out, "sync: {line}")?;
+                        }
+                    }
+                    // A watching runner outlives a server that is briefly unreachable.
+                    Err(e) if opts.watch => {
+                        tracing::warn!("sync with {remote} failed, trying again later: {e}");
+                        std::thread::sleep(opts.poll);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             // Re-open each pass: a long-running dispatcher sees config changes.
