@@ -315,3 +315,69 @@ fn gc_packs_what_appends_left_loose() {
     repo.ok(&["fsck"]);
     assert_eq!(repo.json(&["order", "list", "--json"]).as_array().unwrap().len(), 20);
 }
+
+/// How a test rewrites a file's text.
+type Edit = Box<dyn Fn(String) -> String>;
+
+/// Rewrite one file of the ledger tip (keeping its message) with plain git.
+fn tamper(repo: &TestRepo, path: &str, edit: impl Fn(String) -> String) {
+    let work = repo.root().join("tamper");
+    let _ = std::fs::remove_dir_all(&work);
+    repo.git(&["worktree", "add", "-q", "--detach", work.to_str().unwrap(), "refs/mso/ledger"]);
+    let file = work.join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, edit(text)).unwrap();
+    repo.git_in(&work, &["add", "-A"]);
+    let tree = repo.git_in(&work, &["write-tree"]).trim().to_string();
+    let msg = repo.root().join("tamper-msg");
+    std::fs::write(&msg, repo.git(&["log", "-1", "--format=%B", "refs/mso/ledger"]).trim_end().to_string() + "\n")
+        .unwrap();
+    let parent = repo.git(&["rev-parse", "refs/mso/ledger~1"]).trim().to_string();
+    let commit = repo.git(&["commit-tree", &tree, "-p", &parent, "-F", msg.to_str().unwrap()]).trim().to_string();
+    repo.git(&["update-ref", "refs/mso/ledger", &commit]);
+    repo.git(&["worktree", "remove", "--force", work.to_str().unwrap()]);
+}
+
+#[test]
+fn readers_and_writers_never_panic_on_corrupt_ledger_content() {
+    let corruptions: Vec<(&str, Edit)> = vec![
+        ("orders/FTR-00/FTR-0001.json", Box::new(|_| "{ not json".into())),
+        ("orders/FTR-00/FTR-0001.json", Box::new(|t| t.replacen("\"role\": \"PLN\"", "\"role\": \"XYZ\"", 1))),
+        ("orders/FTR-00/FTR-0001.json", Box::new(|t| t.replacen("\"id\": \"FTR-0001\"", "\"id\": \"FTR-0002\"", 1))),
+        ("orders/FTR-00/_index.jsonl", Box::new(|_| "\u{0}\u{1}garbage\n".into())),
+        (
+            "stats.json",
+            Box::new(|_| {
+                "{\"stats\":{\"orders\":0,\"events\":0,\"by_role\":{}},\"ids\":{\"orders\":{},\"voyages\":0}}".into()
+            }),
+        ),
+        ("config.json", Box::new(|_| "[]".into())),
+        ("voyages/00/VOY-0001.json", Box::new(|_| "null".into())),
+    ];
+    for (path, edit) in corruptions {
+        let repo = TestRepo::initialized();
+        repo.ok(&["order", "new", "--title", "t"]);
+        tamper(&repo, path, edit);
+        let tip = repo.tip();
+        for args in [
+            vec!["status"],
+            vec!["order", "list"],
+            vec!["order", "show", "FTR-0001"],
+            vec!["order", "cancel", "FTR-0001"],
+            vec!["review", "approve", "FTR-0001"],
+            vec!["voyage", "show", "VOY-0001"],
+            vec!["dispatch", "--once"],
+            vec!["log"],
+            vec!["fsck"],
+        ] {
+            let out = repo.mso(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{path}: git mso {args:?} panicked: {stderr}");
+            assert_ne!(out.status.code(), Some(101), "{path}: git mso {args:?}");
+        }
+        let fsck = repo.mso(&["fsck"]);
+        assert_eq!(fsck.status.code(), Some(1), "{path}: fsck must report the tampering");
+        assert_eq!(repo.tip(), tip, "{path}: nothing was written on top of a corrupt ledger");
+    }
+}

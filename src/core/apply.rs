@@ -58,6 +58,8 @@ pub enum TransitionError {
     HandOffMissing(OrderId),
     #[error("config: {0}")]
     Config(#[from] ConfigError),
+    #[error("the stored state does not hold together: {0}")]
+    Inconsistent(String),
 }
 
 type Result<T> = std::result::Result<T, TransitionError>;
@@ -200,7 +202,11 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
             order.updated = event.at;
             let (role_before, status_before) = (before.role.clone(), before.status);
             occupy_voyage(&mut state, status_before, &order)?;
-            state.stats.remove(&role_before, status_before);
+            if !state.stats.remove(&role_before, status_before) {
+                return Err(TransitionError::Inconsistent(format!(
+                    "stats.json does not count {order_id} as {status_before} at {role_before}"
+                )));
+            }
             state.stats.add(&order.role, order.status);
             state.orders.insert(order_id.clone(), order);
         }
@@ -384,7 +390,9 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
             if reason.trim().is_empty() {
                 return Err(TransitionError::BadInput("a rejection needs a reason".into()));
             }
-            let current = order.roles.iter().position(|r| r == role).expect("current role is in the sequence");
+            let current = order.roles.iter().position(|r| r == role).ok_or_else(|| {
+                TransitionError::Inconsistent(format!("{} is at {role}, which is not in its sequence", order.id))
+            })?;
             if !order.roles[..=current].contains(to) {
                 return Err(TransitionError::BadRejectTarget {
                     order: order.id.clone(),
@@ -456,12 +464,10 @@ pub fn apply_transaction(mut state: State, events: &[Event]) -> Result<State> {
 /// in the same transaction: ADVANCED to the next role of the order's own
 /// sequence (from that role's predecessor), or COMPLETED after the last.
 pub fn hand_off(order: &Order) -> EventBody {
-    match order.next_role(&order.role) {
-        Some(to) => EventBody::Advanced {
-            order: order.id.clone(),
-            from: order.previous_role(to).expect("a next role has a predecessor").clone(),
-            to: to.clone(),
-        },
-        None => EventBody::Completed { order: order.id.clone() },
+    let here = order.roles.iter().position(|r| r == &order.role);
+    match here.and_then(|i| order.roles.get(i..i + 2)) {
+        // `from` is the predecessor of `to` in the order's own sequence.
+        Some([from, to]) => EventBody::Advanced { order: order.id.clone(), from: from.clone(), to: to.clone() },
+        _ => EventBody::Completed { order: order.id.clone() },
     }
 }

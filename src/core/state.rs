@@ -196,9 +196,11 @@ impl Stats {
         *self.by_role.entry(role.clone()).or_default().entry(status).or_default() += 1;
     }
 
-    pub(crate) fn remove(&mut self, role: &Role, status: Status) {
-        let per_role = self.by_role.get_mut(role).expect("stats track every stored order");
-        let n = per_role.get_mut(&status).expect("stats track every stored order");
+    /// Uncount one order; `false` when the counts do not include it (a corrupt `stats.json`).
+    #[must_use]
+    pub(crate) fn remove(&mut self, role: &Role, status: Status) -> bool {
+        let Some(per_role) = self.by_role.get_mut(role) else { return false };
+        let Some(n) = per_role.get_mut(&status).filter(|n| **n > 0) else { return false };
         *n -= 1;
         if *n == 0 {
             per_role.remove(&status);
@@ -206,6 +208,7 @@ impl Stats {
                 self.by_role.remove(role);
             }
         }
+        true
     }
 }
 
