@@ -34,6 +34,9 @@ fn the_demo_crews_plan_build_and_test_an_order() {
     );
     assert_eq!(handoffs[1]["summary"], "built src/ftr-0001.txt from the plan (1 PLN hand-off in the brief)");
     assert_eq!(handoffs[2]["summary"], "checked src/ftr-0001.txt: 3 of 3 plan steps covered");
+    let show = repo.ok(&["order", "show", "FTR-0001"]);
+    assert!(show.contains(" PLN at ") && show.contains(": wrote plans/FTR-0001.md with 3 steps"), "{show}");
+    assert!(show.lines().any(|l| l.starts_with("hand-off    TST at ")), "{show}");
 }
 
 /// A stand-in `claude`: records its arguments and stdin, answers like `--output-format json`.

@@ -243,6 +243,10 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             writeln!(out, "  {line}")?;
         }
     }
+    for h in &order.handoffs {
+        let first = h.summary.lines().next().unwrap_or("(no summary)");
+        writeln!(out, "hand-off    {} at {}: {first}", h.role, crate::core::event::short(&h.head))?;
+    }
     for r in &order.rejections {
         writeln!(out, "rejected    {} by {}: {}", r.role, r.by, r.reason.lines().next().unwrap_or_default())?;
     }

@@ -94,6 +94,9 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 return output::json(ctx.out, &voyage);
             }
             writeln!(ctx.out, "{}  {} from {}", voyage.id, voyage.branch, crate::core::event::short(&voyage.base))?;
+            if let Some(active) = &voyage.active {
+                writeln!(ctx.out, "running: {active}")?;
+            }
             let mut orders = store.summaries(&tip)?;
             orders.retain(|s| s.voyage == voyage.id);
             orders.sort_by(|a, b| a.id.cmp(&b.id));
