@@ -25,6 +25,7 @@ run() {
   local shown="" arg
   for arg in "$@"; do
     case "$arg" in
+      *\"*) shown+=" '$arg'" ;;
       *[[:space:]]*) shown+=" \"$arg\"" ;;
       *) shown+=" $arg" ;;
     esac
