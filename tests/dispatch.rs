@@ -345,10 +345,7 @@ fn two_dispatchers_on_forty_orders_run_every_role_exactly_once() {
     }
     let mut runs = repo.runs();
     runs.sort();
-    let mut expected: Vec<String> =
-        (1..=40).flat_map(|n| ["PLN", "BLD", "TST"].map(|r| format!("FTR-{n:04} {r} 1"))).collect();
-    expected.sort();
-    assert_eq!(runs, expected, "every role of every order ran exactly once");
+    assert_eq!(runs, common::every_role_once(40), "every role of every order ran exactly once");
     let status = repo.json(&["status", "--json"]);
     assert_eq!(status["completed"], 40);
     repo.ok(&["fsck"]);

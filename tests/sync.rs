@@ -145,10 +145,7 @@ fn three_runners(seed: &TestRepo, server: &Path, url: &str) {
     assert_eq!(again.trim(), "nothing to dispatch");
     let mut runs = seed.runs();
     runs.sort();
-    let mut expected: Vec<String> =
-        (1..=30).flat_map(|n| ["PLN", "BLD", "TST"].map(|r| format!("FTR-{n:04} {r} 1"))).collect();
-    expected.sort();
-    assert_eq!(runs, expected, "every role of every order ran exactly once");
+    assert_eq!(runs, common::every_role_once(30), "every role of every order ran exactly once");
     let status = json_in(seed, server, &["status", "--json"]);
     assert_eq!(status["completed"], 30, "{status}");
     ok_in(seed, server, &["fsck"]);

@@ -120,6 +120,28 @@ pub enum EventBody {
     },
 }
 
+/// The `order` field of the events that have one; by reference or mutably,
+/// depending on how `$body` is borrowed (match ergonomics).
+macro_rules! order_field {
+    ($body:expr) => {
+        match $body {
+            EventBody::Init { .. } | EventBody::ConfigSet { .. } | EventBody::VoyageCreated { .. } => None,
+            EventBody::OrderCreated { order, .. }
+            | EventBody::Dispatched { order, .. }
+            | EventBody::LeaseRenewed { order, .. }
+            | EventBody::Succeeded { order, .. }
+            | EventBody::Failed { order, .. }
+            | EventBody::LeaseExpired { order, .. }
+            | EventBody::Advanced { order, .. }
+            | EventBody::Completed { order }
+            | EventBody::Approved { order, .. }
+            | EventBody::Rejected { order, .. }
+            | EventBody::Retried { order }
+            | EventBody::Cancelled { order, .. } => Some(order),
+        }
+    };
+}
+
 impl EventBody {
     /// The event type as written in the ledger and in `Mso-Event:` trailers.
     pub fn name(&self) -> &'static str {
@@ -144,21 +166,7 @@ impl EventBody {
 
     /// The order this event is about, if any.
     pub fn order(&self) -> Option<&OrderId> {
-        match self {
-            EventBody::Init { .. } | EventBody::ConfigSet { .. } | EventBody::VoyageCreated { .. } => None,
-            EventBody::OrderCreated { order, .. }
-            | EventBody::Dispatched { order, .. }
-            | EventBody::LeaseRenewed { order, .. }
-            | EventBody::Succeeded { order, .. }
-            | EventBody::Failed { order, .. }
-            | EventBody::LeaseExpired { order, .. }
-            | EventBody::Advanced { order, .. }
-            | EventBody::Completed { order }
-            | EventBody::Approved { order, .. }
-            | EventBody::Rejected { order, .. }
-            | EventBody::Retried { order }
-            | EventBody::Cancelled { order, .. } => Some(order),
-        }
+        order_field!(self)
     }
 
     /// Whether the event can start or stop a crew run (and so change its voyage's `active`).
@@ -175,21 +183,7 @@ impl EventBody {
 
     /// The order this event is about, to rewrite it (renumbering on sync).
     pub fn order_mut(&mut self) -> Option<&mut OrderId> {
-        match self {
-            EventBody::Init { .. } | EventBody::ConfigSet { .. } | EventBody::VoyageCreated { .. } => None,
-            EventBody::OrderCreated { order, .. }
-            | EventBody::Dispatched { order, .. }
-            | EventBody::LeaseRenewed { order, .. }
-            | EventBody::Succeeded { order, .. }
-            | EventBody::Failed { order, .. }
-            | EventBody::LeaseExpired { order, .. }
-            | EventBody::Advanced { order, .. }
-            | EventBody::Completed { order }
-            | EventBody::Approved { order, .. }
-            | EventBody::Rejected { order, .. }
-            | EventBody::Retried { order }
-            | EventBody::Cancelled { order, .. } => Some(order),
-        }
+        order_field!(self)
     }
 
     /// The voyage this event names directly, if any.

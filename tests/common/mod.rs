@@ -231,3 +231,11 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// The crew runs of `orders` FTR orders walking PLN, BLD, TST once each, sorted.
+pub fn every_role_once(orders: u32) -> Vec<String> {
+    let mut runs: Vec<String> =
+        (1..=orders).flat_map(|n| ["PLN", "BLD", "TST"].map(|r| format!("FTR-{n:04} {r} 1"))).collect();
+    runs.sort();
+    runs
+}
