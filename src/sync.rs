@@ -211,6 +211,19 @@ fn push_branches(dir: &Path, store: &Store, remote: &str, report: &mut Report) -
     Ok(())
 }
 
+/// Publish a crew's result on a voyage branch before the ledger names it:
+/// push `new` only if the remote branch is still at `old` (a lease; never
+/// forced). `Ok(false)` when the branch moved on the remote meanwhile.
+pub fn publish_branch(dir: &Path, remote: &str, branch: &str, old: ObjectId, new: ObjectId) -> Result<bool> {
+    let _one_at_a_time = SYNC.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("refs/heads/{branch}");
+    // A branch the remote never had (not fetched yet) must still not exist there.
+    let known =
+        Store::discover(dir)?.repo().try_find_reference(tracking(remote, branch).as_str()).ok().flatten().is_some();
+    let lease = if known { format!("--force-with-lease={name}:{old}") } else { format!("--force-with-lease={name}:") };
+    push(dir, remote, &lease, &format!("{new}:{name}"))
+}
+
 /// Merge the remote's notes into ours and push the union (with a lease).
 fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
     let theirs = resolve(store, &tracking(remote, "notes/mso"))?;

@@ -175,3 +175,50 @@ fn three_runners_over_git_daemon_run_every_role_once() {
     let daemon = Daemon::start(seed.root(), &seed.home);
     three_runners(&seed, &server, &daemon.url("server.git"));
 }
+
+#[test]
+fn a_result_is_not_published_when_its_branch_moved_on_the_server_during_the_run() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["config", "max_attempts", "1"]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    let started = seed.root().join("started");
+    let go = seed.root().join("go");
+    let crew = seed.crew(
+        "wait.sh",
+        &format!(
+            "touch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\necho work > work.txt",
+            started.display(),
+            go.display()
+        ),
+    );
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
+    let mut cmd = seed.mso_cmd(&runner);
+    cmd.args(["dispatch", "--once", "--remote", "origin"]).env("COUNT_FILE", seed.count_file());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    for _ in 0..400 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(started.exists(), "the crew never started");
+    // Someone pushes to the voyage branch while the crew works.
+    seed.git(&["checkout", "-q", "voyage/VOY-0001"]);
+    seed.git(&["commit", "-q", "--allow-empty", "-m", "a human was here"]);
+    seed.git(&["push", "-q", "origin", "voyage/VOY-0001"]);
+    let human = seed.git(&["rev-parse", "HEAD"]).trim().to_string();
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("failed (voyage branch moved on the remote)"), "{stdout}");
+    // The server's branch keeps the human's commit, and its ledger names no commit it lacks.
+    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]).trim(), human);
+    let order = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "failed");
+    assert!(order["last_error"].as_str().unwrap().contains("moved on origin during the run"), "{order}");
+    ok_in(&seed, &server, &["fsck"]);
+}

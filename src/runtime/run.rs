@@ -173,10 +173,18 @@ fn execute(job: &Job) -> Result<String> {
         worktree::commit_all(&wt, store.identity(), &message)?;
     }
     let head = worktree::head(&wt)?;
-    if head != base
-        && let Err(e) = store.advance_branch(&voyage, base, head)
-    {
-        return fail(e.to_string(), Some(0), "failed (voyage branch moved)".into());
+    if head != base {
+        if let Err(e) = store.advance_branch(&voyage, base, head) {
+            return fail(e.to_string(), Some(0), "failed (voyage branch moved)".into());
+        }
+        // With a remote, the commit must be on the server before the ledger names it.
+        if let Some(remote) = &job.remote
+            && !crate::sync::publish_branch(&job.dir, remote, &voyage.branch, base, head)?
+        {
+            store.advance_branch(&voyage, head, base)?;
+            let reason = format!("{} moved on {remote} during the run; the result was not published", voyage.branch);
+            return fail(reason, Some(0), "failed (voyage branch moved on the remote)".into());
+        }
     }
     let summary = brief::read_result(&std::fs::read_to_string(&result_file).unwrap_or_default());
     record_success(&store, job, head, summary).map(|next| line(format!("succeeded in {secs} s → {next}")))
