@@ -81,6 +81,9 @@ fn order_new_is_readable_through_the_cli_and_plain_git() {
     assert_eq!(status["orders"], 2);
     assert_eq!(status["roles"][0]["role"], "PLN");
     assert_eq!(status["roles"][0]["queued"], 2);
+    // --no-gates opts an order out of its kind's review gates.
+    repo.ok(&["order", "new", "--title", "ungated", "--no-gates", "--voyage", "VOY-0001"]);
+    assert_eq!(repo.json(&["order", "show", "FTR-0002", "--json"])["gates"], serde_json::json!([]));
     repo.ok(&["fsck"]);
 }
 

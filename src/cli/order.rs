@@ -59,6 +59,9 @@ pub struct NewArgs {
     /// Review gate after this role (repeatable or comma-separated); default: the kind's gates.
     #[arg(long = "gate", value_delimiter = ',', value_name = "ROLE")]
     gates: Option<Vec<Role>>,
+    /// No review gates at all: the order walks its roles without stopping.
+    #[arg(long, conflicts_with = "gates")]
+    no_gates: bool,
     /// Add to an existing voyage instead of starting a new one.
     #[arg(long, conflicts_with = "base")]
     voyage: Option<VoyageId>,
@@ -146,8 +149,11 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             .kind(&args.kind)
             .ok_or_else(|| TransitionError::UnknownKind { kind: args.kind.to_string(), known: config.kind_list() })?;
         let roles = args.roles.clone().unwrap_or_else(|| kind.sequence.clone());
-        let gates =
-            args.gates.clone().unwrap_or_else(|| kind.gates.iter().filter(|g| roles.contains(g)).cloned().collect());
+        let gates = match (&args.gates, args.no_gates) {
+            (_, true) => Vec::new(),
+            (Some(gates), false) => gates.clone(),
+            (None, false) => kind.gates.iter().filter(|g| roles.contains(g)).cloned().collect(),
+        };
         let (voyage, new_voyage) = match (args.voyage, &base) {
             (Some(v), _) => (v, false),
             (None, Some(base)) => {
