@@ -266,7 +266,7 @@ fn watch(
     remote: Option<&str>,
 ) -> Option<Interrupted> {
     let store = Store::discover(dir).ok()?;
-    let mut seen_tip: Option<ObjectId> = None;
+    let mut seen = Seen::default();
     let mut last_check = Instant::now();
     let mut last_sync = Instant::now();
     loop {
@@ -289,7 +289,7 @@ fn watch(
         }
         if last_check.elapsed() >= Duration::from_millis(250) {
             last_check = Instant::now();
-            if let Some(interrupted) = check_claim(&store, runner, id, &mut seen_tip) {
+            if let Some(interrupted) = check_claim(&store, runner, id, &mut seen) {
                 stop.store(true, Ordering::SeqCst);
                 return Some(interrupted);
             }
@@ -297,36 +297,35 @@ fn watch(
     }
 }
 
-/// Look at the ledger when it moved: is the run still ours? Renew the lease when it runs low.
-fn check_claim(
-    store: &Store,
-    runner: &Runner,
-    id: &crate::core::OrderId,
-    seen: &mut Option<ObjectId>,
-) -> Option<Interrupted> {
+/// What the watcher last saw of the ledger: its tip, and the lease's expiry then.
+#[derive(Default)]
+struct Seen {
+    tip: Option<ObjectId>,
+    expires: i64,
+}
+
+/// When the ledger moved, check the run is still ours; renew the lease once a
+/// third of it has run out, well before it can lapse.
+fn check_claim(store: &Store, runner: &Runner, id: &crate::core::OrderId, seen: &mut Seen) -> Option<Interrupted> {
     let tip = store.tip().ok()??;
-    let order = store.order(&tip, id).ok()??;
-    let ours = order.status == Status::Running && order.lease.as_ref().is_some_and(|l| l.runner == runner.id);
-    if !ours {
-        return Some(Interrupted::Cancelled);
+    if seen.tip != Some(tip.commit) {
+        let order = store.order(&tip, id).ok()??;
+        let lease = order.lease.as_ref().filter(|l| order.status == Status::Running && l.runner == runner.id);
+        let Some(lease) = lease else { return Some(Interrupted::Cancelled) };
+        *seen = Seen { tip: Some(tip.commit), expires: lease.expires };
     }
     let ttl = store.config(&tip).ok()?.lease_ttl_secs as i64;
-    let expires = order.lease.as_ref().map_or(0, |l| l.expires);
-    let now = store::now();
-    if *seen != Some(tip.commit) || expires - now < ttl * 2 / 3 {
-        *seen = Some(tip.commit);
-        if expires - now < ttl * 2 / 3 {
-            let renewed = store.transact_if(|tx| {
-                let current = tx.order(id)?.clone();
-                if current.status == Status::Running && current.lease.as_ref().is_some_and(|l| l.runner == runner.id) {
-                    let expires = tx.now() + ttl;
-                    tx.push(EventBody::LeaseRenewed { order: id.clone(), runner: runner.id.clone(), expires })?;
-                }
-                Ok(())
-            });
-            if let Err(e) = renewed {
-                tracing::warn!("could not renew the lease of {id}: {e}");
+    if seen.expires - store::now() <= ttl - ttl / 3 {
+        let renewed = store.transact_if(|tx| {
+            let current = tx.order(id)?.clone();
+            if current.status == Status::Running && current.lease.as_ref().is_some_and(|l| l.runner == runner.id) {
+                let expires = tx.now() + ttl;
+                tx.push(EventBody::LeaseRenewed { order: id.clone(), runner: runner.id.clone(), expires })?;
             }
+            Ok(())
+        });
+        if let Err(e) = renewed {
+            tracing::warn!("could not renew the lease of {id}: {e}");
         }
     }
     None
