@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::runtime::worktree::git;
 use crate::store::{Integrated, LEDGER_REF, NOTES_REF, Store};
 
-const ATTEMPTS: u32 = 20;
+const ATTEMPTS: u32 = 40;
 /// Push rejections that mean "someone else moved first": fetch and try again.
 const RETRYABLE: &[&str] = &[
     "non-fast-forward",
@@ -96,8 +96,18 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
             .lines
             .push(format!("configured {remote} to fetch refs/mso/* and {NOTES_REF} into refs/remotes/{remote}/"));
     }
-    for _ in 0..ATTEMPTS {
-        git(dir, &["fetch", "--quiet", remote])?;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Runners that collided should not retry in lockstep.
+            let jitter = u64::from_str_radix(&crate::store::event_id()[..3], 16).unwrap_or(0) % 100;
+            std::thread::sleep(std::time::Duration::from_millis(10 + jitter * (attempt as u64).min(5)));
+        }
+        match git(dir, &["fetch", "--quiet", remote]) {
+            Ok(_) => {}
+            // Another process fetching into this repository holds a ref lock.
+            Err(e) if RETRYABLE.iter().any(|w| e.to_string().contains(w)) => continue,
+            Err(e) => return Err(e),
+        }
         let store = Store::discover(dir)?;
         let fetched = resolve(&store, &tracking(remote, "mso/ledger"))?;
         let integrated = match store.integrate(fetched) {
