@@ -222,3 +222,20 @@ fn a_result_is_not_published_when_its_branch_moved_on_the_server_during_the_run(
     assert!(order["last_error"].as_str().unwrap().contains("moved on origin during the run"), "{order}");
     ok_in(&seed, &server, &["fsck"]);
 }
+
+#[test]
+fn init_in_a_clone_configures_the_refspecs_and_sync_publishes_the_new_ledger() {
+    let seed = TestRepo::new();
+    let server = seed.root().join("empty.git");
+    seed.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
+    seed.git(&["remote", "add", "origin", server.to_str().unwrap()]);
+    seed.git(&["push", "-q", "origin", "main"]);
+    let out = seed.ok(&["init"]);
+    assert!(out.starts_with("configured origin to fetch refs/mso/* and refs/notes/mso"), "{out}");
+    let refspecs = seed.git(&["config", "--get-all", "remote.origin.fetch"]);
+    assert!(refspecs.contains("+refs/mso/*:refs/remotes/origin/mso/*"), "{refspecs}");
+    seed.ok(&["order", "new", "--title", "t"]);
+    let out = seed.ok(&["sync"]);
+    assert!(out.contains("pushed refs/mso/ledger to origin"), "{out}");
+    assert_eq!(seed.git_in(&server, &["rev-parse", "refs/mso/ledger"]).trim(), seed.tip());
+}
