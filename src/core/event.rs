@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::Config;
-use super::ids::{Kind, OrderId, Role, VoyageId};
+use super::ids::{OrderId, Role, VoyageId};
 
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
@@ -232,13 +232,5 @@ pub fn short(id: &str) -> &str {
 impl Event {
     pub fn new(id: String, at: Timestamp, actor: String, body: EventBody) -> Self {
         Self { id, at, actor, body }
-    }
-
-    /// The kind the event allocates an id for (ORDER_CREATED), if any.
-    pub fn created_kind(&self) -> Option<&Kind> {
-        match &self.body {
-            EventBody::OrderCreated { order, .. } => Some(order.kind()),
-            _ => None,
-        }
     }
 }

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Store, Tip, short};
 use crate::core::layout::{self, INDEX, Tally};
-use crate::core::state::{Counters, Stats};
+use crate::core::state::Stats;
 use crate::core::{Config, Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
 
@@ -62,10 +62,6 @@ impl Store {
 
     pub fn stats(&self, tip: &Tip) -> Result<Stats> {
         Ok(self.tally(tip)?.stats)
-    }
-
-    pub fn counters(&self, tip: &Tip) -> Result<Counters> {
-        Ok(self.tally(tip)?.ids)
     }
 
     pub fn order(&self, tip: &Tip, id: &OrderId) -> Result<Option<Order>> {
