@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod core;
 pub mod error;
+pub mod gitcli;
 pub mod hooks;
 pub mod runtime;
 pub mod store;

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use gix::ObjectId;
 
 use crate::error::{Error, Result};
-use crate::runtime::worktree::git;
+use crate::gitcli::{self, git};
 use crate::store::{Integrated, LEDGER_REF, NOTES_REF, Store};
 
 const ATTEMPTS: u32 = 40;
@@ -59,14 +59,9 @@ fn resolve(store: &Store, name: &str) -> Result<Option<ObjectId>> {
 
 /// Push `refspec` atomically under `lease`; `Ok(false)` when a retryable rejection says to fetch again.
 fn push(dir: &Path, remote: &str, lease: &str, refspec: &str) -> Result<bool> {
-    let mut cmd = std::process::Command::new("git");
-    cmd.args(["push", "--porcelain", "--atomic", lease, remote, refspec])
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null());
-    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().map_err(|e| Error::io("running git push", e))?;
+    let out = gitcli::command(dir, &["push", "--porcelain", "--atomic", lease, remote, refspec])
+        .output()
+        .map_err(|e| Error::io("running git push", e))?;
     if out.status.success() {
         return Ok(true);
     }
@@ -162,7 +157,7 @@ fn sync_branches(
     renumbered: &std::collections::BTreeMap<crate::core::VoyageId, crate::core::VoyageId>,
     report: &mut Report,
 ) -> Result<()> {
-    let dir = store.repo().workdir().unwrap_or_else(|| store.common_dir()).to_path_buf();
+    let dir = store.top_dir();
     for (old, new) in renumbered {
         let (from, to) = (format!("refs/heads/{}", old.branch()), format!("refs/heads/{}", new.branch()));
         if let Some(id) = resolve(store, &from)? {
@@ -208,9 +203,10 @@ fn push_branches(dir: &Path, store: &Store, remote: &str, report: &mut Report) -
     if specs.is_empty() {
         return Ok(());
     }
-    let mut cmd = std::process::Command::new("git");
-    cmd.args(["push", "--porcelain", remote]).args(&specs).current_dir(dir).stdin(std::process::Stdio::null());
-    let out = cmd.output().map_err(|e| Error::io("running git push", e))?;
+    let out = gitcli::command(dir, &["push", "--porcelain", remote])
+        .args(&specs)
+        .output()
+        .map_err(|e| Error::io("running git push", e))?;
     if out.status.success() {
         report.lines.push(format!("pushed {} voyage branch(es)", specs.len()));
     } else {

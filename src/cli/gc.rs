@@ -1,6 +1,6 @@
 //! `git mso gc`: pack the objects ledger appends leave loose.
 
-use crate::runtime::worktree::git;
+use crate::gitcli::git;
 
 use super::Ctx;
 
@@ -19,7 +19,7 @@ fn loose_objects(dir: &std::path::Path) -> anyhow::Result<String> {
 
 pub fn run(_args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
-    let dir = store.repo().workdir().unwrap_or_else(|| store.common_dir()).to_path_buf();
+    let dir = store.top_dir();
     let before = loose_objects(&dir)?;
     git(&dir, &["gc", "--quiet"])?;
     git(&dir, &["commit-graph", "write", "--reachable"])?;

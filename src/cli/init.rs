@@ -17,8 +17,8 @@ pub struct Args {
 pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
     // In a clone, make fetches bring the pipeline along (into remote-tracking refs).
-    let dir = store.repo().workdir().unwrap_or_else(|| store.common_dir()).to_path_buf();
-    if crate::runtime::worktree::git(&dir, &["remote", "get-url", "origin"]).is_ok()
+    let dir = store.top_dir();
+    if crate::gitcli::git(&dir, &["remote", "get-url", "origin"]).is_ok()
         && crate::sync::ensure_refspecs(&dir, "origin")?
     {
         writeln!(ctx.out, "configured origin to fetch refs/mso/* and refs/notes/mso (use `git mso sync` to exchange)")?;

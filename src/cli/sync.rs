@@ -18,7 +18,7 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
-    let dir = store.repo().workdir().unwrap_or_else(|| store.common_dir()).to_path_buf();
+    let dir = store.top_dir();
     let report = crate::sync::sync(&dir, &args.remote)?;
     crate::sync::print(&report, ctx.out)?;
     let store = ctx.store()?;

@@ -134,22 +134,14 @@ pub fn spawn_dispatcher(store: &Store, remote: Option<&str>) -> Result<()> {
         .open(&log_path)
         .map_err(|e| Error::io(format!("opening {}", log_path.display()), e))?;
     let err = log.try_clone().map_err(|e| Error::io("duplicating the log handle", e))?;
-    let dir = store.repo().workdir().unwrap_or_else(|| store.common_dir()).to_path_buf();
+    let dir = store.top_dir();
     let mut cmd = std::process::Command::new(binary);
     cmd.args(["dispatch", "--once"]);
     if let Some(remote) = remote {
         cmd.args(["--remote", remote]);
     }
-    cmd.current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env("MSO_HOOK_ACTIVE", "1")
-        .env_remove("GIT_QUARANTINE_PATH")
-        .env_remove("GIT_OBJECT_DIRECTORY")
-        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(err);
+    crate::gitcli::clear_repo_env(&mut cmd);
+    cmd.current_dir(dir).env("MSO_HOOK_ACTIVE", "1").stdin(std::process::Stdio::null()).stdout(log).stderr(err);
     // SAFETY: setsid is async-signal-safe; it detaches the child from the hook's session.
     unsafe {
         cmd.pre_exec(|| {

@@ -64,17 +64,6 @@ pub fn parse_timeout(text: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-/// Environment variables a crew must not inherit: they would point git at the wrong repository.
-const GIT_ENV: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_QUARANTINE_PATH",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_PREFIX",
-];
-
 /// Run `sh -c command` in `cwd` and wait for it, killing its whole process
 /// group on timeout or when `stop` becomes true.
 pub fn run(
@@ -89,9 +78,8 @@ pub fn run(
     let err = out.try_clone().map_err(|e| Error::io("duplicating the log handle", e))?;
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(command).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err);
-    for var in GIT_ENV {
-        cmd.env_remove(var);
-    }
+    // A crew's git must see its worktree, not whatever repository started us.
+    crate::gitcli::clear_repo_env(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }

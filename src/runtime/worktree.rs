@@ -2,28 +2,13 @@
 //! `worktree add` or index-based commit, so these few operations use git.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use gix::ObjectId;
 
 use crate::core::VoyageId;
 use crate::error::{Error, Result};
+use crate::gitcli::git;
 use crate::store::Identity;
-
-/// Run git in `dir` with repository-selecting variables cleared; stdout on success.
-pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let mut cmd = Command::new("git");
-    cmd.args(args).current_dir(dir).stdin(std::process::Stdio::null());
-    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_QUARANTINE_PATH"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().map_err(|e| Error::io("running git", e))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::git(format!("git {}", args.join(" ")), stderr.trim()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 /// Where git-mso keeps its machine-local files: worktrees, briefs, logs.
 pub fn mso_dir(common_dir: &Path) -> PathBuf {

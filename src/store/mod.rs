@@ -62,6 +62,12 @@ impl Store {
         &self.repo
     }
 
+    /// Where git commands for this repository run: its work tree, or the git
+    /// directory of a bare repository.
+    pub fn top_dir(&self) -> std::path::PathBuf {
+        self.repo.workdir().unwrap_or_else(|| self.repo.common_dir()).to_path_buf()
+    }
+
     /// The directory shared by all worktrees of the repository (the `.git` dir, or the bare repo).
     pub fn common_dir(&self) -> &Path {
         self.repo.common_dir()

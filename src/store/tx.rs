@@ -239,12 +239,7 @@ impl Store {
         if !events.is_multiple_of(PACK_EVERY) || std::env::var_os("MSO_NO_AUTO_GC").is_some() {
             return;
         }
-        let dir = self.repo.workdir().unwrap_or_else(|| self.repo.common_dir()).to_path_buf();
-        let spawned = std::process::Command::new("git")
-            .args(["gc", "--auto", "--quiet"])
-            .current_dir(dir)
-            .env_remove("GIT_DIR")
-            .stdin(std::process::Stdio::null())
+        let spawned = crate::gitcli::command(&self.top_dir(), &["gc", "--auto", "--quiet"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
