@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::crew::{self, CrewSpec};
 use super::run::{self, Runner};
-use crate::core::{EventBody, Lease, Order, OrderId, Role, Status, VoyageId};
+use crate::core::{EventBody, Lease, Order, OrderId, OrderSummary, Role, Status, VoyageId};
 use crate::error::Result;
 use crate::store::Store;
 
@@ -78,8 +78,13 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             }
             // Re-open each pass: a long-running dispatcher sees config changes.
             let store = Store::discover(dir)?;
-            recover_leases(&store, &runner, out)?;
-            for order in ready(&store, &busy)? {
+            // One read of the shard indexes serves recovery and the search for
+            // work, unless recovery re-queued something.
+            let mut summaries = store.summaries(&store.require_tip()?)?;
+            if recover_leases(&store, &runner, &summaries, out)? {
+                summaries = store.summaries(&store.require_tip()?)?;
+            }
+            for order in ready(summaries, &busy) {
                 if busy.len() >= opts.max_parallel.max(1) {
                     break;
                 }
@@ -176,13 +181,11 @@ fn gate_command(store: &Store, role: &Role) -> Option<String> {
 }
 
 /// Queued orders that may start now: the oldest of each voyage with no crew running.
-fn ready(store: &Store, busy_here: &BTreeSet<VoyageId>) -> Result<Vec<crate::core::OrderSummary>> {
-    let tip = store.require_tip()?;
-    let mut summaries = store.summaries(&tip)?;
+fn ready(mut summaries: Vec<OrderSummary>, busy_here: &BTreeSet<VoyageId>) -> Vec<OrderSummary> {
     summaries.sort_by_key(|s| s.seq);
     let running: BTreeSet<VoyageId> =
         summaries.iter().filter(|s| s.status == Status::Running).map(|s| s.voyage).collect();
-    let mut oldest: BTreeMap<VoyageId, crate::core::OrderSummary> = BTreeMap::new();
+    let mut oldest: BTreeMap<VoyageId, OrderSummary> = BTreeMap::new();
     for s in summaries.into_iter().filter(|s| s.status == Status::Queued) {
         if !running.contains(&s.voyage) && !busy_here.contains(&s.voyage) {
             oldest.entry(s.voyage).or_insert(s);
@@ -190,7 +193,7 @@ fn ready(store: &Store, busy_here: &BTreeSet<VoyageId>) -> Result<Vec<crate::cor
     }
     let mut ready: Vec<_> = oldest.into_values().collect();
     ready.sort_by_key(|s| s.seq);
-    Ok(ready)
+    ready
 }
 
 /// Claim an order's current role with a DISPATCHED commit; `None` when another runner got there first.
@@ -229,10 +232,10 @@ fn confirm_claim(dir: &Path, remote: &str, runner: &Runner, order: &Order) -> Re
 
 /// Turn runs whose runner is gone into LEASE_EXPIRED: the lease ran out, or
 /// its runner was on this host and its process no longer exists.
-fn recover_leases(store: &Store, me: &Runner, out: &mut dyn Write) -> Result<()> {
-    let tip = store.require_tip()?;
-    let running: Vec<OrderId> =
-        store.summaries(&tip)?.into_iter().filter(|s| s.status == Status::Running).map(|s| s.id).collect();
+/// Returns whether any order was recovered.
+fn recover_leases(store: &Store, me: &Runner, summaries: &[OrderSummary], out: &mut dyn Write) -> Result<bool> {
+    let mut recovered = false;
+    let running = summaries.iter().filter(|s| s.status == Status::Running).map(|s| s.id.clone());
     for id in running {
         let dead = |lease: &Lease, now: i64| {
             lease.expires <= now || (lease.host == me.host && lease.pid != me.pid && !crew::pid_alive(lease.pid))
@@ -255,9 +258,10 @@ fn recover_leases(store: &Store, me: &Runner, out: &mut dyn Write) -> Result<()>
         })?;
         if let Some((role, runner)) = expired {
             writeln!(out, "{id}  {role}  recovered: the lease of {runner} expired (its runner is gone)")?;
+            recovered = true;
         }
     }
-    Ok(())
+    Ok(recovered)
 }
 
 /// Where a run's brief, result and log live: `<git dir>/mso/runs/<ORDER>-<ROLE>-<attempt>/`.
