@@ -152,16 +152,7 @@ fn cancelling_a_running_order_stops_its_crew_and_keeps_the_branch() {
     let mut dispatcher = repo.mso_cmd(&repo.path);
     dispatcher.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file()).stdout(std::process::Stdio::piped());
     let child = dispatcher.spawn().unwrap();
-    let wait_for = |p: &std::path::Path| {
-        for _ in 0..200 {
-            if p.exists() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("{} never appeared", p.display());
-    };
-    wait_for(&marker);
+    assert!(common::wait_for_file(&marker, std::time::Duration::from_secs(10)), "the crew never started");
     repo.ok(&["order", "cancel", "CHR-0001", "--reason", "changed our mind"]);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -89,13 +89,10 @@ fn sigterm_on_watch_lets_the_running_crew_finish_and_leaves_nothing_claimed() {
     // --watch picks up work filed after it started.
     std::thread::sleep(std::time::Duration::from_millis(300));
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
-    for _ in 0..200 {
-        if started.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    assert!(started.exists(), "the watching dispatcher never started the crew");
+    assert!(
+        common::wait_for_file(&started, std::time::Duration::from_secs(5)),
+        "the watching dispatcher never started the crew"
+    );
     // SAFETY: signalling a child process we own.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -149,13 +146,7 @@ fn a_second_signal_stops_running_crews_and_releases_their_orders() {
     cmd.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file());
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    for _ in 0..200 {
-        if started.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    assert!(started.exists(), "the crew never started");
+    assert!(common::wait_for_file(&started, std::time::Duration::from_secs(5)), "the crew never started");
     for _ in 0..2 {
         // SAFETY: signalling a child process we own.
         unsafe {

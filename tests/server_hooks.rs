@@ -342,12 +342,7 @@ fn a_pushed_approval_starts_the_next_crew_on_the_server_without_waiting() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(pushed_in < std::time::Duration::from_millis(1500), "the push waited for the crew ({pushed_in:?})");
     assert!(!ran.exists(), "the crew finished before the push returned");
-    for _ in 0..200 {
-        if ran.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::wait_for_file(&ran, std::time::Duration::from_secs(10));
     assert_eq!(std::fs::read_to_string(&ran).unwrap_or_default().trim(), "FTR-0001 BLD", "the crew ran on the server");
     // The server's ledger and voyage branch moved.
     for _ in 0..100 {
@@ -380,12 +375,7 @@ fn a_fetch_that_moves_the_ledger_wakes_the_dispatcher_in_a_runner_clone() {
     assert!(ok, "{err}");
     let out = setup.client.mso_cmd(&runner).arg("sync").env("COUNT_FILE", setup.client.count_file()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for _ in 0..200 {
-        if ran.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::wait_for_file(&ran, std::time::Duration::from_secs(10));
     let log = std::fs::read_to_string(runner.join(".git/mso/dispatch.log")).unwrap_or_default();
     assert_eq!(
         std::fs::read_to_string(&ran).unwrap_or_default().lines().next(),

@@ -198,13 +198,7 @@ fn a_result_is_not_published_when_its_branch_moved_on_the_server_during_the_run(
     cmd.args(["dispatch", "--once", "--remote", "origin"]).env("COUNT_FILE", seed.count_file());
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    for _ in 0..400 {
-        if started.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    assert!(started.exists(), "the crew never started");
+    assert!(common::wait_for_file(&started, std::time::Duration::from_secs(10)), "the crew never started");
     // Someone pushes to the voyage branch while the crew works.
     seed.git(&["checkout", "-q", "voyage/VOY-0001"]);
     seed.git(&["commit", "-q", "--allow-empty", "-m", "a human was here"]);

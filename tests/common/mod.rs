@@ -239,3 +239,12 @@ pub fn every_role_once(orders: u32) -> Vec<String> {
     runs.sort();
     runs
 }
+
+/// Wait up to `budget` for `path` to appear (a crew's marker file); whether it did.
+pub fn wait_for_file(path: &Path, budget: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    while !path.exists() && start.elapsed() < budget {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    path.exists()
+}
