@@ -60,7 +60,7 @@ fn create(store: &Store, count: usize) {
         .transact(|tx| {
             let kind: git_mso::core::Kind = "FTR".parse().unwrap();
             for _ in 0..count {
-                let id = OrderId::new(kind.clone(), tx.counters().next_order(&kind));
+                let id = tx.counters().next_order(&kind)?;
                 tx.push(EventBody::OrderCreated {
                     order: id.clone(),
                     title: format!("bench order {id}"),
@@ -68,7 +68,7 @@ fn create(store: &Store, count: usize) {
                     acceptance: vec!["it works".into()],
                     roles: vec!["PLN".parse().unwrap(), "BLD".parse().unwrap(), "TST".parse().unwrap()],
                     gates: vec!["PLN".parse().unwrap()],
-                    voyage: VoyageId::new(1),
+                    voyage: VoyageId::new(1).expect("VOY-0001"),
                 })?;
             }
             Ok(())

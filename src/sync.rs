@@ -94,7 +94,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             // Runners that collided should not retry in lockstep.
-            let jitter = u64::from_str_radix(&crate::store::event_id()[..3], 16).unwrap_or(0) % 100;
+            let jitter = crate::store::random_u64() % 100;
             std::thread::sleep(std::time::Duration::from_millis(10 + jitter * (attempt as u64).min(5)));
         }
         match git(dir, &["fetch", "--quiet", remote]) {

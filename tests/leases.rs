@@ -42,7 +42,13 @@ fn a_dead_runner_on_this_host_is_recovered_and_the_role_runs_again() {
     claim_as(
         &repo,
         "CHR-0001",
-        Lease { runner: format!("testhost:{pid}"), host: "testhost".into(), pid, expires: now() + 3600 },
+        Lease {
+            runner: format!("testhost:{pid}"),
+            host: "testhost".into(),
+            pid,
+            expires: now() + 600,
+            actor: "alice".into(),
+        },
     );
     let out = repo.dispatch(&["--once"]);
     assert!(out.contains(&format!("CHR-0001  BLD  recovered: the lease of testhost:{pid} expired")), "{out}");
@@ -60,7 +66,8 @@ fn a_live_runner_elsewhere_keeps_its_claim_until_the_lease_expires() {
     repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
     let expires = now() + 600;
-    claim_as(&repo, "CHR-0001", Lease { runner: "far:1".into(), host: "far-away".into(), pid: 1, expires });
+    let lease = Lease { runner: "far:1".into(), host: "far-away".into(), pid: 1, expires, actor: "alice".into() };
+    claim_as(&repo, "CHR-0001", lease);
     // Before expiry: the order stays with its runner.
     let mut early = repo.mso_cmd(&repo.path);
     early.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file()).env("MSO_NOW", (expires - 10).to_string());

@@ -131,12 +131,18 @@ fn bad_input_gets_one_clear_error_and_leaves_the_ledger_alone() {
         (
             vec!["order", "new", "--title", "t", "--ac", "a\u{7}b"],
             1,
-            "acceptance criterion contains a newline or control character",
+            "acceptance criterion contains a newline, control or invisible character",
         ),
         (vec!["order", "new", "--title", "t", "--base", "no-such-rev"], 1, "cannot resolve 'no-such-rev' to a commit"),
         (vec!["order", "new", "--title", "t; rm -rf / $(reboot)"], 0, ""),
         (vec!["voyage", "new", "--base", "HEAD~5"], 1, "cannot resolve 'HEAD~5'"),
-        (vec!["config", "max_attempts", "0"], 1, "max_attempts must be at least 1"),
+        (vec!["config", "max_attempts", "0"], 1, "max_attempts must be between 1 and 20"),
+        (vec!["config", "lease_ttl_secs", "99999999999999"], 1, "lease_ttl_secs must be between 10 and 86400"),
+        (
+            vec!["order", "new", "--title", "hidden\u{202e}txt"],
+            1,
+            "title contains a newline, control or invisible character",
+        ),
         (vec!["config", "no_such_key", "1"], 1, "unknown config key 'no_such_key'"),
         (vec!["approve", "FTR-0001"], 2, "unrecognized subcommand"),
     ];
@@ -223,7 +229,8 @@ fn fsck_names_the_first_commit_whose_tree_was_forged() {
     repo.git(&["update-ref", "refs/mso/ledger", &forged]);
     let err = repo.fails(&["fsck"], 1);
     assert!(err.contains(&forged[..7]), "{err}");
-    assert!(err.contains("orders/FTR-00/FTR-0001.json is not the state its events produce"), "{err}");
+    assert!(err.contains("is not the canonical tree"), "{err}");
+    assert!(err.contains("it differs at orders/FTR-00/FTR-0001.json"), "{err}");
 }
 
 #[test]

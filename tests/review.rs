@@ -19,8 +19,13 @@ fn run_role(repo: &TestRepo, id: &str, succeed: bool) {
     store
         .transact(|tx| {
             let order = tx.order(&id)?.clone();
-            let lease =
-                Lease { runner: "test-runner".into(), host: "testhost".into(), pid: 1, expires: tx.now() + 600 };
+            let lease = Lease {
+                runner: "test-runner".into(),
+                host: "testhost".into(),
+                pid: 1,
+                expires: tx.now() + 600,
+                actor: tx.actor().to_string(),
+            };
             tx.push(EventBody::Dispatched {
                 order: id.clone(),
                 role: order.role.clone(),
@@ -36,6 +41,8 @@ fn run_role(repo: &TestRepo, id: &str, succeed: bool) {
                 return tx.push(EventBody::Failed {
                     order: id.clone(),
                     role: order.role,
+                    attempt: order.attempt,
+                    runner: "test-runner".into(),
                     exit: Some(1),
                     reason: "boom".into(),
                 });
@@ -43,6 +50,8 @@ fn run_role(repo: &TestRepo, id: &str, succeed: bool) {
             tx.push(EventBody::Succeeded {
                 order: id.clone(),
                 role: order.role.clone(),
+                attempt: order.attempt,
+                runner: "test-runner".into(),
                 head: head.clone(),
                 summary: "plan".into(),
             })?;

@@ -31,7 +31,13 @@ impl Setup {
         let head = client.git(&["rev-parse", "HEAD"]).trim().to_string();
         store
             .transact(|tx| {
-                let lease = Lease { runner: "r".into(), host: "h".into(), pid: 1, expires: tx.now() + 600 };
+                let lease = Lease {
+                    runner: "r".into(),
+                    host: "h".into(),
+                    pid: 1,
+                    expires: tx.now() + 600,
+                    actor: tx.actor().to_string(),
+                };
                 tx.push(EventBody::Dispatched {
                     order: "FTR-0001".parse().unwrap(),
                     role: "PLN".parse().unwrap(),
@@ -46,6 +52,8 @@ impl Setup {
                 tx.push(EventBody::Succeeded {
                     order: id.clone(),
                     role: "PLN".parse().unwrap(),
+                    attempt: 1,
+                    runner: "r".into(),
                     head: head.clone(),
                     summary: String::new(),
                 })
@@ -56,6 +64,9 @@ impl Setup {
         let out = client.mso_in(&server, &["hooks", "install", "--server"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let setup = Setup { client, server };
+        // The server has the project's history: voyage bases are commits it knows.
+        let (ok, err) = setup.push("main", &[]);
+        assert!(ok, "{err}");
         let (ok, err) = setup.push("refs/mso/ledger", &[]);
         assert!(ok, "the honest ledger was refused: {err}");
         setup
@@ -99,6 +110,11 @@ impl Setup {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// A commit on top of the server tip whose events are `bodies` by mallory, ids derived.
+    fn forge_events(&self, bodies: Vec<EventBody>) -> String {
+        self.forge(&events(&self.server_tip(), bodies))
+    }
+
     /// A commit on top of the server tip with the tip's tree and `message`.
     fn forge(&self, message: &str) -> String {
         let tip = self.server_tip();
@@ -111,12 +127,18 @@ impl Setup {
     }
 }
 
-fn event(n: u32, body: EventBody) -> Event {
-    Event::new(format!("forged{n:010}"), 1_795_608_000, "mallory".into(), body)
+/// A canonical message of `bodies` by mallory, appended after `parent`.
+fn events(parent: &str, bodies: Vec<EventBody>) -> String {
+    events_by("mallory", parent, bodies)
 }
 
-fn events(bodies: Vec<EventBody>) -> String {
-    let events: Vec<Event> = bodies.into_iter().enumerate().map(|(i, b)| event(i as u32, b)).collect();
+/// A canonical message of `bodies` by `actor`, appended after `parent`.
+fn events_by(actor: &str, parent: &str, bodies: Vec<EventBody>) -> String {
+    let events: Vec<Event> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| Event::derived(Some(parent), i, 1_795_608_000, actor.into(), b))
+        .collect();
     message::format(&events)
 }
 
@@ -164,49 +186,49 @@ fn a_corpus_of_bad_pushes_is_refused_with_one_line_each_and_the_ledger_unchanged
 
     let huge = format!("{}{}", "x".repeat(9 * 1024 * 1024), "\n");
     let cases: Vec<(&str, String, &str)> = vec![
-        ("forged tree (the parent's, not the state)", setup.commit_tree(&tree_of(&tip), &[&tip], &honest_msg), "is not the state its events produce"),
-        ("an extra file smuggled into the tree", setup.commit_tree(&tree_with_extra_file(&setup, &honest), &[&tip], &honest_msg), "changes evil.sh, which its events do not touch"),
-        ("approval of an order not awaiting review", setup.forge(&events(vec![
+        ("forged tree (the parent's, not the state)", setup.commit_tree(&tree_of(&tip), &[&tip], &honest_msg), "is not the canonical tree"),
+        ("an extra file smuggled into the tree", setup.commit_tree(&tree_with_extra_file(&setup, &honest), &[&tip], &honest_msg), "it differs at evil.sh"),
+        ("approval of an order not awaiting review", setup.forge_events(vec![
             body(json!({"type": "APPROVED", "order": "CHR-0001", "role": "BLD", "by": "mallory", "commit": head})),
             body(json!({"type": "ADVANCED", "order": "CHR-0001", "from": "BLD", "to": "TST"})),
-        ])), "illegal APPROVED event: CHR-0001 is queued at BLD, not awaiting review"),
-        ("ADVANCED skipping a role", setup.forge(&events(vec![
+        ]), "illegal APPROVED event: CHR-0001 is queued at BLD, not awaiting review"),
+        ("ADVANCED skipping a role", setup.forge_events(vec![
             body(json!({"type": "APPROVED", "order": "FTR-0001", "role": "PLN", "by": "mallory", "commit": head})),
             body(json!({"type": "ADVANCED", "order": "FTR-0001", "from": "PLN", "to": "TST"})),
-        ])), "the role after PLN in its sequence is BLD"),
-        ("approval without its hand-off", setup.forge(&events(vec![
+        ]), "the role after PLN in its sequence is BLD"),
+        ("approval without its hand-off", setup.forge_events(vec![
             body(json!({"type": "APPROVED", "order": "FTR-0001", "role": "PLN", "by": "mallory", "commit": head})),
-        ])), "must record ADVANCED or COMPLETED in the same transaction"),
-        ("approval pinned to another commit", setup.forge(&events(approve("mallory", &tip))), "the approval pins"),
-        ("duplicate event id", {
+        ]), "must record ADVANCED or COMPLETED in the same transaction"),
+        ("approval pinned to another commit", setup.forge_events(approve("mallory", &tip)), "the approval pins"),
+        ("a copied event id", {
             let first = setup.client.json(&["order", "show", "FTR-0001", "--json"])["history"][0]["id"].as_str().unwrap().to_string();
-            let mut e = event(0, body(json!({"type": "CANCELLED", "order": "FTR-0001"})));
+            let mut e = Event::derived(Some(&tip), 0, 1_795_608_000, "mallory".into(), body(json!({"type": "CANCELLED", "order": "FTR-0001"})));
             e.id = first;
             setup.forge(&message::format(&[e]))
-        }, "duplicate event id"),
-        ("path-traversal order id", setup.forge(&with_subject(&events(vec![body(json!({"type": "RETRIED", "order": "FTR-0001"}))]), "x").replace("FTR-0001", "../../etc")), "malformed order id"),
-        ("invalid JSON event", setup.forge("x\n\n{\"id\": \"forged0000000000\", \"type\": \n\nMso-Schema: 1\n"), "is not a valid event"),
-        ("unknown event type", setup.forge("x\n\n{\"id\":\"forged0000000000\",\"at\":1,\"actor\":\"m\",\"type\":\"EXECUTE\",\"cmd\":\"rm -rf /\"}\n\nMso-Schema: 1\n"), "is not a valid event"),
-        ("unknown schema version", setup.forge(&events(vec![body(json!({"type": "RETRIED", "order": "FTR-0001"}))]).replace("Mso-Schema: 1", "Mso-Schema: 2")), "written with ledger schema 2"),
+        }, "but its content and parent give"),
+        ("path-traversal order id", setup.forge(&with_subject(&events(&tip, vec![body(json!({"type": "RETRIED", "order": "FTR-0001"}))]), "x").replace("FTR-0001", "../../etc")), "malformed order id"),
+        ("invalid JSON event", setup.forge("x\n\n{\"id\": \"forged0000000000\", \"type\": \n\nMso-Schema: 2\n"), "is not a valid event"),
+        ("unknown event type", setup.forge("x\n\n{\"id\":\"forged0000000000\",\"at\":1,\"actor\":\"m\",\"type\":\"EXECUTE\",\"cmd\":\"rm -rf /\"}\n\nMso-Schema: 2\n"), "is not a valid event"),
+        ("unknown schema version", setup.forge(&events(&tip, vec![body(json!({"type": "RETRIED", "order": "FTR-0001"}))]).replace("Mso-Schema: 2", "Mso-Schema: 3")), "written with ledger schema 3"),
         ("a commit that is not a ledger commit", setup.forge("just a commit\n"), "not a git-mso ledger commit"),
-        ("a subject that lies about the events", setup.forge(&with_subject(&events(vec![body(json!({"type": "CANCELLED", "order": "CHR-0001"}))]), "FTR-0001: approved PLN by boss")), "not in canonical form"),
-        ("a commit without events", setup.forge("empty\n\n\nMso-Schema: 1\n"), "carries no events"),
-        ("an order id out of sequence", setup.forge(&events(vec![body(json!({
-            "type": "ORDER_CREATED", "order": "FTR-0009", "title": "t", "roles": ["PLN"], "gates": [], "voyage": "VOY-0001"
-        }))])), "order id FTR-0009 is out of sequence: the next FTR id is FTR-0002"),
-        ("a title with control characters", setup.forge(&events(vec![body(json!({
-            "type": "ORDER_CREATED", "order": "FTR-0002", "title": "a\u{1b}[2Jb", "roles": ["PLN"], "gates": [], "voyage": "VOY-0001"
-        }))])), "title contains a newline or control character"),
-        ("a second INIT", setup.forge(&events(vec![EventBody::Init { config: git_mso::core::Config::default() }])), "the pipeline is already initialized"),
-        ("two crews on one voyage", setup.forge(&events(vec![body(json!({
-            "type": "ORDER_CREATED", "order": "BUG-0001", "title": "t", "roles": ["BLD"], "gates": [], "voyage": "VOY-0002"
-        })), body(json!({"type": "DISPATCHED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "lease": {"runner": "a", "host": "h", "pid": 1, "expires": 1_900_000_000}})),
-            body(json!({"type": "DISPATCHED", "order": "BUG-0001", "role": "BLD", "attempt": 1, "lease": {"runner": "b", "host": "h", "pid": 2, "expires": 1_900_000_000}})),
-        ])), "VOY-0002 is busy: CHR-0001 is running on it"),
-        ("SUCCEEDED for a role that never ran", setup.forge(&events(vec![
-            body(json!({"type": "SUCCEEDED", "order": "CHR-0001", "role": "BLD", "head": head})),
+        ("a subject that lies about the events", setup.forge(&with_subject(&events(&tip, vec![body(json!({"type": "CANCELLED", "order": "CHR-0001"}))]), "FTR-0001: approved PLN by boss")), "not in canonical form"),
+        ("a commit without events", setup.forge("empty\n\n\nMso-Schema: 2\n"), "carries no events"),
+        ("an order id out of sequence", setup.forge_events(vec![body(json!({
+            "type": "ORDER_CREATED", "order": "FTR-0009", "title": "t", "roles": ["PLN", "BLD", "TST"], "gates": ["PLN"], "voyage": "VOY-0001"
+        }))]), "order id FTR-0009 is out of sequence: the next FTR id is FTR-0002"),
+        ("a title with control characters", setup.forge_events(vec![body(json!({
+            "type": "ORDER_CREATED", "order": "FTR-0002", "title": "a\u{1b}[2Jb", "roles": ["PLN", "BLD", "TST"], "gates": ["PLN"], "voyage": "VOY-0001"
+        }))]), "title contains a newline, control or invisible character"),
+        ("a second INIT", setup.forge_events(vec![EventBody::Init { config: git_mso::core::Config::initial("mallory") }]), "the pipeline is already initialized"),
+        ("two crews on one voyage", setup.forge_events(vec![body(json!({
+            "type": "ORDER_CREATED", "order": "CHR-0002", "title": "t", "roles": ["BLD", "TST"], "gates": [], "voyage": "VOY-0002"
+        })), body(json!({"type": "DISPATCHED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "lease": {"runner": "a", "host": "h", "pid": 1, "expires": 1_795_608_100, "actor": "mallory"}})),
+            body(json!({"type": "DISPATCHED", "order": "CHR-0002", "role": "BLD", "attempt": 1, "lease": {"runner": "b", "host": "h", "pid": 2, "expires": 1_795_608_100, "actor": "mallory"}})),
+        ]), "VOY-0002 is busy: CHR-0001 is running on it"),
+        ("SUCCEEDED for a role that never ran", setup.forge_events(vec![
+            body(json!({"type": "SUCCEEDED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "a", "head": head})),
             body(json!({"type": "ADVANCED", "order": "CHR-0001", "from": "BLD", "to": "TST"})),
-        ])), "CHR-0001 is queued at BLD, not running"),
+        ]), "CHR-0001 is queued at BLD, not running"),
         ("a merge commit", setup.commit_tree(&tree_of(&honest), &[&tip, &head], &honest_msg), "merge commits are not allowed"),
         ("rewritten history", setup.commit_tree(&tree_of(&honest), &[&parent], &honest_msg), "only fast-forwards are accepted"),
         ("an oversized message", setup.forge(&huge), "exceeds"),
@@ -259,7 +281,7 @@ fn reviews_must_come_from_approvers_and_from_the_authenticated_pusher() {
     setup.client.ok(&["config", "approvers", "[\"bob\"]"]);
     let (landed, stderr) = setup.push("refs/mso/ledger", &[]);
     assert!(landed, "{stderr}");
-    let by_alice = setup.forge(&events(approve("alice", &head)));
+    let by_alice = setup.forge(&events_by("alice", &setup.server_tip(), approve("alice", &head)));
     let (landed, stderr) = setup.push(&format!("{by_alice}:refs/mso/ledger"), &[]);
     assert!(!landed);
     assert!(stderr.contains("alice is not an approver (approvers: bob)"), "{stderr}");

@@ -13,8 +13,61 @@ use common::TestRepo;
 use common::model::{Gen, cmd, transaction};
 use git_mso::core::apply::apply_transaction;
 use git_mso::core::{Config, EventBody, State, layout};
-use git_mso::store::Store;
+use git_mso::store::{Entry, RepoObjects, Store};
 use proptest::prelude::*;
+
+/// A linear chain of `n` real commits (one `git fast-import`): model commit
+/// `k` is the `k`-th, so model heads that move forward descend for real.
+fn chain(repo: &TestRepo, n: usize) -> Vec<String> {
+    let mut input = String::new();
+    for k in 1..=n {
+        input.push_str(&format!("commit refs/chain\nmark :{k}\ncommitter t <t@example.com> 1700000000 +0000\n"));
+        input.push_str(&format!("data {}\nc{k}\n", format!("c{k}\n").len()));
+        if k > 1 {
+            input.push_str(&format!("from :{}\n", k - 1));
+        }
+        input.push('\n');
+    }
+    let mut cmd = std::process::Command::new("git");
+    cmd.args(["fast-import", "--quiet"]).current_dir(&repo.path).stdin(std::process::Stdio::piped());
+    common::isolate(&mut cmd, &repo.home);
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    repo.git(&["rev-list", "--reverse", "refs/chain"]).lines().map(str::to_string).collect()
+}
+
+/// Point the model's commit ids at the real chain (unknown ones stay fake).
+fn realize(body: &mut EventBody, real: &[String], now: i64) {
+    let map = |id: &mut String| {
+        if let Some(k) = u64::from_str_radix(&id[24..], 16).ok().filter(|k| (1..=real.len() as u64).contains(k)) {
+            *id = real[k as usize - 1].clone();
+        }
+    };
+    match body {
+        EventBody::VoyageCreated { base, .. } => map(base),
+        EventBody::Succeeded { head, .. } => map(head),
+        EventBody::Approved { commit, .. } => map(commit),
+        EventBody::Dispatched { lease, .. } => lease.expires = now + 600,
+        _ => {}
+    }
+}
+
+/// Fold `entries` (oldest first) as fsck does.
+fn fold(store: &Store, entries: &[Entry]) -> State {
+    let mut state = State::default();
+    for entry in entries {
+        let parent = entry.parents.first().map(|p| p.to_string());
+        state = apply_transaction(state, parent.as_deref(), &entry.events, &RepoObjects(store.repo())).unwrap();
+    }
+    state
+}
+
+fn history(store: &Store) -> Vec<Entry> {
+    let mut all: Vec<Entry> = store.history(&store.require_tip().unwrap()).map(Result::unwrap).collect();
+    all.reverse();
+    all
+}
 
 /// Every file of the ledger tip's tree, by path.
 fn tip_files(repo: &TestRepo) -> BTreeMap<String, Vec<u8>> {
@@ -39,37 +92,46 @@ proptest! {
     #[test]
     fn the_stored_tree_is_the_fold_of_all_events(cmds in prop::collection::vec(cmd(), 10..60)) {
         let repo = TestRepo::new();
-        let store = Store::discover(&repo.path).unwrap();
-        store.transact(|tx| tx.push(EventBody::Init { config: Config::default() })).unwrap();
-        let mut state = State::default();
-        for entry in store.history(&store.require_tip().unwrap()).collect::<Vec<_>>().into_iter().rev() {
-            state = apply_transaction(state, &entry.unwrap().events).unwrap();
-        }
-        let mut g = Gen { seq: 0 };
-        for c in &cmds {
-            let bodies: Vec<EventBody> = transaction(&state, c, &mut g).into_iter().map(|e| e.body).collect();
-            if bodies.is_empty() {
-                continue;
+        let real = chain(&repo, 80);
+        let mut store = Store::discover(&repo.path).unwrap();
+        // INIT must name its own actor as the first admin.
+        store.transact(|tx| tx.push(EventBody::Init { config: Config::initial("tester") })).unwrap_err();
+        // The model's admin initializes; each transaction is written as its actor.
+        let mut actor = String::new();
+        let mut act_as = |who: &str, store: &mut Store| {
+            if actor != who {
+                repo.git(&["config", "mso.user", who]);
+                *store = Store::discover(&repo.path).unwrap();
+                actor = who.to_string();
             }
+        };
+        act_as("tester", &mut store);
+        store.transact(|tx| tx.push(EventBody::Init { config: Config::initial("tester") })).unwrap();
+        let mut state = fold(&store, &history(&store));
+        let mut g = Gen::new();
+        for c in &cmds {
+            let bodies = transaction(&state, c, &mut g);
+            let Some(who) = bodies.first().map(|(who, _)| who.clone()) else { continue };
+            act_as(&who, &mut store);
             let result = store.transact(|tx| {
-                for body in &bodies {
-                    tx.push(body.clone())?;
+                for (_, body) in &bodies {
+                    let mut body = body.clone();
+                    realize(&mut body, &real, tx.now());
+                    tx.push(body)?;
                 }
                 Ok(())
             });
             match result {
                 Ok((_, committed)) => {
-                    state = apply_transaction(state, &committed.events).unwrap();
+                    let parent = store.history(&store.require_tip().unwrap()).nth(1).map(|e| e.unwrap().commit.to_string());
+                    state = apply_transaction(state, parent.as_deref(), &committed.events, &RepoObjects(store.repo())).unwrap();
                 }
                 // A refused transaction writes nothing; the model state stays as it was.
                 Err(e) => prop_assert!(e.is_refusal(), "{c:?} failed for a reason other than a refusal: {e}"),
             }
         }
         // Fold every event from the root, as fsck does, and render it in full.
-        let mut folded = State::default();
-        for entry in store.history(&store.require_tip().unwrap()).collect::<Vec<_>>().into_iter().rev() {
-            folded = apply_transaction(folded, &entry.unwrap().events).unwrap();
-        }
+        let folded = fold(&store, &history(&store));
         prop_assert_eq!(&folded, &state);
         let rendered = layout::render(&folded);
         let stored = tip_files(&repo);

@@ -23,7 +23,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     {
         writeln!(ctx.out, "configured origin to fetch refs/mso/* and refs/notes/mso (use `git mso sync` to exchange)")?;
     }
-    let mut config = Config::default();
+    // Whoever initializes is the first admin: only admins change the pipeline.
+    let mut config = Config::initial(&store.identity().actor);
     if let Some(persona) = args.persona {
         config.persona_set = persona;
     }
@@ -39,10 +40,11 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             let gates: Vec<String> = ftr.gates.iter().map(|g| g.to_string()).collect();
             writeln!(
                 ctx.out,
-                "initialized refs/mso/ledger: roles {}, review after {}, persona {}",
+                "initialized refs/mso/ledger: roles {}, review after {}, persona {}, admin {}",
                 sequence(&ftr.sequence, &[]),
                 gates.join(", "),
-                config.persona_set.as_str()
+                config.persona_set.as_str(),
+                config.admins.join(", ")
             )?;
             writeln!(ctx.out, "next: git mso order new --title \"...\"")?;
             Ok(())

@@ -157,13 +157,13 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         let (voyage, new_voyage) = match (args.voyage, &base) {
             (Some(v), _) => (v, false),
             (None, Some(base)) => {
-                let v = VoyageId::new(tx.counters().next_voyage());
+                let v = tx.counters().next_voyage()?;
                 tx.push(EventBody::VoyageCreated { voyage: v, base: base.clone() })?;
                 (v, true)
             }
             (None, None) => unreachable!("a base is resolved whenever no voyage is named"),
         };
-        let id = OrderId::new(args.kind.clone(), tx.counters().next_order(&args.kind));
+        let id = tx.counters().next_order(&args.kind)?;
         tx.push(EventBody::OrderCreated {
             order: id.clone(),
             title: args.title.clone(),

@@ -66,6 +66,23 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             let (line, committed) = store.transact(|tx| {
                 let by = tx.actor().to_string();
                 let order = tx.order(&args.id)?.clone();
+                if let Some(held) = &order.held {
+                    // Commits made outside the pipeline: approving adopts them,
+                    // and the waiting role starts from them.
+                    tx.push(EventBody::Approved {
+                        order: order.id.clone(),
+                        role: order.role.clone(),
+                        by: by.clone(),
+                        commit: held.clone(),
+                        comment: args.comment.clone(),
+                    })?;
+                    return Ok(format!(
+                        "{}  unreviewed commits up to {} approved by {by} → {} queued on them",
+                        order.id,
+                        short(held),
+                        order.role
+                    ));
+                }
                 let commit = order.head.clone().unwrap_or_default();
                 tx.push(EventBody::Approved {
                     order: order.id.clone(),

@@ -53,7 +53,7 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         VoyageCommand::New(args) => {
             let base = store.resolve_commit(args.base.as_deref())?.to_string();
             let (id, committed) = store.transact(|tx| {
-                let id = VoyageId::new(tx.counters().next_voyage());
+                let id = tx.counters().next_voyage()?;
                 tx.push(EventBody::VoyageCreated { voyage: id, base: base.clone() })?;
                 Ok(id)
             })?;

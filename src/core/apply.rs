@@ -1,12 +1,16 @@
 //! `apply`: the one place where transitions are decided. The writer, `fsck`,
-//! the server hook and any cache all go through it.
+//! `sync` and the server hook all go through it, so a rule written here holds
+//! for a ledger made on a laptop as much as for one pushed to a server:
+//! who may change the config, review or report a run; which commits a run
+//! may record; how far every value may go.
 
-use super::config::{Config, ConfigError, check_text};
-use super::event::{Event, EventBody};
-use super::ids::{OrderId, Role, VoyageId};
+use super::config::{Config, ConfigError};
+use super::event::{Event, EventBody, derive_id, short};
+use super::ids::{IdError, OrderId, Role, VoyageId};
 use super::state::{Handoff, Order, Rejection, State, Status, Voyage};
+use super::text;
 
-/// Size limits on text that enters the ledger.
+/// Size limits on what enters the ledger.
 pub mod limits {
     pub const TITLE: usize = 200;
     pub const BRIEF: usize = 64 * 1024;
@@ -14,7 +18,24 @@ pub mod limits {
     pub const CRITERIA: usize = 50;
     pub const REASON: usize = 16 * 1024;
     pub const SUMMARY: usize = 64 * 1024;
-    pub const ACTOR: usize = 128;
+    /// Runner ids and host names.
+    pub const RUNNER: usize = 128;
+    /// Events in one transaction (one ledger commit).
+    pub const EVENTS_PER_TX: usize = 1_000;
+    /// Events in one order's history; past it, no new run of the order starts.
+    pub const HISTORY: usize = 1_000;
+    /// The latest time an event may carry: 9999-12-31 23:59:59Z.
+    pub const MAX_TIME: i64 = 253_402_300_799;
+}
+
+/// What `apply` needs to know of the repository: that a commit an event
+/// names exists, and how two commits relate. The store answers from the
+/// object database; tests of the core answer from a model.
+pub trait Objects {
+    /// Whether `id` (40 hex digits) names a commit this repository has.
+    fn is_commit(&self, id: &str) -> bool;
+    /// Whether `commit` is `ancestor` or has it in its history.
+    fn descends_from(&self, commit: &str, ancestor: &str) -> bool;
 }
 
 /// Why an event cannot be applied to a state.
@@ -40,20 +61,38 @@ pub enum TransitionError {
     UnknownKind { kind: String, known: String },
     #[error("{0}")]
     BadInput(String),
+    #[error(transparent)]
+    Id(#[from] IdError),
     #[error("{order} is {status} at {role}, not {expected}")]
     WrongState { order: OrderId, status: Status, role: Role, expected: &'static str },
     #[error("{order} is at {current}, not {role}")]
     WrongRole { order: OrderId, role: Role, current: Role },
+    #[error("{order}: the event names attempt {got}, the order is at attempt {current}")]
+    WrongAttempt { order: OrderId, got: u32, current: u32 },
     #[error("{order} cannot advance {from} -> {to}: the role after {current} in its sequence is {expected}")]
     BadAdvance { order: OrderId, from: Role, to: Role, current: Role, expected: String },
     #[error("{order} cannot go back to {to}: it is not {current} or an earlier role of its sequence")]
     BadRejectTarget { order: OrderId, to: Role, current: Role },
     #[error("{by} is not an approver (approvers: {approvers})")]
     NotAnApprover { by: String, approvers: String },
+    #[error("{actor} is not an admin (admins: {admins}); only admins change the pipeline")]
+    NotAnAdmin { actor: String, admins: String },
+    #[error("a review by {by} recorded by {actor}: reviewers record their own reviews")]
+    NotTheReviewer { by: String, actor: String },
     #[error("{order}: the approval pins {got}, but the reviewed head is {expected}")]
     WrongCommit { order: OrderId, got: String, expected: String },
-    #[error("{order}: the lease is held by {holder}, not {runner}")]
-    NotLeaseHolder { order: OrderId, holder: String, runner: String },
+    #[error("{order}: the lease is held by {holder}, not {claimant}")]
+    NotLeaseHolder { order: OrderId, holder: String, claimant: String },
+    #[error("{order}: the lease of {runner} runs until {until}; only its holder {holder} may release it earlier")]
+    LeaseStillValid { order: OrderId, runner: String, until: String, holder: String },
+    #[error("{what} {id} is not a commit in this repository")]
+    MissingObject { what: &'static str, id: String },
+    #[error("{order}: head {head} does not descend from {voyage}'s recorded head {recorded}")]
+    NotDescendant { order: OrderId, head: String, voyage: VoyageId, recorded: String },
+    #[error("{0} has {limit} events, the limit: cancel it and file a new order", limit = limits::HISTORY)]
+    HistoryFull(OrderId),
+    #[error("event {index} has id {got}, but its content and parent give {expected}")]
+    BadEventId { index: usize, got: String, expected: String },
     #[error("{0}: a success or approval must record ADVANCED or COMPLETED in the same transaction")]
     HandOffMissing(OrderId),
     #[error("config: {0}")]
@@ -64,19 +103,16 @@ pub enum TransitionError {
 
 type Result<T> = std::result::Result<T, TransitionError>;
 
-fn text(what: &str, value: &str, max: usize) -> Result<()> {
-    check_text(what, value, max).map_err(TransitionError::BadInput)
+fn line(what: &str, value: &str, max: usize) -> Result<()> {
+    text::check_line(what, value, max).map_err(TransitionError::BadInput)
 }
 
-/// Multi-line text (briefs, reasons): bounded, no control characters but newline and tab.
 fn long_text(what: &str, value: &str, max: usize) -> Result<()> {
-    if value.len() > max {
-        return Err(TransitionError::BadInput(format!("{what} is {} bytes, the limit is {max}", value.len())));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(TransitionError::BadInput(format!("{what} contains control characters")));
-    }
-    Ok(())
+    text::check_multiline(what, value, max).map_err(TransitionError::BadInput)
+}
+
+fn token(what: &str, value: &str) -> Result<()> {
+    text::check_token(what, value, limits::RUNNER).map_err(TransitionError::BadInput)
 }
 
 fn commit_id(what: &str, id: &str) -> Result<()> {
@@ -87,20 +123,41 @@ fn commit_id(what: &str, id: &str) -> Result<()> {
     }
 }
 
-fn check_envelope(event: &Event) -> Result<()> {
-    let id_ok = (8..=64).contains(&event.id.len())
-        && event.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !id_ok {
-        return Err(TransitionError::BadInput(format!("malformed event id {}", super::ids::shown(&event.id))));
-    }
-    if event.at < 0 {
-        return Err(TransitionError::BadInput("event time is before 1970".into()));
-    }
-    text("actor", &event.actor, limits::ACTOR)
+/// A commit an event names: well-formed, and present in the repository.
+fn existing_commit(what: &'static str, id: &str, objects: &dyn Objects) -> Result<()> {
+    commit_id(what, id)?;
+    if objects.is_commit(id) { Ok(()) } else { Err(TransitionError::MissingObject { what, id: short(id).into() }) }
 }
 
-/// Apply one event. On error the event changes nothing the caller keeps.
-pub fn apply(mut state: State, event: &Event) -> Result<State> {
+fn check_envelope(event: &Event) -> Result<()> {
+    if event.id.len() != 32 || !event.id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(TransitionError::BadInput(format!("malformed event id {}", super::ids::shown(&event.id))));
+    }
+    if !(0..=limits::MAX_TIME).contains(&event.at) {
+        return Err(TransitionError::BadInput(format!("event time {} is out of range", event.at)));
+    }
+    text::check_actor("actor", &event.actor).map_err(TransitionError::BadInput)
+}
+
+fn config(state: &State) -> Result<&Config> {
+    state.config.as_ref().ok_or(TransitionError::NotInitialized)
+}
+
+fn require_admin(config: &Config, actor: &str) -> Result<()> {
+    if config.admins.iter().any(|a| a == actor) {
+        Ok(())
+    } else {
+        Err(TransitionError::NotAnAdmin { actor: actor.into(), admins: config.admins.join(", ") })
+    }
+}
+
+fn bump(counter: u64, what: &str) -> Result<u64> {
+    counter.checked_add(1).ok_or_else(|| TransitionError::Inconsistent(format!("the {what} counter overflows")))
+}
+
+/// Apply one event. On error the state must be discarded: an event either
+/// applies whole or the transaction it is part of is refused.
+pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<State> {
     check_envelope(event)?;
     match &event.body {
         EventBody::Init { config } => {
@@ -108,121 +165,170 @@ pub fn apply(mut state: State, event: &Event) -> Result<State> {
                 return Err(TransitionError::AlreadyInitialized);
             }
             config.validate()?;
+            if config.admins.first() != Some(&event.actor) {
+                return Err(TransitionError::BadInput(format!(
+                    "INIT must name its actor {} as the first admin",
+                    event.actor
+                )));
+            }
             state.config = Some(config.clone());
         }
         EventBody::ConfigSet { key, value } => {
-            let mut config = config(&state)?.clone();
-            config.set(key, value)?;
-            state.config = Some(config);
+            let current = config(&state)?;
+            require_admin(current, &event.actor)?;
+            let mut next = current.clone();
+            next.set(key, value)?;
+            state.config = Some(next);
         }
         EventBody::VoyageCreated { voyage, base } => {
             config(&state)?;
-            commit_id("voyage base", base)?;
-            let expected = VoyageId::new(state.counters.next_voyage());
+            existing_commit("voyage base", base, objects)?;
+            let expected = state.counters.next_voyage()?;
             if *voyage != expected {
                 return Err(TransitionError::VoyageOutOfSequence { got: *voyage, expected });
             }
             state.counters.voyages = voyage.number();
-            state.voyages.insert(
-                *voyage,
-                Voyage { id: *voyage, branch: voyage.branch(), base: base.clone(), created: event.at, active: None },
-            );
+            let created = Voyage {
+                id: *voyage,
+                branch: voyage.branch(),
+                base: base.clone(),
+                head: base.clone(),
+                created: event.at,
+                active: None,
+            };
+            state.voyages.insert(*voyage, created);
         }
         EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage } => {
-            let config = config(&state)?;
-            if config.kind(order.kind()).is_none() {
-                return Err(TransitionError::UnknownKind { kind: order.kind().to_string(), known: config.kind_list() });
-            }
-            text("title", title, limits::TITLE)?;
-            long_text("brief", brief, limits::BRIEF)?;
-            if acceptance.len() > limits::CRITERIA {
-                return Err(TransitionError::BadInput(format!(
-                    "{} acceptance criteria, the limit is {}",
-                    acceptance.len(),
-                    limits::CRITERIA
-                )));
-            }
-            for ac in acceptance {
-                text("acceptance criterion", ac, limits::CRITERION)?;
-            }
-            config.check_sequence(roles, gates).map_err(TransitionError::BadInput)?;
-            if state.orders.contains_key(order) {
-                return Err(TransitionError::OrderExists(order.clone()));
-            }
-            let expected = OrderId::new(order.kind().clone(), state.counters.next_order(order.kind()));
-            if *order != expected {
-                return Err(TransitionError::OrderOutOfSequence {
-                    got: order.clone(),
-                    expected,
-                    kind: order.kind().to_string(),
-                });
-            }
-            if !state.voyages.contains_key(voyage) {
-                return Err(TransitionError::UnknownVoyage(*voyage));
-            }
-            state.counters.orders.insert(order.kind().clone(), order.number());
-            state.stats.orders += 1;
-            state.stats.add(&roles[0], Status::Queued);
-            let created = Order {
-                id: order.clone(),
-                seq: state.stats.orders,
-                title: title.clone(),
-                brief: brief.clone(),
-                acceptance: acceptance.clone(),
-                roles: roles.clone(),
-                gates: gates.clone(),
-                voyage: *voyage,
-                role: roles[0].clone(),
-                status: Status::Queued,
-                attempt: 1,
-                failures: 0,
-                lease: None,
-                head: None,
-                handoffs: Vec::new(),
-                rejections: Vec::new(),
-                last_error: None,
-                created: event.at,
-                updated: event.at,
-                history: vec![event.clone()],
-            };
-            state.orders.insert(order.clone(), created);
+            create_order(&mut state, event, order, (title, brief, acceptance), (roles, gates), *voyage)?;
         }
         body => {
-            let order_id = body.order().expect("every other event names an order");
-            let max_attempts = config(&state)?.max_attempts;
-            let approvers = config(&state)?.approvers.clone();
-            let before = state.orders.get(order_id).ok_or_else(|| TransitionError::UnknownOrder(order_id.clone()))?;
-            let mut order = before.clone();
-            transition(&mut order, event, max_attempts, &approvers)?;
+            let id = body.order().ok_or_else(|| TransitionError::Inconsistent("an event without an order".into()))?;
+            let State { config, orders, voyages, stats, .. } = &mut state;
+            let config = config.as_ref().ok_or(TransitionError::NotInitialized)?;
+            let mut order = orders.remove(id).ok_or_else(|| TransitionError::UnknownOrder(id.clone()))?;
+            let voyage = voyages.get_mut(&order.voyage).ok_or(TransitionError::UnknownVoyage(order.voyage))?;
+            let starts_work = matches!(
+                body,
+                EventBody::Dispatched { .. }
+                    | EventBody::Retried { .. }
+                    | EventBody::Rejected { .. }
+                    | EventBody::Held { .. }
+            );
+            if starts_work && order.history.len() >= limits::HISTORY {
+                return Err(TransitionError::HistoryFull(order.id));
+            }
+            let (role_before, status_before) = (order.role.clone(), order.status);
+            transition(&mut order, voyage, event, config, objects)?;
             if !matches!(body, EventBody::LeaseRenewed { .. }) {
                 // Renewals only move the lease expiry; keeping them out of the
                 // order's history keeps its blob bounded while a crew runs long.
                 order.history.push(event.clone());
             }
             order.updated = event.at;
-            let (role_before, status_before) = (before.role.clone(), before.status);
-            occupy_voyage(&mut state, status_before, &order)?;
-            if !state.stats.remove(&role_before, status_before) {
+            occupy_voyage(voyage, status_before, &order)?;
+            if !stats.remove(&role_before, status_before) || !stats.add(&order.role, order.status) {
                 return Err(TransitionError::Inconsistent(format!(
-                    "stats.json does not count {order_id} as {status_before} at {role_before}"
+                    "stats.json does not count {id} as {status_before} at {role_before}"
                 )));
             }
-            state.stats.add(&order.role, order.status);
-            state.orders.insert(order_id.clone(), order);
+            orders.insert(id.clone(), order);
         }
     }
-    state.stats.events += 1;
+    state.stats.events = bump(state.stats.events, "event")?;
     Ok(state)
+}
+
+fn create_order(
+    state: &mut State,
+    event: &Event,
+    order: &OrderId,
+    (title, brief, acceptance): (&String, &String, &Vec<String>),
+    (roles, gates): (&Vec<Role>, &Vec<Role>),
+    voyage: VoyageId,
+) -> Result<()> {
+    let config = config(state)?;
+    let Some(kind) = config.kind(order.kind()) else {
+        return Err(TransitionError::UnknownKind { kind: order.kind().to_string(), known: config.kind_list() });
+    };
+    line("title", title, limits::TITLE)?;
+    long_text("brief", brief, limits::BRIEF)?;
+    if acceptance.len() > limits::CRITERIA {
+        return Err(TransitionError::BadInput(format!(
+            "{} acceptance criteria, the limit is {}",
+            acceptance.len(),
+            limits::CRITERIA
+        )));
+    }
+    for ac in acceptance {
+        line("acceptance criterion", ac, limits::CRITERION)?;
+    }
+    config.check_sequence(roles, gates).map_err(TransitionError::BadInput)?;
+    // The kind's sequence and gates are pipeline rules: only an admin files
+    // an order that skips a role or a review gate of its kind.
+    let keeps_rules = *roles == kind.sequence && kind.gates.iter().all(|g| gates.contains(g));
+    if !keeps_rules && !config.admins.contains(&event.actor) {
+        let seq: Vec<&str> = kind.sequence.iter().map(Role::as_str).collect();
+        let kind_gates: Vec<&str> = kind.gates.iter().map(Role::as_str).collect();
+        return Err(TransitionError::BadInput(format!(
+            "only admins file {} orders with other roles or fewer gates than the kind's ({}, gates {})",
+            kind.code,
+            seq.join(","),
+            if kind_gates.is_empty() { "none".into() } else { kind_gates.join(",") }
+        )));
+    }
+    if state.orders.contains_key(order) {
+        return Err(TransitionError::OrderExists(order.clone()));
+    }
+    let expected = state.counters.next_order(order.kind())?;
+    if *order != expected {
+        return Err(TransitionError::OrderOutOfSequence {
+            got: order.clone(),
+            expected,
+            kind: order.kind().to_string(),
+        });
+    }
+    if !state.voyages.contains_key(&voyage) {
+        return Err(TransitionError::UnknownVoyage(voyage));
+    }
+    state.counters.orders.insert(order.kind().clone(), order.number());
+    state.stats.orders = bump(state.stats.orders, "order")?;
+    if !state.stats.add(&roles[0], Status::Queued) {
+        return Err(TransitionError::Inconsistent("stats.json counts overflow".into()));
+    }
+    let created = Order {
+        id: order.clone(),
+        seq: state.stats.orders,
+        title: title.clone(),
+        brief: brief.clone(),
+        acceptance: acceptance.clone(),
+        roles: roles.clone(),
+        gates: gates.clone(),
+        voyage,
+        role: roles[0].clone(),
+        status: Status::Queued,
+        attempt: 1,
+        failures: 0,
+        lease: None,
+        head: None,
+        held: None,
+        handoffs: Vec::new(),
+        rejections: Vec::new(),
+        last_error: None,
+        created: event.at,
+        updated: event.at,
+        history: vec![event.clone()],
+    };
+    state.orders.insert(order.clone(), created);
+    Ok(())
 }
 
 /// Keep `voyage.active` in step with the order whose crew runs on it; a
 /// second order of a busy voyage cannot be dispatched.
-fn occupy_voyage(state: &mut State, before: Status, order: &Order) -> Result<()> {
+fn occupy_voyage(voyage: &mut Voyage, before: Status, order: &Order) -> Result<()> {
     let (was, is) = (before == Status::Running, order.status == Status::Running);
     if was == is {
         return Ok(());
     }
-    let voyage = state.voyages.get_mut(&order.voyage).ok_or(TransitionError::UnknownVoyage(order.voyage))?;
     if is {
         if let Some(busy) = &voyage.active {
             return Err(TransitionError::VoyageBusy { voyage: voyage.id, order: busy.clone() });
@@ -232,10 +338,6 @@ fn occupy_voyage(state: &mut State, before: Status, order: &Order) -> Result<()>
         voyage.active = None;
     }
     Ok(())
-}
-
-fn config(state: &State) -> Result<&Config> {
-    state.config.as_ref().ok_or(TransitionError::NotInitialized)
 }
 
 fn expect_status(order: &Order, status: Status, expected: &'static str) -> Result<()> {
@@ -259,13 +361,36 @@ fn expect_role(order: &Order, role: &Role) -> Result<()> {
     }
 }
 
-fn expect_lease_holder(order: &Order, runner: &str) -> Result<()> {
-    let holder = order.lease.as_ref().map(|l| l.runner.as_str()).unwrap_or("nobody");
-    if holder == runner {
+fn expect_attempt(order: &Order, attempt: u32) -> Result<()> {
+    if attempt == order.attempt {
         Ok(())
     } else {
-        Err(TransitionError::NotLeaseHolder { order: order.id.clone(), holder: holder.into(), runner: runner.into() })
+        Err(TransitionError::WrongAttempt { order: order.id.clone(), got: attempt, current: order.attempt })
     }
+}
+
+/// A running order's lease must be held by this runner id *and* this actor.
+fn expect_holder(order: &Order, runner: &str, actor: &str) -> Result<()> {
+    match &order.lease {
+        Some(lease) if lease.runner == runner && lease.actor == actor => Ok(()),
+        lease => Err(TransitionError::NotLeaseHolder {
+            order: order.id.clone(),
+            holder: lease.as_ref().map_or_else(|| "nobody".into(), |l| format!("{} ({})", l.runner, l.actor)),
+            claimant: format!("{runner} ({actor})"),
+        }),
+    }
+}
+
+/// A lease runs out after the event and at most one lease TTL after it.
+fn check_expiry(order: &Order, at: i64, expires: i64, ttl: u64) -> Result<()> {
+    let latest = at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+    if expires <= at || expires > latest {
+        return Err(TransitionError::BadInput(format!(
+            "{}: a lease must expire after it starts and within lease_ttl_secs ({ttl} s)",
+            order.id
+        )));
+    }
+    Ok(())
 }
 
 /// Queue the order for a fresh run at `role`. Attempts count runs of one
@@ -278,50 +403,94 @@ fn requeue(order: &mut Order, role: &Role, attempt: u32) {
     order.failures = 0;
 }
 
+fn next_attempt(order: &Order) -> Result<u32> {
+    order
+        .attempt
+        .checked_add(1)
+        .ok_or_else(|| TransitionError::Inconsistent(format!("{}: the attempt counter overflows", order.id)))
+}
+
 /// A failed run at the current role: retry while attempts remain, else fail.
-fn record_failure(order: &mut Order, reason: String, max_attempts: u32) {
+fn record_failure(order: &mut Order, reason: String, max_attempts: u32) -> Result<()> {
     order.lease = None;
-    order.failures += 1;
+    order.failures = order.failures.saturating_add(1);
     order.last_error = Some(reason);
     if order.failures >= max_attempts {
         order.status = Status::Failed;
     } else {
         order.status = Status::Queued;
-        order.attempt += 1;
+        order.attempt = next_attempt(order)?;
+    }
+    Ok(())
+}
+
+/// A reviewer records their own review, and must be an approver when the
+/// config lists them.
+fn reviewer(by: &str, actor: &str, approvers: &[String]) -> Result<()> {
+    if by != actor {
+        return Err(TransitionError::NotTheReviewer { by: by.into(), actor: actor.into() });
+    }
+    if approvers.is_empty() || approvers.iter().any(|a| a == by) {
+        Ok(())
+    } else {
+        Err(TransitionError::NotAnApprover { by: by.into(), approvers: approvers.join(", ") })
     }
 }
 
-fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[String]) -> Result<()> {
+fn transition(
+    order: &mut Order,
+    voyage: &mut Voyage,
+    event: &Event,
+    config: &Config,
+    objects: &dyn Objects,
+) -> Result<()> {
+    let actor = event.actor.as_str();
     match &event.body {
         EventBody::Dispatched { role, attempt, lease, .. } => {
             expect_status(order, Status::Queued, "queued")?;
             expect_role(order, role)?;
-            if *attempt != order.attempt {
+            expect_attempt(order, *attempt)?;
+            token("runner", &lease.runner)?;
+            token("host", &lease.host)?;
+            if lease.actor != actor {
                 return Err(TransitionError::BadInput(format!(
-                    "{}: dispatch names attempt {attempt}, the order is at attempt {}",
-                    order.id, order.attempt
+                    "{}: the lease names {} but {actor} claimed it",
+                    order.id,
+                    text::line(&lease.actor)
                 )));
             }
-            text("runner", &lease.runner, limits::ACTOR)?;
-            text("host", &lease.host, limits::ACTOR)?;
-            if lease.expires <= event.at {
-                return Err(TransitionError::BadInput(format!("{}: the lease expires before it starts", order.id)));
+            if lease.pid == 0 {
+                return Err(TransitionError::BadInput(format!("{}: a lease needs the runner's pid", order.id)));
             }
+            check_expiry(order, event.at, lease.expires, config.lease_ttl_secs)?;
             order.status = Status::Running;
             order.lease = Some(lease.clone());
         }
         EventBody::LeaseRenewed { runner, expires, .. } => {
             expect_status(order, Status::Running, "running")?;
-            expect_lease_holder(order, runner)?;
+            expect_holder(order, runner, actor)?;
+            check_expiry(order, event.at, *expires, config.lease_ttl_secs)?;
             if let Some(lease) = order.lease.as_mut() {
                 lease.expires = (*expires).max(lease.expires);
             }
         }
-        EventBody::Succeeded { role, head, summary, .. } => {
+        EventBody::Succeeded { role, attempt, runner, head, summary, .. } => {
             expect_status(order, Status::Running, "running")?;
             expect_role(order, role)?;
-            commit_id("head", head)?;
+            expect_attempt(order, *attempt)?;
+            expect_holder(order, runner, actor)?;
+            existing_commit("head", head, objects)?;
             long_text("summary", summary, limits::SUMMARY)?;
+            // What a role records builds on what the ledger last recorded.
+            if *head != voyage.head && !objects.descends_from(head, &voyage.head) {
+                return Err(TransitionError::NotDescendant {
+                    order: order.id.clone(),
+                    head: short(head).into(),
+                    voyage: voyage.id,
+                    recorded: short(&voyage.head).into(),
+                });
+            }
+            voyage.head = head.clone();
             order.lease = None;
             order.failures = 0;
             order.last_error = None;
@@ -329,17 +498,58 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
             order.handoffs.push(Handoff { role: role.clone(), head: head.clone(), summary: summary.clone() });
             order.status = if order.is_gated(role) { Status::Review } else { Status::HandingOff };
         }
-        EventBody::Failed { role, reason, .. } => {
+        EventBody::Failed { role, attempt, runner, reason, .. } => {
             expect_status(order, Status::Running, "running")?;
             expect_role(order, role)?;
+            expect_attempt(order, *attempt)?;
+            expect_holder(order, runner, actor)?;
             long_text("reason", reason, limits::REASON)?;
-            record_failure(order, reason.clone(), max_attempts);
+            record_failure(order, reason.clone(), config.max_attempts)?;
         }
         EventBody::LeaseExpired { role, runner, .. } => {
             expect_status(order, Status::Running, "running")?;
             expect_role(order, role)?;
-            expect_lease_holder(order, runner)?;
-            record_failure(order, format!("lease of {runner} expired"), max_attempts);
+            let Some(lease) = &order.lease else {
+                return Err(TransitionError::Inconsistent(format!("{} runs without a lease", order.id)));
+            };
+            if &lease.runner != runner {
+                return Err(TransitionError::NotLeaseHolder {
+                    order: order.id.clone(),
+                    holder: lease.runner.clone(),
+                    claimant: text::line(runner).into_owned(),
+                });
+            }
+            // Before it runs out, only the holder's own identity may say its
+            // runner is gone (a dead process on its host).
+            if event.at < lease.expires && lease.actor != actor {
+                return Err(TransitionError::LeaseStillValid {
+                    order: order.id.clone(),
+                    runner: lease.runner.clone(),
+                    until: super::time::format_utc(lease.expires),
+                    holder: lease.actor.clone(),
+                });
+            }
+            record_failure(order, format!("lease of {runner} expired"), config.max_attempts)?;
+        }
+        EventBody::Held { role, head, reason, .. } => {
+            expect_status(order, Status::Queued, "queued")?;
+            expect_role(order, role)?;
+            existing_commit("held head", head, objects)?;
+            if *head == voyage.head {
+                return Err(TransitionError::BadInput(format!(
+                    "{}: {} is the recorded head of {}; nothing to hold",
+                    order.id,
+                    short(head),
+                    voyage.id
+                )));
+            }
+            long_text("reason", reason, limits::REASON)?;
+            if reason.trim().is_empty() {
+                return Err(TransitionError::BadInput("a hold needs a reason".into()));
+            }
+            order.held = Some(head.clone());
+            order.last_error = Some(reason.clone());
+            order.status = Status::Review;
         }
         EventBody::Advanced { from, to, .. } => {
             expect_status(order, Status::HandingOff, "handing off after a success or approval")?;
@@ -370,9 +580,12 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
         EventBody::Approved { role, by, commit, comment, .. } => {
             expect_status(order, Status::Review, "awaiting review")?;
             expect_role(order, role)?;
-            authorize(by, approvers)?;
+            reviewer(by, actor, &config.approvers)?;
             long_text("comment", comment, limits::REASON)?;
-            let reviewed = order.head.clone().unwrap_or_default();
+            let (reviewed, held) = match order.held.take() {
+                Some(held) => (held, true),
+                None => (order.head.clone().unwrap_or_default(), false),
+            };
             if commit != &reviewed {
                 return Err(TransitionError::WrongCommit {
                     order: order.id.clone(),
@@ -380,12 +593,20 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
                     expected: reviewed,
                 });
             }
-            order.status = Status::HandingOff;
+            if held {
+                // The reviewer adopted commits made outside the pipeline: the
+                // role that was waiting now starts from them.
+                voyage.head = reviewed;
+                order.last_error = None;
+                order.status = Status::Queued;
+            } else {
+                order.status = Status::HandingOff;
+            }
         }
         EventBody::Rejected { role, by, reason, to, .. } => {
             expect_status(order, Status::Review, "awaiting review")?;
             expect_role(order, role)?;
-            authorize(by, approvers)?;
+            reviewer(by, actor, &config.approvers)?;
             long_text("reason", reason, limits::REASON)?;
             if reason.trim().is_empty() {
                 return Err(TransitionError::BadInput("a rejection needs a reason".into()));
@@ -400,13 +621,16 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
                     current: role.clone(),
                 });
             }
+            order.held = None;
             order.rejections.push(Rejection { role: role.clone(), by: by.clone(), reason: reason.clone() });
-            requeue(order, to, order.attempt + 1);
+            let attempt = next_attempt(order)?;
+            requeue(order, to, attempt);
         }
         EventBody::Retried { .. } => {
             expect_status(order, Status::Failed, "failed")?;
             let role = order.role.clone();
-            requeue(order, &role, order.attempt + 1);
+            let attempt = next_attempt(order)?;
+            requeue(order, &role, attempt);
         }
         EventBody::Cancelled { reason, .. } => {
             if order.status.is_terminal() || order.status == Status::HandingOff {
@@ -419,27 +643,42 @@ fn transition(order: &mut Order, event: &Event, max_attempts: u32, approvers: &[
             }
             long_text("reason", reason, limits::REASON)?;
             order.lease = None;
+            order.held = None;
             order.status = Status::Cancelled;
         }
         EventBody::Init { .. }
         | EventBody::ConfigSet { .. }
         | EventBody::VoyageCreated { .. }
-        | EventBody::OrderCreated { .. } => unreachable!("handled by apply"),
+        | EventBody::OrderCreated { .. } => {
+            return Err(TransitionError::Inconsistent("a pipeline event applied to an order".into()));
+        }
     }
     Ok(())
 }
 
-fn authorize(by: &str, approvers: &[String]) -> Result<()> {
-    text("reviewer", by, limits::ACTOR)?;
-    if approvers.is_empty() || approvers.iter().any(|a| a == by) {
-        Ok(())
-    } else {
-        Err(TransitionError::NotAnApprover { by: by.into(), approvers: approvers.join(", ") })
+/// Every event's id must be the one its content and place give (`derive_id`).
+pub fn check_ids(parent: Option<&str>, events: &[Event]) -> Result<()> {
+    for (index, event) in events.iter().enumerate() {
+        let expected = derive_id(parent, index, event);
+        if event.id != expected {
+            return Err(TransitionError::BadEventId { index: index + 1, got: event.id.clone(), expected });
+        }
     }
+    Ok(())
 }
 
-/// A transaction must leave no order half-way through a hand-off.
+/// A transaction must be of bounded size and leave no order half-way through a hand-off.
 pub fn check_transaction(state: &State, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Err(TransitionError::BadInput("a transaction needs at least one event".into()));
+    }
+    if events.len() > limits::EVENTS_PER_TX {
+        return Err(TransitionError::BadInput(format!(
+            "{} events in one transaction, the limit is {}",
+            events.len(),
+            limits::EVENTS_PER_TX
+        )));
+    }
     for id in events.iter().filter_map(|e| e.body.order()) {
         if state.orders.get(id).is_some_and(|o| o.status == Status::HandingOff) {
             return Err(TransitionError::HandOffMissing(id.clone()));
@@ -448,13 +687,19 @@ pub fn check_transaction(state: &State, events: &[Event]) -> Result<()> {
     Ok(())
 }
 
-/// Apply a whole transaction, checking it as a unit.
-pub fn apply_transaction(mut state: State, events: &[Event]) -> Result<State> {
-    if events.is_empty() {
-        return Err(TransitionError::BadInput("a transaction needs at least one event".into()));
+/// Apply a whole transaction appended after ledger commit `parent`, checking it as a unit.
+pub fn apply_transaction(
+    mut state: State,
+    parent: Option<&str>,
+    events: &[Event],
+    objects: &dyn Objects,
+) -> Result<State> {
+    if events.len() > limits::EVENTS_PER_TX {
+        return check_transaction(&state, events).map(|()| state);
     }
+    check_ids(parent, events)?;
     for event in events {
-        state = apply(state, event)?;
+        state = apply(state, event, objects)?;
     }
     check_transaction(&state, events)?;
     Ok(state)

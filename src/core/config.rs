@@ -2,11 +2,28 @@
 //! ledger (`config.json`). What a role *executes* is never here: crews come
 //! from each runner's own git config.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::ids::{Kind, Role};
+use super::text::{check_actor, check_token};
 
-pub const SCHEMA: u32 = 1;
+/// The ledger schema this build writes and reads. 2: admins, signers,
+/// lease holders on results, content-derived event ids, voyage heads.
+pub const SCHEMA: u32 = 2;
+
+/// The documented ranges of configuration values.
+pub mod bounds {
+    pub const ROLES: usize = 16;
+    pub const KINDS: usize = 32;
+    pub const MAX_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=20;
+    pub const LEASE_TTL_SECS: std::ops::RangeInclusive<u64> = 10..=86_400;
+    pub const NAMES: usize = 64;
+    pub const KEYS_PER_SIGNER: usize = 8;
+    pub const KEY_BYTES: usize = 1024;
+    pub const MODEL: usize = 32;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +57,12 @@ pub struct Config {
     pub lease_ttl_secs: u64,
     /// Who may approve or reject. Empty: anyone named may (see the README's trust model).
     pub approvers: Vec<String>,
+    /// Who may change this configuration; the actor of INIT is the first.
+    pub admins: Vec<String>,
+    /// Every ledger commit must carry an SSH signature by a key of each of its actors.
+    pub require_signatures: bool,
+    /// The SSH public keys (`ssh-ed25519 AAAA…`) allowed to sign for each actor.
+    pub signers: BTreeMap<String, Vec<String>>,
 }
 
 /// Built-in persona sets: display names for role codes.
@@ -86,9 +109,9 @@ fn kind(code: &str) -> Kind {
     code.parse().expect("built-in kind codes are valid")
 }
 
-impl Default for Config {
-    /// What `git mso init` writes.
-    fn default() -> Self {
+impl Config {
+    /// What `git mso init` writes for `admin`, its first admin.
+    pub fn initial(admin: &str) -> Self {
         let roles = [
             ("PLN", "deep", false),
             ("BLD", "standard", false),
@@ -115,6 +138,9 @@ impl Default for Config {
             max_attempts: 3,
             lease_ttl_secs: 600,
             approvers: Vec::new(),
+            admins: vec![admin.to_string()],
+            require_signatures: false,
+            signers: BTreeMap::new(),
         }
     }
 }
@@ -123,7 +149,7 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "unknown config key '{0}' (keys: persona_set, max_attempts, lease_ttl_secs, approvers, roles.<ROLE>.model, roles.<ROLE>.read_only, kinds.<KIND>.sequence, kinds.<KIND>.gates)"
+        "unknown config key '{0}' (keys: persona_set, max_attempts, lease_ttl_secs, approvers, admins, require_signatures, signers.<ACTOR>, roles.<ROLE>.model, roles.<ROLE>.read_only, kinds.<KIND>.sequence, kinds.<KIND>.gates)"
     )]
     UnknownKey(String),
     #[error("bad value for {key}: {reason}")]
@@ -145,35 +171,63 @@ impl Config {
         self.persona_set.name(role)
     }
 
-    /// Check the whole configuration: every sequence uses known roles once, gates are in their sequence.
+    /// Check the whole configuration: every value in its documented range,
+    /// every sequence of known roles once, gates in their sequence, names
+    /// safe, and signing keys that parse.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.schema != SCHEMA {
-            return Err(ConfigError::Invalid(format!("unsupported schema {}", self.schema)));
+            return invalid(format!("unsupported schema {}", self.schema));
         }
         if self.roles.is_empty() || self.kinds.is_empty() {
-            return Err(ConfigError::Invalid("at least one role and one kind are needed".into()));
+            return invalid("at least one role and one kind are needed".into());
         }
-        if self.max_attempts == 0 {
-            return Err(ConfigError::Invalid("max_attempts must be at least 1".into()));
+        if self.roles.len() > bounds::ROLES || self.kinds.len() > bounds::KINDS {
+            return invalid(format!("at most {} roles and {} kinds", bounds::ROLES, bounds::KINDS));
         }
-        if self.lease_ttl_secs < 10 {
-            return Err(ConfigError::Invalid("lease_ttl_secs must be at least 10".into()));
+        if !bounds::MAX_ATTEMPTS.contains(&self.max_attempts) {
+            return invalid(format!("max_attempts must be between 1 and {}", bounds::MAX_ATTEMPTS.end()));
+        }
+        if !bounds::LEASE_TTL_SECS.contains(&self.lease_ttl_secs) {
+            return invalid(format!(
+                "lease_ttl_secs must be between {} and {}",
+                bounds::LEASE_TTL_SECS.start(),
+                bounds::LEASE_TTL_SECS.end()
+            ));
         }
         for (i, r) in self.roles.iter().enumerate() {
             if self.roles[..i].iter().any(|o| o.code == r.code) {
-                return Err(ConfigError::Invalid(format!("role {} is listed twice", r.code)));
+                return invalid(format!("role {} is listed twice", r.code));
             }
-            check_text("model", &r.model, 64).map_err(ConfigError::Invalid)?;
+            check_model(&r.model).map_err(ConfigError::Invalid)?;
         }
         for (i, k) in self.kinds.iter().enumerate() {
             if self.kinds[..i].iter().any(|o| o.code == k.code) {
-                return Err(ConfigError::Invalid(format!("kind {} is listed twice", k.code)));
+                return invalid(format!("kind {} is listed twice", k.code));
             }
             self.check_sequence(&k.sequence, &k.gates)
                 .map_err(|e| ConfigError::Invalid(format!("kind {}: {e}", k.code)))?;
         }
-        for a in &self.approvers {
-            check_text("approver", a, 128).map_err(ConfigError::Invalid)?;
+        check_names("approvers", &self.approvers, 0)?;
+        check_names("admins", &self.admins, 1)?;
+        if self.signers.len() > bounds::NAMES {
+            return invalid(format!("at most {} signers", bounds::NAMES));
+        }
+        for (actor, keys) in &self.signers {
+            check_actor("signer", actor).map_err(ConfigError::Invalid)?;
+            if keys.is_empty() || keys.len() > bounds::KEYS_PER_SIGNER {
+                return invalid(format!("signer {actor} needs 1 to {} keys", bounds::KEYS_PER_SIGNER));
+            }
+            for key in keys {
+                super::signing::parse_key(key).map_err(|e| ConfigError::Invalid(format!("signer {actor}: {e}")))?;
+            }
+        }
+        if self.require_signatures
+            && let Some(admin) = self.admins.iter().find(|a| !self.signers.contains_key(*a))
+        {
+            return invalid(format!(
+                "signatures are required but admin {admin} has no key in signers: add it first (signers.{admin})"
+            ));
         }
         Ok(())
     }
@@ -211,12 +265,27 @@ impl Config {
             serde_json::from_value(v.clone())
                 .map_err(|e| ConfigError::BadValue { key: key.into(), reason: e.to_string() })
         }
+        if key.len() > 128 {
+            return Err(ConfigError::UnknownKey(super::ids::shown(key)));
+        }
         let parts: Vec<&str> = key.split('.').collect();
         match parts.as_slice() {
             ["persona_set"] => self.persona_set = parse(key, value)?,
             ["max_attempts"] => self.max_attempts = parse(key, value)?,
             ["lease_ttl_secs"] => self.lease_ttl_secs = parse(key, value)?,
             ["approvers"] => self.approvers = parse(key, value)?,
+            ["admins"] => self.admins = parse(key, value)?,
+            ["require_signatures"] => self.require_signatures = parse(key, value)?,
+            ["signers", ..] => {
+                let actor = &key["signers.".len()..];
+                check_actor("signer", actor).map_err(|reason| ConfigError::BadValue { key: key.into(), reason })?;
+                let keys: Vec<String> = parse(key, value)?;
+                if keys.is_empty() {
+                    self.signers.remove(actor);
+                } else {
+                    self.signers.insert(actor.to_string(), keys);
+                }
+            }
             ["roles", code, field] => {
                 let code: Role = code.parse().map_err(|e: super::ids::IdError| ConfigError::BadValue {
                     key: key.into(),
@@ -254,16 +323,25 @@ impl Config {
     }
 }
 
-/// Text that ends up in one-line output: bounded, no control characters.
-pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
-    if text.trim().is_empty() {
-        return Err(format!("{what} is empty"));
+/// A model tier: a short lower-case token (`deep`, `standard`, `gpt-5.1`).
+fn check_model(model: &str) -> Result<(), String> {
+    check_token("model tier", model, bounds::MODEL)?;
+    if model.bytes().any(|b| b.is_ascii_uppercase() || b == b':' || b == b'@') {
+        return Err(format!("model tier {} must be lower-case letters, digits and . _ -", super::ids::shown(model)));
     }
-    if text.len() > max {
-        return Err(format!("{what} is {} bytes, the limit is {max}", text.len()));
+    Ok(())
+}
+
+/// A list of actor names: `min` to `bounds::NAMES` valid names, none twice.
+fn check_names(what: &str, names: &[String], min: usize) -> Result<(), ConfigError> {
+    if names.len() < min || names.len() > bounds::NAMES {
+        return Err(ConfigError::Invalid(format!("{what} must list {min} to {} names", bounds::NAMES)));
     }
-    if text.chars().any(char::is_control) {
-        return Err(format!("{what} contains a newline or control character"));
+    for (i, name) in names.iter().enumerate() {
+        check_actor(what, name).map_err(ConfigError::Invalid)?;
+        if names[..i].contains(name) {
+            return Err(ConfigError::Invalid(format!("{what} lists {name} twice")));
+        }
     }
     Ok(())
 }
@@ -273,13 +351,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_config_is_valid() {
-        Config::default().validate().unwrap();
+    fn the_initial_config_is_valid_and_names_its_admin() {
+        let c = Config::initial("alice");
+        c.validate().unwrap();
+        assert_eq!(c.admins, ["alice"]);
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused() {
+        let mut c = Config::initial("alice");
+        for (key, value) in [
+            ("max_attempts", serde_json::json!(21)),
+            ("lease_ttl_secs", serde_json::json!(5)),
+            ("lease_ttl_secs", serde_json::json!(u64::MAX)),
+            ("admins", serde_json::json!([])),
+            ("approvers", serde_json::json!(["ev\u{202e}il"])),
+            ("roles.PLN.model", serde_json::json!("$(reboot)")),
+            ("require_signatures", serde_json::json!(true)),
+            ("signers.alice", serde_json::json!(["ssh-rsa AAAA"])),
+        ] {
+            assert!(c.set(key, &value).is_err(), "{key} = {value}");
+        }
     }
 
     #[test]
     fn set_validates_the_whole_config() {
-        let mut c = Config::default();
+        let mut c = Config::initial("alice");
         c.set("kinds.FTR.gates", &serde_json::json!(["BLD"])).unwrap();
         assert_eq!(c.kind(&"FTR".parse().unwrap()).unwrap().gates, vec![role("BLD")]);
         let err = c.set("kinds.FTR.sequence", &serde_json::json!(["PLN", "XYZ"])).unwrap_err();

@@ -2,6 +2,7 @@
 //! message body, one JSON object per line.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::config::Config;
 use super::ids::{OrderId, Role, VoyageId};
@@ -9,7 +10,10 @@ use super::ids::{OrderId, Role, VoyageId};
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 
-/// One event: who did what when, with a unique id for idempotency.
+/// One event: who did what when. Its id is derived from its content, its
+/// place in its transaction and the ledger commit it follows
+/// (`derive_id`), so no two events of a linear ledger share one, and that
+/// is checked per commit without reading the history.
 // No `deny_unknown_fields` here: serde cannot combine it with `flatten`.
 // Unknown fields are still refused, by the canonical-form check of `message::parse`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +25,8 @@ pub struct Event {
     pub body: EventBody,
 }
 
-/// A runner's claim on an order's current role.
+/// A runner's claim on an order's current role. Only its holder (the same
+/// runner id and the same actor) may renew it or record the run's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lease {
@@ -29,6 +34,8 @@ pub struct Lease {
     pub host: String,
     pub pid: u32,
     pub expires: Timestamp,
+    /// Who claimed: the DISPATCHED event's actor.
+    pub actor: String,
 }
 
 /// What an event says happened. The tag is the event type as written in the ledger.
@@ -72,6 +79,8 @@ pub enum EventBody {
     Succeeded {
         order: OrderId,
         role: Role,
+        attempt: u32,
+        runner: String,
         head: String,
         #[serde(default)]
         summary: String,
@@ -79,7 +88,18 @@ pub enum EventBody {
     Failed {
         order: OrderId,
         role: Role,
+        attempt: u32,
+        runner: String,
         exit: Option<i32>,
+        reason: String,
+    },
+    /// The voyage branch holds commits the ledger does not know: the order
+    /// waits for a reviewer to approve them (adopting `head`) before any
+    /// crew builds on them.
+    Held {
+        order: OrderId,
+        role: Role,
+        head: String,
         reason: String,
     },
     LeaseExpired {
@@ -131,6 +151,7 @@ macro_rules! order_field {
             | EventBody::LeaseRenewed { order, .. }
             | EventBody::Succeeded { order, .. }
             | EventBody::Failed { order, .. }
+            | EventBody::Held { order, .. }
             | EventBody::LeaseExpired { order, .. }
             | EventBody::Advanced { order, .. }
             | EventBody::Completed { order }
@@ -154,6 +175,7 @@ impl EventBody {
             EventBody::LeaseRenewed { .. } => "LEASE_RENEWED",
             EventBody::Succeeded { .. } => "SUCCEEDED",
             EventBody::Failed { .. } => "FAILED",
+            EventBody::Held { .. } => "HELD",
             EventBody::LeaseExpired { .. } => "LEASE_EXPIRED",
             EventBody::Advanced { .. } => "ADVANCED",
             EventBody::Completed { .. } => "COMPLETED",
@@ -179,6 +201,11 @@ impl EventBody {
                 | EventBody::LeaseExpired { .. }
                 | EventBody::Cancelled { .. }
         )
+    }
+
+    /// Whether the event can change its order's voyage: who runs on it, or its recorded head.
+    pub fn touches_voyage(&self) -> bool {
+        self.moves_running() || matches!(self, EventBody::Approved { .. })
     }
 
     /// The order this event is about, to rewrite it (renumbering on sync).
@@ -213,6 +240,7 @@ impl EventBody {
                 Some(code) => format!("{role} failed (exit {code})"),
                 None => format!("{role} failed"),
             },
+            EventBody::Held { role, head, .. } => format!("held at {role}: unreviewed commits up to {}", short(head)),
             EventBody::LeaseExpired { role, runner, .. } => format!("{role} lease of {runner} expired"),
             EventBody::Advanced { from, to, .. } => format!("advanced {from} -> {to}"),
             EventBody::Completed { .. } => "completed".into(),
@@ -233,4 +261,28 @@ impl Event {
     pub fn new(id: String, at: Timestamp, actor: String, body: EventBody) -> Self {
         Self { id, at, actor, body }
     }
+
+    /// An event whose id is derived from its content and place (see `derive_id`).
+    pub fn derived(parent: Option<&str>, index: usize, at: Timestamp, actor: String, body: EventBody) -> Self {
+        let mut event = Self { id: String::new(), at, actor, body };
+        event.id = derive_id(parent, index, &event);
+        event
+    }
+}
+
+/// The id of the `index`-th event of the transaction that follows ledger
+/// commit `parent` (none for the first): 128 bits of SHA-256 over those and
+/// the event's canonical JSON without its id. In a linear ledger each
+/// (parent, index) occurs once, so ids are unique by construction, and a
+/// replayed or copied event cannot keep the id of the original.
+pub fn derive_id(parent: Option<&str>, index: usize, event: &Event) -> String {
+    let mut unnamed = event.clone();
+    unnamed.id.clear();
+    let json = serde_json::to_vec(&unnamed).expect("events always serialize");
+    let mut hash = Sha256::new();
+    hash.update(b"git-mso event v2\0");
+    hash.update(parent.unwrap_or("root").as_bytes());
+    hash.update(format!("\0{index}\0").as_bytes());
+    hash.update(&json);
+    hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

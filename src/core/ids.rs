@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum IdError {
     #[error("malformed {what} {shown}: expected {expected}")]
     Malformed { what: &'static str, shown: String, expected: &'static str },
+    #[error("{what} number {number} is out of range (1 to 999999999)")]
+    OutOfRange { what: &'static str, number: u64 },
 }
 
 /// Render untrusted input for an error message: quoted, control characters escaped, clipped.
@@ -104,10 +106,14 @@ pub struct OrderId {
     number: u32,
 }
 
+fn in_range(what: &'static str, number: u64) -> Result<u32, IdError> {
+    u32::try_from(number).ok().filter(|n| (1..=MAX_NUMBER).contains(n)).ok_or(IdError::OutOfRange { what, number })
+}
+
 impl OrderId {
-    pub fn new(kind: Kind, number: u32) -> Self {
-        assert!(number > 0 && number <= MAX_NUMBER, "order numbers are 1..=999999999");
-        Self { kind, number }
+    /// The order `KIND-number`; numbers run from 1 to 999,999,999.
+    pub fn new(kind: Kind, number: u64) -> Result<Self, IdError> {
+        Ok(Self { kind, number: in_range("order", number)? })
     }
     pub fn kind(&self) -> &Kind {
         &self.kind
@@ -139,9 +145,9 @@ impl fmt::Display for OrderId {
 pub struct VoyageId(u32);
 
 impl VoyageId {
-    pub fn new(number: u32) -> Self {
-        assert!(number > 0 && number <= MAX_NUMBER, "voyage numbers are 1..=999999999");
-        Self(number)
+    /// The voyage `VOY-number`; numbers run from 1 to 999,999,999.
+    pub fn new(number: u64) -> Result<Self, IdError> {
+        Ok(Self(in_range("voyage", number)?))
     }
     pub fn number(self) -> u32 {
         self.0
@@ -226,6 +232,14 @@ mod tests {
         assert_eq!(v.branch(), "voyage/VOY-0003");
         assert!("VOY-3".parse::<VoyageId>().is_err());
         assert!("voy-0003".parse::<VoyageId>().is_err());
+    }
+
+    #[test]
+    fn constructors_refuse_numbers_out_of_range() {
+        assert!(VoyageId::new(0).is_err());
+        assert!(VoyageId::new(1_000_000_000).is_err());
+        assert!(OrderId::new("FTR".parse().unwrap(), u64::from(u32::MAX) + 1).is_err());
+        assert_eq!(OrderId::new("FTR".parse().unwrap(), 7).unwrap().to_string(), "FTR-0007");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! re-rendering its parsed events yields it byte for byte, so a forged
 //! subject or trailer cannot disagree with the events.
 
+use std::collections::{HashMap, HashSet};
+
 use super::config::SCHEMA;
 use super::event::{Event, EventBody};
 
@@ -25,6 +27,7 @@ const MAX_SUBJECT_GROUPS: usize = 3;
 /// The one-line subject: `FTR-0007: approved PLN by alice, advanced PLN -> BLD`.
 pub fn subject(events: &[Event]) -> String {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for event in events {
         let key = match (&event.body, event.body.order()) {
             (_, Some(order)) => order.to_string(),
@@ -32,9 +35,12 @@ pub fn subject(events: &[Event]) -> String {
             _ => "pipeline".to_string(),
         };
         let phrase = event.body.describe();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, phrases)) => phrases.push(phrase),
-            None => groups.push((key, vec![phrase])),
+        match index.get(&key) {
+            Some(&i) => groups[i].1.push(phrase),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![phrase]));
+            }
         }
     }
     // Orders first: they are what a reader of `git log --oneline` looks for.
@@ -64,15 +70,11 @@ pub fn format(events: &[Event]) -> String {
         msg.push('\n');
     }
     msg.push_str(&format!("\nMso-Schema: {SCHEMA}\n"));
-    let mut orders: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
     for id in events.iter().filter_map(|e| e.body.order()) {
-        let id = id.to_string();
-        if !orders.contains(&id) {
-            orders.push(id);
+        if seen.insert(id) {
+            msg.push_str(&format!("Mso-Order: {id}\n"));
         }
-    }
-    for id in orders {
-        msg.push_str(&format!("Mso-Order: {id}\n"));
     }
     msg
 }

@@ -10,10 +10,12 @@ pub mod ids;
 pub mod layout;
 pub mod message;
 pub mod notes;
+pub mod signing;
 pub mod state;
+pub mod text;
 pub mod time;
 
-pub use apply::{TransitionError, apply, apply_transaction};
+pub use apply::{Objects, TransitionError, apply, apply_transaction};
 pub use config::{Config, PersonaSet};
 pub use event::{Event, EventBody, Lease, Timestamp};
 pub use ids::{Kind, OrderId, Role, VoyageId};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Config;
 use super::event::{Event, Lease, Timestamp};
-use super::ids::{Kind, OrderId, Role, VoyageId};
+use super::ids::{IdError, Kind, OrderId, Role, VoyageId};
 
 /// Where an order stands at its current role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -90,6 +90,9 @@ pub struct Order {
     pub lease: Option<Lease>,
     /// Voyage head recorded by the last success.
     pub head: Option<String>,
+    /// Commits found on the voyage branch that the ledger did not know (HELD):
+    /// the head a reviewer approves (adopting them) or rejects.
+    pub held: Option<String>,
     pub handoffs: Vec<Handoff>,
     pub rejections: Vec<Rejection>,
     pub last_error: Option<String>,
@@ -152,6 +155,9 @@ pub struct Voyage {
     pub id: VoyageId,
     pub branch: String,
     pub base: String,
+    /// The last head the ledger recorded for the branch (its base, then each
+    /// success and adopted commit): the only commit a role may start from.
+    pub head: String,
     pub created: Timestamp,
     /// The order whose crew is running on the branch: one at a time per voyage.
     pub active: Option<OrderId>,
@@ -166,11 +172,13 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn next_order(&self, kind: &Kind) -> u32 {
-        self.orders.get(kind).copied().unwrap_or(0) + 1
+    /// The next order id of `kind`; an error once the numbers run out.
+    pub fn next_order(&self, kind: &Kind) -> Result<OrderId, IdError> {
+        OrderId::new(kind.clone(), u64::from(self.orders.get(kind).copied().unwrap_or(0)) + 1)
     }
-    pub fn next_voyage(&self) -> u32 {
-        self.voyages + 1
+    /// The next voyage id; an error once the numbers run out.
+    pub fn next_voyage(&self) -> Result<VoyageId, IdError> {
+        VoyageId::new(u64::from(self.voyages) + 1)
     }
 }
 
@@ -192,8 +200,17 @@ impl Stats {
         self.by_role.values().filter_map(|m| m.get(&status)).sum()
     }
 
-    pub(crate) fn add(&mut self, role: &Role, status: Status) {
-        *self.by_role.entry(role.clone()).or_default().entry(status).or_default() += 1;
+    /// Count one more order; `false` when the count would overflow (a corrupt `stats.json`).
+    #[must_use]
+    pub(crate) fn add(&mut self, role: &Role, status: Status) -> bool {
+        let n = self.by_role.entry(role.clone()).or_default().entry(status).or_default();
+        match n.checked_add(1) {
+            Some(next) => {
+                *n = next;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Uncount one order; `false` when the counts do not include it (a corrupt `stats.json`).

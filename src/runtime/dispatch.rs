@@ -95,7 +95,14 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     continue;
                 };
                 let gate = gate_command(&store, &order.role);
-                let Some(order) = claim(&store, &runner, &order.id)? else { continue };
+                let order = match claim(&store, &runner, &order.id)? {
+                    Claim::Taken(order) => *order,
+                    Claim::Held(line) => {
+                        writeln!(out, "{line}")?;
+                        continue;
+                    }
+                    Claim::Lost => continue,
+                };
                 // With a remote, the claim is ours only once our push of it lands.
                 let order = match &opts.remote {
                     None => order,
@@ -196,26 +203,74 @@ fn ready(mut summaries: Vec<OrderSummary>, busy_here: &BTreeSet<VoyageId>) -> Ve
     ready
 }
 
-/// Claim an order's current role with a DISPATCHED commit; `None` when another runner got there first.
-fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Option<Order>> {
+/// What a claim came to.
+enum Claim {
+    /// The role is ours to run.
+    Taken(Box<Order>),
+    /// The voyage branch holds commits the ledger does not know: the order
+    /// went to review instead (the line says so).
+    Held(String),
+    /// Another runner got there first, or the order is no longer queued.
+    Lost,
+}
+
+/// Claim an order's current role with a DISPATCHED commit, or hold it for
+/// review when its voyage branch has commits nobody reviewed: a role only
+/// ever starts from the head the ledger recorded.
+fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
     let (claimed, committed) = store.transact_if(|tx| {
         let ttl = tx.config()?.lease_ttl_secs as i64;
         let order = tx.order(id)?.clone();
         if order.status != Status::Queued {
-            return Ok(false);
+            return Ok(None);
         }
-        if tx.try_voyage(order.voyage)?.is_some_and(|v| v.active.is_some()) {
-            return Ok(false);
+        let Some(voyage) = tx.try_voyage(order.voyage)?.cloned() else { return Ok(None) };
+        if voyage.active.is_some() {
+            return Ok(None);
         }
-        let lease =
-            Lease { runner: runner.id.clone(), host: runner.host.clone(), pid: runner.pid, expires: tx.now() + ttl };
+        if let Some((head, reason)) = unreviewed(store, &voyage)? {
+            tx.push(EventBody::Held { order: id.clone(), role: order.role.clone(), head, reason: reason.clone() })?;
+            return Ok(Some(Err(reason)));
+        }
+        let lease = Lease {
+            runner: runner.id.clone(),
+            host: runner.host.clone(),
+            pid: runner.pid,
+            expires: tx.now().saturating_add(ttl),
+            actor: tx.actor().to_string(),
+        };
         tx.push(EventBody::Dispatched { order: id.clone(), role: order.role.clone(), attempt: order.attempt, lease })?;
-        Ok(true)
+        Ok(Some(Ok(())))
     })?;
     Ok(match (claimed, committed) {
-        (true, Some(c)) => c.order(id).cloned(),
-        _ => None,
+        (Some(Ok(())), Some(c)) => c.order(id).cloned().map_or(Claim::Lost, |o| Claim::Taken(Box::new(o))),
+        (Some(Err(reason)), Some(_)) => {
+            Claim::Held(format!("{id}  held for review: {reason}; `git mso review approve {id}` builds on them"))
+        }
+        _ => Claim::Lost,
     })
+}
+
+/// The voyage branch's commits that the ledger does not know, if any: its
+/// tip and a reason naming them. A branch behind the recorded head, or not
+/// created yet, has none (the run brings it to the recorded head).
+fn unreviewed(store: &Store, voyage: &crate::core::Voyage) -> Result<Option<(String, String)>> {
+    let Some(tip) = store.branch_tip(voyage)? else { return Ok(None) };
+    let recorded = store.recorded_head(voyage)?;
+    if tip == recorded || crate::store::objects::is_ancestor(store.repo(), tip, recorded) == Some(true) {
+        return Ok(None);
+    }
+    let (commits, more) = store.unknown_commits(recorded, tip, 5)?;
+    let listed = commits.join("; ") + if more { "; …" } else { "" };
+    let recorded = crate::store::short(recorded);
+    Ok(Some((
+        tip.to_string(),
+        format!(
+            "{} has commits the ledger does not know ({listed}); its recorded head is {recorded}: \
+             review them with `git log {recorded}..{}`",
+            voyage.branch, voyage.branch
+        ),
+    )))
 }
 
 /// Push a claim; after the sync the order is still ours only if our DISPATCHED landed.
@@ -236,9 +291,16 @@ fn confirm_claim(dir: &Path, remote: &str, runner: &Runner, order: &Order) -> Re
 fn recover_leases(store: &Store, me: &Runner, summaries: &[OrderSummary], out: &mut dyn Write) -> Result<bool> {
     let mut recovered = false;
     let running = summaries.iter().filter(|s| s.status == Status::Running).map(|s| s.id.clone());
+    let actor = &store.identity().actor;
     for id in running {
+        // Before a lease runs out, only its holder's identity may declare its
+        // runner dead: a process of this host that no longer exists.
         let dead = |lease: &Lease, now: i64| {
-            lease.expires <= now || (lease.host == me.host && lease.pid != me.pid && !crew::pid_alive(lease.pid))
+            lease.expires <= now
+                || (lease.host == me.host
+                    && &lease.actor == actor
+                    && lease.pid != me.pid
+                    && !crew::pid_alive(lease.pid))
         };
         let (expired, _) = store.transact_if(|tx| {
             let now = tx.now();

@@ -76,8 +76,21 @@ fn execute(job: &Job) -> Result<String> {
     let config = store.config(&tip)?;
     let order = &job.order;
     let voyage = store.voyage(&tip, order.voyage)?.ok_or(crate::core::TransitionError::UnknownVoyage(order.voyage))?;
+    // The run starts from the head the ledger recorded, never from whatever
+    // the branch holds: the claim held the order if the branch was ahead.
     store.ensure_voyage_branch(&voyage)?;
-    let base = store.branch_tip(&voyage)?.ok_or_else(|| Error::Input(format!("{} has no branch", voyage.id)))?;
+    let base = store.recorded_head(&voyage)?;
+    let branch = store.branch_tip(&voyage)?.ok_or_else(|| Error::Input(format!("{} has no branch", voyage.id)))?;
+    if branch != base {
+        if crate::store::objects::is_ancestor(store.repo(), branch, base) != Some(true) {
+            return Err(Error::Input(format!(
+                "{} moved to {} since the claim; it holds commits the ledger does not know",
+                voyage.branch,
+                store::short(branch)
+            )));
+        }
+        store.advance_branch(&voyage, branch, base)?;
+    }
     let common = store.common_dir().to_path_buf();
     let wt = worktree::prepare(&common, voyage.id, base)?;
 
@@ -201,6 +214,8 @@ fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String) -> 
         tx.push(EventBody::Succeeded {
             order: id.clone(),
             role: current.role.clone(),
+            attempt: current.attempt,
+            runner: job.runner.id.clone(),
             head: head.to_string(),
             summary: summary.clone(),
         })?;
@@ -237,7 +252,14 @@ fn record_failure(store: &Store, job: &Job, exit: Option<i32>, reason: String) -
         if !still_ours(&current, job) {
             return Ok("the order was no longer ours; nothing recorded".to_string());
         }
-        tx.push(EventBody::Failed { order: id.clone(), role: current.role.clone(), exit, reason: reason.clone() })?;
+        tx.push(EventBody::Failed {
+            order: id.clone(),
+            role: current.role.clone(),
+            attempt: current.attempt,
+            runner: job.runner.id.clone(),
+            exit,
+            reason: reason.clone(),
+        })?;
         let after = tx.order(id)?;
         Ok(match after.status {
             Status::Failed => format!("failed for good; retry with `git mso order retry {id}`"),
@@ -319,7 +341,7 @@ fn check_claim(store: &Store, runner: &Runner, id: &crate::core::OrderId, seen: 
         let renewed = store.transact_if(|tx| {
             let current = tx.order(id)?.clone();
             if current.status == Status::Running && current.lease.as_ref().is_some_and(|l| l.runner == runner.id) {
-                let expires = tx.now() + ttl;
+                let expires = tx.now().saturating_add(ttl);
                 tx.push(EventBody::LeaseRenewed { order: id.clone(), runner: runner.id.clone(), expires })?;
             }
             Ok(())

@@ -1,6 +1,7 @@
 //! Voyage branches and revisions: the parts of the repository outside the ledger.
 
 use gix::ObjectId;
+use gix::bstr::ByteSlice;
 use gix::refs::transaction::PreviousValue;
 
 use super::Store;
@@ -22,19 +23,60 @@ impl Store {
         Ok(commit.id)
     }
 
-    /// Create `refs/heads/voyage/VOY-NNNN` at the voyage's base unless it exists.
-    /// Returns whether it was created.
+    /// Create `refs/heads/voyage/VOY-NNNN` at the voyage's recorded head
+    /// unless it exists. Returns whether it was created.
     pub fn ensure_voyage_branch(&self, voyage: &Voyage) -> Result<bool> {
         let name = format!("refs/heads/{}", voyage.branch);
         if self.repo.try_find_reference(name.as_str()).map_err(|e| Error::git("reading a voyage branch", e))?.is_some()
         {
             return Ok(false);
         }
-        let base: ObjectId =
-            voyage.base.parse().map_err(|_| Error::Input(format!("{} has a malformed base commit", voyage.id)))?;
-        self.set_ref(&name, PreviousValue::MustNotExist, base, &format!("git-mso: {} created", voyage.id))
+        let head = self.recorded_head(voyage)?;
+        self.set_ref(&name, PreviousValue::MustNotExist, head, &format!("git-mso: {} created", voyage.id))
             .map_err(|e| Error::git(format!("creating {}", voyage.branch), e))?;
         Ok(true)
+    }
+
+    /// The head the ledger last recorded for a voyage, which must be a commit
+    /// this repository has: no branch is ever created or moved to an object
+    /// that is not here.
+    pub fn recorded_head(&self, voyage: &Voyage) -> Result<ObjectId> {
+        let head: ObjectId =
+            voyage.head.parse().map_err(|_| Error::Input(format!("{} has a malformed recorded head", voyage.id)))?;
+        self.require_commit(head, &format!("the recorded head of {}", voyage.id))?;
+        Ok(head)
+    }
+
+    /// `id` must be a commit in this repository.
+    pub fn require_commit(&self, id: ObjectId, what: &str) -> Result<()> {
+        match self.repo.find_header(id) {
+            Ok(h) if h.kind() == gix::object::Kind::Commit => Ok(()),
+            _ => Err(Error::Input(format!(
+                "{what}, {}, is not a commit in this repository: fetch it first (`git mso sync`)",
+                super::short(id)
+            ))),
+        }
+    }
+
+    /// Commits on `tip` that `recorded` does not have, newest first, along
+    /// first parents: at most `max`, and whether there are more.
+    pub fn unknown_commits(&self, recorded: ObjectId, tip: ObjectId, max: usize) -> Result<(Vec<String>, bool)> {
+        let mut out = Vec::new();
+        let mut next = Some(tip);
+        while let Some(id) = next {
+            if id == recorded || super::objects::is_ancestor(&self.repo, id, recorded) == Some(true) {
+                return Ok((out, false));
+            }
+            if out.len() == max {
+                return Ok((out, true));
+            }
+            let commit = self.repo.find_commit(id).map_err(|e| Error::git("reading a voyage commit", e))?;
+            let subject =
+                commit.message_raw_sloppy().lines().next().map(|l| l.to_str_lossy().into_owned()).unwrap_or_default();
+            out.push(format!("{} {}", super::short(id), crate::core::text::line(&subject)));
+            next = commit.parent_ids().next().map(|p| p.detach());
+        }
+        Ok((out, false))
     }
 }
 
@@ -50,6 +92,7 @@ impl Store {
     /// Move a voyage branch from `old` to `new`, only if it is still at `old`.
     pub fn advance_branch(&self, voyage: &Voyage, old: ObjectId, new: ObjectId) -> Result<()> {
         use gix::refs::Target;
+        self.require_commit(new, &format!("the new head of {}", voyage.branch))?;
         let name = format!("refs/heads/{}", voyage.branch);
         let message = format!("git-mso: crew result on {}", voyage.id);
         self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(old)), new, &message)

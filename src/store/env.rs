@@ -32,8 +32,8 @@ pub fn runner_id() -> String {
     std::env::var("MSO_RUNNER").unwrap_or_else(|_| format!("{}:{}", host(), std::process::id()))
 }
 
-/// A fresh event id: 128 random bits from the standard library's seeded hasher.
-pub fn event_id() -> String {
+/// 64 random bits from the standard library's seeded hasher: jitter for retries.
+pub fn random_u64() -> u64 {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -45,7 +45,7 @@ pub fn event_id() -> String {
         h.write_u64(salt);
         h.finish()
     };
-    format!("{:016x}{:016x}", half(1), half(2))
+    half(1) ^ half(2).rotate_left(17)
 }
 
 /// Who writes: a name for events and a signature for commits.

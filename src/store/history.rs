@@ -15,6 +15,9 @@ pub struct Entry {
     pub parents: Vec<ObjectId>,
     pub time: Timestamp,
     pub events: Vec<Event>,
+    /// The armored SSH signature in the commit's `gpgsig` header, and the
+    /// bytes it signs (the commit without that header).
+    pub signature: Option<(String, Vec<u8>)>,
 }
 
 impl Store {
@@ -45,6 +48,27 @@ impl Store {
         let events = message::parse(text).map_err(|source| Error::Message { commit: short(id), source })?;
         let time = commit.time().map_err(|e| corrupt(format!("bad commit time: {e}")))?.seconds;
         let tree = commit.tree_id().map_err(|e| corrupt(format!("no tree: {e}")))?.detach();
-        Ok(Entry { commit: id, tree, parents, time, events })
+        let signature = signature(&commit).map_err(corrupt)?;
+        Ok(Entry { commit: id, tree, parents, time, events, signature })
     }
+}
+
+/// A ledger commit carries no headers but the standard ones and at most one
+/// `gpgsig`: nothing git or a signature check could read two ways.
+fn signature(commit: &gix::Commit<'_>) -> std::result::Result<Option<(String, Vec<u8>)>, String> {
+    let decoded = commit.decode().map_err(|e| format!("cannot decode the commit: {e}"))?;
+    if decoded.encoding.is_some() {
+        return Err("it has an encoding header; ledger commits are UTF-8".into());
+    }
+    let mut names = decoded.extra_headers.iter().map(|(name, _)| name.to_string());
+    match (names.next().as_deref(), names.next()) {
+        (None, _) => return Ok(None),
+        (Some("gpgsig"), None) => {}
+        _ => return Err("it has commit headers other than one gpgsig signature".into()),
+    }
+    let found = gix::objs::CommitRefIter::signature(&commit.data, commit.id.kind())
+        .map_err(|e| format!("cannot read its signature: {e}"))?;
+    let Some((sig, signed)) = found else { return Ok(None) };
+    let sig = String::from_utf8(sig.to_vec()).map_err(|_| "its signature is not text".to_string())?;
+    Ok(Some((sig, signed.to_bstring().into())))
 }

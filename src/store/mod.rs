@@ -5,9 +5,11 @@ mod branches;
 mod env;
 mod history;
 mod notes;
+pub mod objects;
 mod partial;
 mod read;
 mod rebase;
+mod sign;
 mod tx;
 mod verify;
 mod write;
@@ -16,10 +18,12 @@ use std::path::Path;
 
 use gix::ObjectId;
 
-pub use env::{Identity, event_id, host, now, runner_id};
+pub use env::{Identity, host, now, random_u64, runner_id};
 pub use history::Entry;
 pub use notes::NOTES_REF;
+pub use objects::RepoObjects;
 pub use rebase::{Integrated, Rebased};
+pub use sign::Signer;
 pub use tx::{Committed, Tx};
 pub use verify::{Problem, ReplayError, Replayed};
 
@@ -44,6 +48,8 @@ pub struct Store {
     /// Config and tally of the last tip read: a long-running process (the
     /// dispatcher) appends and reads many times against few distinct tips.
     head_cache: std::cell::RefCell<Option<(ObjectId, Config, Tally)>>,
+    /// How ledger commits are signed here (`mso.sign`), or why they cannot be.
+    signer: std::result::Result<Option<Signer>, String>,
 }
 
 impl Store {
@@ -54,8 +60,11 @@ impl Store {
             .map_err(|_| Error::NotARepository { path: dir.display().to_string() })?;
         // Order, index and config blobs are small and read repeatedly.
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
-        let identity = Identity::from_config(&repo.config_snapshot());
-        Ok(Store { repo, identity, head_cache: Default::default() })
+        let (identity, signer) = {
+            let config = repo.config_snapshot();
+            (Identity::from_config(&config), Signer::from_config(&config).map_err(|e| e.to_string()))
+        };
+        Ok(Store { repo, identity, head_cache: Default::default(), signer })
     }
 
     pub fn repo(&self) -> &gix::Repository {

@@ -83,12 +83,12 @@ impl Partial {
             .iter()
             .filter_map(|e| match &e.body {
                 EventBody::VoyageCreated { voyage, .. } => Some(*voyage),
-                body if body.moves_running() => body.order().map(|o| self.state.orders[o].voyage),
+                body if body.touches_voyage() => body.order().and_then(|o| self.state.orders.get(o)).map(|o| o.voyage),
                 _ => None,
             })
             .collect();
         for id in touched {
-            let order = &self.state.orders[id];
+            let Some(order) = self.state.orders.get(id) else { continue };
             files.insert(layout::order_path(id), layout::order_blob(order));
             shards.entry(layout::index_path(id)).or_default().push(order);
         }
@@ -108,35 +108,58 @@ impl Partial {
             }
         }
         if let Some(config) = &self.state.config {
-            files.insert(layout::CONFIG.into(), layout::to_blob(config));
+            // config.json changes only with INIT and CONFIG_SET.
+            if events.iter().any(|e| matches!(e.body, EventBody::Init { .. } | EventBody::ConfigSet { .. })) {
+                files.insert(layout::CONFIG.into(), layout::to_blob(config));
+            }
             files.insert(layout::STATS.into(), layout::tally_blob(&self.state.stats, &self.state.counters));
         }
         Ok(files)
     }
 }
 
+/// The ledger tree `files` make of `base` (the empty tree for the first
+/// commit). The writer persists it; the verifier builds it in memory and
+/// compares tree ids, so a pushed tree is accepted only if it is exactly
+/// this one: no extra entries, other modes, symlinks, gitlinks or duplicates.
+pub(crate) fn build_tree(
+    repo: &gix::Repository,
+    base: Option<ObjectId>,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> std::result::Result<ObjectId, gix::Error> {
+    let base = base.unwrap_or_else(|| ObjectId::empty_tree(repo.object_hash()));
+    let mut editor = repo.edit_tree(base)?;
+    for (path, bytes) in files {
+        let blob = repo.write_blob(bytes)?;
+        editor.upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob.detach())?;
+    }
+    Ok(editor.write()?.detach())
+}
+
 /// Paths of the blobs that differ between two trees (added, removed or changed),
 /// descending only into subtrees whose ids differ.
-pub(crate) fn changed_paths(store: &Store, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<String>> {
+pub(crate) fn changed_paths(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    diff_trees(store, old, Some(new), "", &mut out)?;
+    diff_trees(repo, old, Some(new), "", &mut out)?;
     Ok(out)
 }
 
-fn tree_entries(store: &Store, id: Option<ObjectId>) -> Result<BTreeMap<Vec<u8>, (bool, ObjectId)>> {
+/// A tree's entries by name: whether each is a tree, its raw mode, its id.
+fn tree_entries(repo: &gix::Repository, id: Option<ObjectId>) -> Result<BTreeMap<Vec<u8>, (bool, u16, ObjectId)>> {
     let mut entries = BTreeMap::new();
     if let Some(id) = id {
-        let tree = store.repo.find_tree(id).map_err(|e| crate::error::Error::git("reading a ledger tree", e))?;
+        let tree = repo.find_tree(id).map_err(|e| crate::error::Error::git("reading a ledger tree", e))?;
         for entry in tree.iter() {
             let entry = entry.map_err(|e| crate::error::Error::git("reading a ledger tree", e))?;
-            entries.insert(entry.filename().to_vec(), (entry.mode().is_tree(), entry.oid().to_owned()));
+            let mode = entry.mode();
+            entries.insert(entry.filename().to_vec(), (mode.is_tree(), mode.value(), entry.oid().to_owned()));
         }
     }
     Ok(entries)
 }
 
 fn diff_trees(
-    store: &Store,
+    repo: &gix::Repository,
     old: Option<ObjectId>,
     new: Option<ObjectId>,
     prefix: &str,
@@ -145,8 +168,8 @@ fn diff_trees(
     if old == new {
         return Ok(());
     }
-    let old_entries = tree_entries(store, old)?;
-    let new_entries = tree_entries(store, new)?;
+    let old_entries = tree_entries(repo, old)?;
+    let new_entries = tree_entries(repo, new)?;
     let names: BTreeSet<&Vec<u8>> = old_entries.keys().chain(new_entries.keys()).collect();
     for name in names {
         let path = format!("{prefix}{}", String::from_utf8_lossy(name));
@@ -154,10 +177,10 @@ fn diff_trees(
         if o == n {
             continue;
         }
-        let subtree = |e: Option<&(bool, ObjectId)>| e.filter(|(is_tree, _)| *is_tree).map(|(_, id)| *id);
-        let blob = |e: Option<&(bool, ObjectId)>| e.is_some_and(|(is_tree, _)| !*is_tree);
+        let subtree = |e: Option<&(bool, u16, ObjectId)>| e.filter(|(is_tree, ..)| *is_tree).map(|(.., id)| *id);
+        let blob = |e: Option<&(bool, u16, ObjectId)>| e.is_some_and(|(is_tree, ..)| !*is_tree);
         if subtree(o).is_some() || subtree(n).is_some() {
-            diff_trees(store, subtree(o), subtree(n), &format!("{path}/"), out)?;
+            diff_trees(repo, subtree(o), subtree(n), &format!("{path}/"), out)?;
         }
         if blob(o) || blob(n) {
             out.push(path);

@@ -40,26 +40,8 @@ impl Store {
             for event in &entry.events {
                 let mut event = event.clone();
                 remap(&mut event.body, &orders_here, &voyages_here);
-                match &mut event.body {
-                    EventBody::VoyageCreated { voyage, .. } => {
-                        let next = VoyageId::new(tx.counters().next_voyage());
-                        if *voyage != next {
-                            renumbered.push((voyage.to_string(), next.to_string()));
-                            voyages_here.insert(*voyage, next);
-                            *voyage = next;
-                        }
-                    }
-                    EventBody::OrderCreated { order, .. } => {
-                        let next = OrderId::new(order.kind().clone(), tx.counters().next_order(order.kind()));
-                        if *order != next {
-                            renumbered.push((order.to_string(), next.to_string()));
-                            orders_here.insert(order.clone(), next.clone());
-                            *order = next;
-                        }
-                    }
-                    _ => {}
-                }
-                outcome = tx.push_event(event);
+                outcome = renumber(&mut tx, &mut event.body, &mut orders_here, &mut voyages_here, &mut renumbered)
+                    .and_then(|()| tx.push_event(event));
                 if outcome.is_err() {
                     break;
                 }
@@ -80,6 +62,36 @@ impl Store {
         }
         Ok(done)
     }
+}
+
+/// Give a created order or voyage the next free id on the new tip, noting the change.
+fn renumber(
+    tx: &mut Tx<'_>,
+    body: &mut EventBody,
+    orders: &mut BTreeMap<OrderId, OrderId>,
+    voyages: &mut BTreeMap<VoyageId, VoyageId>,
+    renumbered: &mut Vec<(String, String)>,
+) -> Result<()> {
+    match body {
+        EventBody::VoyageCreated { voyage, .. } => {
+            let next = tx.counters().next_voyage()?;
+            if *voyage != next {
+                renumbered.push((voyage.to_string(), next.to_string()));
+                voyages.insert(*voyage, next);
+                *voyage = next;
+            }
+        }
+        EventBody::OrderCreated { order, .. } => {
+            let next = tx.counters().next_order(order.kind())?;
+            if *order != next {
+                renumbered.push((order.to_string(), next.to_string()));
+                orders.insert(order.clone(), next.clone());
+                *order = next;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Point an event at renumbered orders and voyages.

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use gix::ObjectId;
 
-use super::partial::Partial;
+use super::objects::RepoObjects;
+use super::partial::{Partial, build_tree};
 use super::{LEDGER_REF, Store, Tip, env, short};
 use crate::core::apply::{self, apply};
+use crate::core::event::derive_id;
 use crate::core::layout;
 use crate::core::state::Counters;
 use crate::core::{Config, Event, EventBody, Order, OrderId, State, Timestamp, Voyage, VoyageId};
@@ -25,7 +27,8 @@ pub struct Tx<'s> {
     partial: Partial,
     events: Vec<Event>,
     now: Timestamp,
-    original_config: Option<Config>,
+    /// The config the transaction is appended under (none before INIT).
+    parent_config: Option<Config>,
     /// An event was refused: the partial state is no longer trustworthy.
     poisoned: bool,
 }
@@ -54,8 +57,8 @@ enum CommitError {
 impl<'s> Tx<'s> {
     pub(crate) fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
         let partial = Partial::new(store, tip)?;
-        let original_config = partial.state.config.clone();
-        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), original_config, poisoned: false })
+        let parent_config = partial.state.config.clone();
+        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), parent_config, poisoned: false })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -94,19 +97,26 @@ impl<'s> Tx<'s> {
         self.partial.voyage(self.store, id)
     }
 
-    /// Record an event: load what it touches, then apply it. An illegal event is an error.
+    /// Record an event as this store's actor, now. An illegal event is an error.
     pub fn push(&mut self, body: EventBody) -> Result<()> {
-        let event = Event::new(env::event_id(), self.now, self.store.identity.actor.clone(), body);
+        let event = Event::new(String::new(), self.now, self.store.identity.actor.clone(), body);
         self.push_event(event)
     }
 
-    /// Record an event exactly as given (id, time, actor): replaying another clone's transaction.
-    pub(crate) fn push_event(&mut self, event: Event) -> Result<()> {
-        self.partial.load_for(self.store, &event.body)?;
+    /// Record an event with the time and actor it carries (replaying a local
+    /// transaction on another tip); its id is derived anew for its new place.
+    pub(crate) fn push_event(&mut self, mut event: Event) -> Result<()> {
         if self.poisoned {
             return Err(Error::Input("a transaction cannot go on after a refused event".into()));
         }
-        match apply(std::mem::take(&mut self.partial.state), &event) {
+        if self.events.len() >= apply::limits::EVENTS_PER_TX {
+            return Err(Error::Input(format!("a transaction holds at most {} events", apply::limits::EVENTS_PER_TX)));
+        }
+        let parent = self.partial.base().map(|t| t.commit.to_string());
+        event.id = derive_id(parent.as_deref(), self.events.len(), &event);
+        self.partial.load_for(self.store, &event.body)?;
+        let objects = RepoObjects(&self.store.repo);
+        match apply(std::mem::take(&mut self.partial.state), &event, &objects) {
             Ok(state) => self.partial.state = state,
             Err(e) => {
                 self.poisoned = true;
@@ -124,30 +134,15 @@ impl<'s> Tx<'s> {
             let context = context.to_string();
             move |e: gix::Error| Error::git(context, e)
         };
-        let repo = &self.store.repo;
         let tip = self.partial.base();
-        let mut files = self.partial.files(self.store, &self.events, tip)?;
-        let state = &self.partial.state;
-        // Skip rewriting what did not change (the first commit writes everything).
-        if tip.is_some() && self.original_config == state.config {
-            files.remove(layout::CONFIG);
-        }
-
-        let base_tree = tip.map_or_else(|| ObjectId::empty_tree(repo.object_hash()), |t| t.tree);
-        let mut editor = repo.edit_tree(base_tree).map_err(fatal("editing the ledger tree"))?;
-        for (path, bytes) in &files {
-            let blob = repo.write_blob(bytes).map_err(fatal("writing a ledger blob"))?;
-            editor
-                .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob.detach())
-                .map_err(fatal("editing the ledger tree"))?;
-        }
-        let tree = editor.write().map_err(fatal("writing the ledger tree"))?.detach();
+        let files = self.partial.files(self.store, &self.events, tip)?;
+        let tree =
+            build_tree(&self.store.repo, tip.map(|t| t.tree), &files).map_err(fatal("writing the ledger tree"))?;
 
         let message = crate::core::message::format(&self.events);
-        let commit = self
-            .store
-            .write_commit(tree, tip.map(|t| t.commit), &message, self.now)
-            .map_err(fatal("writing the ledger commit"))?;
+        let rules = self.parent_config.as_ref().or(self.partial.state.config.as_ref());
+        let actors = self.events.iter().map(|e| e.actor.as_str()).collect();
+        let commit = self.store.write_ledger_commit(tree, tip.map(|t| t.commit), &message, self.now, rules, &actors)?;
         Ok((commit, tree))
     }
 
@@ -268,7 +263,7 @@ impl Store {
 
 /// Jittered exponential backoff, capped at 50 ms.
 fn backoff(attempt: u32) -> Duration {
-    let jitter = u64::from_str_radix(&env::event_id()[..4], 16).unwrap_or(0) % 1000;
+    let jitter = env::random_u64() % 1000;
     let base_us = 200u64 << attempt.min(8);
     Duration::from_micros((base_us + jitter * base_us / 1000).min(50_000))
 }

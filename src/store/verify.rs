@@ -3,12 +3,15 @@
 //! replays from the root; the server hook replays a pushed range from the
 //! old tip. Nothing is ever "healed": the first divergence is reported.
 
-use std::collections::HashSet;
+use std::time::Instant;
 
 use gix::ObjectId;
 
-use super::partial::{Partial, changed_paths};
+use super::history::Entry;
+use super::objects::RepoObjects;
+use super::partial::{Partial, build_tree, changed_paths};
 use super::{Store, Tip, short};
+use crate::core::State;
 use crate::core::apply::{self, apply};
 use crate::error::{Error, Result};
 
@@ -45,16 +48,48 @@ impl From<Error> for ReplayError {
     }
 }
 
+/// A per-commit rule: `Err(reason)` refuses the commit.
+pub type CommitRule<'a> = &'a dyn Fn(&Entry) -> std::result::Result<(), String>;
+
+/// What a caller adds to the replay every reader shares: a check per commit
+/// (the server's pusher and clock rules) and a wall-time budget.
+#[derive(Default)]
+pub struct ReplayRules<'a> {
+    /// Called with each parsed commit before its events apply; a reason refuses it.
+    pub per_commit: Option<CommitRule<'a>>,
+    /// Past this instant the replay stops with a problem.
+    pub deadline: Option<Instant>,
+}
+
 impl Store {
     /// Replay `commits` (oldest first, each the child of the one before, the
     /// first a child of `base`) and check every one.
     pub fn replay(&self, base: Option<Tip>, commits: &[ObjectId]) -> std::result::Result<Replayed, ReplayError> {
+        self.replay_with(base, commits, &ReplayRules::default())
+    }
+
+    /// `replay` with the caller's extra rules. For every commit: one parent
+    /// (the previous one), a canonical message, a signature when the config
+    /// requires one, event ids derived from content and parent, legal events,
+    /// a bounded transaction, and a tree that is exactly (same id) the tree
+    /// the writer makes of the replayed state.
+    pub fn replay_with(
+        &self,
+        base: Option<Tip>,
+        commits: &[ObjectId],
+        rules: &ReplayRules<'_>,
+    ) -> std::result::Result<Replayed, ReplayError> {
         let mut partial = Partial::new(self, base)?;
-        let mut seen: HashSet<String> = HashSet::new();
+        let objects = RepoObjects(&self.repo);
+        // Expected trees are built in memory: nothing is written to verify.
+        let scratch = self.repo.clone().with_object_memory();
         let mut parent = base;
         let mut done = Replayed::default();
         for &id in commits {
             let problem = |reason: String| ReplayError::Problem(Problem { commit: id, reason });
+            if rules.deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(problem("validating the push took longer than its time budget".into()));
+            }
             let entry = match self.entry(id) {
                 Ok(entry) => entry,
                 Err(Error::Message { source, .. }) => return Err(problem(source.to_string())),
@@ -68,54 +103,39 @@ impl Store {
                     None => "the first ledger commit must have no parent".into(),
                 }));
             }
+            if let Some(check) = rules.per_commit {
+                check(&entry).map_err(problem)?;
+            }
+            let config = match (&partial.state.config, entry.events.first().map(|e| &e.body)) {
+                (Some(config), _) => Some(config),
+                (None, Some(crate::core::EventBody::Init { config })) => Some(config),
+                (None, _) => None,
+            };
+            if let Some(config) = config {
+                self.check_signature(config, &entry).map_err(problem)?;
+            }
+            let parent_hex = parent.map(|p| p.commit.to_string());
+            // Bound the work before doing it, then check every id.
+            apply::check_transaction(&State::default(), &entry.events).map_err(|e| problem(e.to_string()))?;
+            apply::check_ids(parent_hex.as_deref(), &entry.events).map_err(|e| problem(e.to_string()))?;
             for event in &entry.events {
-                if !seen.insert(event.id.clone()) {
-                    return Err(problem(format!("duplicate event id {}", event.id)));
-                }
                 partial.load_for(self, &event.body)?;
-                if let Some(order) = event.body.order().and_then(|o| partial.state.orders.get(o))
-                    && order.history.iter().any(|e| e.id == event.id)
-                {
-                    return Err(problem(format!("duplicate event id {} (already in {})", event.id, order.id)));
-                }
-                partial.state = apply(std::mem::take(&mut partial.state), event)
+                partial.state = apply(std::mem::take(&mut partial.state), event, &objects)
                     .map_err(|e| problem(format!("illegal {} event: {e}", event.body.name())))?;
             }
             apply::check_transaction(&partial.state, &entry.events).map_err(|e| problem(e.to_string()))?;
-            self.check_tree(&partial, &entry.events, parent, entry.tree).map_err(problem)?;
+            let files = partial.files(self, &entry.events, parent)?;
+            let expected = build_tree(&scratch, parent.map(|p| p.tree), &files)
+                .map_err(|e| ReplayError::Io(Error::git("building the expected ledger tree", e)))?;
+            if expected != entry.tree {
+                return Err(problem(tree_mismatch(&scratch, expected, entry.tree)));
+            }
+            scratch.objects.reset_object_memory();
             parent = Some(Tip { commit: id, tree: entry.tree });
             done.commits += 1;
             done.events += entry.events.len() as u64;
         }
         Ok(done)
-    }
-
-    /// The tree must change exactly the files the events produce, with exactly that content.
-    fn check_tree(
-        &self,
-        partial: &Partial,
-        events: &[crate::core::Event],
-        parent: Option<Tip>,
-        tree: ObjectId,
-    ) -> std::result::Result<(), String> {
-        let io = |e: Error| e.to_string();
-        let expected = partial.files(self, events, parent).map_err(io)?;
-        for path in changed_paths(self, parent.map(|p| p.tree), tree).map_err(io)? {
-            if !expected.contains_key(&path) {
-                return Err(format!("the tree changes {path}, which its events do not touch"));
-            }
-        }
-        let root = self.repo.find_tree(tree).map_err(|e| e.to_string())?;
-        for (path, bytes) in &expected {
-            let want = gix::objs::compute_hash(self.repo.object_hash(), gix::objs::Kind::Blob, bytes)
-                .map_err(|e| e.to_string())?;
-            match root.lookup_entry_by_path(path).map_err(|e| e.to_string())? {
-                Some(entry) if entry.mode().is_blob() && entry.object_id() == want => {}
-                Some(_) => return Err(format!("the tree's {path} is not the state its events produce")),
-                None => return Err(format!("the tree lacks {path}")),
-            }
-        }
-        Ok(())
     }
 
     /// Replay the whole ledger from its root.
@@ -138,4 +158,18 @@ impl Store {
             Err(ReplayError::Io(e)) => Err(e),
         }
     }
+}
+
+/// Why a tree is not the canonical one, naming the first path that differs.
+fn tree_mismatch(repo: &gix::Repository, expected: ObjectId, found: ObjectId) -> String {
+    let first = changed_paths(repo, Some(expected), found).ok().and_then(|paths| paths.into_iter().next());
+    let at = match first {
+        Some(path) => format!("it differs at {path}"),
+        None => "same paths, but other entries: modes, duplicates or order".into(),
+    };
+    format!(
+        "its tree {} is not the canonical tree {} of the state its events produce ({at})",
+        short(found),
+        short(expected)
+    )
 }

@@ -2,7 +2,7 @@
 //! random commands turned into the transactions a writer would make.
 
 use git_mso::core::apply::hand_off;
-use git_mso::core::{Event, EventBody, Lease, Order, OrderId, Role, State, VoyageId};
+use git_mso::core::{Event, EventBody, Lease, Objects, Order, Role, State, VoyageId};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -24,6 +24,14 @@ pub enum Cmd {
     RawAdvance(usize, usize, usize),
     /// SUCCEEDED without the hand-off event in the same transaction.
     BareSucceed(usize),
+    /// Someone other than the holder records a result or ends the lease early.
+    Usurp(usize, usize),
+    /// A review recorded under someone else's name.
+    ForgedReview(usize),
+    /// A config change by someone who is not an admin.
+    StrangerConfig,
+    /// A success whose head does not descend from the voyage's recorded head.
+    StaleHead(usize),
 }
 
 pub fn cmd() -> impl Strategy<Value = Cmd> {
@@ -39,123 +47,245 @@ pub fn cmd() -> impl Strategy<Value = Cmd> {
         1 => (0..20usize).prop_map(Cmd::Cancel),
         1 => (0..20usize, 0..6usize, 0..6usize).prop_map(|(i, f, t)| Cmd::RawAdvance(i, f, t)),
         1 => (0..20usize).prop_map(Cmd::BareSucceed),
+        1 => (0..20usize, 0..3usize).prop_map(|(i, how)| Cmd::Usurp(i, how)),
+        1 => (0..20usize).prop_map(Cmd::ForgedReview),
+        1 => Just(Cmd::StrangerConfig),
+        1 => (0..20usize).prop_map(Cmd::StaleHead),
     ]
 }
 
-pub struct Gen {
-    pub seq: u64,
+/// The admin and runner of the model; reviewers are themselves.
+pub const ADMIN: &str = "tester";
+
+/// Model commits: `{n:040x}` for n ≥ 1, each descending from all smaller ones.
+pub fn commit(n: u64) -> String {
+    format!("{n:040x}")
 }
 
-impl Gen {
-    pub fn event(&mut self, body: EventBody) -> Event {
-        self.seq += 1;
-        Event::new(format!("ev{:014}", self.seq), 1_000 + self.seq as i64, "tester".into(), body)
+pub struct ModelObjects;
+
+fn number(id: &str) -> Option<u64> {
+    (id.len() == 40).then(|| u64::from_str_radix(&id[24..], 16).ok()).flatten().filter(|n| *n >= 1)
+}
+
+impl Objects for ModelObjects {
+    fn is_commit(&self, id: &str) -> bool {
+        number(id).is_some() && id[..24].bytes().all(|b| b == b'0')
+    }
+    fn descends_from(&self, commit: &str, ancestor: &str) -> bool {
+        matches!((number(commit), number(ancestor)), (Some(c), Some(a)) if c >= a)
     }
 }
 
-pub const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
+/// Makes events: times, and heads that move forward like a voyage branch.
+pub struct Gen {
+    pub seq: u64,
+    pub head: u64,
+}
+
+impl Gen {
+    pub fn new() -> Self {
+        Gen { seq: 0, head: 1 }
+    }
+
+    /// Events with ids derived for their place after `parent`.
+    pub fn events(&mut self, parent: Option<&str>, bodies: Vec<(String, EventBody)>) -> Vec<Event> {
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, (actor, body))| {
+                self.seq += 1;
+                Event::derived(parent, i, 1_000 + self.seq as i64, actor, body)
+            })
+            .collect()
+    }
+
+    /// One event by the admin.
+    pub fn event(&mut self, parent: Option<&str>, body: EventBody) -> Event {
+        self.events(parent, vec![(ADMIN.into(), body)]).remove(0)
+    }
+
+    pub fn now(&self) -> i64 {
+        1_000 + self.seq as i64 + 1
+    }
+}
+
+impl Default for Gen {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub const HEAD: u64 = 1;
 const ROLES: [&str; 6] = ["PLN", "BLD", "TST", "DOC", "SEC", "REL"];
 
 pub fn role(i: usize) -> Role {
     ROLES[i % ROLES.len()].parse().unwrap()
 }
 
-pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<Event> {
+/// The transaction a writer would make for `cmd`, as (actor, body) pairs.
+pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventBody)> {
     let pick = |i: usize| -> Option<Order> {
         let n = state.orders.len();
         (n > 0).then(|| state.orders.values().nth(i % n).unwrap().clone())
     };
-    let mut bodies = Vec::new();
+    let admin = |body: EventBody| (ADMIN.to_string(), body);
+    let mut out = Vec::new();
     match cmd {
         Cmd::Create { kind, short, voyage } => {
             let kinds = ["FTR", "BUG", "CHR", "DOC", "XYZ"];
             // CHR orders are ungated, so successes at their roles hand off at once.
             let gates = if kinds[*kind] == "CHR" { vec![] } else { vec![role(0)] };
             let kind = kinds[*kind].parse().unwrap();
-            let n = state.counters.orders.get(&kind).copied().unwrap_or(0) + 1;
+            let n = u64::from(state.counters.orders.get(&kind).copied().unwrap_or(0)) + 1;
             let roles: Vec<Role> = if *short { vec![role(0)] } else { vec![role(0), role(1), role(2)] };
             // An existing voyage, or the next one (created in the same transaction).
-            let voyage = VoyageId::new((*voyage as u32).min(state.counters.voyages) + 1);
+            let voyage = VoyageId::new(u64::from((*voyage as u32).min(state.counters.voyages)) + 1).unwrap();
             if !state.voyages.contains_key(&voyage) && voyage.number() == state.counters.voyages + 1 {
-                bodies.push(EventBody::VoyageCreated { voyage, base: HEAD.into() });
+                out.push(admin(EventBody::VoyageCreated { voyage, base: commit(g.head) }));
             }
-            bodies.push(EventBody::OrderCreated {
-                order: OrderId::new(kind, n),
+            out.push(admin(EventBody::OrderCreated {
+                order: git_mso::core::OrderId::new(kind, n).unwrap(),
                 title: format!("order {n}"),
                 brief: String::new(),
                 acceptance: vec!["works".into()],
                 gates,
                 roles,
                 voyage,
-            });
+            }));
         }
         Cmd::Dispatch(i) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Dispatched {
+            let lease =
+                Lease { runner: "r1".into(), host: "h".into(), pid: 7, expires: g.now() + 600, actor: ADMIN.into() };
+            out.push(admin(EventBody::Dispatched {
                 order: o.id.clone(),
                 role: o.role.clone(),
                 attempt: o.attempt,
-                lease: Lease { runner: "r1".into(), host: "h".into(), pid: 7, expires: 4_000_000_000 },
-            });
+                lease,
+            }));
         }
-        Cmd::Succeed(i) | Cmd::BareSucceed(i) => {
+        Cmd::Succeed(i) | Cmd::BareSucceed(i) | Cmd::StaleHead(i) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Succeeded {
+            let head = match cmd {
+                Cmd::StaleHead(_) => 0,
+                _ => {
+                    g.head += 1;
+                    g.head
+                }
+            };
+            out.push(admin(EventBody::Succeeded {
                 order: o.id.clone(),
                 role: o.role.clone(),
-                head: HEAD.into(),
+                attempt: o.attempt,
+                runner: "r1".into(),
+                head: format!("{head:040x}"),
                 summary: "done".into(),
-            });
-            if matches!(cmd, Cmd::Succeed(_)) && !o.is_gated(&o.role) {
-                bodies.push(hand_off(&o));
+            }));
+            if !matches!(cmd, Cmd::BareSucceed(_)) && !o.is_gated(&o.role) {
+                out.push(admin(hand_off(&o)));
             }
         }
         Cmd::Fail(i) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Failed {
+            out.push(admin(EventBody::Failed {
                 order: o.id.clone(),
                 role: o.role.clone(),
+                attempt: o.attempt,
+                runner: "r1".into(),
                 exit: Some(1),
                 reason: "boom".into(),
-            });
+            }));
         }
         Cmd::Expire(i) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::LeaseExpired { order: o.id.clone(), role: o.role.clone(), runner: "r1".into() });
+            out.push(admin(EventBody::LeaseExpired { order: o.id.clone(), role: o.role.clone(), runner: "r1".into() }));
+        }
+        Cmd::Usurp(i, how) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            let (order, role) = (o.id.clone(), o.role.clone());
+            let body = match how {
+                0 => EventBody::LeaseExpired { order, role, runner: "r1".into() },
+                1 => EventBody::Succeeded {
+                    order,
+                    role,
+                    attempt: o.attempt,
+                    runner: "r1".into(),
+                    head: commit(g.head),
+                    summary: String::new(),
+                },
+                _ => EventBody::Failed {
+                    order,
+                    role,
+                    attempt: o.attempt,
+                    runner: "r1".into(),
+                    exit: None,
+                    reason: "x".into(),
+                },
+            };
+            out.push(("mallory".into(), body));
         }
         Cmd::Approve(i) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Approved {
-                order: o.id.clone(),
-                role: o.role.clone(),
-                by: "alice".into(),
-                commit: o.head.clone().unwrap_or_else(|| HEAD.into()),
-                comment: String::new(),
-            });
-            bodies.push(hand_off(&o));
+            out.push((
+                "alice".into(),
+                EventBody::Approved {
+                    order: o.id.clone(),
+                    role: o.role.clone(),
+                    by: "alice".into(),
+                    commit: o.held.clone().or(o.head.clone()).unwrap_or_else(|| commit(HEAD)),
+                    comment: String::new(),
+                },
+            ));
+            if o.held.is_none() {
+                out.push(("alice".into(), hand_off(&o)));
+            }
+        }
+        Cmd::ForgedReview(i) => {
+            let Some(o) = pick(*i) else { return vec![] };
+            out.push((
+                "mallory".into(),
+                EventBody::Approved {
+                    order: o.id.clone(),
+                    role: o.role.clone(),
+                    by: "alice".into(),
+                    commit: o.head.clone().unwrap_or_else(|| commit(HEAD)),
+                    comment: String::new(),
+                },
+            ));
+            out.push(("mallory".into(), hand_off(&o)));
         }
         Cmd::Reject(i, to) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Rejected {
-                order: o.id.clone(),
-                role: o.role.clone(),
-                by: "bob".into(),
-                reason: "redo".into(),
-                to: role(*to),
-            });
+            out.push((
+                "bob".into(),
+                EventBody::Rejected {
+                    order: o.id.clone(),
+                    role: o.role.clone(),
+                    by: "bob".into(),
+                    reason: "redo".into(),
+                    to: role(*to),
+                },
+            ));
         }
         Cmd::Retry(i) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Retried { order: o.id });
+            out.push(admin(EventBody::Retried { order: o.id }));
         }
         Cmd::Cancel(i) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Cancelled { order: o.id, reason: String::new() });
+            out.push(admin(EventBody::Cancelled { order: o.id, reason: String::new() }));
         }
         Cmd::RawAdvance(i, f, t) => {
             let Some(o) = pick(*i) else { return vec![] };
-            bodies.push(EventBody::Advanced { order: o.id, from: role(*f), to: role(*t) });
+            out.push(admin(EventBody::Advanced { order: o.id, from: role(*f), to: role(*t) }));
+        }
+        Cmd::StrangerConfig => {
+            out.push((
+                "mallory".into(),
+                EventBody::ConfigSet { key: "approvers".into(), value: serde_json::json!(["mallory"]) },
+            ));
         }
     }
-    bodies.into_iter().map(|b| g.event(b)).collect()
+    out
 }
