@@ -59,9 +59,16 @@ fn resolve(store: &Store, name: &str) -> Result<Option<ObjectId>> {
 
 /// Push `refspec` atomically under `lease`; `Ok(false)` when a retryable rejection says to fetch again.
 fn push(dir: &Path, remote: &str, lease: &str, refspec: &str) -> Result<bool> {
-    let out = gitcli::command(dir, &["push", "--porcelain", "--atomic", lease, remote, refspec])
-        .output()
-        .map_err(|e| Error::io("running git push", e))?;
+    push_all(dir, remote, &[(lease.to_string(), refspec.to_string())])
+}
+
+/// Push several `(lease, refspec)` pairs as one atomic push: all land or none.
+fn push_all(dir: &Path, remote: &str, specs: &[(String, String)]) -> Result<bool> {
+    let mut args = vec!["push", "--porcelain", "--atomic"];
+    args.extend(specs.iter().map(|(lease, _)| lease.as_str()));
+    args.push(remote);
+    args.extend(specs.iter().map(|(_, refspec)| refspec.as_str()));
+    let out = gitcli::command(dir, &args).output().map_err(|e| Error::io("running git push", e))?;
     if out.status.success() {
         return Ok(true);
     }
@@ -115,16 +122,28 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         };
         describe(&integrated, &mut report);
         sync_branches(&store, remote, &voyages, &mut report)?;
-        // Branches first: once the ledger names a commit, the server has it.
-        push_branches(dir, &store, remote, &mut report)?;
+        // The ledger and the voyage branches it names go in one atomic push:
+        // the server sees a new voyage's branch together with its creation,
+        // and never a ledger naming a commit it does not have.
+        let mut specs = branch_specs(&store, remote, &mut report)?;
+        let branches = specs.len();
         let local = resolve(&store, LEDGER_REF)?;
-        if local.is_some() && local != fetched {
+        let ledger_ahead = local.is_some() && local != fetched;
+        if ledger_ahead {
             let lease =
                 format!("--force-with-lease={LEDGER_REF}:{}", fetched.map(|f| f.to_string()).unwrap_or_default());
-            if !push(dir, remote, &lease, &format!("{LEDGER_REF}:{LEDGER_REF}"))? {
+            specs.push((lease, format!("{LEDGER_REF}:{LEDGER_REF}")));
+        }
+        if !specs.is_empty() {
+            if !push_all(dir, remote, &specs)? {
                 continue;
             }
-            report.lines.push(format!("pushed refs/mso/ledger to {remote}"));
+            if ledger_ahead {
+                report.lines.push(format!("pushed refs/mso/ledger to {remote}"));
+            }
+            if branches > 0 {
+                report.lines.push(format!("pushed {branches} voyage branch(es)"));
+            }
         }
         sync_notes(dir, &store, remote, &mut report)?;
         return Ok(report);
@@ -139,6 +158,9 @@ fn describe(integrated: &Integrated, report: &mut Report) {
         Integrated::FastForwarded(n) => report.lines.push(format!("fast-forwarded the ledger by {n} commits")),
         Integrated::Rebased(r) => {
             report.lines.push(format!("replayed {} local transactions on top of the remote's ledger", r.replayed));
+            if r.retimed > 0 {
+                report.lines.push(format!("re-timed {} local event(s) older than a minute to now", r.retimed));
+            }
             for (old, new) in &r.renumbered {
                 report.lines.push(format!("renumbered {old} -> {new} (the id was taken on the remote)"));
             }
@@ -188,33 +210,32 @@ fn sync_branches(
     Ok(())
 }
 
-/// Push voyage branches that are ahead of (or missing on) the remote. Never forced.
-fn push_branches(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
-    let listing = git(dir, &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/voyage/"])?;
+/// Push specs (with leases) for voyage branches that are ahead of, or
+/// missing on, the remote. Never forced: a branch that diverged from the
+/// remote's is reported and left out, so it cannot hold the ledger back.
+fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<(String, String)>> {
+    let dir = store.top_dir();
+    let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/voyage/"])?;
     let mut specs = Vec::new();
     for line in listing.lines() {
         let Some((name, ours)) = line.split_once(' ') else { continue };
+        let Ok(ours) = ours.parse::<ObjectId>() else { continue };
         let short = &name["refs/heads/".len()..];
         let theirs = resolve(store, &tracking(remote, short))?;
-        if theirs.map(|t| t.to_string()).as_deref() != Some(ours) {
-            specs.push(format!("{name}:{name}"));
+        match theirs {
+            Some(theirs) if theirs == ours => {}
+            Some(theirs) if crate::store::objects::is_ancestor(store.repo(), theirs, ours) != Some(true) => {
+                report.lines.push(format!(
+                    "{short} differs from {remote}'s and is not ahead of it; not pushed (look with `git log {short}...{remote}/{short}`)"
+                ));
+            }
+            _ => {
+                let expected = theirs.map(|t| t.to_string()).unwrap_or_default();
+                specs.push((format!("--force-with-lease={name}:{expected}"), format!("{name}:{name}")));
+            }
         }
     }
-    if specs.is_empty() {
-        return Ok(());
-    }
-    let out = gitcli::command(dir, &["push", "--porcelain", remote])
-        .args(&specs)
-        .output()
-        .map_err(|e| Error::io("running git push", e))?;
-    if out.status.success() {
-        report.lines.push(format!("pushed {} voyage branch(es)", specs.len()));
-    } else {
-        report
-            .lines
-            .push(format!("some voyage branches were not pushed (they moved on {remote}); the next sync retries"));
-    }
-    Ok(())
+    Ok(specs)
 }
 
 /// Publish a crew's result on a voyage branch before the ledger names it:
@@ -233,10 +254,18 @@ pub fn publish_branch(dir: &Path, remote: &str, branch: &str, old: ObjectId, new
 /// Merge the remote's notes into ours and push the union (with a lease).
 fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
     let theirs = resolve(store, &tracking(remote, "notes/mso"))?;
-    if let Some(theirs) = theirs
-        && store.merge_notes(theirs)?
-    {
-        report.lines.push("merged the remote's notes".into());
+    if let Some(theirs) = theirs {
+        let merged = store.merge_notes(theirs)?;
+        if merged.skipped > 0 {
+            report.lines.push(format!(
+                "warning: skipped {} note(s) from {remote} that are not plain notes on commits (directories, \
+                 odd names or over 64 KiB)",
+                merged.skipped
+            ));
+        }
+        if merged.changed {
+            report.lines.push("merged the remote's notes".into());
+        }
     }
     let ours = resolve(store, NOTES_REF)?;
     if ours.is_some() && ours != theirs {

@@ -16,27 +16,6 @@ use git_mso::core::{Config, EventBody, State, layout};
 use git_mso::store::{Entry, RepoObjects, Store};
 use proptest::prelude::*;
 
-/// A linear chain of `n` real commits (one `git fast-import`): model commit
-/// `k` is the `k`-th, so model heads that move forward descend for real.
-fn chain(repo: &TestRepo, n: usize) -> Vec<String> {
-    let mut input = String::new();
-    for k in 1..=n {
-        input.push_str(&format!("commit refs/chain\nmark :{k}\ncommitter t <t@example.com> 1700000000 +0000\n"));
-        input.push_str(&format!("data {}\nc{k}\n", format!("c{k}\n").len()));
-        if k > 1 {
-            input.push_str(&format!("from :{}\n", k - 1));
-        }
-        input.push('\n');
-    }
-    let mut cmd = std::process::Command::new("git");
-    cmd.args(["fast-import", "--quiet"]).current_dir(&repo.path).stdin(std::process::Stdio::piped());
-    common::isolate(&mut cmd, &repo.home);
-    let mut child = cmd.spawn().unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
-    repo.git(&["rev-list", "--reverse", "refs/chain"]).lines().map(str::to_string).collect()
-}
-
 /// Point the model's commit ids at the real chain (unknown ones stay fake).
 fn realize(body: &mut EventBody, real: &[String], now: i64) {
     let map = |id: &mut String| {
@@ -92,7 +71,7 @@ proptest! {
     #[test]
     fn the_stored_tree_is_the_fold_of_all_events(cmds in prop::collection::vec(cmd(), 10..60)) {
         let repo = TestRepo::new();
-        let real = chain(&repo, 80);
+        let real = repo.chain(80);
         let mut store = Store::discover(&repo.path).unwrap();
         // INIT must name its own actor as the first admin.
         store.transact(|tx| tx.push(EventBody::Init { config: Config::initial("tester") })).unwrap_err();

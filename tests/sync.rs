@@ -233,3 +233,80 @@ fn init_in_a_clone_configures_the_refspecs_and_sync_publishes_the_new_ledger() {
     assert!(out.contains("pushed refs/mso/ledger to origin"), "{out}");
     assert_eq!(seed.git_in(&server, &["rev-parse", "refs/mso/ledger"]).trim(), seed.tip());
 }
+
+#[test]
+fn work_filed_offline_an_hour_ago_is_re_timed_and_accepted_by_the_server() {
+    let seed = TestRepo::initialized();
+    let server = server(&seed);
+    let hour_ago = (common::NOW_SECS - 3600).to_string();
+    let out = seed
+        .mso_cmd(&seed.path)
+        .args(["order", "new", "--title", "offline"])
+        .env("MSO_NOW", &hour_ago)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The server refuses events far from its clock; sync replays them at the current time.
+    let (ok, err) = {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(["push", "--porcelain", "origin", "refs/mso/ledger"]).current_dir(&seed.path);
+        common::isolate(&mut cmd, &seed.home);
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert!(!ok && err.contains("more than 300 s from the server's clock"), "{err}");
+    let out = seed.ok(&["sync"]);
+    assert!(out.contains("re-timed 2 local event(s) older than a minute to now"), "{out}");
+    assert!(out.contains("pushed refs/mso/ledger to origin"), "{out}");
+    let order = json_in(&seed, &server, &["order", "show", "FTR-0001", "--json"]);
+    assert_eq!((order["title"].as_str(), order["created"].as_i64()), (Some("offline"), Some(common::NOW_SECS)));
+}
+
+#[test]
+fn sync_skips_notes_that_are_not_plain_notes_and_still_syncs_the_ledger() {
+    let seed = TestRepo::initialized();
+    // A server without hooks: anything can be pushed to its notes.
+    let server = seed.root().join("plain.git");
+    seed.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
+    seed.git(&["remote", "add", "origin", server.to_str().unwrap()]);
+    seed.git(&["push", "-q", "origin", "main"]);
+    seed.ok(&["order", "new", "--title", "first"]);
+    seed.ok(&["sync"]);
+    let head = seed.git(&["rev-parse", "main"]).trim().to_string();
+    let mktree = |listing: &str| {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(["mktree", "--missing"])
+            .current_dir(&seed.path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        common::isolate(&mut cmd, &seed.home);
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), listing.as_bytes()).unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
+    };
+    let blob = |name: &str, bytes: &[u8]| {
+        let path = seed.root().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        seed.git(&["hash-object", "-w", path.to_str().unwrap()]).trim().to_string()
+    };
+    let good = blob("good", b"Mso-Order: FTR-0001\nMso-Role: PLN\n");
+    let huge = blob("huge", &vec![b'x'; 70 * 1024]);
+    let sub = mktree(&format!("100644 blob {good}\tinside\n"));
+    let tree = mktree(&format!(
+        "100644 blob {good}\t{head}\n100644 blob {huge}\t{}\n100644 blob {good}\tREADME\n040000 tree {sub}\tzz\n",
+        "0".repeat(40)
+    ));
+    let notes = seed.git(&["commit-tree", &tree, "-m", "notes"]).trim().to_string();
+    seed.git(&["push", "-q", "origin", &format!("{notes}:refs/notes/mso")]);
+    // A fresh clone syncs: it takes the ledger, merges the plain note, skips the rest.
+    let b = clone(&seed, server.to_str().unwrap(), "b", "bob");
+    let out = ok_in(&seed, &b, &["sync"]);
+    assert!(out.contains("took the remote's ledger"), "{out}");
+    assert!(out.contains("warning: skipped 3 note(s) from origin"), "{out}");
+    assert_eq!(json_in(&seed, &b, &["order", "show", "FTR-0001", "--json"])["title"], "first");
+    let note = seed.git_in(&b, &["notes", "--ref=mso", "show", &head]);
+    assert!(note.contains("Mso-Order: FTR-0001"), "the plain note was merged: {note}");
+    // What b pushed back holds only plain notes.
+    let listing = seed.git_in(&server, &["ls-tree", "refs/notes/mso"]);
+    assert_eq!(listing.lines().count(), 1, "{listing}");
+}

@@ -29,9 +29,14 @@ pub struct Args {
     /// Keep running and pick up new work as it is queued.
     #[arg(long)]
     watch: bool,
-    /// Crews to run at once (each on a different voyage).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    max_parallel: usize,
+    /// Crews to run at once, each on a different voyage (default: git config
+    /// mso.dispatch.maxParallel, else 1; at most 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    max_parallel: Option<u16>,
+    /// Run as the repository's one woken dispatcher (what hooks start): leave
+    /// at once if another holds <git dir>/mso/dispatch.lock, which then makes the pass.
+    #[arg(long, hide = true)]
+    woken: bool,
     /// Coordinate with other runners through this remote: claims are pushed, and whoever's
     /// push lands owns the role; results, voyage branches and notes are pushed back.
     #[arg(long, value_name = "REMOTE")]
@@ -51,11 +56,16 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     if !(0.01..=3600.0).contains(&args.poll) {
         return Err(Error::Input("--poll must be between 0.01 and 3600 seconds".into()).into());
     }
+    let store = ctx.store()?;
     if args.remote.is_none() {
-        ctx.store()?.require_tip()?;
+        store.require_tip()?;
     }
+    let max_parallel = match args.max_parallel {
+        Some(n) => usize::from(n),
+        None => configured_parallelism(&store)?,
+    };
     let opts = Options {
-        max_parallel: args.max_parallel,
+        max_parallel,
         watch: args.watch,
         poll: Duration::from_secs_f64(args.poll),
         remote: args.remote.clone(),
@@ -85,6 +95,21 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             }
         });
     }
+    if args.woken {
+        let mso_dir = runtime::worktree::mso_dir(store.common_dir());
+        let out = &mut *ctx.out;
+        let ran = runtime::exclusive::run_exclusive(&mso_dir, || {
+            let outcome = runtime::dispatch(&ctx.dir, &opts, &stop, &mut *out)?;
+            if let Some(role) = outcome.missing_crews.iter().next() {
+                writeln!(out, "{}", missing_crew_message(role))?;
+            }
+            Ok(())
+        })?;
+        if !ran {
+            writeln!(ctx.out, "another dispatcher is running here; it takes this wake")?;
+        }
+        return Ok(());
+    }
     let outcome = runtime::dispatch(&ctx.dir, &opts, &stop, ctx.out)?;
     if outcome.started == 0 && outcome.missing_crews.is_empty() {
         writeln!(ctx.out, "nothing to dispatch")?;
@@ -93,4 +118,18 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         return Err(Error::Input(missing_crew_message(role)).into());
     }
     Ok(())
+}
+
+/// `mso.dispatch.maxParallel` from git config: 1 to 64, 1 when unset.
+fn configured_parallelism(store: &crate::store::Store) -> crate::error::Result<usize> {
+    let config = store.repo().config_snapshot();
+    let Some(text) = config.string("mso.dispatch.maxParallel") else { return Ok(1) };
+    let text = text.to_string();
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(Error::Input(format!(
+            "mso.dispatch.maxParallel is {}; it takes a number from 1 to 64 (`git config mso.dispatch.maxParallel 4`)",
+            crate::core::ids::shown(&text)
+        ))),
+    }
 }

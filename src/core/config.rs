@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{Kind, Role};
-use super::text::{check_actor, check_token};
+use super::text::check_actor;
 
 /// The ledger schema this build writes and reads. 2: admins, signers,
 /// lease holders on results, content-derived event ids, voyage heads.
@@ -325,9 +325,13 @@ impl Config {
 
 /// A model tier: a short lower-case token (`deep`, `standard`, `gpt-5.1`).
 fn check_model(model: &str) -> Result<(), String> {
-    check_token("model tier", model, bounds::MODEL)?;
-    if model.bytes().any(|b| b.is_ascii_uppercase() || b == b':' || b == b'@') {
-        return Err(format!("model tier {} must be lower-case letters, digits and . _ -", super::ids::shown(model)));
+    let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-');
+    if model.is_empty() || model.len() > bounds::MODEL || !model.bytes().all(ok) {
+        return Err(format!(
+            "model tier {} is not valid: use 1 to {} lower-case letters, digits and . _ -",
+            super::ids::shown(model),
+            bounds::MODEL
+        ));
     }
     Ok(())
 }

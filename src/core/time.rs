@@ -19,6 +19,24 @@ pub fn format_utc(ts: Timestamp) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
+/// The longest duration anything in git-mso waits: a week.
+pub const MAX_DURATION_SECS: u64 = 7 * 86_400;
+
+/// A positive duration such as `90`, `90s`, `15m` or `2h`, at most a week.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    let secs = n.checked_mul(scale)?;
+    (1..=MAX_DURATION_SECS).contains(&secs).then(|| std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -4,6 +4,7 @@
 //! what was there.
 
 mod receive;
+mod refs;
 mod transaction;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
-pub use receive::{post_receive, pre_receive};
+pub use receive::{Context, Update, check, limits, parse_updates, post_receive, pre_receive};
 pub use transaction::reference_transaction;
 
 /// Marks a hook file as ours.
@@ -120,13 +121,16 @@ pub fn uninstall(dir: &Path, hook: &Hook) -> Result<&'static str> {
     }
 }
 
-/// Start `git-mso dispatch --once [--remote R]`, fully detached: its own session,
-/// no stdin, output to `<git dir>/mso/dispatch.log`, never waited for.
-pub fn spawn_dispatcher(store: &Store, remote: Option<&str>) -> Result<()> {
+/// Wake the repository's dispatcher: ask for a pass, and start
+/// `git-mso dispatch --once --woken [--remote R]` fully detached (its own
+/// session, no stdin, output to `<git dir>/mso/dispatch.log`, never waited
+/// for). If a woken dispatcher already runs, the new one leaves at once and
+/// the running one makes the pass: one per repository.
+pub fn wake_dispatcher(store: &Store, remote: Option<&str>) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let binary = std::env::current_exe().map_err(|e| Error::io("locating git-mso", e))?;
     let mso_dir = crate::runtime::worktree::mso_dir(store.common_dir());
-    std::fs::create_dir_all(&mso_dir).map_err(|e| Error::io("creating the git-mso directory", e))?;
+    crate::runtime::exclusive::request_pass(&mso_dir)?;
     let log_path = mso_dir.join("dispatch.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -136,7 +140,7 @@ pub fn spawn_dispatcher(store: &Store, remote: Option<&str>) -> Result<()> {
     let err = log.try_clone().map_err(|e| Error::io("duplicating the log handle", e))?;
     let dir = store.top_dir();
     let mut cmd = std::process::Command::new(binary);
-    cmd.args(["dispatch", "--once"]);
+    cmd.args(["dispatch", "--once", "--woken"]);
     if let Some(remote) = remote {
         cmd.args(["--remote", remote]);
     }

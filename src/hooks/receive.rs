@@ -1,18 +1,37 @@
-//! Server hooks: `pre-receive` validates every push to `refs/mso/ledger`
-//! with the same `apply` the writer uses; `post-receive` starts a detached
-//! dispatcher when a push queued work.
+//! Server hooks: `pre-receive` validates every pushed ref git-mso owns —
+//! the ledger (with the same replay the writer, fsck and sync use, plus the
+//! server's own knowledge: who pushes, and what time it is), voyage
+//! branches, notes and the rest of `refs/mso/` — within caps on size and
+//! time; `post-receive` starts a detached dispatcher when a push queued work.
 
+use std::cell::Cell;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use gix::ObjectId;
 
-use crate::core::{EventBody, Status};
+use super::refs;
+use crate::core::Status;
+use crate::core::time::{format_utc, parse_duration};
 use crate::error::{Error, Result};
-use crate::store::{LEDGER_REF, ReplayError, Store, Tip, short};
+use crate::store::{LEDGER_REF, NOTES_REF, ReplayError, ReplayRules, Store, Tip, short};
 
-/// Limits on what one push may carry to the ledger.
-pub const MAX_COMMITS: usize = 100_000;
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// What one push may carry to the ledger, and how long checking it may take.
+pub mod limits {
+    use std::time::Duration;
+    /// Ledger commits in one push.
+    pub const COMMITS: usize = 10_000;
+    /// Events in one push (each commit holds at most 1,000).
+    pub const EVENTS: usize = 20_000;
+    /// Bytes of one ledger commit message.
+    pub const MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+    /// Bytes of all ledger commit messages of one push.
+    pub const PUSH_BYTES: usize = 64 * 1024 * 1024;
+    /// Wall time for validating one push, unless `mso.server.timeBudget` says otherwise.
+    pub const BUDGET: Duration = Duration::from_secs(60);
+    /// How far an event's time may be from the server's clock, unless `mso.server.maxSkew` says otherwise.
+    pub const SKEW: Duration = Duration::from_secs(300);
+}
 
 /// One line of a receive hook's input: `<old> <new> <ref>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,81 +54,158 @@ pub fn parse_updates(input: &str) -> Vec<Update> {
         .collect()
 }
 
+/// What the server knows that pushed objects cannot say: who pushes (from the
+/// hosting layer), what time it is, and how long the check may take.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub pusher: Option<String>,
+    pub now: i64,
+    pub max_skew: Duration,
+    pub deadline: Instant,
+}
+
+impl Context {
+    /// The context from the server's git config and environment; `Err` is a
+    /// reason to refuse every push (a misconfigured server fails closed).
+    pub fn from_server(store: &Store) -> std::result::Result<Context, String> {
+        let config = store.repo().config_snapshot();
+        let string = |key: &str| config.string(key).map(|v| v.to_string());
+        let pusher = match string("mso.server.pusherEnv") {
+            None => None,
+            Some(var) => match std::env::var(&var) {
+                Ok(value) if !value.trim().is_empty() => Some(value),
+                _ => return Err(format!("mso.server.pusherEnv names {var}, which is not set")),
+            },
+        };
+        let duration = |key: &str, default: Duration| match string(key) {
+            None => Ok(default),
+            Some(text) => parse_duration(&text).ok_or_else(|| {
+                format!("{key} is {}, not a duration such as 300, 5m or 1h", crate::core::ids::shown(&text))
+            }),
+        };
+        let max_skew = duration("mso.server.maxSkew", limits::SKEW)?;
+        let budget = duration("mso.server.timeBudget", limits::BUDGET)?;
+        Ok(Context { pusher, now: crate::store::now(), max_skew, deadline: Instant::now() + budget })
+    }
+}
+
 /// Validate a push. Returns `Ok(None)` to accept, or the one-line reason to refuse.
-pub fn check(store: &Store, updates: &[Update], pusher: Option<&str>) -> Result<Option<String>> {
-    for update in updates.iter().filter(|u| u.name == LEDGER_REF) {
-        if update.new.is_null() {
-            return Ok(Some("deleting refs/mso/ledger is not allowed".into()));
+pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<String>> {
+    if let Some(u) = updates.iter().find(|u| u.name.starts_with("refs/mso/") && u.name != LEDGER_REF) {
+        return Ok(Some(format!("{}: only refs/mso/ledger lives under refs/mso/", crate::core::text::line(&u.name))));
+    }
+    let mut ledger = store.tip_unchecked()?;
+    if let Some(update) = updates.iter().find(|u| u.name == LEDGER_REF) {
+        if let Some(reason) = check_ledger(store, update, ctx)? {
+            return Ok(Some(format!("refs/mso/ledger: {reason}")));
         }
-        let base = if update.old.is_null() {
-            None
+        ledger = Some(update.new);
+    }
+    // Branches and notes are judged against the ledger as it stands after the push.
+    for update in updates {
+        let reason = if update.name.starts_with("refs/heads/voyage/") {
+            refs::check_voyage(store, ledger, update, ctx)?
+        } else if update.name == NOTES_REF {
+            refs::check_notes(store, update)?
         } else {
-            let commit =
-                store.repo().find_commit(update.old).map_err(|e| Error::git("reading the current ledger", e))?;
-            Some(Tip {
-                commit: update.old,
-                tree: commit.tree_id().map_err(|e| Error::git("reading the current ledger", e))?.detach(),
-            })
+            None
         };
-        let chain = match new_commits(store, update.old, update.new)? {
-            Ok(chain) => chain,
-            Err(reason) => return Ok(Some(reason)),
-        };
-        let events = match store.replay(base, &chain) {
-            Ok(_) => collect_reviewers(store, &chain)?,
-            Err(ReplayError::Problem(p)) => return Ok(Some(format!("refs/mso/ledger: {p}"))),
-            Err(ReplayError::Io(e)) => return Err(e),
-        };
-        if let Some(pusher) = pusher {
-            for (commit, by) in events {
-                if by != pusher {
-                    return Ok(Some(format!(
-                        "refs/mso/ledger: commit {}: review by {by} pushed by {pusher}; reviewers may only push their own reviews",
-                        short(commit)
-                    )));
-                }
-            }
+        if let Some(reason) = reason {
+            return Ok(Some(format!("{}: {reason}", crate::core::text::line(&update.name))));
         }
     }
     Ok(None)
+}
+
+/// The pushed ledger: a fast-forward of linear commits within the caps, every
+/// one accepted by the shared replay, every event the pusher's own (when the
+/// hosting layer names the pusher) and timed near the server's clock.
+fn check_ledger(store: &Store, update: &Update, ctx: &Context) -> Result<Option<String>> {
+    if update.new.is_null() {
+        return Ok(Some("deleting it is not allowed".into()));
+    }
+    let base = if update.old.is_null() { None } else { Some(tip_of(store, update.old)?) };
+    let chain = match new_commits(store, update.old, update.new)? {
+        Ok(chain) => chain,
+        Err(reason) => return Ok(Some(reason)),
+    };
+    let events = Cell::new(0usize);
+    let per_commit = |entry: &crate::store::Entry| -> std::result::Result<(), String> {
+        events.set(events.get() + entry.events.len());
+        if events.get() > limits::EVENTS {
+            return Err(format!("the push carries more than {} events", limits::EVENTS));
+        }
+        for event in &entry.events {
+            if let Some(pusher) = &ctx.pusher
+                && &event.actor != pusher
+            {
+                return Err(format!(
+                    "{} by {} pushed by {pusher}: with mso.server.pusherEnv, pushers push only their own events",
+                    event.body.name(),
+                    crate::core::text::line(&event.actor)
+                ));
+            }
+            if event.at.abs_diff(ctx.now) > ctx.max_skew.as_secs() {
+                return Err(format!(
+                    "{} at {} is more than {} s from the server's clock ({}); check the clock (mso.server.maxSkew)",
+                    event.body.name(),
+                    format_utc(event.at.clamp(0, crate::core::apply::limits::MAX_TIME)),
+                    ctx.max_skew.as_secs(),
+                    format_utc(ctx.now)
+                ));
+            }
+        }
+        Ok(())
+    };
+    let rules = ReplayRules { per_commit: Some(&per_commit), deadline: Some(ctx.deadline) };
+    match store.replay_with(base, &chain, &rules) {
+        Ok(_) => Ok(None),
+        Err(ReplayError::Problem(p)) => Ok(Some(p.to_string())),
+        Err(ReplayError::Io(e)) => Err(e),
+    }
+}
+
+fn tip_of(store: &Store, commit: ObjectId) -> Result<Tip> {
+    let found = store.repo().find_commit(commit).map_err(|e| Error::git("reading a ledger commit", e))?;
+    let tree = found.tree_id().map_err(|e| Error::git("reading a ledger commit", e))?.detach();
+    Ok(Tip { commit, tree })
 }
 
 /// The pushed commits, oldest first: `new` back to `old` along single parents.
 /// Anything else (a rewrite, a merge, too many or too large commits) is a reason to refuse.
 fn new_commits(store: &Store, old: ObjectId, new: ObjectId) -> Result<std::result::Result<Vec<ObjectId>, String>> {
     let mut chain = Vec::new();
+    let mut bytes = 0usize;
     let mut next = Some(new);
     while let Some(id) = next {
         if id == old {
             break;
         }
-        if chain.len() >= MAX_COMMITS {
-            return Ok(Err(format!("refs/mso/ledger: more than {MAX_COMMITS} commits in one push")));
+        if chain.len() >= limits::COMMITS {
+            return Ok(Err(format!("more than {} commits in one push", limits::COMMITS)));
         }
         let commit = match store.repo().find_commit(id) {
             Ok(c) => c,
-            Err(_) => return Ok(Err(format!("refs/mso/ledger: {} is not a commit", short(id)))),
+            Err(_) => return Ok(Err(format!("{} is not a commit", short(id)))),
         };
         let size = commit.message_raw_sloppy().len();
-        if size > MAX_MESSAGE_BYTES {
-            return Ok(Err(format!(
-                "refs/mso/ledger: commit {}: message of {size} bytes exceeds {MAX_MESSAGE_BYTES}",
-                short(id)
-            )));
+        if size > limits::MESSAGE_BYTES {
+            return Ok(Err(format!("commit {}: message of {size} bytes exceeds {}", short(id), limits::MESSAGE_BYTES)));
+        }
+        bytes += size;
+        if bytes > limits::PUSH_BYTES {
+            return Ok(Err(format!("the push's ledger messages exceed {} bytes", limits::PUSH_BYTES)));
         }
         let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
         if parents.len() > 1 {
-            return Ok(Err(format!(
-                "refs/mso/ledger: commit {}: merge commits are not allowed; the ledger is linear",
-                short(id)
-            )));
+            return Ok(Err(format!("commit {}: merge commits are not allowed; the ledger is linear", short(id))));
         }
         chain.push(id);
         next = parents.first().copied();
     }
     if next.is_none() && !old.is_null() {
         return Ok(Err(format!(
-            "refs/mso/ledger: {} does not descend from {}: only fast-forwards are accepted",
+            "{} does not descend from {}: only fast-forwards are accepted",
             short(new),
             short(old)
         )));
@@ -118,35 +214,14 @@ fn new_commits(store: &Store, old: ObjectId, new: ObjectId) -> Result<std::resul
     Ok(Ok(chain))
 }
 
-/// Who approved or rejected in the pushed commits.
-fn collect_reviewers(store: &Store, chain: &[ObjectId]) -> Result<Vec<(ObjectId, String)>> {
-    let mut out = Vec::new();
-    for &id in chain {
-        for event in store.entry(id)?.events {
-            if let EventBody::Approved { by, .. } | EventBody::Rejected { by, .. } = event.body {
-                out.push((id, by));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The pre-receive hook: prints one line and returns false to refuse.
 pub fn pre_receive(store: &mut Store, input: &str, err: &mut dyn Write) -> Result<bool> {
     let _view = store.see_quarantine()?;
-    let pusher_env = store.repo().config_snapshot().string("mso.server.pusherEnv").map(|v| v.to_string());
-    let pusher = match &pusher_env {
-        Some(var) => match std::env::var(var) {
-            Ok(value) if !value.trim().is_empty() => Some(value),
-            _ => {
-                writeln!(err, "git-mso: refusing the push: mso.server.pusherEnv names {var}, which is not set")?;
-                return Ok(false);
-            }
-        },
-        None => None,
+    let verdict = match Context::from_server(store) {
+        Ok(ctx) => check(store, &parse_updates(input), &ctx)?,
+        Err(reason) => Some(reason),
     };
-    let updates = parse_updates(input);
-    match check(store, &updates, pusher.as_deref())? {
+    match verdict {
         None => Ok(true),
         Some(reason) => {
             writeln!(err, "git-mso: refusing the push: {reason}")?;
@@ -156,7 +231,7 @@ pub fn pre_receive(store: &mut Store, input: &str, err: &mut dyn Write) -> Resul
 }
 
 /// The post-receive hook: when the ledger moved and work is queued, and
-/// `mso.server.dispatch` is true, start a detached dispatcher and return.
+/// `mso.server.dispatch` is true, wake the server's one dispatcher and return.
 pub fn post_receive(store: &Store, input: &str, out: &mut dyn Write) -> Result<()> {
     let enabled = store.repo().config_snapshot().boolean("mso.server.dispatch").unwrap_or(false);
     let moved = parse_updates(input).iter().any(|u| u.name == LEDGER_REF && !u.new.is_null());
@@ -166,7 +241,7 @@ pub fn post_receive(store: &Store, input: &str, out: &mut dyn Write) -> Result<(
     let tip = store.require_tip()?;
     let queued = store.stats(&tip)?.total(Status::Queued);
     if queued > 0 {
-        super::spawn_dispatcher(store, None)?;
+        super::wake_dispatcher(store, None)?;
         writeln!(out, "git-mso: {queued} order(s) queued; dispatching on the server")?;
     }
     Ok(())

@@ -15,12 +15,12 @@ pub fn reference_transaction(store: &Store, state: &str, input: &str) -> crate::
     }
     for update in parse_updates(input).iter().filter(|u| !u.new.is_null()) {
         if update.name == LEDGER_REF {
-            super::spawn_dispatcher(store, None)?;
+            super::wake_dispatcher(store, None)?;
             return Ok(true);
         }
         // A fetch moved a remote's ledger: the dispatcher syncs with that remote first.
         if let Some(remote) = update.name.strip_prefix("refs/remotes/").and_then(|r| r.strip_suffix("/mso/ledger")) {
-            super::spawn_dispatcher(store, Some(remote))?;
+            super::wake_dispatcher(store, Some(remote))?;
             return Ok(true);
         }
     }

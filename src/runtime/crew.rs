@@ -52,16 +52,7 @@ impl CrewExit {
 
 /// Parse a timeout such as `90`, `90s`, `15m` or `2h`.
 pub fn parse_timeout(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = digits.parse().ok()?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
+    crate::core::time::parse_duration(text)
 }
 
 /// Run `sh -c command` in `cwd` and wait for it, killing its whole process
@@ -151,5 +142,6 @@ mod tests {
         assert_eq!(parse_timeout("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_timeout("soon"), None);
         assert_eq!(parse_timeout("0"), None);
+        assert_eq!(parse_timeout("99999999999999999h"), None);
     }
 }

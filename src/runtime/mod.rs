@@ -2,6 +2,7 @@
 
 pub mod crew;
 pub mod dispatch;
+pub mod exclusive;
 mod run;
 pub mod worktree;
 

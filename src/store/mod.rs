@@ -20,12 +20,12 @@ use gix::ObjectId;
 
 pub use env::{Identity, host, now, random_u64, runner_id};
 pub use history::Entry;
-pub use notes::NOTES_REF;
+pub use notes::{MAX_NOTE_BYTES, MergedNotes, NOTES_REF};
 pub use objects::RepoObjects;
 pub use rebase::{Integrated, Rebased};
 pub use sign::Signer;
 pub use tx::{Committed, Tx};
-pub use verify::{Problem, ReplayError, Replayed};
+pub use verify::{CommitRule, Problem, ReplayError, ReplayRules, Replayed};
 
 use crate::core::Config;
 use crate::core::layout::Tally;
@@ -50,6 +50,8 @@ pub struct Store {
     head_cache: std::cell::RefCell<Option<(ObjectId, Config, Tally)>>,
     /// How ledger commits are signed here (`mso.sign`), or why they cannot be.
     signer: std::result::Result<Option<Signer>, String>,
+    /// A fixed "now" for every transaction, instead of the clock (`MSO_NOW`).
+    clock: Option<crate::core::Timestamp>,
 }
 
 impl Store {
@@ -64,7 +66,7 @@ impl Store {
             let config = repo.config_snapshot();
             (Identity::from_config(&config), Signer::from_config(&config).map_err(|e| e.to_string()))
         };
-        Ok(Store { repo, identity, head_cache: Default::default(), signer })
+        Ok(Store { repo, identity, head_cache: Default::default(), signer, clock: None })
     }
 
     pub fn repo(&self) -> &gix::Repository {
@@ -84,6 +86,18 @@ impl Store {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// Take `at` as the time of every transaction from now on (a tool
+    /// replaying a scenario, a test on a fixed date), as `MSO_NOW` does for
+    /// a process.
+    pub fn pin_clock(&mut self, at: crate::core::Timestamp) {
+        self.clock = Some(at);
+    }
+
+    /// The time transactions are stamped with.
+    pub fn now(&self) -> crate::core::Timestamp {
+        self.clock.unwrap_or_else(env::now)
     }
 
     /// The commit `refs/mso/ledger` points to, without checking it is ours.

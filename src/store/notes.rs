@@ -4,11 +4,26 @@ use std::collections::BTreeMap;
 
 use gix::ObjectId;
 
-use super::{Store, env};
+use super::Store;
 use crate::core::{Order, notes};
 use crate::error::{Error, Result};
 
 pub const NOTES_REF: &str = "refs/notes/mso";
+
+/// The largest note read from a notes tree; larger ones are skipped.
+pub const MAX_NOTE_BYTES: u64 = 64 * 1024;
+
+/// What merging a fetched notes commit did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MergedNotes {
+    /// The local notes changed.
+    pub changed: bool,
+    /// Entries of the fetched tree that are not plain, bounded notes on commits.
+    pub skipped: usize,
+}
+
+/// Notes read from a notes tree, and how many entries were not plain notes.
+type ReadNotes = (BTreeMap<ObjectId, Vec<notes::Block>>, usize);
 
 impl Store {
     /// Add the notes `order`'s history implies for `commit`, merged with what is there.
@@ -29,13 +44,13 @@ impl Store {
     }
 
     /// Merge the notes of `theirs` (a fetched notes commit) into `refs/notes/mso`:
-    /// the union of blocks per commit, never dropping either side's. Returns
-    /// whether the local notes changed.
-    pub fn merge_notes(&self, theirs: ObjectId) -> Result<bool> {
+    /// the union of blocks per commit, never dropping either side's. Entries
+    /// that are not plain notes on commits are skipped and counted.
+    pub fn merge_notes(&self, theirs: ObjectId) -> Result<MergedNotes> {
         let local = self.repo.try_find_reference(NOTES_REF).map_err(|e| Error::git("reading refs/notes/mso", e))?;
         let local = local.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
         if local == Some(theirs) || self.is_ancestor(theirs, local)? {
-            return Ok(false);
+            return Ok(MergedNotes::default());
         }
         let tree_of = |id: ObjectId| -> Result<ObjectId> {
             Ok(self
@@ -45,7 +60,7 @@ impl Store {
                 .map_err(|e| Error::git("reading notes", e))?
                 .detach())
         };
-        let their_notes = self.read_notes(Some(tree_of(theirs)?))?;
+        let (their_notes, skipped) = self.read_notes(Some(tree_of(theirs)?))?;
         self.write_notes(
             |ours| {
                 let mut merged = ours.clone();
@@ -57,24 +72,12 @@ impl Store {
             false,
             Some(theirs),
         )?;
-        Ok(true)
+        Ok(MergedNotes { changed: true, skipped })
     }
 
-    /// Whether `ancestor` is reachable from `tip` through first and other parents.
+    /// Whether `ancestor` is reachable from `tip` (a bounded walk).
     fn is_ancestor(&self, ancestor: ObjectId, tip: Option<ObjectId>) -> Result<bool> {
-        let mut stack: Vec<ObjectId> = tip.into_iter().collect();
-        let mut seen = std::collections::HashSet::new();
-        while let Some(id) = stack.pop() {
-            if id == ancestor {
-                return Ok(true);
-            }
-            if !seen.insert(id) {
-                continue;
-            }
-            let commit = self.repo.find_commit(id).map_err(|e| Error::git("reading notes history", e))?;
-            stack.extend(commit.parent_ids().map(|p| p.detach()));
-        }
-        Ok(false)
+        Ok(tip.is_some_and(|tip| super::objects::is_ancestor(&self.repo, ancestor, tip) == Some(true)))
     }
 
     /// Regenerate every note from the ledger; returns how many commits carry one.
@@ -121,7 +124,7 @@ impl Store {
                 ),
                 None => None,
             };
-            let existing = self.read_notes(old_tree)?;
+            let (existing, _) = self.read_notes(old_tree)?;
             let set = update(&existing);
             let base = if replace_all { None } else { old_tree };
             let mut editor = repo
@@ -139,7 +142,7 @@ impl Store {
             let tree = editor.write().map_err(fail("writing notes"))?.detach();
             let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { "git-mso: notes updated" };
             let commit = self
-                .write_commit(tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), env::now())
+                .write_commit(tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), self.now())
                 .map_err(fail("writing a notes commit"))?;
             match self.set_ref(NOTES_REF, super::write::expect(old), commit, message) {
                 Ok(_) => return Ok(()),
@@ -150,10 +153,13 @@ impl Store {
         Err(Error::Conflict { attempts: 50 })
     }
 
-    /// Notes of a notes tree, flat or fanned out one level.
-    fn read_notes(&self, tree: Option<ObjectId>) -> Result<BTreeMap<ObjectId, Vec<notes::Block>>> {
+    /// Notes of a notes tree, flat or fanned out one level. Anything else (a
+    /// deeper directory, a name that is not a commit id, a note over
+    /// `MAX_NOTE_BYTES`, a symlink or submodule) is skipped and counted.
+    fn read_notes(&self, tree: Option<ObjectId>) -> Result<ReadNotes> {
         let mut out = BTreeMap::new();
-        let Some(tree) = tree else { return Ok(out) };
+        let mut skipped = 0;
+        let Some(tree) = tree else { return Ok((out, skipped)) };
         let fail = |e: gix::Error| Error::git("reading notes", e);
         let mut stack = vec![(String::new(), tree)];
         while let Some((prefix, id)) = stack.pop() {
@@ -161,15 +167,24 @@ impl Store {
             for entry in tree.iter() {
                 let entry = entry.map_err(fail)?;
                 let name = format!("{prefix}{}", entry.filename());
-                if entry.mode().is_tree() {
+                let kind = entry.mode().kind();
+                let hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if kind == gix::object::tree::EntryKind::Tree && prefix.is_empty() && name.len() == 2 && hex(&name) {
                     stack.push((name, entry.oid().to_owned()));
-                } else if let Ok(commit) = name.parse::<ObjectId>() {
-                    let blob = self.repo.find_blob(entry.oid()).map_err(fail)?;
-                    let text = String::from_utf8_lossy(&blob.data);
-                    out.insert(commit, notes::parse(&text));
+                    continue;
+                }
+                let size = self.repo.find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);
+                let note_on = name.parse::<ObjectId>().ok().filter(|_| name.len() == 40 && hex(&name));
+                match note_on {
+                    Some(commit) if kind == gix::object::tree::EntryKind::Blob && size <= MAX_NOTE_BYTES => {
+                        let blob = self.repo.find_blob(entry.oid()).map_err(fail)?;
+                        let text = String::from_utf8_lossy(&blob.data);
+                        out.insert(commit, notes::parse(&text));
+                    }
+                    _ => skipped += 1,
                 }
             }
         }
-        Ok(out)
+        Ok((out, skipped))
     }
 }

@@ -13,6 +13,11 @@ use super::{Store, Tip};
 use crate::core::{EventBody, OrderId, VoyageId, message};
 use crate::error::{Error, Result};
 
+/// Local events older than this are re-timed when they are replayed for a
+/// push: a server refuses events far from its clock (`mso.server.maxSkew`,
+/// default 300 s), and work filed offline must still reach it.
+pub const RETIME_AFTER_SECS: i64 = 60;
+
 /// What a replay did.
 #[derive(Debug, Default)]
 pub struct Rebased {
@@ -23,12 +28,17 @@ pub struct Rebased {
     /// Subjects of transactions that are no longer legal, and why.
     pub dropped: Vec<(String, String)>,
     pub voyages: BTreeMap<VoyageId, VoyageId>,
+    /// Events whose time was moved to now because they were older than `RETIME_AFTER_SECS`.
+    pub retimed: usize,
 }
 
 impl Store {
-    /// Replay `local` (oldest first) onto `base`, writing new commits; no ref moves.
+    /// Replay `local` (oldest first) onto `base`, writing new commits; no ref
+    /// moves. Events older than `RETIME_AFTER_SECS` take the current time (a
+    /// claim whose lease ran out meanwhile is then refused, as it should be).
     pub fn replay_onto(&self, base: Tip, local: &[Entry]) -> Result<Rebased> {
         let mut done = Rebased { tip: Some(base), ..Rebased::default() };
+        let now = self.now();
         let mut orders: BTreeMap<OrderId, OrderId> = BTreeMap::new();
         for entry in local {
             let mut tx = Tx::begin(self, done.tip)?;
@@ -39,6 +49,10 @@ impl Store {
             let mut outcome: Result<()> = Ok(());
             for event in &entry.events {
                 let mut event = event.clone();
+                if event.at < now - RETIME_AFTER_SECS {
+                    event.at = now;
+                    done.retimed += 1;
+                }
                 remap(&mut event.body, &orders_here, &voyages_here);
                 outcome = renumber(&mut tx, &mut event.body, &mut orders_here, &mut voyages_here, &mut renumbered)
                     .and_then(|()| tx.push_event(event));
@@ -189,7 +203,15 @@ impl Store {
             self.move_ledger(Some(local), remote)?;
             return Ok(Integrated::FastForwarded(new.len()));
         }
-        if commits_since(self, local, Some(remote))?.is_some() {
+        if let Some(ours) = commits_since(self, local, Some(remote))? {
+            // Only local commits are new. Stale ones are replayed with fresh
+            // times, or the server would refuse them for clock skew forever.
+            let now = self.now();
+            if ours.iter().any(|e| e.events.iter().any(|ev| ev.at < now - RETIME_AFTER_SECS)) {
+                let rebased = self.replay_onto(self.tip_of(remote)?, &ours)?;
+                self.move_ledger(Some(local), rebased.tip.map_or(remote, |t| t.commit))?;
+                return Ok(Integrated::Rebased(rebased));
+            }
             return Ok(Integrated::LocalAhead);
         }
         // Diverged: find where, validate theirs, replay ours on top.

@@ -58,7 +58,7 @@ impl<'s> Tx<'s> {
     pub(crate) fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
         let partial = Partial::new(store, tip)?;
         let parent_config = partial.state.config.clone();
-        Ok(Tx { store, partial, events: Vec::new(), now: env::now(), parent_config, poisoned: false })
+        Ok(Tx { store, partial, events: Vec::new(), now: store.now(), parent_config, poisoned: false })
     }
 
     pub fn now(&self) -> Timestamp {

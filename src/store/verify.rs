@@ -152,11 +152,47 @@ impl Store {
             next = commit.parent_ids().next().map(|p| p.detach());
         }
         chain.reverse();
-        match self.replay(None, &chain) {
-            Ok(done) => Ok(Ok(done)),
-            Err(ReplayError::Problem(p)) => Ok(Err(p)),
-            Err(ReplayError::Io(e)) => Err(e),
+        let done = match self.replay(None, &chain) {
+            Ok(done) => done,
+            Err(ReplayError::Problem(p)) => return Ok(Err(p)),
+            Err(ReplayError::Io(e)) => return Err(e),
+        };
+        Ok(self.check_branches(tip)?.map_or(Ok(done), Err))
+    }
+
+    /// Every voyage branch here must still contain the head the ledger
+    /// recorded for it: a branch reset or rewritten under the ledger would
+    /// publish something other than what was built and reviewed.
+    fn check_branches(&self, tip: ObjectId) -> Result<Option<Problem>> {
+        let tip = Tip {
+            commit: tip,
+            tree: self
+                .repo
+                .find_commit(tip)
+                .map_err(|e| Error::git("reading the ledger", e))?
+                .tree_id()
+                .map_err(|e| Error::git("reading the ledger", e))?
+                .detach(),
+        };
+        for voyage in self.voyages(&tip)? {
+            let Some(branch) = self.branch_tip(&voyage)? else { continue };
+            let recorded: Option<ObjectId> = voyage.head.parse().ok();
+            let contains = recorded.and_then(|r| super::objects::is_ancestor(&self.repo, r, branch)) == Some(true);
+            if !contains {
+                return Ok(Some(Problem {
+                    commit: tip.commit,
+                    reason: format!(
+                        "{} at {} does not contain {}'s recorded head {}: the branch was reset or rewritten \
+                         under the ledger",
+                        voyage.branch,
+                        short(branch),
+                        voyage.id,
+                        crate::core::event::short(&voyage.head)
+                    ),
+                }));
+            }
         }
+        Ok(None)
     }
 }
 

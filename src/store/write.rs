@@ -34,7 +34,7 @@ impl Store {
             name: name.try_into().map_err(gix::Error::from_error)?,
             deref: false,
         };
-        let signature = self.signature(super::env::now());
+        let signature = self.signature(self.now());
         let mut time_buf = gix::date::parse::TimeBuf::default();
         self.repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))).map(|_| ())
     }

@@ -12,6 +12,8 @@ use assert_cmd::cargo::CommandCargoExt;
 
 /// The fixed clock tests run at (2026-11-25 12:00:00Z).
 pub const NOW: &str = "1795608000";
+/// `NOW` as a number, for events written through the library.
+pub const NOW_SECS: i64 = 1_795_608_000;
 
 pub struct TestRepo {
     _tmp: tempfile::TempDir,
@@ -134,6 +136,39 @@ impl TestRepo {
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         serde_json::from_str(&self.ok(args)).expect("valid JSON")
+    }
+
+    /// The library's store on this repository, on the tests' fixed clock.
+    pub fn store(&self) -> git_mso::store::Store {
+        let mut store = git_mso::store::Store::discover(&self.path).expect("a repository");
+        store.pin_clock(NOW_SECS);
+        store
+    }
+
+    /// A linear chain of `n` real commits on `refs/chain`, made by one `git fast-import`.
+    pub fn chain(&self, n: usize) -> Vec<String> {
+        let mut input = String::new();
+        for k in 1..=n {
+            input.push_str(&format!("commit refs/chain\nmark :{k}\ncommitter t <t@example.com> 1700000000 +0000\n"));
+            input.push_str(&format!("data {}\nc{k}\n", format!("c{k}\n").len()));
+            if k > 1 {
+                input.push_str(&format!("from :{}\n", k - 1));
+            }
+            input.push('\n');
+        }
+        let mut cmd = Command::new("git");
+        cmd.args(["fast-import", "--quiet"]).current_dir(&self.path).stdin(std::process::Stdio::piped());
+        isolate(&mut cmd, &self.home);
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+        self.git(&["rev-list", "--reverse", "refs/chain"]).lines().map(str::to_string).collect()
+    }
+
+    /// Every ref of the repository at `dir` and what it points to: compared
+    /// before and after a refused push, it shows nothing moved.
+    pub fn refs_in(&self, dir: &Path) -> String {
+        self.git_in(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
     }
 }
 

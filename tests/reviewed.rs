@@ -1,0 +1,91 @@
+//! What gets built is what was reviewed: a role starts only from the voyage
+//! head the ledger recorded. Commits that appear on the branch outside the
+//! pipeline put the order back to review, and no crew runs on them until a
+//! reviewer approves them.
+
+mod common;
+
+use common::TestRepo;
+
+/// FTR-0001 planned and approved: BLD is queued on VOY-0001. The BLD crew
+/// records whether it saw a human's file.
+fn approved_plan() -> TestRepo {
+    let repo = TestRepo::initialized();
+    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    let build =
+        repo.crew("build.sh", "if [ -e human.txt ]; then echo saw-human > build.txt; else echo alone > build.txt; fi");
+    let test = repo.crew("test.sh", "true");
+    repo.set_crews(&[("PLN", &plan), ("BLD", &build), ("TST", &test)]);
+    repo.ok(&["order", "new", "--title", "Add login page"]);
+    repo.dispatch(&["--once"]);
+    repo.ok(&["review", "approve", "FTR-0001"]);
+    repo
+}
+
+/// Commit `file` on the voyage branch by hand, as someone outside the pipeline would.
+fn human_commit(repo: &TestRepo, file: &str) -> String {
+    repo.git(&["checkout", "-q", "voyage/VOY-0001"]);
+    std::fs::write(repo.path.join(file), "by hand\n").unwrap();
+    repo.git(&["add", file]);
+    repo.git(&["commit", "-q", "-m", "a change nobody reviewed"]);
+    let head = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["checkout", "-q", "main"]);
+    head
+}
+
+#[test]
+fn unknown_commits_on_the_branch_hold_the_order_until_a_reviewer_adopts_them() {
+    let repo = approved_plan();
+    let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let human = human_commit(&repo, "human.txt");
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("FTR-0001  held for review: voyage/VOY-0001 has commits the ledger does not know"), "{out}");
+    assert!(out.contains(&format!("{} a change nobody reviewed", &human[..7])), "the reason names the commit: {out}");
+    assert!(out.contains(&format!("git log {}..voyage/VOY-0001", &recorded[..7])), "{out}");
+    assert_eq!(repo.runs(), ["FTR-0001 PLN 1"], "no crew ran on the unreviewed commit");
+    let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
+    assert_eq!((order["status"].as_str(), order["role"].as_str()), (Some("review"), Some("BLD")));
+    assert_eq!(order["held"], human.as_str());
+
+    let out = repo.ok(&["review", "approve", "FTR-0001"]);
+    assert!(
+        out.contains(&format!("unreviewed commits up to {} approved by alice → BLD queued on them", &human[..7])),
+        "{out}"
+    );
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.runs(), ["FTR-0001 PLN 1", "FTR-0001 BLD 1", "FTR-0001 TST 1"]);
+    assert_eq!(repo.git(&["show", "voyage/VOY-0001:build.txt"]), "saw-human\n", "BLD built on the adopted commit");
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn rejected_unknown_commits_keep_the_order_held_until_the_branch_is_reset() {
+    let repo = approved_plan();
+    let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    human_commit(&repo, "human.txt");
+    repo.dispatch(&["--once"]);
+    repo.ok(&["review", "reject", "FTR-0001", "--reason", "not ours"]);
+    // The commit is still there: holding again, never building on it.
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("FTR-0001  held for review"), "{out}");
+    repo.ok(&["review", "reject", "FTR-0001", "--reason", "still not ours"]);
+    // Back to the recorded head, the role runs on what was reviewed.
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &recorded]);
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.git(&["show", "voyage/VOY-0001:build.txt"]), "alone\n");
+    let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
+    assert_eq!(order["status"], "completed");
+}
+
+#[test]
+fn fsck_reports_a_voyage_branch_that_lost_its_recorded_head() {
+    let repo = approved_plan();
+    let base = repo.git(&["rev-parse", "main"]).trim().to_string();
+    repo.ok(&["fsck"]);
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &base]);
+    let err = repo.fails(&["fsck"], 1);
+    assert!(
+        err.contains(&format!("voyage/VOY-0001 at {} does not contain VOY-0001's recorded head", &base[..7])),
+        "{err}"
+    );
+}
