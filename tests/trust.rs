@@ -265,11 +265,8 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         ]
     };
     let set = |key: &str, value: serde_json::Value| body(json!({"type": "CONFIG_SET", "key": key, "value": value}));
-    let ff_on_chr = s.commit(
-        s.git(&["rev-parse", &format!("{chr_head}^{{tree}}")]).trim(),
-        &[&chr_head],
-        "a human commit\n",
-    );
+    let ff_on_chr =
+        s.commit(s.git(&["rev-parse", &format!("{chr_head}^{{tree}}")]).trim(), &[&chr_head], "a human commit\n");
     let big_note = s.blob(&vec![b'x'; 65 * 1024]);
     let small_note = s.blob(b"Mso-Order: FTR-0001\n");
     let notes_tree = s.git(&["ls-tree", &s.server_rev("refs/notes/mso")]).trim().to_string();
