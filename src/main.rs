@@ -36,5 +36,7 @@ fn one_line(err: &anyhow::Error) -> String {
             parts.push(text);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    // One line, and nothing in it (a value from the ledger, a pushed object,
+    // a crew) can move the cursor or flip the text's direction.
+    git_mso::core::text::line(&parts.join(": ").replace('\n', " ")).into_owned()
 }

@@ -341,3 +341,33 @@ fn two_dispatchers_on_forty_orders_run_every_role_exactly_once() {
     assert_eq!(status["completed"], 40);
     repo.ok(&["fsck"]);
 }
+
+#[test]
+fn what_a_crew_prints_is_recorded_escaped_and_never_reaches_a_terminal_raw() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["config", "max_attempts", "1"]);
+    // ESC sequences (clear screen, set title), a bell and a right-to-left override.
+    let noisy = "printf '\\033[2J\\033]0;pwned\\007 \\342\\200\\256evil\\n'";
+    let fail = repo.crew("fail.sh", &format!("{noisy}\nexit 1"));
+    let pass = repo.crew("pass.sh", &format!("{noisy} > \"$MSO_RESULT_FILE\""));
+    repo.set_crews(&[("BLD", &fail)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "noisy", "--roles", "BLD"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("failed (exited with status 1)"), "the failure was recorded: {out}");
+    repo.set_crews(&[("BLD", &pass)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "noisy too", "--roles", "BLD"]);
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.json(&["order", "show", "CHR-0002", "--json"])["status"], "completed");
+    let escaped = "\\u{1b}[2J\\u{1b}]0;pwned\\u{7} \\u{202e}evil";
+    let failed = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert!(failed["last_error"].as_str().unwrap().contains(escaped), "{failed}");
+    let shown = repo.ok(&["order", "show", "CHR-0002"]);
+    assert!(shown.contains("hand-off    BLD at") && shown.contains(escaped), "{shown}");
+    for id in ["CHR-0001", "CHR-0002"] {
+        let shown = repo.ok(&["order", "show", id]);
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}') && !shown.contains('\u{202e}'), "{shown:?}");
+    }
+    let log = repo.ok(&["log"]);
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+    repo.ok(&["fsck"]);
+}

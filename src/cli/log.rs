@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::core::OrderId;
+use crate::core::text;
 use crate::core::time::format_utc;
 use crate::core::{Event, message};
 
@@ -54,7 +55,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     }
     for item in &items {
         let actor = item.events.first().map(|e| e.actor.as_str()).unwrap_or_default();
-        writeln!(ctx.out, "{}  {}  {:<12}  {}", &item.commit[..7], format_utc(item.time), actor, item.subject)?;
+        let (actor, subject) = (text::line(actor), text::line(&item.subject));
+        writeln!(ctx.out, "{}  {}  {actor:<12}  {subject}", &item.commit[..7], format_utc(item.time))?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use crate::core::apply::limits;
+use crate::core::text;
 use crate::core::time::format_utc;
 use crate::core::{EventBody, Kind, OrderId, Role, Status, TransitionError, VoyageId};
 use crate::error::Error;
@@ -211,7 +212,9 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     }
     let config = store.config(&tip)?;
     let out = &mut *ctx.out;
-    writeln!(out, "{}  {}", order.id, order.title)?;
+    // Stored text is shown escaped: nothing in the ledger rewrites the terminal.
+    let (one, many) = (text::line, |t: &str| text::display(t, true).into_owned());
+    writeln!(out, "{}  {}", order.id, one(&order.title))?;
     writeln!(
         out,
         "status      {} at {}, attempt {}",
@@ -224,41 +227,51 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     if let Some(lease) = &order.lease {
         writeln!(
             out,
-            "lease       {} on {} (pid {}) until {}",
-            lease.runner,
-            lease.host,
+            "lease       {} ({}) on {} (pid {}) until {}",
+            one(&lease.runner),
+            one(&lease.actor),
+            one(&lease.host),
             lease.pid,
             format_utc(lease.expires)
         )?;
     }
     if let Some(head) = &order.head {
-        writeln!(out, "head        {head}")?;
+        writeln!(out, "head        {}", one(head))?;
+    }
+    if let Some(held) = &order.held {
+        writeln!(out, "held        commits up to {} the ledger did not know await review", one(held))?;
     }
     if let Some(err) = &order.last_error {
-        writeln!(out, "last error  {}", err.lines().next().unwrap_or_default())?;
+        writeln!(out, "last error  {}", one(err.lines().next().unwrap_or_default()))?;
     }
     if !order.acceptance.is_empty() {
         writeln!(out, "acceptance")?;
         for ac in &order.acceptance {
-            writeln!(out, "  - {ac}")?;
+            writeln!(out, "  - {}", one(ac))?;
         }
     }
     if !order.brief.is_empty() {
         writeln!(out, "brief")?;
-        for line in order.brief.lines() {
+        for line in many(&order.brief).lines() {
             writeln!(out, "  {line}")?;
         }
     }
     for h in &order.handoffs {
         let first = h.summary.lines().next().unwrap_or("(no summary)");
-        writeln!(out, "hand-off    {} at {}: {first}", h.role, crate::core::event::short(&h.head))?;
+        writeln!(out, "hand-off    {} at {}: {}", h.role, one(crate::core::event::short(&h.head)), one(first))?;
     }
     for r in &order.rejections {
-        writeln!(out, "rejected    {} by {}: {}", r.role, r.by, r.reason.lines().next().unwrap_or_default())?;
+        writeln!(
+            out,
+            "rejected    {} by {}: {}",
+            r.role,
+            one(&r.by),
+            one(r.reason.lines().next().unwrap_or_default())
+        )?;
     }
     writeln!(out, "history")?;
     for event in &order.history {
-        writeln!(out, "  {}  {:<12}  {}", format_utc(event.at), event.actor, event.body.describe())?;
+        writeln!(out, "  {}  {:<12}  {}", format_utc(event.at), one(&event.actor), one(&event.body.describe()))?;
     }
     Ok(())
 }

@@ -63,7 +63,7 @@ fn summary_row(s: &OrderSummary) -> Vec<String> {
         s.role.to_string(),
         s.attempt.to_string(),
         s.voyage.to_string(),
-        s.title.clone(),
+        crate::core::text::line(&s.title).into_owned(),
     ]
 }
 

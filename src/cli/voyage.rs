@@ -62,7 +62,12 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             if args.json {
                 return output::json(ctx.out, voyage);
             }
-            writeln!(ctx.out, "{id}  {} at {}", voyage.branch, crate::core::event::short(&voyage.base))?;
+            writeln!(
+                ctx.out,
+                "{id}  {} at {}",
+                voyage.id.branch(),
+                crate::core::text::line(crate::core::event::short(&voyage.base))
+            )?;
         }
         VoyageCommand::List(args) => {
             let voyages = store.voyages(&tip)?;
@@ -79,8 +84,8 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 .map(|v| {
                     vec![
                         v.id.to_string(),
-                        v.branch.clone(),
-                        crate::core::event::short(&v.base).to_string(),
+                        v.id.branch(),
+                        crate::core::text::line(crate::core::event::short(&v.base)).into_owned(),
                         summaries.iter().filter(|s| s.voyage == v.id).count().to_string(),
                         format_utc(v.created),
                     ]
@@ -93,7 +98,13 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             if args.json {
                 return output::json(ctx.out, &voyage);
             }
-            writeln!(ctx.out, "{}  {} from {}", voyage.id, voyage.branch, crate::core::event::short(&voyage.base))?;
+            writeln!(
+                ctx.out,
+                "{}  {} from {}",
+                voyage.id,
+                voyage.id.branch(),
+                crate::core::text::line(crate::core::event::short(&voyage.base))
+            )?;
             if let Some(active) = &voyage.active {
                 writeln!(ctx.out, "running: {active}")?;
             }

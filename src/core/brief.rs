@@ -55,22 +55,14 @@ pub fn render(order: &Order, config: &Config) -> String {
 pub fn read_result(text: &str) -> String {
     let parsed = serde_json::from_str::<serde_json::Value>(text).ok();
     let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(|v| v.as_str()).map(str::trim);
-    let mut summary = match (field("summary"), field("plan")) {
+    let summary = match (field("summary"), field("plan")) {
         (Some(s), Some(p)) => format!("{s}\n\n{p}"),
         (Some(s), None) => s.to_string(),
         (None, Some(p)) => p.to_string(),
         (None, None) => field("result").map_or_else(|| text.trim().to_string(), str::to_string),
     };
-    summary.retain(|c| !c.is_control() || c == '\n' || c == '\t');
-    if summary.len() > limits::SUMMARY {
-        let mut cut = limits::SUMMARY - 20;
-        while !summary.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        summary.truncate(cut);
-        summary.push_str("\n[truncated]");
-    }
-    summary
+    // Whatever the crew wrote, the success can be recorded: escaped, bounded.
+    super::text::clip(super::text::display(&summary, true).into_owned(), limits::SUMMARY)
 }
 
 #[cfg(test)]
@@ -82,7 +74,8 @@ mod tests {
         assert_eq!(read_result(r#"{"summary":"did it","plan":"1. a"}"#), "did it\n\n1. a");
         assert_eq!(read_result("  plain words \n"), "plain words");
         assert_eq!(read_result(r#"{"type":"result","is_error":false,"result":"Done."}"#), "Done.");
-        assert_eq!(read_result("bell\u{7}"), "bell");
+        assert_eq!(read_result("bell\u{7}"), "bell\\u{7}");
+        assert_eq!(read_result("rtl\u{202e}x"), "rtl\\u{202e}x");
         assert!(read_result(&"x".repeat(100_000)).ends_with("[truncated]"));
     }
 }

@@ -224,7 +224,7 @@ pub fn pre_receive(store: &mut Store, input: &str, err: &mut dyn Write) -> Resul
     match verdict {
         None => Ok(true),
         Some(reason) => {
-            writeln!(err, "git-mso: refusing the push: {reason}")?;
+            writeln!(err, "git-mso: refusing the push: {}", crate::core::text::line(&reason))?;
             Ok(false)
         }
     }

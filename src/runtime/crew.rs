@@ -122,18 +122,45 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The last `lines` lines of a log, at most `max` bytes, for a FAILED reason.
+/// The last `lines` lines of a log, at most `max` bytes, for a FAILED
+/// reason: escape sequences and other control or invisible characters are
+/// shown escaped, so whatever a crew printed, its failure can be recorded.
 pub fn log_tail(log: &Path, lines: usize, max: usize) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let start = text.len().saturating_sub(max);
-    let text = String::from_utf8_lossy(&text[start..]);
+    let mut file = match File::open(log) {
+        Ok(file) => file,
+        Err(_) => return String::new(),
+    };
+    // Read only the end: a crew may have written gigabytes.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(max as u64);
+    let mut text = Vec::new();
+    use std::io::{Read, Seek};
+    if file.seek(std::io::SeekFrom::Start(start)).is_err() || file.take(max as u64).read_to_end(&mut text).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    let tail = all[all.len().saturating_sub(lines)..].join("\n");
+    crate::core::text::clip(crate::core::text::display(&tail, true).into_owned(), max)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_tails_are_escaped_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("crew.log");
+        let mut text = "x".repeat(100_000);
+        text.push_str("\nline one\n\u{1b}[31mred\u{1b}[0m \u{202e}desrever\u{7}\nlast\n");
+        std::fs::write(&log, text).unwrap();
+        let tail = log_tail(&log, 2, 4096);
+        assert_eq!(tail, "\\u{1b}[31mred\\u{1b}[0m \\u{202e}desrever\\u{7}\nlast");
+        crate::core::text::check_multiline("reason", &tail, 4096).unwrap();
+        assert!(log_tail(&log, 1000, 4096).len() <= 4096);
+        assert_eq!(log_tail(&dir.path().join("missing"), 5, 100), "");
+    }
 
     #[test]
     fn timeouts_parse_with_units() {

@@ -268,7 +268,8 @@ fn unreviewed(store: &Store, voyage: &crate::core::Voyage) -> Result<Option<(Str
         format!(
             "{} has commits the ledger does not know ({listed}); its recorded head is {recorded}: \
              review them with `git log {recorded}..{}`",
-            voyage.branch, voyage.branch
+            voyage.id.branch(),
+            voyage.id.branch()
         ),
     )))
 }

@@ -11,7 +11,8 @@ use gix::ObjectId;
 use super::crew::{self, CrewExit, CrewSpec};
 use super::dispatch::{Msg, run_dir};
 use super::worktree;
-use crate::core::apply::hand_off;
+use crate::core::apply::{hand_off, limits};
+use crate::core::text;
 use crate::core::{EventBody, Order, Status, brief};
 use crate::error::{Error, Result};
 use crate::store::{self, Store};
@@ -85,7 +86,7 @@ fn execute(job: &Job) -> Result<String> {
         if crate::store::objects::is_ancestor(store.repo(), branch, base) != Some(true) {
             return Err(Error::Input(format!(
                 "{} moved to {} since the claim; it holds commits the ledger does not know",
-                voyage.branch,
+                voyage.id.branch(),
                 store::short(branch)
             )));
         }
@@ -192,10 +193,11 @@ fn execute(job: &Job) -> Result<String> {
         }
         // With a remote, the commit must be on the server before the ledger names it.
         if let Some(remote) = &job.remote
-            && !crate::sync::publish_branch(&job.dir, remote, &voyage.branch, base, head)?
+            && !crate::sync::publish_branch(&job.dir, remote, &voyage.id.branch(), base, head)?
         {
             store.advance_branch(&voyage, head, base)?;
-            let reason = format!("{} moved on {remote} during the run; the result was not published", voyage.branch);
+            let reason =
+                format!("{} moved on {remote} during the run; the result was not published", voyage.id.branch());
             return fail(reason, Some(0), "failed (voyage branch moved on the remote)".into());
         }
     }
@@ -247,6 +249,8 @@ fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String) -> 
 /// FAILED for this run (re-queued while attempts remain); says what happens next.
 fn record_failure(store: &Store, job: &Job, exit: Option<i32>, reason: String) -> Result<String> {
     let id = &job.order.id;
+    // The reason carries crew and git output: escaped and bounded, so it can always be recorded.
+    let reason = text::clip(text::display(&reason, true).into_owned(), limits::REASON);
     let (next, _) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
         if !still_ours(&current, job) {

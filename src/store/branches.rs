@@ -26,14 +26,14 @@ impl Store {
     /// Create `refs/heads/voyage/VOY-NNNN` at the voyage's recorded head
     /// unless it exists. Returns whether it was created.
     pub fn ensure_voyage_branch(&self, voyage: &Voyage) -> Result<bool> {
-        let name = format!("refs/heads/{}", voyage.branch);
+        let name = format!("refs/heads/{}", voyage.id.branch());
         if self.repo.try_find_reference(name.as_str()).map_err(|e| Error::git("reading a voyage branch", e))?.is_some()
         {
             return Ok(false);
         }
         let head = self.recorded_head(voyage)?;
         self.set_ref(&name, PreviousValue::MustNotExist, head, &format!("git-mso: {} created", voyage.id))
-            .map_err(|e| Error::git(format!("creating {}", voyage.branch), e))?;
+            .map_err(|e| Error::git(format!("creating {}", voyage.id.branch()), e))?;
         Ok(true)
     }
 
@@ -73,6 +73,7 @@ impl Store {
             let commit = self.repo.find_commit(id).map_err(|e| Error::git("reading a voyage commit", e))?;
             let subject =
                 commit.message_raw_sloppy().lines().next().map(|l| l.to_str_lossy().into_owned()).unwrap_or_default();
+            let subject: String = subject.chars().take(72).collect();
             out.push(format!("{} {}", super::short(id), crate::core::text::line(&subject)));
             next = commit.parent_ids().next().map(|p| p.detach());
         }
@@ -83,7 +84,7 @@ impl Store {
 impl Store {
     /// The commit a voyage branch points to, if the branch exists.
     pub fn branch_tip(&self, voyage: &Voyage) -> Result<Option<ObjectId>> {
-        let name = format!("refs/heads/{}", voyage.branch);
+        let name = format!("refs/heads/{}", voyage.id.branch());
         let reference =
             self.repo.try_find_reference(name.as_str()).map_err(|e| Error::git("reading a voyage branch", e))?;
         Ok(reference.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
@@ -92,10 +93,10 @@ impl Store {
     /// Move a voyage branch from `old` to `new`, only if it is still at `old`.
     pub fn advance_branch(&self, voyage: &Voyage, old: ObjectId, new: ObjectId) -> Result<()> {
         use gix::refs::Target;
-        self.require_commit(new, &format!("the new head of {}", voyage.branch))?;
-        let name = format!("refs/heads/{}", voyage.branch);
+        self.require_commit(new, &format!("the new head of {}", voyage.id.branch()))?;
+        let name = format!("refs/heads/{}", voyage.id.branch());
         let message = format!("git-mso: crew result on {}", voyage.id);
         self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(old)), new, &message)
-            .map_err(|e| Error::git(format!("moving {} (it changed during the run?)", voyage.branch), e))
+            .map_err(|e| Error::git(format!("moving {} (it changed during the run?)", voyage.id.branch()), e))
     }
 }

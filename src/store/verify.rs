@@ -184,7 +184,7 @@ impl Store {
                     reason: format!(
                         "{} at {} does not contain {}'s recorded head {}: the branch was reset or rewritten \
                          under the ledger",
-                        voyage.branch,
+                        voyage.id.branch(),
                         short(branch),
                         voyage.id,
                         crate::core::event::short(&voyage.head)
@@ -200,7 +200,7 @@ impl Store {
 fn tree_mismatch(repo: &gix::Repository, expected: ObjectId, found: ObjectId) -> String {
     let first = changed_paths(repo, Some(expected), found).ok().and_then(|paths| paths.into_iter().next());
     let at = match first {
-        Some(path) => format!("it differs at {path}"),
+        Some(path) => format!("it differs at {}", crate::core::text::line(&path)),
         None => "same paths, but other entries: modes, duplicates or order".into(),
     };
     format!(
