@@ -10,27 +10,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::TestRepo;
-use common::model::{Gen, cmd, transaction};
+use common::model::{Gen, cmd, realize, transaction};
 use git_mso::core::apply::apply_transaction;
 use git_mso::core::{Config, EventBody, State, layout};
 use git_mso::store::{Entry, RepoObjects, Store};
 use proptest::prelude::*;
-
-/// Point the model's commit ids at the real chain (unknown ones stay fake).
-fn realize(body: &mut EventBody, real: &[String], now: i64) {
-    let map = |id: &mut String| {
-        if let Some(k) = u64::from_str_radix(&id[24..], 16).ok().filter(|k| (1..=real.len() as u64).contains(k)) {
-            *id = real[k as usize - 1].clone();
-        }
-    };
-    match body {
-        EventBody::VoyageCreated { base, .. } => map(base),
-        EventBody::Succeeded { head, .. } => map(head),
-        EventBody::Approved { commit, .. } => map(commit),
-        EventBody::Dispatched { lease, .. } => lease.expires = now + 600,
-        _ => {}
-    }
-}
 
 /// Fold `entries` (oldest first) as fsck does.
 fn fold(store: &Store, entries: &[Entry]) -> State {
@@ -95,7 +79,7 @@ proptest! {
             let result = store.transact(|tx| {
                 for (_, body) in &bodies {
                     let mut body = body.clone();
-                    realize(&mut body, &real, tx.now());
+                    realize(&mut body, &real, Some(tx.now()));
                     tx.push(body)?;
                 }
                 Ok(())

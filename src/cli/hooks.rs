@@ -18,7 +18,7 @@ harmless; core.hooksPath is honoured.
 Server (a bare repository the team pushes to):
   git mso hooks install --server
   git config mso.server.dispatch true       # optional: run crews on the server when work is pushed
-  git config mso.server.pusherEnv GL_USERNAME  # optional: reviews must be pushed by their reviewer
+  git config mso.server.pusherEnv GL_USER      # optional: every pushed event must be the pusher's own
 
 Client (a clone that runs crews):
   git mso hooks install

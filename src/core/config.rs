@@ -276,7 +276,7 @@ impl Config {
             ["approvers"] => self.approvers = parse(key, value)?,
             ["admins"] => self.admins = parse(key, value)?,
             ["require_signatures"] => self.require_signatures = parse(key, value)?,
-            ["signers", ..] => {
+            ["signers", _, ..] => {
                 let actor = &key["signers.".len()..];
                 check_actor("signer", actor).map_err(|reason| ConfigError::BadValue { key: key.into(), reason })?;
                 let keys: Vec<String> = parse(key, value)?;
@@ -373,6 +373,8 @@ mod tests {
             ("roles.PLN.model", serde_json::json!("$(reboot)")),
             ("require_signatures", serde_json::json!(true)),
             ("signers.alice", serde_json::json!(["ssh-rsa AAAA"])),
+            ("signers", serde_json::json!(1)),
+            ("signers.", serde_json::json!([])),
         ] {
             assert!(c.set(key, &value).is_err(), "{key} = {value}");
         }

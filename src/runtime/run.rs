@@ -341,7 +341,7 @@ fn check_claim(store: &Store, runner: &Runner, id: &crate::core::OrderId, seen: 
         *seen = Seen { tip: Some(tip.commit), expires: lease.expires };
     }
     let ttl = store.config(&tip).ok()?.lease_ttl_secs as i64;
-    if seen.expires - store::now() <= ttl - ttl / 3 {
+    if seen.expires.saturating_sub(store::now()) <= ttl - ttl / 3 {
         let renewed = store.transact_if(|tx| {
             let current = tx.order(id)?.clone();
             if current.status == Status::Running && current.lease.as_ref().is_some_and(|l| l.runner == runner.id) {

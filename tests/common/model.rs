@@ -81,11 +81,18 @@ impl Objects for ModelObjects {
 pub struct Gen {
     pub seq: u64,
     pub head: u64,
+    /// Events are timed `base + seq`.
+    pub base: i64,
 }
 
 impl Gen {
     pub fn new() -> Self {
-        Gen { seq: 0, head: 1 }
+        Gen { seq: 0, head: 1, base: 1_000 }
+    }
+
+    /// Events timed from `base` on.
+    pub fn at(base: i64) -> Self {
+        Gen { seq: 0, head: 1, base }
     }
 
     /// Events with ids derived for their place after `parent`.
@@ -95,7 +102,7 @@ impl Gen {
             .enumerate()
             .map(|(i, (actor, body))| {
                 self.seq += 1;
-                Event::derived(parent, i, 1_000 + self.seq as i64, actor, body)
+                Event::derived(parent, i, self.base + self.seq as i64, actor, body)
             })
             .collect()
     }
@@ -106,7 +113,7 @@ impl Gen {
     }
 
     pub fn now(&self) -> i64 {
-        1_000 + self.seq as i64 + 1
+        self.base + self.seq as i64 + 1
     }
 }
 
@@ -288,4 +295,25 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
         }
     }
     out
+}
+
+/// Point the model's commit ids at a chain of real commits (`real[k-1]` is
+/// model commit `k`; unknown ones stay fake), and leases at `now`.
+pub fn realize(body: &mut EventBody, real: &[String], now: Option<i64>) {
+    let map = |id: &mut String| {
+        if let Some(k) = u64::from_str_radix(&id[24..], 16).ok().filter(|k| (1..=real.len() as u64).contains(k)) {
+            *id = real[k as usize - 1].clone();
+        }
+    };
+    match body {
+        EventBody::VoyageCreated { base, .. } => map(base),
+        EventBody::Succeeded { head, .. } => map(head),
+        EventBody::Approved { commit, .. } => map(commit),
+        EventBody::Dispatched { lease, .. } => {
+            if let Some(now) = now {
+                lease.expires = now + 600;
+            }
+        }
+        _ => {}
+    }
 }
