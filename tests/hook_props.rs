@@ -32,7 +32,7 @@ fn fold(store: &Store) -> State {
     let mut state = State::default();
     for entry in entries {
         let parent = entry.parents.first().map(|p| p.to_string());
-        state = apply_transaction(state, parent.as_deref(), &entry.events, &RepoObjects(store.repo())).unwrap();
+        state = apply_transaction(state, parent.as_deref(), &entry.events, &RepoObjects::strict(store.repo())).unwrap();
     }
     state
 }
@@ -67,7 +67,7 @@ proptest! {
             }
             let tip = store.require_tip().unwrap().commit;
             let events: Vec<Event> = g.events(Some(&tip.to_string()), bodies.clone());
-            let verdict = apply_transaction(fold(&store), Some(&tip.to_string()), &events, &RepoObjects(store.repo()));
+            let verdict = apply_transaction(fold(&store), Some(&tip.to_string()), &events, &RepoObjects::strict(store.repo()));
             match verdict {
                 Err(why) => {
                     // Forge the commit a hostile client would push: these events, the tip's tree.

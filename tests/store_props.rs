@@ -21,7 +21,7 @@ fn fold(store: &Store, entries: &[Entry]) -> State {
     let mut state = State::default();
     for entry in entries {
         let parent = entry.parents.first().map(|p| p.to_string());
-        state = apply_transaction(state, parent.as_deref(), &entry.events, &RepoObjects(store.repo())).unwrap();
+        state = apply_transaction(state, parent.as_deref(), &entry.events, &RepoObjects::strict(store.repo())).unwrap();
     }
     state
 }
@@ -87,7 +87,7 @@ proptest! {
             match result {
                 Ok((_, committed)) => {
                     let parent = store.history(&store.require_tip().unwrap()).nth(1).map(|e| e.unwrap().commit.to_string());
-                    state = apply_transaction(state, parent.as_deref(), &committed.events, &RepoObjects(store.repo())).unwrap();
+                    state = apply_transaction(state, parent.as_deref(), &committed.events, &RepoObjects::strict(store.repo())).unwrap();
                 }
                 // A refused transaction writes nothing; the model state stays as it was.
                 Err(e) => prop_assert!(e.is_refusal(), "{c:?} failed for a reason other than a refusal: {e}"),

@@ -310,3 +310,26 @@ fn sync_skips_notes_that_are_not_plain_notes_and_still_syncs_the_ledger() {
     let listing = seed.git_in(&server, &["ls-tree", "refs/notes/mso"]);
     assert_eq!(listing.lines().count(), 1, "{listing}");
 }
+
+#[test]
+fn a_fresh_clone_syncs_after_a_finished_voyage_branch_was_deleted_and_pruned() {
+    let seed = TestRepo::initialized();
+    let crew = seed.crew("work.sh", "echo \"$MSO_ROLE\" >> work.txt");
+    seed.set_crews(&[("BLD", &crew), ("TST", &crew)]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "done soon"]);
+    seed.dispatch(&["--once"]);
+    let server = server(&seed);
+    // The work landed elsewhere; the finished voyage's branch goes, and gc prunes its commits.
+    let work = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    seed.git(&["push", "-q", "origin", ":refs/heads/voyage/VOY-0001"]);
+    seed.git_in(&server, &["gc", "-q", "--prune=now"]);
+    let gone = std::process::Command::new("git").args(["cat-file", "-e", &work]).current_dir(&server).status().unwrap();
+    assert!(!gone.success(), "the crew's commits were pruned from the server");
+    // A fresh clone still takes the whole pipeline; fsck says what it cannot see.
+    let b = clone(&seed, server.to_str().unwrap(), "b", "bob");
+    let out = ok_in(&seed, &b, &["sync"]);
+    assert!(out.contains("took the remote's ledger"), "{out}");
+    let fsck = ok_in(&seed, &b, &["fsck"]);
+    assert!(fsck.contains("note: 2 commit(s) the ledger names are not in this repository"), "{fsck}");
+    assert_eq!(json_in(&seed, &b, &["order", "show", "CHR-0001", "--json"])["status"], "completed");
+}

@@ -21,6 +21,8 @@ struct Report {
     ok: bool,
     commits: u64,
     events: u64,
+    /// Commits the ledger names that this repository lacks (not an error: see the README).
+    missing_commits: u64,
     problem: Option<Problem>,
 }
 
@@ -33,11 +35,18 @@ struct Problem {
 pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let report = match store.fsck()? {
-        Ok(done) => Report { ok: true, commits: done.commits, events: done.events, problem: None },
+        Ok(done) => Report {
+            ok: true,
+            commits: done.commits,
+            events: done.events,
+            missing_commits: done.missing_objects,
+            problem: None,
+        },
         Err(p) => Report {
             ok: false,
             commits: 0,
             events: 0,
+            missing_commits: 0,
             problem: Some(Problem { commit: p.commit.to_string(), reason: p.reason }),
         },
     };
@@ -49,6 +58,14 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             "ok: {} commits, {} events, every tree equals the replayed state",
             report.commits, report.events
         )?;
+        if report.missing_commits > 0 {
+            writeln!(
+                ctx.out,
+                "note: {} commit(s) the ledger names are not in this repository (deleted voyage branches, or refs \
+                 this clone does not fetch); they were checked when the server accepted them",
+                report.missing_commits
+            )?;
+        }
     }
     match report.problem {
         None => Ok(()),

@@ -28,14 +28,32 @@ pub mod limits {
     pub const MAX_TIME: i64 = 253_402_300_799;
 }
 
+/// What a repository holds under an object id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Commit,
+    /// Another kind of object: a tree, a blob, a tag.
+    NotACommit,
+    Missing,
+}
+
 /// What `apply` needs to know of the repository: that a commit an event
 /// names exists, and how two commits relate. The store answers from the
 /// object database; tests of the core answer from a model.
 pub trait Objects {
-    /// Whether `id` (40 hex digits) names a commit this repository has.
-    fn is_commit(&self, id: &str) -> bool;
-    /// Whether `commit` is `ancestor` or has it in its history.
+    /// What `id` (40 hex digits) names in this repository.
+    fn presence(&self, id: &str) -> Presence;
+    /// Whether `commit` is `ancestor` or has it in its history (both present).
     fn descends_from(&self, commit: &str, ancestor: &str) -> bool;
+    /// Whether a commit this repository lacks is let pass. Where a change is
+    /// accepted (the writer, the server hook) it never is. Where history is
+    /// replayed (`fsck`, `sync`) it is: the server that accepted the event had
+    /// the commit, and a clone may lack it (a finished voyage's branch was
+    /// deleted, or the commit is under a ref clones do not fetch). A commit
+    /// that is present but of the wrong kind or lineage is refused everywhere.
+    fn tolerate_missing(&self) -> bool {
+        false
+    }
 }
 
 /// Why an event cannot be applied to a state.
@@ -77,6 +95,10 @@ pub enum TransitionError {
     NotAnApprover { by: String, approvers: String },
     #[error("{actor} is not an admin (admins: {admins}); only admins change the pipeline")]
     NotAnAdmin { actor: String, admins: String },
+    #[error(
+        "{actor} may not {what} {order}: with an approver list, only its creator ({creator}), admins and approvers may"
+    )]
+    NotAllowed { actor: String, what: &'static str, order: OrderId, creator: String },
     #[error("a review by {by} recorded by {actor}: reviewers record their own reviews")]
     NotTheReviewer { by: String, actor: String },
     #[error("{order}: the approval pins {got}, but the reviewed head is {expected}")]
@@ -123,10 +145,15 @@ fn commit_id(what: &str, id: &str) -> Result<()> {
     }
 }
 
-/// A commit an event names: well-formed, and present in the repository.
-fn existing_commit(what: &'static str, id: &str, objects: &dyn Objects) -> Result<()> {
+/// A commit an event names: well-formed, and a commit of this repository.
+/// Returns whether it is here (it may be absent only where history is replayed).
+fn existing_commit(what: &'static str, id: &str, objects: &dyn Objects) -> Result<bool> {
     commit_id(what, id)?;
-    if objects.is_commit(id) { Ok(()) } else { Err(TransitionError::MissingObject { what, id: short(id).into() }) }
+    match objects.presence(id) {
+        Presence::Commit => Ok(true),
+        Presence::Missing if objects.tolerate_missing() => Ok(false),
+        _ => Err(TransitionError::MissingObject { what, id: short(id).into() }),
+    }
 }
 
 fn check_envelope(event: &Event) -> Result<()> {
@@ -437,6 +464,22 @@ fn reviewer(by: &str, actor: &str, approvers: &[String]) -> Result<()> {
     }
 }
 
+/// Stopping or restarting an order's work (cancel, retry) is for its
+/// creator, admins and approvers once the config lists approvers; open
+/// before that, like reviews.
+fn manager(order: &Order, actor: &str, config: &Config, what: &'static str) -> Result<()> {
+    let creator = order.history.first().map_or("", |e| e.actor.as_str());
+    let allowed = config.approvers.is_empty()
+        || actor == creator
+        || config.admins.iter().any(|a| a == actor)
+        || config.approvers.iter().any(|a| a == actor);
+    if allowed {
+        Ok(())
+    } else {
+        Err(TransitionError::NotAllowed { actor: actor.into(), what, order: order.id.clone(), creator: creator.into() })
+    }
+}
+
 fn transition(
     order: &mut Order,
     voyage: &mut Voyage,
@@ -479,10 +522,12 @@ fn transition(
             expect_role(order, role)?;
             expect_attempt(order, *attempt)?;
             expect_holder(order, runner, actor)?;
-            existing_commit("head", head, objects)?;
+            let here = existing_commit("head", head, objects)?;
             long_text("summary", summary, limits::SUMMARY)?;
-            // What a role records builds on what the ledger last recorded.
-            if *head != voyage.head && !objects.descends_from(head, &voyage.head) {
+            // What a role records builds on what the ledger last recorded
+            // (judged wherever both commits are at hand).
+            let recorded_here = objects.presence(&voyage.head) == Presence::Commit;
+            if *head != voyage.head && here && recorded_here && !objects.descends_from(head, &voyage.head) {
                 return Err(TransitionError::NotDescendant {
                     order: order.id.clone(),
                     head: short(head).into(),
@@ -628,6 +673,7 @@ fn transition(
         }
         EventBody::Retried { .. } => {
             expect_status(order, Status::Failed, "failed")?;
+            manager(order, actor, config, "retry")?;
             let role = order.role.clone();
             let attempt = next_attempt(order)?;
             requeue(order, &role, attempt);
@@ -641,6 +687,7 @@ fn transition(
                     expected: "active",
                 });
             }
+            manager(order, actor, config, "cancel")?;
             long_text("reason", reason, limits::REASON)?;
             order.lease = None;
             order.held = None;

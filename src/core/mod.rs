@@ -15,7 +15,7 @@ pub mod state;
 pub mod text;
 pub mod time;
 
-pub use apply::{Objects, TransitionError, apply, apply_transaction};
+pub use apply::{Objects, Presence, TransitionError, apply, apply_transaction};
 pub use config::{Config, PersonaSet};
 pub use event::{Event, EventBody, Lease, Timestamp};
 pub use ids::{Kind, OrderId, Role, VoyageId};

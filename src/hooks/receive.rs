@@ -157,7 +157,7 @@ fn check_ledger(store: &Store, update: &Update, ctx: &Context) -> Result<Option<
         }
         Ok(())
     };
-    let rules = ReplayRules { per_commit: Some(&per_commit), deadline: Some(ctx.deadline) };
+    let rules = ReplayRules { per_commit: Some(&per_commit), deadline: Some(ctx.deadline), strict_objects: true };
     match store.replay_with(base, &chain, &rules) {
         Ok(_) => Ok(None),
         Err(ReplayError::Problem(p)) => Ok(Some(p.to_string())),

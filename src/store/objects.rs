@@ -2,36 +2,64 @@
 //! does it exist, and does it descend from another. Walks are bounded, so a
 //! hostile history cannot stall a writer or the server hook.
 
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 
 use gix::ObjectId;
 
-use crate::core::Objects;
+use crate::core::{Objects, Presence};
 
 /// Commits visited at most to decide one ancestry question.
 pub const MAX_WALK: usize = 10_000;
 
-/// `Objects` over a repository's object database (in a hook: the quarantine too).
-pub struct RepoObjects<'r>(pub &'r gix::Repository);
+/// `Objects` over a repository's object database (in a hook: the quarantine
+/// too). Strict where changes are accepted; `replaying` history, commits the
+/// repository lacks are let pass and counted.
+pub struct RepoObjects<'r> {
+    repo: &'r gix::Repository,
+    replaying: bool,
+    missing: RefCell<HashSet<ObjectId>>,
+}
 
-impl RepoObjects<'_> {
-    fn commit_id(&self, id: &str) -> Option<ObjectId> {
-        let id: ObjectId = id.parse().ok()?;
-        let header = self.0.find_header(id).ok()?;
-        (header.kind() == gix::object::Kind::Commit).then_some(id)
+impl<'r> RepoObjects<'r> {
+    /// For accepting changes: every named commit must be here.
+    pub fn strict(repo: &'r gix::Repository) -> Self {
+        RepoObjects { repo, replaying: false, missing: RefCell::default() }
+    }
+
+    /// For replaying accepted history (fsck, sync): absent commits are counted, not refused.
+    pub fn replaying(repo: &'r gix::Repository) -> Self {
+        RepoObjects { repo, replaying: true, missing: RefCell::default() }
+    }
+
+    /// How many distinct named commits were absent.
+    pub fn missing(&self) -> u64 {
+        self.missing.borrow().len() as u64
     }
 }
 
 impl Objects for RepoObjects<'_> {
-    fn is_commit(&self, id: &str) -> bool {
-        self.commit_id(id).is_some()
+    fn presence(&self, id: &str) -> Presence {
+        let Ok(id) = id.parse::<ObjectId>() else { return Presence::NotACommit };
+        match self.repo.find_header(id) {
+            Ok(h) if h.kind() == gix::object::Kind::Commit => Presence::Commit,
+            Ok(_) => Presence::NotACommit,
+            Err(_) => {
+                self.missing.borrow_mut().insert(id);
+                Presence::Missing
+            }
+        }
     }
 
     fn descends_from(&self, commit: &str, ancestor: &str) -> bool {
-        match (self.commit_id(commit), ancestor.parse::<ObjectId>()) {
-            (Some(commit), Ok(ancestor)) => is_ancestor(self.0, ancestor, commit).unwrap_or(false),
+        match (commit.parse::<ObjectId>(), ancestor.parse::<ObjectId>()) {
+            (Ok(commit), Ok(ancestor)) => is_ancestor(self.repo, ancestor, commit).unwrap_or(false),
             _ => false,
         }
+    }
+
+    fn tolerate_missing(&self) -> bool {
+        self.replaying
     }
 }
 

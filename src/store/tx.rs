@@ -115,7 +115,7 @@ impl<'s> Tx<'s> {
         let parent = self.partial.base().map(|t| t.commit.to_string());
         event.id = derive_id(parent.as_deref(), self.events.len(), &event);
         self.partial.load_for(self.store, &event.body)?;
-        let objects = RepoObjects(&self.store.repo);
+        let objects = RepoObjects::strict(&self.store.repo);
         match apply(std::mem::take(&mut self.partial.state), &event, &objects) {
             Ok(state) => self.partial.state = state,
             Err(e) => {

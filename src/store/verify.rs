@@ -33,6 +33,9 @@ impl std::fmt::Display for Problem {
 pub struct Replayed {
     pub commits: u64,
     pub events: u64,
+    /// Commits named by events that this repository does not have (history
+    /// replays let them pass: see `Objects::tolerate_missing`).
+    pub missing_objects: u64,
 }
 
 /// Why a replay stopped: a problem in the ledger, or an error reading it.
@@ -59,6 +62,9 @@ pub struct ReplayRules<'a> {
     pub per_commit: Option<CommitRule<'a>>,
     /// Past this instant the replay stops with a problem.
     pub deadline: Option<Instant>,
+    /// Every commit an event names must be here (accepting a push), rather
+    /// than absent ones passing (replaying accepted history).
+    pub strict_objects: bool,
 }
 
 impl Store {
@@ -80,7 +86,8 @@ impl Store {
         rules: &ReplayRules<'_>,
     ) -> std::result::Result<Replayed, ReplayError> {
         let mut partial = Partial::new(self, base)?;
-        let objects = RepoObjects(&self.repo);
+        let objects =
+            if rules.strict_objects { RepoObjects::strict(&self.repo) } else { RepoObjects::replaying(&self.repo) };
         // Expected trees are built in memory: nothing is written to verify.
         let scratch = self.repo.clone().with_object_memory();
         let mut parent = base;
@@ -135,6 +142,7 @@ impl Store {
             done.commits += 1;
             done.events += entry.events.len() as u64;
         }
+        done.missing_objects = objects.missing();
         Ok(done)
     }
 

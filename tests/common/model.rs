@@ -2,7 +2,7 @@
 //! random commands turned into the transactions a writer would make.
 
 use git_mso::core::apply::hand_off;
-use git_mso::core::{Event, EventBody, Lease, Objects, Order, Role, State, VoyageId};
+use git_mso::core::{Event, EventBody, Lease, Objects, Order, Presence, Role, State, VoyageId};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -69,8 +69,8 @@ fn number(id: &str) -> Option<u64> {
 }
 
 impl Objects for ModelObjects {
-    fn is_commit(&self, id: &str) -> bool {
-        number(id).is_some() && id[..24].bytes().all(|b| b == b'0')
+    fn presence(&self, id: &str) -> Presence {
+        if number(id).is_some() && id[..24].bytes().all(|b| b == b'0') { Presence::Commit } else { Presence::Missing }
     }
     fn descends_from(&self, commit: &str, ancestor: &str) -> bool {
         matches!((number(commit), number(ancestor)), (Some(c), Some(a)) if c >= a)
