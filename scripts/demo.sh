@@ -47,9 +47,12 @@ run git mso order new --title "Add login page" --ac "a user can log in" --ac "ba
 run git mso order new --kind BUG --title "Login button misaligned" --voyage VOY-0001 --ac "the button lines up on narrow screens"
 run git mso order new --kind CHR --title "Bump dependencies" --ac "the lock file is current"
 run git mso status
+# FTR-0001's plan waits for review and holds VOY-0001 meanwhile: BUG-0001, on the
+# same voyage, waits too, so nothing builds on a plan nobody has read.
 run git mso dispatch --max-parallel 2
 run git mso review list
 run git mso review approve FTR-0001 --comment "plan looks right"
+run git mso dispatch --max-parallel 2
 run git mso review reject BUG-0001 --reason "also cover the settings page"
 run git mso dispatch --max-parallel 2
 run git mso review approve BUG-0001

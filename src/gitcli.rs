@@ -19,11 +19,14 @@ pub const REPO_ENV: &[&str] = &[
     "GIT_PREFIX",
 ];
 
-/// Clear `REPO_ENV` from a command's environment.
+/// Clear `REPO_ENV` from a command's environment, and turn replace refs
+/// off: a pushed `refs/replace/*` must not change what any git command
+/// git-mso starts (or a crew's git) reads from an object id.
 pub fn clear_repo_env(cmd: &mut Command) -> &mut Command {
     for var in REPO_ENV {
         cmd.env_remove(var);
     }
+    cmd.env("GIT_NO_REPLACE_OBJECTS", "1");
     cmd
 }
 

@@ -38,6 +38,9 @@ pub fn ensure_refspecs(dir: &Path, remote: &str) -> Result<bool> {
         .map_err(|_| Error::Input(format!("no remote named '{remote}' (see git remote -v)")))?;
     let key = format!("remote.{remote}.fetch");
     let existing = git(dir, &["config", "--get-all", &key]).unwrap_or_default();
+    // The notes refspec is a glob so that a remote without notes yet is no
+    // error; only refs/notes/mso itself is ever read (and a server with the
+    // hooks refuses any other ref starting so).
     let wanted = [
         format!("+refs/mso/*:{}", tracking(remote, "mso/*")),
         format!("+{NOTES_REF}*:{}", tracking(remote, "notes/mso*")),
@@ -104,7 +107,9 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
             let jitter = crate::store::random_u64() % 100;
             std::thread::sleep(std::time::Duration::from_millis(10 + jitter * (attempt as u64).min(5)));
         }
-        match git(dir, &["fetch", "--quiet", remote]) {
+        // --prune: a branch deleted on the remote (a finished voyage's) must
+        // not linger here as a remote-tracking ref that leases are taken against.
+        match git(dir, &["fetch", "--quiet", "--prune", remote]) {
             Ok(_) => {}
             // Another process fetching into this repository holds a ref lock.
             Err(e) if RETRYABLE.iter().any(|w| e.to_string().contains(w)) => continue,
@@ -145,7 +150,13 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
                 report.lines.push(format!("pushed {branches} voyage branch(es)"));
             }
         }
-        sync_notes(dir, &store, remote, &mut report)?;
+        // Notes are a mirror: a problem with them is reported, never a reason
+        // for the ledger and the branches not to sync.
+        if let Err(e) = sync_notes(dir, &store, remote, &mut report) {
+            report
+                .lines
+                .push(format!("warning: notes were not synced ({e}); `git mso notes rebuild` regenerates them"));
+        }
         return Ok(report);
     }
     Err(Error::Conflict { attempts: ATTEMPTS })
@@ -180,13 +191,8 @@ fn sync_branches(
     report: &mut Report,
 ) -> Result<()> {
     let dir = store.top_dir();
-    for (old, new) in renumbered {
-        let (from, to) = (format!("refs/heads/{}", old.branch()), format!("refs/heads/{}", new.branch()));
-        if let Some(id) = resolve(store, &from)? {
-            git(&dir, &["update-ref", &to, &id.to_string(), ""])?;
-            git(&dir, &["update-ref", "-d", &from, &id.to_string()])?;
-            report.lines.push(format!("renamed branch {} -> {}", old.branch(), new.branch()));
-        }
+    for (old, new) in store.rename_voyage_branches(renumbered)? {
+        report.lines.push(format!("renamed branch {} -> {}", old.branch(), new.branch()));
     }
     let prefix = tracking(remote, "voyage/");
     let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
@@ -210,17 +216,30 @@ fn sync_branches(
     Ok(())
 }
 
-/// Push specs (with leases) for voyage branches that are ahead of, or
-/// missing on, the remote. Never forced: a branch that diverged from the
-/// remote's is reported and left out, so it cannot hold the ledger back.
+/// Push specs (with leases) for voyage branches whose tips the ledger
+/// records (the voyage's head, an ancestor of it, or commits an order holds
+/// for review) and that are ahead of, or missing on, the remote. Never
+/// forced. A branch with commits the ledger does not record, or that
+/// diverged from the remote's, is reported and left out: sync publishes
+/// what the ledger says, and cannot be held back by a branch.
 fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<(String, String)>> {
     let dir = store.top_dir();
+    let Some(tip) = store.tip()? else { return Ok(Vec::new()) };
     let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/voyage/"])?;
     let mut specs = Vec::new();
     for line in listing.lines() {
         let Some((name, ours)) = line.split_once(' ') else { continue };
         let Ok(ours) = ours.parse::<ObjectId>() else { continue };
         let short = &name["refs/heads/".len()..];
+        let Some(voyage) = short.strip_prefix("voyage/").and_then(|v| v.parse().ok()) else { continue };
+        let Some(voyage) = store.voyage(&tip, voyage)? else { continue };
+        if !recorded(store, &tip, &voyage, ours)? {
+            report.lines.push(format!(
+                "{short} has commits the ledger does not record; not pushed (a runner holds them for review once \
+                 you push them yourself)"
+            ));
+            continue;
+        }
         let theirs = resolve(store, &tracking(remote, short))?;
         match theirs {
             Some(theirs) if theirs == ours => {}
@@ -236,6 +255,20 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
         }
     }
     Ok(specs)
+}
+
+/// Whether the ledger at `tip` records `commit` for `voyage`: its head, an
+/// ancestor of it, or what the order holding it holds for review.
+fn recorded(store: &Store, tip: &crate::store::Tip, voyage: &crate::core::Voyage, commit: ObjectId) -> Result<bool> {
+    let head: Option<ObjectId> = voyage.head.parse().ok();
+    if head == Some(commit)
+        || head.is_some_and(|h| crate::store::objects::is_ancestor(store.repo(), commit, h) == Some(true))
+    {
+        return Ok(true);
+    }
+    let Some(active) = &voyage.active else { return Ok(false) };
+    let held = store.order(tip, active)?.and_then(|o| o.held);
+    Ok(held.as_deref() == Some(commit.to_string().as_str()))
 }
 
 /// Publish a crew's result on a voyage branch before the ledger names it:

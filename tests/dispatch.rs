@@ -371,3 +371,30 @@ fn what_a_crew_prints_is_recorded_escaped_and_never_reaches_a_terminal_raw() {
     assert!(!log.contains('\u{1b}'), "{log:?}");
     repo.ok(&["fsck"]);
 }
+
+#[test]
+fn hooks_that_voyage_content_brings_never_run_on_a_runner() {
+    let repo = TestRepo::initialized();
+    // A relative hooks path, as husky-style setups use: it resolves inside each worktree.
+    repo.git(&["config", "core.hooksPath", ".githooks"]);
+    let mark = repo.root().join("pwned");
+    std::fs::create_dir_all(repo.path.join(".githooks")).unwrap();
+    for hook in ["post-checkout", "post-commit", "pre-commit"] {
+        let path = repo.path.join(".githooks").join(hook);
+        let script =
+            format!("#!/bin/sh\ncase \"$PWD\" in */mso/worktrees/*) echo {hook} >> '{}';; esac\n", mark.display());
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    repo.git(&["add", ".githooks"]);
+    repo.git(&["commit", "-q", "-m", "hooks in the content"]);
+    // The crew fails once, so the second attempt reuses the worktree (checkout, clean, commit).
+    let crew = repo.crew("flaky.sh", "echo work > work.txt\n[ \"$MSO_ATTEMPT\" -gt 1 ]");
+    repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 1", "CHR-0001 BLD 2"]);
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+    assert!(!mark.exists(), "a hook from voyage content ran: {}", std::fs::read_to_string(&mark).unwrap_or_default());
+}

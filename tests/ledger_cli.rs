@@ -391,3 +391,24 @@ fn readers_and_writers_never_panic_on_corrupt_ledger_content() {
         assert_eq!(repo.tip(), tip, "{path}: nothing was written on top of a corrupt ledger");
     }
 }
+
+#[test]
+fn replace_refs_never_change_what_git_mso_reads() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--title", "the real title"]);
+    // Replace the order file's blob with one that says something else.
+    let blob = repo.git(&["rev-parse", "refs/mso/ledger:orders/FTR-00/FTR-0001.json"]).trim().to_string();
+    let text = repo.git(&["cat-file", "blob", &blob]).replace("the real title", "a swapped title");
+    let swapped = repo.root().join("swapped.json");
+    std::fs::write(&swapped, text).unwrap();
+    let fake = repo.git(&["hash-object", "-w", swapped.to_str().unwrap()]).trim().to_string();
+    repo.git(&["replace", &blob, &fake]);
+    assert!(
+        repo.git(&["show", "refs/mso/ledger:orders/FTR-00/FTR-0001.json"]).contains("a swapped title"),
+        "git honours it"
+    );
+    assert_eq!(repo.json(&["order", "show", "FTR-0001", "--json"])["title"], "the real title");
+    repo.ok(&["fsck"]);
+    repo.ok(&["order", "new", "--title", "next"]);
+    repo.ok(&["fsck"]);
+}

@@ -41,7 +41,7 @@ fn unknown_commits_on_the_branch_hold_the_order_until_a_reviewer_adopts_them() {
     let out = repo.dispatch(&["--once"]);
     assert!(out.contains("FTR-0001  held for review: voyage/VOY-0001 has commits the ledger does not know"), "{out}");
     assert!(out.contains(&format!("{} a change nobody reviewed", &human[..7])), "the reason names the commit: {out}");
-    assert!(out.contains(&format!("git log {}..voyage/VOY-0001", &recorded[..7])), "{out}");
+    assert!(out.contains(&format!("git log {}..refs/heads/voyage/VOY-0001", &recorded[..7])), "{out}");
     assert_eq!(repo.runs(), ["FTR-0001 PLN 1"], "no crew ran on the unreviewed commit");
     let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
     assert_eq!((order["status"].as_str(), order["role"].as_str()), (Some("review"), Some("BLD")));
@@ -88,4 +88,41 @@ fn fsck_reports_a_voyage_branch_that_lost_its_recorded_head() {
         err.contains(&format!("voyage/VOY-0001 at {} does not contain VOY-0001's recorded head", &base[..7])),
         "{err}"
     );
+}
+
+#[test]
+fn an_order_awaiting_review_holds_its_voyage_so_nothing_builds_on_its_unreviewed_work() {
+    let repo = TestRepo::initialized();
+    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    let work = repo.crew("work.sh", "echo \"$MSO_ORDER $MSO_ROLE\" >> work.txt");
+    repo.set_crews(&[("PLN", &plan), ("BLD", &work), ("TST", &work)]);
+    repo.ok(&["order", "new", "--title", "Add login page"]);
+    repo.dispatch(&["--once"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "chore on the same voyage", "--voyage", "VOY-0001"]);
+    // FTR-0001's plan awaits review: the chore must not build on it yet.
+    let out = repo.dispatch(&["--once"]);
+    assert_eq!(out.trim(), "nothing to dispatch");
+    assert_eq!(repo.runs(), ["FTR-0001 PLN 1"]);
+    assert_eq!(repo.json(&["voyage", "show", "VOY-0001", "--json"])["active"], "FTR-0001");
+    repo.ok(&["review", "approve", "FTR-0001"]);
+    repo.dispatch(&["--once"]);
+    assert_eq!(
+        repo.runs(),
+        ["FTR-0001 PLN 1", "FTR-0001 BLD 1", "FTR-0001 TST 1", "CHR-0001 BLD 1", "CHR-0001 TST 1"],
+        "the voyage's orders ran one after the other, each on reviewed work"
+    );
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn approving_a_hold_adopts_exactly_the_held_commits() {
+    let repo = approved_plan();
+    let held = human_commit(&repo, "human.txt");
+    repo.dispatch(&["--once"]);
+    // More commits arrive after the hold: approving must not adopt them unseen.
+    human_commit(&repo, "later.txt");
+    let err = repo.fails(&["review", "approve", "FTR-0001"], 1);
+    assert!(err.contains("voyage/VOY-0001 moved to"), "{err}");
+    assert!(err.contains(&format!("since the hold named {}", &held[..7])), "{err}");
+    assert_eq!(repo.json(&["order", "show", "FTR-0001", "--json"])["status"], "review");
 }

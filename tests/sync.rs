@@ -333,3 +333,169 @@ fn a_fresh_clone_syncs_after_a_finished_voyage_branch_was_deleted_and_pruned() {
     assert!(fsck.contains("note: 2 commit(s) the ledger names are not in this repository"), "{fsck}");
     assert_eq!(json_in(&seed, &b, &["order", "show", "CHR-0001", "--json"])["status"], "completed");
 }
+
+/// A notes commit on `server`'s notes whose note on `commit` is `text`.
+fn notes_with(seed: &TestRepo, server: &Path, commit: &str, text: &str) -> String {
+    let current = seed.git_in(server, &["rev-parse", "refs/notes/mso"]).trim().to_string();
+    let blob_file = seed.root().join("note-blob");
+    std::fs::write(&blob_file, text).unwrap();
+    let blob = seed.git(&["hash-object", "-w", blob_file.to_str().unwrap()]).trim().to_string();
+    let listing = seed.git_in(server, &["ls-tree", &current]);
+    let mut lines: Vec<String> = listing.lines().filter(|l| !l.ends_with(commit)).map(String::from).collect();
+    lines.push(format!("100644 blob {blob}\t{commit}"));
+    let mut cmd = std::process::Command::new("git");
+    cmd.args(["mktree", "--missing"]).current_dir(&seed.path);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    common::isolate(&mut cmd, &seed.home);
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), (lines.join("\n") + "\n").as_bytes()).unwrap();
+    let tree = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_string();
+    seed.git(&["commit-tree", &tree, "-p", &current, "-m", "notes"]).trim().to_string()
+}
+
+#[test]
+fn a_union_of_notes_over_the_cap_never_stops_a_sync() {
+    let seed = TestRepo::initialized();
+    let plan = seed.crew("plan.sh", "echo plan > plan.md");
+    seed.set_crews(&[("PLN", &plan)]);
+    seed.ok(&["order", "new", "--title", "planned"]);
+    seed.dispatch(&["--once"]);
+    let server = server(&seed);
+    let head = seed.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    // Someone grows the note on the planned commit to just under the server's cap, with
+    // blocks this clone does not have: the union of both would be over it.
+    let padding: String = (0..4000).map(|i| format!("Mso-Pad: {i:05}\n\n")).collect();
+    assert!(padding.len() < 65_536);
+    let notes = notes_with(&seed, &server, &head, &padding);
+    seed.git(&["push", "-q", "origin", &format!("{notes}:refs/notes/mso")]);
+    seed.ok(&["order", "new", "--title", "more work"]);
+    let out = seed.ok(&["sync"]);
+    assert!(out.contains("pushed refs/mso/ledger to origin"), "{out}");
+    assert!(!out.contains("warning: notes were not synced"), "{out}");
+    let size = seed.git_in(&server, &["cat-file", "-s", &format!("refs/notes/mso:{head}")]);
+    assert!(size.trim().parse::<u64>().unwrap() <= 65_536, "{size}");
+}
+
+#[test]
+fn a_finished_voyage_whose_branch_was_deleted_takes_new_orders_on_remote_runners() {
+    let seed = TestRepo::initialized();
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    let work = seed.crew("work.sh", "echo \"$MSO_ORDER $MSO_ROLE\" >> work.txt");
+    for role in ["BLD", "TST"] {
+        seed.git_in(&runner, &["config", &format!("mso.crew.{role}.command"), &work]);
+    }
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "one"]);
+    seed.ok(&["sync"]);
+    let dispatch = |dir: &Path| {
+        let out = seed.dispatch_in(dir, &["--once", "--remote", "origin"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    dispatch(&runner);
+    // The voyage is done: its branch goes, on the server and here. Then a new order joins it.
+    seed.ok(&["sync"]);
+    seed.git(&["push", "-q", "origin", ":refs/heads/voyage/VOY-0001"]);
+    seed.git(&["branch", "-D", "voyage/VOY-0001"]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "two", "--voyage", "VOY-0001"]);
+    seed.ok(&["sync"]);
+    // The runner still knew the branch: it must not lease against what the server no longer has.
+    let out = dispatch(&runner);
+    assert!(out.contains("CHR-0002  TST") && out.contains("completed"), "{out}");
+    assert_eq!(json_in(&seed, &server, &["order", "show", "CHR-0002", "--json"])["status"], "completed");
+}
+
+#[test]
+fn a_run_done_offline_lands_with_its_lease_when_synced_much_later() {
+    let seed = TestRepo::initialized();
+    let server = server(&seed);
+    let work = seed.crew("work.sh", "echo \"$MSO_ROLE\" >> work.txt");
+    seed.set_crews(&[("BLD", &work), ("TST", &work)]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "offline run"]);
+    seed.ok(&["sync"]);
+    // The run happens off the network; the sync comes a quarter of an hour later.
+    let at = |offset: i64| (common::NOW_SECS + offset).to_string();
+    let out = seed.dispatch_in(&seed.path, &["--once"]);
+    assert!(out.status.success());
+    let mut cmd = seed.mso_cmd(&seed.path);
+    let out = cmd.arg("sync").env("MSO_NOW", at(900)).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("re-timed"), "{stdout}");
+    assert!(!stdout.contains("dropped"), "{stdout}");
+    let order = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "completed");
+    assert_eq!(seed.git_in(&server, &["show", "voyage/VOY-0001:work.txt"]), "BLD\nTST\n");
+    ok_in(&seed, &server, &["fsck"]);
+}
+
+#[test]
+fn voyages_filed_offline_on_two_clones_are_renumbered_without_mixing_their_branches() {
+    let seed = TestRepo::initialized();
+    let server = server(&seed);
+    let carol = clone(&seed, server.to_str().unwrap(), "carol", "carol");
+    ok_in(&seed, &carol, &["sync"]);
+    // Distinct bases, so a mixed-up branch would show.
+    let commit_on = |dir: &Path, what: &str| {
+        seed.git_in(dir, &["commit", "-q", "--allow-empty", "-m", what]);
+        let id = seed.git_in(dir, &["rev-parse", "HEAD"]).trim().to_string();
+        seed.git_in(dir, &["reset", "-q", "--hard", "HEAD~1"]);
+        id
+    };
+    let (a1, a2) = (commit_on(&seed.path, "alice one"), commit_on(&seed.path, "alice two"));
+    let c1 = commit_on(&carol, "carol one");
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "alice one", "--base", &a1]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "alice two", "--base", &a2]);
+    ok_in(&seed, &carol, &["order", "new", "--kind", "CHR", "--title", "carol one", "--base", &c1]);
+    ok_in(&seed, &carol, &["sync"]);
+    let out = seed.ok(&["sync"]);
+    assert!(out.contains("renamed branch voyage/VOY-0001 -> voyage/VOY-0002"), "{out}");
+    assert!(out.contains("renamed branch voyage/VOY-0002 -> voyage/VOY-0003"), "{out}");
+    for (voyage, base) in [("VOY-0001", &c1), ("VOY-0002", &a1), ("VOY-0003", &a2)] {
+        assert_eq!(
+            &seed.git_in(&server, &["rev-parse", &format!("voyage/{voyage}")]).trim(),
+            base,
+            "{voyage} on the server"
+        );
+        assert_eq!(&seed.git(&["rev-parse", &format!("voyage/{voyage}")]).trim(), base, "{voyage} here");
+    }
+    let titles: Vec<(String, String)> = ["CHR-0001", "CHR-0002", "CHR-0003"]
+        .iter()
+        .map(|id| {
+            let o = json_in(&seed, &server, &["order", "show", id, "--json"]);
+            (o["title"].as_str().unwrap().to_string(), o["voyage"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            ("carol one".into(), "VOY-0001".into()),
+            ("alice one".into(), "VOY-0002".into()),
+            ("alice two".into(), "VOY-0003".into())
+        ]
+    );
+    ok_in(&seed, &server, &["fsck"]);
+}
+
+#[test]
+fn a_shallow_clone_syncs() {
+    let seed = TestRepo::initialized();
+    let work = seed.crew("work.sh", "echo one > one.txt\ngit add one.txt\ngit -c user.name=c -c user.email=c@x commit -q -m one\necho two > two.txt");
+    seed.set_crews(&[("BLD", &work), ("TST", "true")]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "two commits"]);
+    seed.dispatch(&["--once"]);
+    let server = server(&seed);
+    let shallow = seed.root().join("shallow");
+    seed.git(&[
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        "--no-single-branch",
+        &format!("file://{}", server.display()),
+        shallow.to_str().unwrap(),
+    ]);
+    let out = ok_in(&seed, &shallow, &["sync"]);
+    assert!(out.contains("took the remote's ledger"), "{out}");
+    assert_eq!(json_in(&seed, &shallow, &["order", "show", "CHR-0001", "--json"])["status"], "completed");
+}

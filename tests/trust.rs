@@ -188,6 +188,23 @@ impl Server {
         honest
     }
 
+    /// A commit made by git-mso's own writer as `actor` (so its tree is
+    /// canonical) with the events `build` pushes; the client's ledger then
+    /// goes back to the server's tip.
+    fn written_by(
+        &self,
+        actor: &str,
+        build: impl FnMut(&mut git_mso::store::Tx<'_>) -> git_mso::error::Result<()>,
+    ) -> String {
+        let tip = self.tip();
+        self.git(&["config", "mso.user", actor]);
+        self.client.store().transact(build).unwrap();
+        self.git(&["config", "--unset", "mso.user"]);
+        let made = self.client.tip();
+        self.git(&["update-ref", "refs/mso/ledger", &tip]);
+        made
+    }
+
     /// A notes commit on the server's notes with `listing` as its tree (ls-tree format).
     fn notes_commit(&self, listing: &str, parent: bool) -> String {
         let tree = self.mktree(listing);
@@ -238,9 +255,10 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
     let order_path = "orders/FTR-00/FTR-0002.json";
     let lease =
         |actor: &str, expires: i64| json!({"runner": "m:1", "host": "m", "pid": 1, "expires": expires, "actor": actor});
+    // FTR-0001 awaits review on VOY-0001 and so holds it: new work goes on VOY-0003.
     let new_ftr2 = || {
         body(
-            json!({"type": "ORDER_CREATED", "order": "FTR-0002", "title": "t", "roles": ["PLN", "BLD", "TST"], "gates": ["PLN"], "voyage": "VOY-0001"}),
+            json!({"type": "ORDER_CREATED", "order": "FTR-0002", "title": "t", "roles": ["PLN", "BLD", "TST"], "gates": ["PLN"], "voyage": "VOY-0003"}),
         )
     };
     let claim_ftr2 = |actor: &str| {
@@ -303,6 +321,23 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         )
     };
     let huge = format!("{}\n", "x".repeat(9 * 1024 * 1024));
+    // A hold made by the writer, naming a commit that is not its branch's tip on the server.
+    let false_hold = s.written_by("mallory", |tx| {
+        let roles = ["PLN", "BLD", "TST"].map(|r| r.parse().unwrap()).to_vec();
+        let order: git_mso::core::OrderId = "FTR-0002".parse().unwrap();
+        tx.push(EventBody::OrderCreated {
+            order: order.clone(),
+            title: "t".into(),
+            brief: String::new(),
+            acceptance: vec![],
+            roles,
+            gates: vec!["PLN".parse().unwrap()],
+            voyage: "VOY-0003".parse().unwrap(),
+        })?;
+        tx.push(EventBody::Held { order, role: "PLN".parse().unwrap(), head: s.orphan.clone(), reason: "look".into() })
+    });
+    // New names only: git itself drops updates it sees as non-fast-forwards before the hook runs.
+    let many_branches: Vec<String> = (4..=1004).map(|n| format!("{base}:refs/heads/voyage/VOY-{n:04}")).collect();
 
     let cases: Vec<Case> = vec![
         // Who may do what.
@@ -345,7 +380,7 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         // Every object an event names exists, with the right type.
         case("a voyage on a commit the server lacks", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CREATED", "voyage": "VOY-0004", "base": "1234567890123456789012345678901234567890"}))]), "voyage base 1234567 is not a commit in this repository"),
         case("a voyage on a tree", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CREATED", "voyage": "VOY-0004", "base": tree}))]), "is not a commit in this repository"),
-        case("a result on a commit that does not build on the reviewed one", s.forge_by("mallory", vec![new_ftr2(), claim_ftr2("mallory"), succeed(&s.orphan)]), "does not descend from VOY-0001's recorded head"),
+        case("a result on a commit that does not build on the reviewed one", s.forge_by("mallory", vec![new_ftr2(), claim_ftr2("mallory"), succeed(&s.orphan)]), "does not descend from VOY-0003's recorded head"),
         case("a result naming a commit that does not exist", s.forge_by("mallory", vec![new_ftr2(), claim_ftr2("mallory"), succeed("abcdefabcdefabcdefabcdefabcdefabcdefabcd")]), "head abcdefa is not a commit in this repository"),
         // What gets built is what was reviewed: voyage branches.
         refs_case("deleting a voyage branch with open orders", &[":refs/heads/voyage/VOY-0001".into()], "deleting it is not allowed while VOY-0001 has open orders (FTR-0001)"),
@@ -361,6 +396,16 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         as_pusher(case("a model tier with shell syntax", s.forge_by("alice", vec![set("roles.PLN.model", json!("$(reboot)"))]), "model tier '$(reboot)' is not valid"), "alice"),
         as_pusher(case("an actor name with a bidi override", s.forge_by("mal\u{202e}lory", vec![new_ftr2()]), "is not a valid name"), "mal\u{202e}lory"),
         case("an oversized message", s.forge(&huge), "exceeds"),
+        // Refs that change what objects read as, or pose as ours.
+        refs_case("a replace ref swapping main's first commit", &[format!("{}:refs/replace/{base}", s.orphan)], "replace refs would change what commits and trees read as"),
+        refs_case("the ledger under another case", &[format!("{tip}:refs/MSO/ledger")], "only refs/mso/ledger lives under refs/mso/"),
+        refs_case("a voyage branch under another case", &[format!("{base}:refs/heads/Voyage/VOY-0001")], "a case variant of git-mso's voyage branches"),
+        refs_case("a tag named like a voyage branch", &[format!("{}:refs/tags/voyage/VOY-0001", s.orphan)], "a tag named like a voyage branch"),
+        refs_case("another voyage id for the same voyage", &[format!("{plan_head}:refs/heads/voyage/VOY-000000001")], "named voyage/VOY-NNNN"),
+        refs_case("another ref starting refs/notes/mso", &[format!("{}:refs/notes/msox", s.server_rev("refs/notes/mso"))], "only refs/notes/mso itself"),
+        refs_case("1,001 voyage branches in one push", &many_branches, "1001 voyage branch updates in one push, the limit is 1000"),
+        case("a hold naming a commit that is not its branch's tip", false_hold, "HELD for FTR-0002 names"),
+        as_pusher(case("a lease declared run out in the future", s.forge_at("alice", NOW_SECS + 200, vec![body(json!({"type": "LEASE_EXPIRED", "order": "CHR-0001", "role": "BLD", "runner": "farm:7"}))]), "is later than the server's clock"), "alice"),
         // Everything else that is pushed.
         refs_case("another ref under refs/mso/", &[format!("{tip}:refs/mso/shadow")], "refs/mso/shadow: only refs/mso/ledger lives under refs/mso/"),
         refs_case("a directory in the notes tree", &[format!("{}:refs/notes/mso", s.notes_commit(&format!("{notes_tree}\n040000 tree {tree}\tab"), true))], "'ab' is not a plain note"),
@@ -392,13 +437,13 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         case("two crews on one voyage", s.forge_by("mallory", vec![
             body(json!({"type": "ORDER_CREATED", "order": "CHR-0002", "title": "t", "roles": ["BLD", "TST"], "gates": [], "voyage": "VOY-0002"})),
             body(json!({"type": "DISPATCHED", "order": "CHR-0002", "role": "BLD", "attempt": 1, "lease": lease("mallory", NOW_SECS + 600)})),
-        ]), "VOY-0002 is busy: CHR-0001 is running on it"),
+        ]), "VOY-0002 is busy: CHR-0001 runs there or awaits review"),
         case("a result for a role that never ran", s.forge_by("mallory", vec![new_ftr2(), succeed(&plan_head)]), "FTR-0002 is queued at PLN, not running"),
         case("a merge commit", s.commit(&honest_tree, &[&tip, &base], &honest_msg), "merge commits are not allowed"),
         case("rewritten history", s.commit(&honest_tree, &[&parent], &honest_msg), "only fast-forwards are accepted"),
         refs_case("deleting the ledger", &[":refs/mso/ledger".into()], "refs/mso/ledger: deleting it is not allowed"),
     ];
-    assert!(cases.len() >= 65, "{} cases", cases.len());
+    assert!(cases.len() >= 75, "{} cases", cases.len());
     let before = s.client.refs_in(&s.server);
     let mut table = vec!["| push | refusal |".to_string(), "|---|---|".to_string()];
     for c in &cases {

@@ -18,7 +18,13 @@ harmless; core.hooksPath is honoured.
 Server (a bare repository the team pushes to):
   git mso hooks install --server
   git config mso.server.dispatch true       # optional: run crews on the server when work is pushed
-  git config mso.server.pusherEnv GL_USER      # optional: every pushed event must be the pusher's own
+  git config mso.server.pusherEnv GL_USER   # optional: every pushed event must be the pusher's own
+  git config mso.server.maxSkew 5m          # optional: how far event times may be from the server's clock
+  git config mso.server.timeBudget 60s      # optional: how long validating one push may take
+
+The pre-receive hook checks refs/mso/ledger (the same replay as the writer and fsck, plus the pusher
+and the clock), refs/heads/voyage/* (they move only as the ledger allows), refs/notes/mso (plain,
+bounded notes) and refuses other refs under refs/mso/. See the README's Trust section.
 
 Client (a clone that runs crews):
   git mso hooks install

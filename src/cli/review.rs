@@ -68,7 +68,12 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let order = tx.order(&args.id)?.clone();
                 if let Some(held) = &order.held {
                     // Commits made outside the pipeline: approving adopts them,
-                    // and the waiting role starts from them.
+                    // and the waiting role starts from them. Only if the branch
+                    // still holds exactly what the hold named.
+                    let voyage = tx.try_voyage(order.voyage)?.cloned();
+                    if let Some(voyage) = &voyage {
+                        check_hold_is_tip(&store, voyage, held)?;
+                    }
                     tx.push(EventBody::Approved {
                         order: order.id.clone(),
                         role: order.role.clone(),
@@ -76,8 +81,9 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                         commit: held.clone(),
                         comment: args.comment.clone(),
                     })?;
+                    let adopted = voyage.as_ref().map(|v| adopted_commits(&store, v, held)).unwrap_or_default();
                     return Ok(format!(
-                        "{}  unreviewed commits up to {} approved by {by} → {} queued on them",
+                        "{}  unreviewed commits up to {} approved by {by} → {} queued on them{adopted}",
                         order.id,
                         short(held),
                         order.role
@@ -130,4 +136,37 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The branch must still be at the held head: approving adopts exactly what
+/// the hold named, not whatever the branch has moved to since.
+fn check_hold_is_tip(
+    store: &crate::store::Store,
+    voyage: &crate::core::Voyage,
+    held: &str,
+) -> crate::error::Result<()> {
+    match store.branch_tip(voyage)? {
+        Some(tip) if held.parse::<gix::ObjectId>().ok() != Some(tip) => Err(crate::error::Error::Input(format!(
+            "{} moved to {} since the hold named {}: dispatch again to hold the new commits, then review them",
+            voyage.id.branch(),
+            crate::store::short(tip),
+            short(held)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The commits an approval adopts, listed after the approval line.
+fn adopted_commits(store: &crate::store::Store, voyage: &crate::core::Voyage, held: &str) -> String {
+    let (Ok(recorded), Ok(held)) = (voyage.head.parse(), held.parse()) else { return String::new() };
+    match store.unknown_commits(recorded, held, 10) {
+        Ok((commits, more)) if !commits.is_empty() => {
+            let mut text: String = commits.iter().map(|c| format!("\n  adopted {c}")).collect();
+            if more {
+                text.push_str("\n  adopted …");
+            }
+            text
+        }
+        _ => String::new(),
+    }
 }

@@ -43,8 +43,10 @@ pub enum Presence {
 pub trait Objects {
     /// What `id` (40 hex digits) names in this repository.
     fn presence(&self, id: &str) -> Presence;
-    /// Whether `commit` is `ancestor` or has it in its history (both present).
-    fn descends_from(&self, commit: &str, ancestor: &str) -> bool;
+    /// Whether `commit` is `ancestor` or has it in its history (both
+    /// present); `None` when this repository cannot tell (a shallow clone, a
+    /// history longer than a walk may go).
+    fn descends_from(&self, commit: &str, ancestor: &str) -> Option<bool>;
     /// Whether a commit this repository lacks is let pass. Where a change is
     /// accepted (the writer, the server hook) it never is. Where history is
     /// replayed (`fsck`, `sync`) it is: the server that accepted the event had
@@ -71,7 +73,7 @@ pub enum TransitionError {
     OrderOutOfSequence { got: OrderId, expected: OrderId, kind: String },
     #[error("no voyage {0}")]
     UnknownVoyage(VoyageId),
-    #[error("{voyage} is busy: {order} is running on it")]
+    #[error("{voyage} is busy: {order} runs there or awaits review")]
     VoyageBusy { voyage: VoyageId, order: OrderId },
     #[error("voyage id {got} is out of sequence: the next voyage id is {expected}")]
     VoyageOutOfSequence { got: VoyageId, expected: VoyageId },
@@ -349,10 +351,12 @@ fn create_order(
     Ok(())
 }
 
-/// Keep `voyage.active` in step with the order whose crew runs on it; a
-/// second order of a busy voyage cannot be dispatched.
+/// Keep `voyage.active` in step with the order that holds its branch: one
+/// whose crew runs on it, or whose work there awaits review. No other order
+/// of the voyage is dispatched meanwhile, so nothing builds on work that no
+/// reviewer has seen.
 fn occupy_voyage(voyage: &mut Voyage, before: Status, order: &Order) -> Result<()> {
-    let (was, is) = (before == Status::Running, order.status == Status::Running);
+    let (was, is) = (before.holds_voyage(), order.status.holds_voyage());
     if was == is {
         return Ok(());
     }
@@ -527,13 +531,16 @@ fn transition(
             // What a role records builds on what the ledger last recorded
             // (judged wherever both commits are at hand).
             let recorded_here = objects.presence(&voyage.head) == Presence::Commit;
-            if *head != voyage.head && here && recorded_here && !objects.descends_from(head, &voyage.head) {
-                return Err(TransitionError::NotDescendant {
-                    order: order.id.clone(),
-                    head: short(head).into(),
-                    voyage: voyage.id,
-                    recorded: short(&voyage.head).into(),
-                });
+            if *head != voyage.head && here && recorded_here {
+                let descends = objects.descends_from(head, &voyage.head);
+                if descends == Some(false) || (descends.is_none() && !objects.tolerate_missing()) {
+                    return Err(TransitionError::NotDescendant {
+                        order: order.id.clone(),
+                        head: short(head).into(),
+                        voyage: voyage.id,
+                        recorded: short(&voyage.head).into(),
+                    });
+                }
             }
             voyage.head = head.clone();
             order.lease = None;

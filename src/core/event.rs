@@ -191,21 +191,18 @@ impl EventBody {
         order_field!(self)
     }
 
-    /// Whether the event can start or stop a crew run (and so change its voyage's `active`).
-    pub fn moves_running(&self) -> bool {
-        matches!(
-            self,
-            EventBody::Dispatched { .. }
-                | EventBody::Succeeded { .. }
-                | EventBody::Failed { .. }
-                | EventBody::LeaseExpired { .. }
-                | EventBody::Cancelled { .. }
-        )
-    }
-
-    /// Whether the event can change its order's voyage: who runs on it, or its recorded head.
+    /// Whether the event can change its order's voyage: which order holds
+    /// it (a run starts or ends, a review opens or closes), or its recorded head.
     pub fn touches_voyage(&self) -> bool {
-        self.moves_running() || matches!(self, EventBody::Approved { .. })
+        !matches!(
+            self,
+            EventBody::Init { .. }
+                | EventBody::ConfigSet { .. }
+                | EventBody::VoyageCreated { .. }
+                | EventBody::OrderCreated { .. }
+                | EventBody::LeaseRenewed { .. }
+                | EventBody::Retried { .. }
+        )
     }
 
     /// The order this event is about, to rewrite it (renumbering on sync).

@@ -58,6 +58,20 @@ pub fn merge(existing: &mut Vec<Block>, new: &[Block]) {
     }
 }
 
+/// The note text, at most `max` bytes: the earliest blocks that fit (a
+/// union of notes from many clones must stay within what a server accepts).
+pub fn render_bounded(blocks: &[Block], max: usize) -> String {
+    let mut kept: Vec<Block> = Vec::new();
+    for block in blocks {
+        kept.push(block.clone());
+        if render(&kept).len() > max {
+            kept.pop();
+            break;
+        }
+    }
+    render(&kept)
+}
+
 /// The note text: blocks separated by blank lines.
 pub fn render(blocks: &[Block]) -> String {
     let mut text = blocks.iter().map(|b| b.join("\n")).collect::<Vec<_>>().join("\n\n");

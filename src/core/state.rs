@@ -42,6 +42,12 @@ impl Status {
     pub fn is_terminal(self) -> bool {
         matches!(self, Status::Completed | Status::Cancelled)
     }
+
+    /// Whether an order in this status holds its voyage's branch: its crew
+    /// runs there, or its work there awaits review.
+    pub fn holds_voyage(self) -> bool {
+        matches!(self, Status::Running | Status::Review)
+    }
 }
 
 impl fmt::Display for Status {
@@ -159,7 +165,8 @@ pub struct Voyage {
     /// success and adopted commit): the only commit a role may start from.
     pub head: String,
     pub created: Timestamp,
-    /// The order whose crew is running on the branch: one at a time per voyage.
+    /// The order that holds the branch: its crew runs on it, or its work
+    /// there awaits review. One at a time per voyage.
     pub active: Option<OrderId>,
 }
 

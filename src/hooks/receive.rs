@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use gix::ObjectId;
 
 use super::refs;
-use crate::core::Status;
 use crate::core::time::{format_utc, parse_duration};
+use crate::core::{EventBody, Status};
 use crate::error::{Error, Result};
 use crate::store::{LEDGER_REF, NOTES_REF, ReplayError, ReplayRules, Store, Tip, short};
 
@@ -27,6 +27,8 @@ pub mod limits {
     pub const MESSAGE_BYTES: usize = 8 * 1024 * 1024;
     /// Bytes of all ledger commit messages of one push.
     pub const PUSH_BYTES: usize = 64 * 1024 * 1024;
+    /// Voyage branch updates in one push.
+    pub const VOYAGE_UPDATES: usize = 1_000;
     /// Wall time for validating one push, unless `mso.server.timeBudget` says otherwise.
     pub const BUDGET: Duration = Duration::from_secs(60);
     /// How far an event's time may be from the server's clock, unless `mso.server.maxSkew` says otherwise.
@@ -91,27 +93,48 @@ impl Context {
 
 /// Validate a push. Returns `Ok(None)` to accept, or the one-line reason to refuse.
 pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<String>> {
-    if let Some(u) = updates.iter().find(|u| u.name.starts_with("refs/mso/") && u.name != LEDGER_REF) {
-        return Ok(Some(format!("{}: only refs/mso/ledger lives under refs/mso/", crate::core::text::line(&u.name))));
+    let refuse =
+        |update: &Update, reason: String| Ok(Some(format!("{}: {reason}", crate::core::text::line(&update.name))));
+    for update in updates {
+        if let Some(reason) = refs::namespace(&update.name) {
+            return refuse(update, reason);
+        }
+    }
+    let voyage_updates = updates.iter().filter(|u| u.name.starts_with(refs::VOYAGE_PREFIX)).count();
+    if voyage_updates > limits::VOYAGE_UPDATES {
+        return Ok(Some(format!(
+            "{voyage_updates} voyage branch updates in one push, the limit is {}",
+            limits::VOYAGE_UPDATES
+        )));
     }
     let mut ledger = store.tip_unchecked()?;
+    let mut holds = Vec::new();
     if let Some(update) = updates.iter().find(|u| u.name == LEDGER_REF) {
-        if let Some(reason) = check_ledger(store, update, ctx)? {
-            return Ok(Some(format!("refs/mso/ledger: {reason}")));
+        if let Some(reason) = check_ledger(store, update, ctx, &mut holds)? {
+            return refuse(update, reason);
         }
         ledger = Some(update.new);
     }
     // Branches and notes are judged against the ledger as it stands after the push.
+    let mut view = refs::LedgerView::new(store, ledger);
     for update in updates {
-        let reason = if update.name.starts_with("refs/heads/voyage/") {
-            refs::check_voyage(store, ledger, update, ctx)?
+        if Instant::now() > ctx.deadline {
+            return Ok(Some("validating the push took longer than its time budget (mso.server.timeBudget)".into()));
+        }
+        let reason = if update.name.starts_with(refs::VOYAGE_PREFIX) {
+            refs::check_voyage(&mut view, update, ctx)?
         } else if update.name == NOTES_REF {
             refs::check_notes(store, update)?
         } else {
             None
         };
         if let Some(reason) = reason {
-            return Ok(Some(format!("{}: {reason}", crate::core::text::line(&update.name))));
+            return refuse(update, reason);
+        }
+    }
+    for (order, head) in holds {
+        if let Some(reason) = refs::check_hold(&mut view, updates, &order, &head)? {
+            return Ok(Some(format!("refs/mso/ledger: {reason}")));
         }
     }
     Ok(None)
@@ -120,7 +143,12 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
 /// The pushed ledger: a fast-forward of linear commits within the caps, every
 /// one accepted by the shared replay, every event the pusher's own (when the
 /// hosting layer names the pusher) and timed near the server's clock.
-fn check_ledger(store: &Store, update: &Update, ctx: &Context) -> Result<Option<String>> {
+fn check_ledger(
+    store: &Store,
+    update: &Update,
+    ctx: &Context,
+    holds: &mut Vec<(crate::core::OrderId, String)>,
+) -> Result<Option<String>> {
     if update.new.is_null() {
         return Ok(Some("deleting it is not allowed".into()));
     }
@@ -130,6 +158,7 @@ fn check_ledger(store: &Store, update: &Update, ctx: &Context) -> Result<Option<
         Err(reason) => return Ok(Some(reason)),
     };
     let events = Cell::new(0usize);
+    let held = std::cell::RefCell::new(Vec::new());
     let per_commit = |entry: &crate::store::Entry| -> std::result::Result<(), String> {
         events.set(events.get() + entry.events.len());
         if events.get() > limits::EVENTS {
@@ -145,6 +174,18 @@ fn check_ledger(store: &Store, update: &Update, ctx: &Context) -> Result<Option<
                     crate::core::text::line(&event.actor)
                 ));
             }
+            match &event.body {
+                // A lease may be declared run out only once it has, by the server's clock.
+                EventBody::LeaseExpired { .. } if event.at > ctx.now => {
+                    return Err(format!(
+                        "LEASE_EXPIRED at {} is later than the server's clock ({}): a lease runs out in the past",
+                        format_utc(event.at.clamp(0, crate::core::apply::limits::MAX_TIME)),
+                        format_utc(ctx.now)
+                    ));
+                }
+                EventBody::Held { order, head, .. } => held.borrow_mut().push((order.clone(), head.clone())),
+                _ => {}
+            }
             if event.at.abs_diff(ctx.now) > ctx.max_skew.as_secs() {
                 return Err(format!(
                     "{} at {} is more than {} s from the server's clock ({}); check the clock (mso.server.maxSkew)",
@@ -159,7 +200,10 @@ fn check_ledger(store: &Store, update: &Update, ctx: &Context) -> Result<Option<
     };
     let rules = ReplayRules { per_commit: Some(&per_commit), deadline: Some(ctx.deadline), strict_objects: true };
     match store.replay_with(base, &chain, &rules) {
-        Ok(_) => Ok(None),
+        Ok(_) => {
+            holds.extend(held.take());
+            Ok(None)
+        }
         Err(ReplayError::Problem(p)) => Ok(Some(p.to_string())),
         Err(ReplayError::Io(e)) => Err(e),
     }

@@ -1,14 +1,93 @@
 //! What the server accepts on the refs git-mso owns besides the ledger:
-//! voyage branches move only as the ledger allows, and notes are plain,
-//! bounded text. Each check returns the reason to refuse, if any.
+//! voyage branches move only as the ledger allows, holds name the branch
+//! they hold, notes are plain and bounded, and no ref may change what
+//! objects read as or pose as one of ours. Each check returns the reason to
+//! refuse, if any.
 
 use gix::ObjectId;
 
 use super::receive::{Context, Update};
-use crate::core::{OrderSummary, VoyageId};
+use crate::core::{Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
 use crate::store::objects::is_ancestor;
-use crate::store::{MAX_NOTE_BYTES, Store, Tip, short};
+use crate::store::{LEDGER_REF, MAX_NOTE_BYTES, MAX_NOTES, NOTES_REF, Store, Tip, short};
+
+pub(super) const VOYAGE_PREFIX: &str = "refs/heads/voyage/";
+
+/// Refs no push may touch, or only under their exact name: replace refs
+/// (they change what an object id reads as, for git and for gix), anything
+/// else under `refs/mso/`, case variants of our namespaces (one file on a
+/// case-insensitive server), and tags that would make `voyage/…` ambiguous.
+pub(super) fn namespace(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("refs/replace/") {
+        return Some("replace refs would change what commits and trees read as; git-mso refuses them".into());
+    }
+    if lower.starts_with("refs/mso/") && name != LEDGER_REF {
+        return Some("only refs/mso/ledger lives under refs/mso/".into());
+    }
+    if lower.starts_with(NOTES_REF) && name != NOTES_REF {
+        return Some("only refs/notes/mso itself is git-mso's; clones fetch refs/notes/mso*".into());
+    }
+    if lower.starts_with(VOYAGE_PREFIX) && !name.starts_with(VOYAGE_PREFIX) {
+        return Some("a case variant of git-mso's voyage branches".into());
+    }
+    if lower.starts_with("refs/tags/voyage/") {
+        return Some("a tag named like a voyage branch would make voyage/… mean two things".into());
+    }
+    None
+}
+
+/// The ledger as it stands after the push, read lazily and once.
+pub(super) struct LedgerView<'s> {
+    store: &'s Store,
+    ledger: Option<ObjectId>,
+    tip: Option<Tip>,
+    summaries: Option<Vec<OrderSummary>>,
+}
+
+impl<'s> LedgerView<'s> {
+    pub(super) fn new(store: &'s Store, ledger: Option<ObjectId>) -> Self {
+        LedgerView { store, ledger, tip: None, summaries: None }
+    }
+
+    fn tip(&mut self) -> Result<Option<Tip>> {
+        if self.tip.is_none()
+            && let Some(commit) = self.ledger
+        {
+            let found = self.store.repo().find_commit(commit).map_err(|e| Error::git("reading the ledger", e))?;
+            let tree = found.tree_id().map_err(|e| Error::git("reading the ledger", e))?.detach();
+            self.tip = Some(Tip { commit, tree });
+        }
+        Ok(self.tip)
+    }
+
+    fn voyage(&mut self, id: VoyageId) -> Result<Option<Voyage>> {
+        match self.tip()? {
+            Some(tip) => self.store.voyage(&tip, id),
+            None => Ok(None),
+        }
+    }
+
+    fn order(&mut self, id: &OrderId) -> Result<Option<Order>> {
+        match self.tip()? {
+            Some(tip) => self.store.order(&tip, id),
+            None => Ok(None),
+        }
+    }
+
+    /// Orders of `voyage` that are not finished.
+    fn open_orders(&mut self, voyage: VoyageId) -> Result<Vec<OrderId>> {
+        if self.summaries.is_none() {
+            self.summaries = Some(match self.tip()? {
+                Some(tip) => self.store.summaries(&tip)?,
+                None => Vec::new(),
+            });
+        }
+        let all = self.summaries.as_deref().unwrap_or_default();
+        Ok(all.iter().filter(|s| s.voyage == voyage && !s.status.is_terminal()).map(|s| s.id.clone()).collect())
+    }
+}
 
 fn descends(store: &Store, commit: ObjectId, ancestor: ObjectId) -> bool {
     is_ancestor(store.repo(), ancestor, commit) == Some(true)
@@ -18,60 +97,57 @@ fn is_commit(store: &Store, id: ObjectId) -> bool {
     store.repo().find_header(id).is_ok_and(|h| h.kind() == gix::object::Kind::Commit)
 }
 
+fn listed(ids: &[OrderId]) -> String {
+    let shown: Vec<String> = ids.iter().take(5).map(OrderId::to_string).collect();
+    shown.join(", ") + if ids.len() > 5 { ", …" } else { "" }
+}
+
 /// A push to `refs/heads/voyage/*`, against the ledger as it stands after the push.
 ///
-/// - the name is `voyage/VOY-NNNN` of a voyage the ledger created;
+/// - the name is exactly `voyage/VOY-NNNN` of a voyage the ledger created;
 /// - while one of its orders runs, only that run's lease holder moves it
 ///   (when the hosting layer names the pusher);
 /// - while it has open orders, it is not deleted, and moves only by
 ///   fast-forward, or back to the head the ledger recorded;
 /// - it is created at, or on top of, the recorded head.
-pub(super) fn check_voyage(
-    store: &Store,
-    ledger: Option<ObjectId>,
-    update: &Update,
-    ctx: &Context,
-) -> Result<Option<String>> {
+pub(super) fn check_voyage(view: &mut LedgerView<'_>, update: &Update, ctx: &Context) -> Result<Option<String>> {
     let refuse = |why: String| Ok(Some(why));
-    let name = update.name.trim_start_matches("refs/heads/voyage/");
-    let Ok(id) = name.parse::<VoyageId>() else {
+    let store = view.store;
+    let name = &update.name[VOYAGE_PREFIX.len()..];
+    let Some(id) = name.parse::<VoyageId>().ok().filter(|id| id.to_string() == name) else {
         return refuse("voyage/ branches belong to git-mso and are named voyage/VOY-NNNN".into());
     };
-    let Some(ledger) = ledger else {
+    if view.ledger.is_none() {
         return refuse(format!("there is no ledger, so no {id}: voyage branches follow the ledger"));
-    };
-    let tip = tip_of(store, ledger)?;
-    let Some(voyage) = store.voyage(&tip, id)? else {
+    }
+    let Some(voyage) = view.voyage(id)? else {
         return refuse(format!("the ledger has no {id}: a voyage branch is created after its VOYAGE_CREATED"));
     };
-    if let (Some(running), Some(pusher)) = (&voyage.active, &ctx.pusher) {
-        let holder = store.order(&tip, running)?.and_then(|o| o.lease).map(|l| l.actor);
-        if holder.as_deref() != Some(pusher.as_str()) {
+    if let (Some(active), Some(pusher)) = (&voyage.active, &ctx.pusher) {
+        let order = view.order(active)?;
+        if let Some(lease) = order.and_then(|o| o.lease)
+            && &lease.actor != pusher
+        {
             return refuse(format!(
-                "{running} is running on {id}; only its lease holder ({}) may move the branch",
-                holder.as_deref().unwrap_or("nobody")
+                "{active} is running on {id}; only its lease holder ({}) may move the branch",
+                lease.actor
             ));
         }
     }
-    let open: Vec<OrderSummary> =
-        store.summaries(&tip)?.into_iter().filter(|s| s.voyage == id && !s.status.is_terminal()).collect();
-    let listed = || {
-        let ids: Vec<String> = open.iter().take(5).map(|s| s.id.to_string()).collect();
-        ids.join(", ") + if open.len() > 5 { ", …" } else { "" }
-    };
+    let open = view.open_orders(id)?;
     if update.new.is_null() {
         if !open.is_empty() {
-            return refuse(format!("deleting it is not allowed while {id} has open orders ({})", listed()));
+            return refuse(format!("deleting it is not allowed while {id} has open orders ({})", listed(&open)));
         }
         return Ok(None);
     }
     if !is_commit(store, update.new) {
         return refuse(format!("{} is not a commit", short(update.new)));
     }
-    let recorded: ObjectId = voyage
-        .head
-        .parse()
-        .map_err(|_| Error::Corrupt { commit: short(ledger), reason: format!("{id} has a malformed head") })?;
+    let recorded: ObjectId = voyage.head.parse().map_err(|_| Error::Corrupt {
+        commit: "(pushed ledger)".into(),
+        reason: format!("{id} has a malformed head"),
+    })?;
     if update.new == recorded {
         return Ok(None);
     }
@@ -91,20 +167,48 @@ pub(super) fn check_voyage(
              recorded head {}, is accepted",
             short(update.old),
             short(update.new),
-            listed(),
+            listed(&open),
             short(recorded)
         ));
     }
     Ok(None)
 }
 
-fn tip_of(store: &Store, commit: ObjectId) -> Result<Tip> {
-    let found = store.repo().find_commit(commit).map_err(|e| Error::git("reading the ledger", e))?;
-    Ok(Tip { commit, tree: found.tree_id().map_err(|e| Error::git("reading the ledger", e))?.detach() })
+/// A pushed HELD names the commits it holds for review: they must be its
+/// voyage branch's tip as it stands after the push, so what a reviewer
+/// sees on the branch is what approving adopts.
+pub(super) fn check_hold(
+    view: &mut LedgerView<'_>,
+    updates: &[Update],
+    order: &OrderId,
+    head: &str,
+) -> Result<Option<String>> {
+    let Some(voyage) = view.order(order)?.map(|o| o.voyage) else { return Ok(None) };
+    let name = format!("{VOYAGE_PREFIX}{voyage}");
+    let tip = match updates.iter().find(|u| u.name == name) {
+        Some(u) if u.new.is_null() => None,
+        Some(u) => Some(u.new),
+        None => {
+            let found = view
+                .store
+                .repo()
+                .try_find_reference(name.as_str())
+                .map_err(|e| Error::git("reading a voyage branch", e))?;
+            found.and_then(|r| r.target().try_id().map(ToOwned::to_owned))
+        }
+    };
+    if tip.map(|t| t.to_string()).as_deref() == Some(head) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "HELD for {order} names {}, but voyage/{voyage} is at {} after the push: a hold names the branch's tip",
+        crate::core::event::short(head),
+        tip.map_or_else(|| "nothing".to_string(), short)
+    )))
 }
 
 /// A push to `refs/notes/mso`: never deleted, a fast-forward, and a flat
-/// tree of bounded blobs named by commit id.
+/// tree of at most `MAX_NOTES` blobs named by commit id, `MAX_NOTE_BYTES` each.
 pub(super) fn check_notes(store: &Store, update: &Update) -> Result<Option<String>> {
     let refuse = |why: String| Ok(Some(why));
     if update.new.is_null() {
@@ -117,7 +221,10 @@ pub(super) fn check_notes(store: &Store, update: &Update) -> Result<Option<Strin
         return refuse(format!("{}..{} is not a fast-forward", short(update.old), short(update.new)));
     }
     let tree = commit.tree().map_err(|e| Error::git("reading pushed notes", e))?;
-    for entry in tree.iter() {
+    for (count, entry) in tree.iter().enumerate() {
+        if count >= MAX_NOTES {
+            return refuse(format!("more than {MAX_NOTES} notes"));
+        }
         let entry = entry.map_err(|e| Error::git("reading pushed notes", e))?;
         let name = entry.filename().to_string();
         let shown = crate::core::ids::shown(&name);

@@ -187,14 +187,14 @@ fn gate_command(store: &Store, role: &Role) -> Option<String> {
     config_string(store, &format!("mso.gate.{role}.command"))
 }
 
-/// Queued orders that may start now: the oldest of each voyage with no crew running.
+/// Queued orders that may start now: the oldest of each voyage that no
+/// order holds (none runs there, none awaits review there).
 fn ready(mut summaries: Vec<OrderSummary>, busy_here: &BTreeSet<VoyageId>) -> Vec<OrderSummary> {
     summaries.sort_by_key(|s| s.seq);
-    let running: BTreeSet<VoyageId> =
-        summaries.iter().filter(|s| s.status == Status::Running).map(|s| s.voyage).collect();
+    let held: BTreeSet<VoyageId> = summaries.iter().filter(|s| s.status.holds_voyage()).map(|s| s.voyage).collect();
     let mut oldest: BTreeMap<VoyageId, OrderSummary> = BTreeMap::new();
     for s in summaries.into_iter().filter(|s| s.status == Status::Queued) {
-        if !running.contains(&s.voyage) && !busy_here.contains(&s.voyage) {
+        if !held.contains(&s.voyage) && !busy_here.contains(&s.voyage) {
             oldest.entry(s.voyage).or_insert(s);
         }
     }
@@ -267,7 +267,7 @@ fn unreviewed(store: &Store, voyage: &crate::core::Voyage) -> Result<Option<(Str
         tip.to_string(),
         format!(
             "{} has commits the ledger does not know ({listed}); its recorded head is {recorded}: \
-             review them with `git log {recorded}..{}`",
+             review them with `git log {recorded}..refs/heads/{}`",
             voyage.id.branch(),
             voyage.id.branch()
         ),

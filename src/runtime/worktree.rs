@@ -7,7 +7,15 @@ use gix::ObjectId;
 
 use crate::core::VoyageId;
 use crate::error::{Error, Result};
-use crate::gitcli::git;
+use crate::gitcli;
+
+/// git in a crew worktree, with hooks off: the worktree holds voyage content,
+/// and a relative `core.hooksPath` would run hooks that content brings.
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let mut all = vec!["-c", "core.hooksPath=/dev/null"];
+    all.extend_from_slice(args);
+    gitcli::git(dir, &all)
+}
 use crate::store::Identity;
 
 /// Where git-mso keeps its machine-local files: worktrees, briefs, logs.

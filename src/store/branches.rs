@@ -100,3 +100,64 @@ impl Store {
             .map_err(|e| Error::git(format!("moving {} (it changed during the run?)", voyage.id.branch()), e))
     }
 }
+
+impl Store {
+    /// Rename the branches of renumbered voyages (`from` → `to`) in one ref
+    /// transaction, so chains (VOY-0001 → VOY-0002 while VOY-0002 →
+    /// VOY-0003) cannot collide half-way. Returns the renames made.
+    pub fn rename_voyage_branches(
+        &self,
+        renames: &std::collections::BTreeMap<crate::core::VoyageId, crate::core::VoyageId>,
+    ) -> Result<Vec<(crate::core::VoyageId, crate::core::VoyageId)>> {
+        use gix::refs::Target;
+        use gix::refs::transaction::{Change, LogChange, RefEdit, RefLog};
+        let name = |v: crate::core::VoyageId| format!("refs/heads/{}", v.branch());
+        let current = |v: crate::core::VoyageId| -> Result<Option<ObjectId>> {
+            let r =
+                self.repo.try_find_reference(name(v).as_str()).map_err(|e| Error::git("reading a voyage branch", e))?;
+            Ok(r.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
+        };
+        let mut moves = Vec::new();
+        for (&from, &to) in renames {
+            if let Some(id) = current(from)? {
+                moves.push((from, to, id));
+            }
+        }
+        let targets: std::collections::BTreeSet<_> = moves.iter().map(|m| m.1).collect();
+        let mut edits = Vec::new();
+        let full = |v| gix::refs::FullName::try_from(name(v)).map_err(|e| Error::git("naming a voyage branch", e));
+        for &(from, to, id) in &moves {
+            let expected = match current(to)? {
+                Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+                None => PreviousValue::MustNotExist,
+            };
+            let log = LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: format!("git-mso: {from} renumbered to {to}").into(),
+            };
+            edits.push(RefEdit {
+                change: Change::Update { log, expected, new: Target::Object(id) },
+                name: full(to)?,
+                deref: false,
+            });
+            if !targets.contains(&from) {
+                let expected = PreviousValue::MustExistAndMatch(Target::Object(id));
+                edits.push(RefEdit {
+                    change: Change::Delete { expected, log: RefLog::AndReference },
+                    name: full(from)?,
+                    deref: false,
+                });
+            }
+        }
+        if edits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let who = self.signature(self.now());
+        let mut time = gix::date::parse::TimeBuf::default();
+        self.repo
+            .edit_references_as(edits, Some(who.to_ref(&mut time)))
+            .map_err(|e| Error::git("renaming renumbered voyage branches", e))?;
+        Ok(moves.into_iter().map(|(from, to, _)| (from, to)).collect())
+    }
+}

@@ -20,7 +20,7 @@ use gix::ObjectId;
 
 pub use env::{Identity, host, now, random_u64, runner_id};
 pub use history::Entry;
-pub use notes::{MAX_NOTE_BYTES, MergedNotes, NOTES_REF};
+pub use notes::{MAX_NOTE_BYTES, MAX_NOTES, MergedNotes, NOTES_REF};
 pub use objects::RepoObjects;
 pub use rebase::{Integrated, Rebased};
 pub use sign::Signer;
@@ -31,6 +31,9 @@ use crate::core::Config;
 use crate::core::layout::Tally;
 use crate::core::message;
 use crate::error::{Error, Result};
+
+/// The config override that turns replace refs off.
+const NO_REPLACE: &str = "core.useReplaceRefs=false";
 
 /// The one ref that holds the pipeline.
 pub const LEDGER_REF: &str = "refs/mso/ledger";
@@ -58,8 +61,15 @@ impl Store {
     /// Open the repository containing `dir` (a work tree, a linked worktree or
     /// a bare repository; `GIT_DIR` is honoured).
     pub fn discover(dir: &Path) -> Result<Self> {
-        let mut repo = gix::discover_with_environment_overrides(dir)
-            .map_err(|_| Error::NotARepository { path: dir.display().to_string() })?;
+        // Replace refs (`refs/replace/*`) would let anyone who can push one
+        // change what a commit or tree id reads as: git-mso never honours them.
+        let mut trust = gix::sec::trust::Mapping::<gix::open::Options>::default();
+        trust.full = trust.full.config_overrides([NO_REPLACE]);
+        trust.reduced = trust.reduced.config_overrides([NO_REPLACE]);
+        let mut repo: gix::Repository =
+            gix::ThreadSafeRepository::discover_with_environment_overrides_opts(dir, Default::default(), trust)
+                .map_err(|_| Error::NotARepository { path: dir.display().to_string() })?
+                .into();
         // Order, index and config blobs are small and read repeatedly.
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
         let (identity, signer) = {

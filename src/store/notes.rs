@@ -13,6 +13,9 @@ pub const NOTES_REF: &str = "refs/notes/mso";
 /// The largest note read from a notes tree; larger ones are skipped.
 pub const MAX_NOTE_BYTES: u64 = 64 * 1024;
 
+/// The most notes read from a notes tree; the rest are skipped.
+pub const MAX_NOTES: usize = 100_000;
+
 /// What merging a fetched notes commit did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MergedNotes {
@@ -61,10 +64,17 @@ impl Store {
                 .detach())
         };
         let (their_notes, skipped) = self.read_notes(Some(tree_of(theirs)?))?;
+        // The union stays within what a server accepts: at most MAX_NOTES notes.
+        let over = std::cell::Cell::new(0);
         self.write_notes(
             |ours| {
+                over.set(0);
                 let mut merged = ours.clone();
                 for (commit, blocks) in &their_notes {
+                    if !merged.contains_key(commit) && merged.len() >= MAX_NOTES {
+                        over.set(over.get() + 1);
+                        continue;
+                    }
                     notes::merge(merged.entry(*commit).or_default(), blocks);
                 }
                 merged
@@ -72,7 +82,7 @@ impl Store {
             false,
             Some(theirs),
         )?;
-        Ok(MergedNotes { changed: true, skipped })
+        Ok(MergedNotes { changed: true, skipped: skipped + over.get() })
     }
 
     /// Whether `ancestor` is reachable from `tip` (a bounded walk).
@@ -134,7 +144,8 @@ impl Store {
                 let hex = commit.to_string();
                 // Drop a fanned-out copy (`ab/cdef…`) so the flat entry is the only one.
                 let _ = editor.remove(format!("{}/{}", &hex[..2], &hex[2..]).as_str());
-                let blob = repo.write_blob(notes::render(blocks)).map_err(fail("writing a note"))?;
+                let text = notes::render_bounded(blocks, MAX_NOTE_BYTES as usize);
+                let blob = repo.write_blob(text).map_err(fail("writing a note"))?;
                 editor
                     .upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob.detach())
                     .map_err(fail("editing notes"))?;
@@ -171,6 +182,10 @@ impl Store {
                 let hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
                 if kind == gix::object::tree::EntryKind::Tree && prefix.is_empty() && name.len() == 2 && hex(&name) {
                     stack.push((name, entry.oid().to_owned()));
+                    continue;
+                }
+                if out.len() >= MAX_NOTES {
+                    skipped += 1;
                     continue;
                 }
                 let size = self.repo.find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);

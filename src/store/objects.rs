@@ -51,10 +51,10 @@ impl Objects for RepoObjects<'_> {
         }
     }
 
-    fn descends_from(&self, commit: &str, ancestor: &str) -> bool {
+    fn descends_from(&self, commit: &str, ancestor: &str) -> Option<bool> {
         match (commit.parse::<ObjectId>(), ancestor.parse::<ObjectId>()) {
-            (Ok(commit), Ok(ancestor)) => is_ancestor(self.repo, ancestor, commit).unwrap_or(false),
-            _ => false,
+            (Ok(commit), Ok(ancestor)) => is_ancestor(self.repo, ancestor, commit),
+            _ => Some(false),
         }
     }
 
@@ -64,7 +64,7 @@ impl Objects for RepoObjects<'_> {
 }
 
 /// Whether `ancestor` is `commit` or in its history; `None` when the walk
-/// would pass `MAX_WALK` commits or a commit cannot be read.
+/// would pass `MAX_WALK` commits or a commit cannot be read (a shallow clone).
 pub fn is_ancestor(repo: &gix::Repository, ancestor: ObjectId, commit: ObjectId) -> Option<bool> {
     let mut queue = VecDeque::from([commit]);
     let mut seen = HashSet::from([commit]);

@@ -3,7 +3,7 @@
 //! ids that collided are renumbered; a transaction that is no longer legal
 //! is reported and left out, never silently changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use gix::ObjectId;
 
@@ -34,8 +34,9 @@ pub struct Rebased {
 
 impl Store {
     /// Replay `local` (oldest first) onto `base`, writing new commits; no ref
-    /// moves. Events older than `RETIME_AFTER_SECS` take the current time (a
-    /// claim whose lease ran out meanwhile is then refused, as it should be).
+    /// moves. A transaction older than `RETIME_AFTER_SECS` is moved to now as
+    /// a whole, its leases with it, so a run done offline still reads as the
+    /// run it was (claimed, renewed, finished in that order, within its lease).
     pub fn replay_onto(&self, base: Tip, local: &[Entry]) -> Result<Rebased> {
         let mut done = Rebased { tip: Some(base), ..Rebased::default() };
         let now = self.now();
@@ -47,10 +48,12 @@ impl Store {
             let (mut orders_here, mut voyages_here) = (orders.clone(), done.voyages.clone());
             let mut renumbered = Vec::new();
             let mut outcome: Result<()> = Ok(());
+            let oldest = entry.events.iter().map(|e| e.at).min().unwrap_or(now);
+            let shift = if oldest < now.saturating_sub(RETIME_AFTER_SECS) { now - oldest } else { 0 };
             for event in &entry.events {
                 let mut event = event.clone();
-                if event.at < now - RETIME_AFTER_SECS {
-                    event.at = now;
+                if shift > 0 {
+                    retime(&mut event, shift, now);
                     done.retimed += 1;
                 }
                 remap(&mut event.body, &orders_here, &voyages_here);
@@ -108,6 +111,17 @@ fn renumber(
     Ok(())
 }
 
+/// Move an event `shift` seconds later (at most to `now`), and the lease it
+/// grants or extends with it.
+fn retime(event: &mut crate::core::Event, shift: i64, now: i64) {
+    event.at = event.at.saturating_add(shift).min(now);
+    match &mut event.body {
+        EventBody::Dispatched { lease, .. } => lease.expires = lease.expires.saturating_add(shift),
+        EventBody::LeaseRenewed { expires, .. } => *expires = expires.saturating_add(shift),
+        _ => {}
+    }
+}
+
 /// Point an event at renumbered orders and voyages.
 fn remap(body: &mut EventBody, orders: &BTreeMap<OrderId, OrderId>, voyages: &BTreeMap<VoyageId, VoyageId>) {
     match body {
@@ -126,24 +140,70 @@ fn remap(body: &mut EventBody, orders: &BTreeMap<OrderId, OrderId>, voyages: &BT
     }
 }
 
-/// The commits of `tip` back to (excluding) `base`, oldest first; `None` if `base` is not an ancestor.
-pub(crate) fn commits_since(store: &Store, tip: ObjectId, base: Option<ObjectId>) -> Result<Option<Vec<Entry>>> {
-    let mut out = Vec::new();
-    let mut next = Some(tip);
-    while let Some(id) = next {
-        if Some(id) == base {
-            out.reverse();
-            return Ok(Some(out));
+/// Where two ledger tips part: their last common commit, and each side's
+/// commits after it, oldest first. Found by walking both first-parent chains
+/// back in lockstep, reading parents only, so the cost is the length of the
+/// divergence, not of the ledger.
+struct Fork {
+    base: Option<ObjectId>,
+    ours: Vec<ObjectId>,
+    theirs: Vec<ObjectId>,
+}
+
+impl Store {
+    fn parent(&self, id: ObjectId) -> Result<Option<ObjectId>> {
+        let commit = self.repo.find_commit(id).map_err(|e| Error::git("reading a ledger commit", e))?;
+        Ok(commit.parent_ids().next().map(|p| p.detach()))
+    }
+
+    fn fork(&self, ours: ObjectId, theirs: ObjectId) -> Result<Fork> {
+        let (mut a, mut b) = (Some(ours), Some(theirs));
+        let (mut a_path, mut b_path): (Vec<ObjectId>, Vec<ObjectId>) = (Vec::new(), Vec::new());
+        let (mut a_seen, mut b_seen) = (HashSet::new(), HashSet::new());
+        let base = loop {
+            if let Some(x) = a {
+                if b_seen.contains(&x) {
+                    break Some(x);
+                }
+                a_seen.insert(x);
+                a_path.push(x);
+                a = self.parent(x)?;
+            }
+            if let Some(y) = b {
+                if a_seen.contains(&y) {
+                    break Some(y);
+                }
+                b_seen.insert(y);
+                b_path.push(y);
+                b = self.parent(y)?;
+            }
+            if a.is_none() && b.is_none() {
+                break None;
+            }
+        };
+        let after = |mut path: Vec<ObjectId>| {
+            if let Some(base) = base
+                && let Some(i) = path.iter().position(|c| *c == base)
+            {
+                path.truncate(i);
+            }
+            path.reverse();
+            path
+        };
+        Ok(Fork { base, ours: after(a_path), theirs: after(b_path) })
+    }
+
+    /// Every commit of the chain ending at `tip`, oldest first.
+    fn whole_chain(&self, tip: ObjectId) -> Result<Vec<ObjectId>> {
+        let mut chain = Vec::new();
+        let mut next = Some(tip);
+        while let Some(id) = next {
+            chain.push(id);
+            next = self.parent(id)?;
         }
-        let entry = store.entry(id)?;
-        next = entry.parents.first().copied();
-        out.push(entry);
+        chain.reverse();
+        Ok(chain)
     }
-    if base.is_none() {
-        out.reverse();
-        return Ok(Some(out));
-    }
-    Ok(None)
 }
 
 /// How the local ledger was brought up to date with a fetched one.
@@ -169,9 +229,8 @@ impl Store {
     }
 
     /// Check fetched commits before taking them: the same replay the server hook does.
-    fn validate(&self, base: Option<Tip>, commits: &[Entry]) -> Result<()> {
-        let ids: Vec<ObjectId> = commits.iter().map(|e| e.commit).collect();
-        match self.replay(base, &ids) {
+    fn validate(&self, base: Option<Tip>, commits: &[ObjectId]) -> Result<()> {
+        match self.replay(base, commits) {
             Ok(_) => Ok(()),
             Err(super::ReplayError::Problem(p)) => Err(Error::Corrupt {
                 commit: super::short(p.commit),
@@ -190,50 +249,34 @@ impl Store {
             return Ok(if local.is_some() { Integrated::LocalAhead } else { Integrated::UpToDate });
         };
         let Some(local) = local else {
-            let all = commits_since(self, remote, None)?.unwrap_or_default();
-            self.validate(None, &all)?;
+            self.validate(None, &self.whole_chain(remote)?)?;
             self.move_ledger(None, remote)?;
             return Ok(Integrated::Adopted);
         };
         if local == remote {
             return Ok(Integrated::UpToDate);
         }
-        if let Some(new) = commits_since(self, remote, Some(local))? {
-            self.validate(Some(self.tip_of(local)?), &new)?;
+        let fork = self.fork(local, remote)?;
+        if fork.ours.is_empty() {
+            self.validate(Some(self.tip_of(local)?), &fork.theirs)?;
             self.move_ledger(Some(local), remote)?;
-            return Ok(Integrated::FastForwarded(new.len()));
+            return Ok(Integrated::FastForwarded(fork.theirs.len()));
         }
-        if let Some(ours) = commits_since(self, local, Some(remote))? {
+        let ours: Vec<Entry> = fork.ours.iter().map(|id| self.entry(*id)).collect::<Result<_>>()?;
+        if fork.theirs.is_empty() {
             // Only local commits are new. Stale ones are replayed with fresh
             // times, or the server would refuse them for clock skew forever.
-            let now = self.now();
-            if ours.iter().any(|e| e.events.iter().any(|ev| ev.at < now - RETIME_AFTER_SECS)) {
+            let stale = self.now().saturating_sub(RETIME_AFTER_SECS);
+            if ours.iter().any(|e| e.events.iter().any(|ev| ev.at < stale)) {
                 let rebased = self.replay_onto(self.tip_of(remote)?, &ours)?;
                 self.move_ledger(Some(local), rebased.tip.map_or(remote, |t| t.commit))?;
                 return Ok(Integrated::Rebased(rebased));
             }
             return Ok(Integrated::LocalAhead);
         }
-        // Diverged: find where, validate theirs, replay ours on top.
-        let mut theirs = std::collections::HashSet::new();
-        let mut next = Some(remote);
-        while let Some(id) = next {
-            theirs.insert(id);
-            next = self.entry(id)?.parents.first().copied();
-        }
-        let mut base = None;
-        let mut next = Some(local);
-        while let Some(id) = next {
-            if theirs.contains(&id) {
-                base = Some(id);
-                break;
-            }
-            next = self.entry(id)?.parents.first().copied();
-        }
-        let ours = commits_since(self, local, base)?.unwrap_or_default();
-        let their_new = commits_since(self, remote, base)?.unwrap_or_default();
-        let base_tip = base.map(|b| self.tip_of(b)).transpose()?;
-        self.validate(base_tip, &their_new)?;
+        // Diverged: validate theirs from where we parted, replay ours on top.
+        let base_tip = fork.base.map(|b| self.tip_of(b)).transpose()?;
+        self.validate(base_tip, &fork.theirs)?;
         let rebased = self.replay_onto(self.tip_of(remote)?, &ours)?;
         let new_tip = rebased.tip.map_or(remote, |t| t.commit);
         self.move_ledger(Some(local), new_tip)?;

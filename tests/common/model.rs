@@ -72,8 +72,8 @@ impl Objects for ModelObjects {
     fn presence(&self, id: &str) -> Presence {
         if number(id).is_some() && id[..24].bytes().all(|b| b == b'0') { Presence::Commit } else { Presence::Missing }
     }
-    fn descends_from(&self, commit: &str, ancestor: &str) -> bool {
-        matches!((number(commit), number(ancestor)), (Some(c), Some(a)) if c >= a)
+    fn descends_from(&self, commit: &str, ancestor: &str) -> Option<bool> {
+        Some(matches!((number(commit), number(ancestor)), (Some(c), Some(a)) if c >= a))
     }
 }
 
