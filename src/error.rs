@@ -25,6 +25,10 @@ pub enum Error {
     BadId(#[from] IdError),
     #[error("{0}")]
     Input(String),
+    /// This machine cannot sign the ledger commit it must write: fix the
+    /// signing setup; no transaction is dropped for it.
+    #[error("{0}")]
+    Signing(String),
     #[error("refs/mso/ledger at {commit} is not a valid git-mso ledger: {reason}")]
     Corrupt { commit: String, reason: String },
     #[error("refs/mso/ledger at {commit}: {source}")]
@@ -55,7 +59,7 @@ impl Error {
 
     /// True when the error is a refusal that happened before anything was written.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Error::Transition(_) | Error::BadId(_) | Error::Input(_))
+        matches!(self, Error::Transition(_) | Error::BadId(_) | Error::Input(_) | Error::Signing(_))
     }
 }
 

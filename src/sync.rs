@@ -76,8 +76,13 @@ fn push_all(dir: &Path, remote: &str, specs: &[(String, String)]) -> Result<bool
         return Ok(true);
     }
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if text.contains("hook declined") || text.contains("git-mso: refusing") {
-        let reason = text.lines().find(|l| l.contains("git-mso: refusing")).unwrap_or("the server refused the push");
+    let refusal = text.lines().find(|l| l.contains("git-mso: refusing"));
+    // The server's hook saw the ref move under this push: a race, retried.
+    if refusal.is_some_and(|l| l.contains("stale info")) {
+        return Ok(false);
+    }
+    if text.contains("hook declined") || refusal.is_some() {
+        let reason = refusal.unwrap_or("the server refused the push");
         return Err(Error::Input(reason.trim_start_matches("remote: ").trim().to_string()));
     }
     if RETRYABLE.iter().any(|w| text.contains(w)) {
@@ -117,7 +122,8 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         }
         let store = Store::discover(dir)?;
         let fetched = resolve(&store, &tracking(remote, "mso/ledger"))?;
-        let integrated = match store.integrate(fetched) {
+        let stale = |event: &crate::core::Event| stale_hold(&store, remote, event);
+        let integrated = match store.integrate(fetched, &stale) {
             Err(Error::Conflict { .. }) => continue,
             other => other?,
         };
@@ -129,9 +135,28 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         sync_branches(&store, remote, &voyages, &mut report)?;
         // The ledger and the voyage branches it names go in one atomic push:
         // the server sees a new voyage's branch together with its creation,
-        // and never a ledger naming a commit it does not have.
+        // and never a ledger naming a commit it does not have. Commits a
+        // new hold names go first, on their own: the server judges a hold
+        // against the branch as it already stands.
         let mut specs = branch_specs(&store, remote, &mut report)?;
-        let branches = specs.len();
+        let held: Vec<String> = store
+            .pending(fetched)?
+            .iter()
+            .flat_map(|e| &e.events)
+            .filter_map(|e| match &e.body {
+                crate::core::EventBody::Held { head, .. } => Some(head.clone()),
+                _ => None,
+            })
+            .collect();
+        let (first, rest): (Vec<_>, Vec<_>) = specs.drain(..).partition(|(_, refspec)| {
+            let name = refspec.split(':').next().unwrap_or_default();
+            resolve(&store, name).ok().flatten().is_some_and(|tip| held.contains(&tip.to_string()))
+        });
+        if !first.is_empty() && !push_all(dir, remote, &first)? {
+            continue;
+        }
+        specs = rest;
+        let branches = specs.len() + first.len();
         let local = resolve(&store, LEDGER_REF)?;
         let ledger_ahead = local.is_some() && local != fetched;
         if ledger_ahead {
@@ -160,6 +185,32 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         return Ok(report);
     }
     Err(Error::Conflict { attempts: ATTEMPTS })
+}
+
+/// A local hold that can no longer be published: the branch has moved past
+/// the commits it names (on the remote, or here). The transaction is left
+/// out; the next dispatch holds what the branch holds now.
+fn stale_hold(store: &Store, remote: &str, event: &crate::core::Event) -> Option<String> {
+    let crate::core::EventBody::Held { order, head, .. } = &event.body else { return None };
+    let tip = store.tip().ok()??;
+    let voyage = store.order(&tip, order).ok()??.voyage;
+    let theirs = resolve(store, &tracking(remote, &voyage.branch())).ok()?;
+    let ours = resolve(store, &format!("refs/heads/{}", voyage.branch())).ok()?;
+    let is = |id: Option<ObjectId>| id.is_some_and(|id| head.parse::<ObjectId>().ok() == Some(id));
+    // Publishable: the remote's branch is at the held commits, or ours is and the remote's is behind it.
+    let behind = |theirs: Option<ObjectId>| match (theirs, head.parse::<ObjectId>()) {
+        (None, _) => true,
+        (Some(theirs), Ok(head)) => crate::store::objects::is_ancestor(store.repo(), theirs, head) == Some(true),
+        _ => false,
+    };
+    if is(theirs) || (is(ours) && behind(theirs)) {
+        return None;
+    }
+    Some(format!(
+        "{} moved past the held commits {}; the next dispatch holds what it holds now",
+        voyage.branch(),
+        crate::core::event::short(head)
+    ))
 }
 
 fn describe(integrated: &Integrated, report: &mut Report) {
@@ -232,6 +283,10 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
         let Ok(ours) = ours.parse::<ObjectId>() else { continue };
         let short = &name["refs/heads/".len()..];
         let Some(voyage) = short.strip_prefix("voyage/").and_then(|v| v.parse().ok()) else { continue };
+        let theirs = resolve(store, &tracking(remote, short))?;
+        if theirs == Some(ours) {
+            continue;
+        }
         let Some(voyage) = store.voyage(&tip, voyage)? else { continue };
         if !recorded(store, &tip, &voyage, ours)? {
             report.lines.push(format!(
@@ -240,9 +295,7 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
             ));
             continue;
         }
-        let theirs = resolve(store, &tracking(remote, short))?;
         match theirs {
-            Some(theirs) if theirs == ours => {}
             Some(theirs) if crate::store::objects::is_ancestor(store.repo(), theirs, ours) != Some(true) => {
                 report.lines.push(format!(
                     "{short} differs from {remote}'s and is not ahead of it; not pushed (look with `git log {short}...{remote}/{short}`)"
@@ -260,15 +313,23 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
 /// Whether the ledger at `tip` records `commit` for `voyage`: its head, an
 /// ancestor of it, or what the order holding it holds for review.
 fn recorded(store: &Store, tip: &crate::store::Tip, voyage: &crate::core::Voyage, commit: ObjectId) -> Result<bool> {
-    let head: Option<ObjectId> = voyage.head.parse().ok();
-    if head == Some(commit)
-        || head.is_some_and(|h| crate::store::objects::is_ancestor(store.repo(), commit, h) == Some(true))
-    {
+    let held = || -> Result<bool> {
+        let Some(active) = &voyage.active else { return Ok(false) };
+        let held = store.order(tip, active)?.and_then(|o| o.held);
+        Ok(held.as_deref() == Some(commit.to_string().as_str()))
+    };
+    let Ok(head) = voyage.head.parse::<ObjectId>() else { return held() };
+    if head == commit {
         return Ok(true);
     }
-    let Some(active) = &voyage.active else { return Ok(false) };
-    let held = store.order(tip, active)?.and_then(|o| o.held);
-    Ok(held.as_deref() == Some(commit.to_string().as_str()))
+    // A branch ahead of its head (the short walk, from the branch) holds
+    // commits the ledger does not record, unless a hold names them; one
+    // behind it is an older recorded state.
+    let repo = store.repo();
+    if crate::store::objects::is_ancestor(repo, head, commit) == Some(true) {
+        return held();
+    }
+    Ok(crate::store::objects::is_ancestor(repo, commit, head) == Some(true) || held()?)
 }
 
 /// Publish a crew's result on a voyage branch before the ledger names it:

@@ -398,3 +398,39 @@ fn hooks_that_voyage_content_brings_never_run_on_a_runner() {
     assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
     assert!(!mark.exists(), "a hook from voyage content ran: {}", std::fs::read_to_string(&mark).unwrap_or_default());
 }
+
+#[test]
+fn an_order_that_cannot_be_claimed_does_not_stop_the_others() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("ok.sh", "true");
+    repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "broken voyage"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "fine"]);
+    // An operator's bad day: the first voyage's branch ref is damaged.
+    std::fs::write(repo.path.join(".git/refs/heads/voyage/VOY-0001"), "not a ref\n").unwrap();
+    let out = repo.dispatch_in(&repo.path, &["--once"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CHR-0001  skipped:"), "{stdout}");
+    assert_eq!(repo.runs(), ["CHR-0002 BLD 1", "CHR-0002 TST 1"], "{stdout}");
+}
+
+#[test]
+fn a_crew_that_leaves_a_fifo_as_its_result_cannot_hang_the_runner() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("fifo.sh", "mkfifo \"$MSO_RESULT_FILE\"");
+    repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let mut cmd = repo.mso_cmd(&repo.path);
+    cmd.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the dispatcher hung on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+}

@@ -126,3 +126,13 @@ fn approving_a_hold_adopts_exactly_the_held_commits() {
     assert!(err.contains(&format!("since the hold named {}", &held[..7])), "{err}");
     assert_eq!(repo.json(&["order", "show", "FTR-0001", "--json"])["status"], "review");
 }
+
+#[test]
+fn approving_a_hold_needs_the_branch_here() {
+    let repo = approved_plan();
+    human_commit(&repo, "human.txt");
+    repo.dispatch(&["--once"]);
+    repo.git(&["update-ref", "-d", "refs/heads/voyage/VOY-0001"]);
+    let err = repo.fails(&["review", "approve", "FTR-0001"], 1);
+    assert!(err.contains("voyage/VOY-0001 is not in this repository"), "{err}");
+}

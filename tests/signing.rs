@@ -226,3 +226,34 @@ fn sync_and_fsck_refuse_an_unsigned_commit_that_a_server_without_hooks_let_in() 
     let out = s.repo.mso_in(&bob, &["status"]);
     assert!(!out.status.success(), "the refused ledger was taken");
 }
+
+#[test]
+fn a_sync_that_cannot_sign_keeps_local_work_and_says_why() {
+    let s = Signed::new();
+    // bob, a listed signer, moves the remote on.
+    let (bob, bob_pub) = s.clone_as("bob");
+    s.repo.ok(&["config", "signers.bob", &serde_json::json!([bob_pub]).to_string()]);
+    s.repo.ok(&["sync"]);
+    mso_ok(&s.repo, &bob, &["sync"]);
+    mso_ok(&s.repo, &bob, &["order", "new", "--title", "bob's", "--voyage", "VOY-0001"]);
+    mso_ok(&s.repo, &bob, &["sync"]);
+    // alice files work, then her key goes missing (an agent not running, a moved file).
+    s.repo.ok(&["order", "new", "--title", "alice's", "--voyage", "VOY-0001"]);
+    let away = s.alice_key.with_extension("away");
+    std::fs::rename(&s.alice_key, &away).unwrap();
+    let err = s.repo.fails(&["sync"], 1);
+    assert!(err.contains("signing the ledger commit failed"), "{err}");
+    assert!(!err.contains("dropped"), "{err}");
+    std::fs::rename(&away, &s.alice_key).unwrap();
+    let out = s.repo.ok(&["sync"]);
+    assert!(out.contains("pushed refs/mso/ledger to origin"), "{out}");
+    let titles: Vec<String> = s
+        .repo
+        .json(&["order", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["title"].as_str().unwrap().to_string())
+        .collect();
+    assert!(titles.contains(&"alice's".to_string()) && titles.contains(&"bob's".to_string()), "{titles:?}");
+}

@@ -499,3 +499,40 @@ fn a_shallow_clone_syncs() {
     assert!(out.contains("took the remote's ledger"), "{out}");
     assert_eq!(json_in(&seed, &shallow, &["order", "show", "CHR-0001", "--json"])["status"], "completed");
 }
+
+#[test]
+fn a_hold_the_branch_moved_past_is_dropped_by_sync_and_made_again() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", "true"]);
+    ok_in(&seed, &runner, &["sync"]);
+    // A developer pushes to the voyage branch between roles.
+    let push_commit = |what: &str| {
+        seed.git(&["checkout", "-q", "voyage/VOY-0001"]);
+        seed.git(&["commit", "-q", "--allow-empty", "-m", what]);
+        seed.git(&["push", "-q", "origin", "voyage/VOY-0001"]);
+        let id = seed.git(&["rev-parse", "HEAD"]).trim().to_string();
+        seed.git(&["checkout", "-q", "main"]);
+        id
+    };
+    let first = push_commit("first by hand");
+    let out = seed.dispatch_in(&runner, &["--once", "--remote", "origin"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("held for review"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(seed.runs().is_empty(), "no crew ran on unreviewed commits");
+    // More arrives before the hold reaches the server: the hold is stale.
+    let second = push_commit("second by hand");
+    let out = ok_in(&seed, &runner, &["sync"]);
+    assert!(out.contains(&format!("moved past the held commits {}", &first[..7])), "{out}");
+    // The next dispatch holds what the branch holds now, and that hold lands.
+    seed.dispatch_in(&runner, &["--once", "--remote", "origin"]);
+    ok_in(&seed, &runner, &["sync"]);
+    let order = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
+    assert_eq!((order["status"].as_str(), order["held"].as_str()), (Some("review"), Some(second.as_str())), "{order}");
+    assert!(seed.runs().is_empty());
+}

@@ -218,6 +218,10 @@ fn body(value: serde_json::Value) -> serde_json::Value {
     value
 }
 
+fn tree_of_commit(s: &Server, commit: &str) -> String {
+    s.git(&["rev-parse", &format!("{commit}^{{tree}}")]).trim().to_string()
+}
+
 /// One push of the corpus: what it is, the refspecs, who pushes, and the refusal expected.
 struct Case {
     name: &'static str,
@@ -337,6 +341,26 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         tx.push(EventBody::Held { order, role: "PLN".parse().unwrap(), head: s.orphan.clone(), reason: "look".into() })
     });
     // New names only: git itself drops updates it sees as non-fast-forwards before the hook runs.
+    // A commit on top of VOY-0003's recorded head, and a hold of it written by git-mso.
+    let on_voy3 = s.commit(&tree_of_commit(&s, &base), &[&base], "on VOY-0003\n");
+    let hold_with_move = s.written_by("mallory", |tx| {
+        let order: git_mso::core::OrderId = "FTR-0002".parse().unwrap();
+        tx.push(EventBody::OrderCreated {
+            order: order.clone(),
+            title: "t".into(),
+            brief: String::new(),
+            acceptance: vec![],
+            roles: ["PLN", "BLD", "TST"].map(|r| r.parse().unwrap()).to_vec(),
+            gates: vec!["PLN".parse().unwrap()],
+            voyage: "VOY-0003".parse().unwrap(),
+        })?;
+        tx.push(EventBody::Held { order, role: "PLN".parse().unwrap(), head: on_voy3.clone(), reason: "look".into() })
+    });
+    // 1,100 notes sharing one 64 KiB blob: small to push, 70 MB to read.
+    let heavy_notes: String = {
+        let blob = s.blob(&vec![b'n'; 64 * 1024]);
+        (0..1100).map(|i| format!("100644 blob {blob}\t{i:040x}")).collect::<Vec<_>>().join("\n")
+    };
     let many_branches: Vec<String> = (4..=1004).map(|n| format!("{base}:refs/heads/voyage/VOY-{n:04}")).collect();
 
     let cases: Vec<Case> = vec![
@@ -396,6 +420,13 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         as_pusher(case("a model tier with shell syntax", s.forge_by("alice", vec![set("roles.PLN.model", json!("$(reboot)"))]), "model tier '$(reboot)' is not valid"), "alice"),
         as_pusher(case("an actor name with a bidi override", s.forge_by("mal\u{202e}lory", vec![new_ftr2()]), "is not a valid name"), "mal\u{202e}lory"),
         case("an oversized message", s.forge(&huge), "exceeds"),
+        // Names that would stop clones' fetches, or stand in for voyage branches.
+        refs_case("a branch named like the ledger's tracking ref", &[format!("{base}:refs/heads/mso/ledger")], "clones fetch this branch where they keep the remote's ledger"),
+        refs_case("a branch named like the notes' tracking ref", &[format!("{base}:refs/heads/notes/mso")], "clones fetch this branch where they keep the remote's ledger"),
+        refs_case("a branch where the voyage directory goes", &[format!("{base}:refs/heads/voyage")], "would stand in the way of, or shadow, the voyage/… branches"),
+        refs_case("a ref that shadows a voyage branch", &[format!("{}:refs/voyage/VOY-0001", s.orphan)], "would stand in the way of, or shadow"),
+        refs_case("a hold pushed with a move of its branch", &[format!("{hold_with_move}:refs/mso/ledger"), format!("{on_voy3}:refs/heads/voyage/VOY-0003")], "comes with a push that moves voyage/VOY-0003"),
+        refs_case("notes over 64 MiB in all", &[format!("{}:refs/notes/mso", s.notes_commit(&heavy_notes, true))], "the notes hold more than 67108864 bytes"),
         // Refs that change what objects read as, or pose as ours.
         refs_case("a replace ref swapping main's first commit", &[format!("{}:refs/replace/{base}", s.orphan)], "replace refs would change what commits and trees read as"),
         refs_case("the ledger under another case", &[format!("{tip}:refs/MSO/ledger")], "only refs/mso/ledger lives under refs/mso/"),
@@ -456,6 +487,36 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         assert_eq!(stderr.matches("git-mso: refusing").count(), 1, "{}: one line: {stderr}", c.name);
         assert_eq!(s.client.refs_in(&s.server), before, "{}: a server ref moved", c.name);
         table.push(format!("| {} | {} |", c.name, line.trim_start_matches("git-mso: refusing the push: ")));
+    }
+    // What only a client speaking to receive-pack itself can send: a ref named
+    // twice (the second update would go unchecked), and an old value that is
+    // not the ref's (the hook would judge a base that is not the server's).
+    let second = s.honest_by_mallory();
+    let (landed, _) = s.push(&[&format!("{second}:refs/heads/raw-1")], "mallory");
+    assert!(landed);
+    let before = s.client.refs_in(&s.server);
+    let raw_cases = [
+        (
+            "the ledger named twice in one push",
+            vec![format!("{tip} {honest} refs/mso/ledger"), format!("{honest} {second} refs/mso/ledger")],
+            "refs/mso/ledger: named twice in one push",
+        ),
+        (
+            "an old value that is not the ref's",
+            vec![format!("{parent} {honest} refs/mso/ledger")],
+            "the push says it moves it from",
+        ),
+    ];
+    for (name, commands, expected) in raw_cases {
+        let (report, stderr) = common::raw_push(&s.client.home, &s.server, &commands, &[(PUSHER, "mallory")]);
+        let line = stderr.lines().find(|l| l.contains("git-mso: refusing")).unwrap_or_default().to_string();
+        assert!(line.contains(expected), "{name}: expected {expected:?}: {stderr} {report}");
+        assert!(report.contains("ng refs/mso/ledger"), "{name}: {report}");
+        assert_eq!(s.client.refs_in(&s.server), before, "{name}: a server ref moved");
+        table.push(format!(
+            "| {name} (raw receive-pack) | {} |",
+            line.trim_start_matches("git-mso: refusing the push: ")
+        ));
     }
     // A tree object at the ref is refused by git itself or by the hook; nothing moves either way.
     let (landed, _) = s.push(&[&format!("+{tree}:refs/mso/ledger")], "mallory");

@@ -152,7 +152,12 @@ fn check_hold_is_tip(
             crate::store::short(tip),
             short(held)
         ))),
-        _ => Ok(()),
+        Some(_) => Ok(()),
+        None => Err(crate::error::Error::Input(format!(
+            "{} is not in this repository, so the held commits cannot have been looked at here: `git mso sync`, \
+             then review them",
+            voyage.id.branch()
+        ))),
     }
 }
 

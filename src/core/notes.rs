@@ -49,10 +49,12 @@ pub fn for_order(order: &Order) -> Vec<(String, Vec<Block>)> {
     out
 }
 
-/// Append the blocks not already present.
+/// Append the blocks not already present (linear in both: a note may hold
+/// tens of thousands of blocks).
 pub fn merge(existing: &mut Vec<Block>, new: &[Block]) {
+    let mut seen: std::collections::HashSet<Block> = existing.iter().cloned().collect();
     for block in new {
-        if !existing.contains(block) {
+        if seen.insert(block.clone()) {
             existing.push(block.clone());
         }
     }
@@ -61,15 +63,18 @@ pub fn merge(existing: &mut Vec<Block>, new: &[Block]) {
 /// The note text, at most `max` bytes: the earliest blocks that fit (a
 /// union of notes from many clones must stay within what a server accepts).
 pub fn render_bounded(blocks: &[Block], max: usize) -> String {
-    let mut kept: Vec<Block> = Vec::new();
-    for block in blocks {
-        kept.push(block.clone());
-        if render(&kept).len() > max {
-            kept.pop();
+    // render() joins blocks with a blank line and ends with a newline.
+    let mut len = 1;
+    let mut kept = 0;
+    for (i, block) in blocks.iter().enumerate() {
+        let size = block.iter().map(|l| l.len() + 1).sum::<usize>().saturating_sub(1) + if i > 0 { 2 } else { 0 };
+        if len + size > max {
             break;
         }
+        len += size;
+        kept += 1;
     }
-    render(&kept)
+    render(&blocks[..kept])
 }
 
 /// The note text: blocks separated by blank lines.
@@ -85,4 +90,33 @@ pub fn parse(text: &str) -> Vec<Block> {
         .map(|b| b.lines().map(str::to_string).filter(|l| !l.trim().is_empty()).collect::<Block>())
         .filter(|b| !b.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_rendering_keeps_whole_blocks_within_the_limit() {
+        let blocks: Vec<Block> = (0..100).map(|i| vec![format!("Mso-Pad: {i:03}"), "Mso-Role: PLN".into()]).collect();
+        for max in [1, 28, 29, 30, 60, 500, 10_000] {
+            let text = render_bounded(&blocks, max);
+            let kept = parse(&text).len();
+            assert!(text.len() <= max.max(1), "{max}: {}", text.len());
+            assert_eq!(text, render(&blocks[..kept]));
+            if kept < blocks.len() {
+                assert!(render(&blocks[..kept + 1]).len() > max, "{max}: one more block would have fit");
+            }
+        }
+    }
+
+    #[test]
+    fn merging_a_large_note_is_linear_and_keeps_order() {
+        let mut ours: Vec<Block> = vec![vec!["a".into()], vec!["b".into()]];
+        let theirs: Vec<Block> = (0..50_000).map(|i| vec![format!("x{i}")]).chain([vec!["a".into()]]).collect();
+        merge(&mut ours, &theirs);
+        assert_eq!(ours.len(), 50_002);
+        assert_eq!(ours[0], vec!["a".to_string()]);
+        assert_eq!(ours[2], vec!["x0".to_string()]);
+    }
 }

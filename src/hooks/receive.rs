@@ -92,10 +92,21 @@ impl Context {
 }
 
 /// Validate a push. Returns `Ok(None)` to accept, or the one-line reason to refuse.
+///
+/// Without `--atomic`, git applies the updates one by one and any of them may
+/// fail; a pusher talking to receive-pack directly also chooses each `old`
+/// value and may name a ref twice. So: every ref is named once; every update
+/// of a ref git-mso judges starts from that ref's current value; and a
+/// voyage branch is judged against the ledger both before and after the
+/// push, so it is acceptable whichever of the two ends up in place.
 pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<String>> {
-    let refuse =
-        |update: &Update, reason: String| Ok(Some(format!("{}: {reason}", crate::core::text::line(&update.name))));
+    let line = |name: &str| crate::core::text::line(name).into_owned();
+    let refuse = |update: &Update, reason: String| Ok(Some(format!("{}: {reason}", line(&update.name))));
+    let mut names = std::collections::HashSet::new();
     for update in updates {
+        if !names.insert(update.name.as_str()) {
+            return refuse(update, "named twice in one push".into());
+        }
         if let Some(reason) = refs::namespace(&update.name) {
             return refuse(update, reason);
         }
@@ -107,33 +118,52 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
             limits::VOYAGE_UPDATES
         )));
     }
-    let mut ledger = store.tip_unchecked()?;
+    for update in updates.iter().filter(|u| refs::judged(&u.name)) {
+        let current = refs::current(store, &update.name)?;
+        if current.unwrap_or_else(|| ObjectId::null(update.old.kind())) != update.old {
+            return refuse(
+                update,
+                // Most often a race with another push: the same words git uses
+                // for it tell a syncing client to fetch and try again.
+                format!(
+                    "the push says it moves it from {}, but it is at {} (stale info: fetch and try again)",
+                    short(update.old),
+                    current.map_or_else(|| "nothing".into(), short)
+                ),
+            );
+        }
+    }
+    let before = store.tip_unchecked()?;
+    let mut after = before;
     let mut holds = Vec::new();
     if let Some(update) = updates.iter().find(|u| u.name == LEDGER_REF) {
         if let Some(reason) = check_ledger(store, update, ctx, &mut holds)? {
             return refuse(update, reason);
         }
-        ledger = Some(update.new);
+        after = Some(update.new);
     }
-    // Branches and notes are judged against the ledger as it stands after the push.
-    let mut view = refs::LedgerView::new(store, ledger);
+    let mut views = vec![refs::LedgerView::new(store, after)];
+    if after != before {
+        views.push(refs::LedgerView::before_push(store, before));
+    }
     for update in updates {
         if Instant::now() > ctx.deadline {
             return Ok(Some("validating the push took longer than its time budget (mso.server.timeBudget)".into()));
         }
-        let reason = if update.name.starts_with(refs::VOYAGE_PREFIX) {
-            refs::check_voyage(&mut view, update, ctx)?
-        } else if update.name == NOTES_REF {
-            refs::check_notes(store, update)?
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
+        if update.name.starts_with(refs::VOYAGE_PREFIX) {
+            for view in &mut views {
+                if let Some(reason) = refs::check_voyage(view, update, ctx)? {
+                    return refuse(update, reason);
+                }
+            }
+        } else if update.name == NOTES_REF
+            && let Some(reason) = refs::check_notes(store, update)?
+        {
             return refuse(update, reason);
         }
     }
     for (order, head) in holds {
-        if let Some(reason) = refs::check_hold(&mut view, updates, &order, &head)? {
+        if let Some(reason) = refs::check_hold(&mut views[0], updates, &order, &head)? {
             return Ok(Some(format!("refs/mso/ledger: {reason}")));
         }
     }

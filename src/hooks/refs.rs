@@ -10,18 +10,35 @@ use super::receive::{Context, Update};
 use crate::core::{Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
 use crate::store::objects::is_ancestor;
-use crate::store::{LEDGER_REF, MAX_NOTE_BYTES, MAX_NOTES, NOTES_REF, Store, Tip, short};
+use crate::store::{LEDGER_REF, MAX_NOTE_BYTES, MAX_NOTES, MAX_NOTES_BYTES, NOTES_REF, Store, Tip, short};
 
 pub(super) const VOYAGE_PREFIX: &str = "refs/heads/voyage/";
 
 /// Refs no push may touch, or only under their exact name: replace refs
 /// (they change what an object id reads as, for git and for gix), anything
 /// else under `refs/mso/`, case variants of our namespaces (one file on a
-/// case-insensitive server), and tags that would make `voyage/…` ambiguous.
+/// case-insensitive server), refs that would make `voyage/…` mean two
+/// things, and branches whose remote-tracking names collide with the ones
+/// clones fetch the ledger and notes into (`refs/remotes/<r>/mso/…`,
+/// `…/notes/mso…`), which would stop every clone's fetch.
 pub(super) fn namespace(name: &str) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("refs/replace/") {
         return Some("replace refs would change what commits and trees read as; git-mso refuses them".into());
+    }
+    let tracked_like_ours = lower == "refs/heads/mso"
+        || lower.starts_with("refs/heads/mso/")
+        || lower == "refs/heads/notes"
+        || lower.starts_with("refs/heads/notes/mso");
+    if tracked_like_ours {
+        return Some(
+            "clones fetch this branch where they keep the remote's ledger and notes (refs/remotes/<remote>/mso, \
+             …/notes/mso): choose another name"
+                .into(),
+        );
+    }
+    if lower == "refs/heads/voyage" || lower.starts_with("refs/voyage/") {
+        return Some("this name would stand in the way of, or shadow, the voyage/… branches".into());
     }
     if lower.starts_with("refs/mso/") && name != LEDGER_REF {
         return Some("only refs/mso/ledger lives under refs/mso/".into());
@@ -44,11 +61,18 @@ pub(super) struct LedgerView<'s> {
     ledger: Option<ObjectId>,
     tip: Option<Tip>,
     summaries: Option<Vec<OrderSummary>>,
+    /// The ledger before a push that also moves it: a voyage it does not
+    /// have yet (the push creates it) is judged by the ledger after alone.
+    before_push: bool,
 }
 
 impl<'s> LedgerView<'s> {
     pub(super) fn new(store: &'s Store, ledger: Option<ObjectId>) -> Self {
-        LedgerView { store, ledger, tip: None, summaries: None }
+        LedgerView { store, ledger, tip: None, summaries: None, before_push: false }
+    }
+
+    pub(super) fn before_push(store: &'s Store, ledger: Option<ObjectId>) -> Self {
+        LedgerView { before_push: true, ..Self::new(store, ledger) }
     }
 
     fn tip(&mut self) -> Result<Option<Tip>> {
@@ -117,11 +141,15 @@ pub(super) fn check_voyage(view: &mut LedgerView<'_>, update: &Update, ctx: &Con
     let Some(id) = name.parse::<VoyageId>().ok().filter(|id| id.to_string() == name) else {
         return refuse("voyage/ branches belong to git-mso and are named voyage/VOY-NNNN".into());
     };
-    if view.ledger.is_none() {
-        return refuse(format!("there is no ledger, so no {id}: voyage branches follow the ledger"));
-    }
-    let Some(voyage) = view.voyage(id)? else {
-        return refuse(format!("the ledger has no {id}: a voyage branch is created after its VOYAGE_CREATED"));
+    let voyage = match view.voyage(id)? {
+        Some(voyage) => voyage,
+        None if view.before_push => return Ok(None),
+        None if view.ledger.is_none() => {
+            return refuse(format!("there is no ledger, so no {id}: voyage branches follow the ledger"));
+        }
+        None => {
+            return refuse(format!("the ledger has no {id}: a voyage branch is created after its VOYAGE_CREATED"));
+        }
     };
     if let (Some(active), Some(pusher)) = (&voyage.active, &ctx.pusher) {
         let order = view.order(active)?;
@@ -175,8 +203,9 @@ pub(super) fn check_voyage(view: &mut LedgerView<'_>, update: &Update, ctx: &Con
 }
 
 /// A pushed HELD names the commits it holds for review: they must be its
-/// voyage branch's tip as it stands after the push, so what a reviewer
-/// sees on the branch is what approving adopts.
+/// voyage branch's tip on the server already, and the same push may not
+/// move that branch, so what a reviewer sees on the branch is what
+/// approving adopts, whether or not the push is atomic.
 pub(super) fn check_hold(
     view: &mut LedgerView<'_>,
     updates: &[Update],
@@ -185,26 +214,32 @@ pub(super) fn check_hold(
 ) -> Result<Option<String>> {
     let Some(voyage) = view.order(order)?.map(|o| o.voyage) else { return Ok(None) };
     let name = format!("{VOYAGE_PREFIX}{voyage}");
-    let tip = match updates.iter().find(|u| u.name == name) {
-        Some(u) if u.new.is_null() => None,
-        Some(u) => Some(u.new),
-        None => {
-            let found = view
-                .store
-                .repo()
-                .try_find_reference(name.as_str())
-                .map_err(|e| Error::git("reading a voyage branch", e))?;
-            found.and_then(|r| r.target().try_id().map(ToOwned::to_owned))
-        }
-    };
+    if updates.iter().any(|u| u.name == name) {
+        return Ok(Some(format!(
+            "HELD for {order} comes with a push that moves voyage/{voyage}: push the held commits first, then \
+             the hold"
+        )));
+    }
+    let tip = current(view.store, &name)?;
     if tip.map(|t| t.to_string()).as_deref() == Some(head) {
         return Ok(None);
     }
     Ok(Some(format!(
-        "HELD for {order} names {}, but voyage/{voyage} is at {} after the push: a hold names the branch's tip",
+        "HELD for {order} names {}, but voyage/{voyage} is at {}: a hold names the branch's tip",
         crate::core::event::short(head),
         tip.map_or_else(|| "nothing".to_string(), short)
     )))
+}
+
+/// Whether the hook judges pushes to `name` (and so checks their old value).
+pub(super) fn judged(name: &str) -> bool {
+    name == LEDGER_REF || name == NOTES_REF || name.starts_with(VOYAGE_PREFIX)
+}
+
+/// What `name` points to on the server now.
+pub(super) fn current(store: &Store, name: &str) -> Result<Option<ObjectId>> {
+    let found = store.repo().try_find_reference(name).map_err(|e| Error::git(format!("reading {name}"), e))?;
+    Ok(found.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
 }
 
 /// A push to `refs/notes/mso`: never deleted, a fast-forward, and a flat
@@ -221,6 +256,7 @@ pub(super) fn check_notes(store: &Store, update: &Update) -> Result<Option<Strin
         return refuse(format!("{}..{} is not a fast-forward", short(update.old), short(update.new)));
     }
     let tree = commit.tree().map_err(|e| Error::git("reading pushed notes", e))?;
+    let mut total = 0u64;
     for (count, entry) in tree.iter().enumerate() {
         if count >= MAX_NOTES {
             return refuse(format!("more than {MAX_NOTES} notes"));
@@ -237,6 +273,10 @@ pub(super) fn check_notes(store: &Store, update: &Update) -> Result<Option<Strin
         let size = store.repo().find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);
         if size > MAX_NOTE_BYTES {
             return refuse(format!("the note on {} has {size} bytes, the limit is {MAX_NOTE_BYTES}", &name[..7]));
+        }
+        total = total.saturating_add(size);
+        if total > MAX_NOTES_BYTES {
+            return refuse(format!("the notes hold more than {MAX_NOTES_BYTES} bytes"));
         }
     }
     Ok(None)

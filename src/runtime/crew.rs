@@ -122,14 +122,30 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Open a file a crew could have written or replaced, only if it is a
+/// regular file: a symlink is not followed, and a FIFO or device neither
+/// blocks nor streams forever.
+fn open_regular(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
+}
+
+/// At most `max` bytes of a regular file a crew wrote (its result); `None`
+/// when there is none, or it is not a regular file.
+pub fn read_crew_file(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    open_regular(path)?.take(max).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
 /// The last `lines` lines of a log, at most `max` bytes, for a FAILED
 /// reason: escape sequences and other control or invisible characters are
 /// shown escaped, so whatever a crew printed, its failure can be recorded.
 pub fn log_tail(log: &Path, lines: usize, max: usize) -> String {
-    let mut file = match File::open(log) {
-        Ok(file) => file,
-        Err(_) => return String::new(),
-    };
+    let Some(mut file) = open_regular(log) else { return String::new() };
     // Read only the end: a crew may have written gigabytes.
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(max as u64);
@@ -160,6 +176,23 @@ mod tests {
         crate::core::text::check_multiline("reason", &tail, 4096).unwrap();
         assert!(log_tail(&log, 1000, 4096).len() <= 4096);
         assert_eq!(log_tail(&dir.path().join("missing"), 5, 100), "");
+    }
+
+    #[test]
+    fn crew_files_that_are_not_regular_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("result.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_crew_file(&fifo, 1024), None, "a FIFO is neither read nor waited on");
+        assert_eq!(log_tail(&fifo, 5, 1024), "");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert_eq!(read_crew_file(&link, 1024), None, "a symlink is not followed");
+        let plain = dir.path().join("plain.json");
+        std::fs::write(&plain, "x".repeat(5000)).unwrap();
+        assert_eq!(read_crew_file(&plain, 1024).unwrap().len(), 1024);
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Outcome {
     pub started: usize,
     /// Roles with queued work but no `mso.crew.<ROLE>.command` on this machine.
     pub missing_crews: BTreeSet<Role>,
+    /// Orders that could not be claimed, each reported once.
+    pub skipped: BTreeSet<OrderId>,
 }
 
 pub(super) enum Msg {
@@ -95,13 +97,21 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     continue;
                 };
                 let gate = gate_command(&store, &order.role);
-                let order = match claim(&store, &runner, &order.id)? {
-                    Claim::Taken(order) => *order,
-                    Claim::Held(line) => {
+                let order = match claim(&store, &runner, &order.id) {
+                    Ok(Claim::Taken(order)) => *order,
+                    Ok(Claim::Held(line)) => {
                         writeln!(out, "{line}")?;
                         continue;
                     }
-                    Claim::Lost => continue,
+                    Ok(Claim::Lost) => continue,
+                    // One order that cannot start must not stop the others: say
+                    // so (once per dispatcher) and go on.
+                    Err(e) => {
+                        if outcome.skipped.insert(order.id.clone()) {
+                            writeln!(out, "{}  skipped: {e}", order.id)?;
+                        }
+                        continue;
+                    }
                 };
                 // With a remote, the claim is ours only once our push of it lands.
                 let order = match &opts.remote {
@@ -256,7 +266,21 @@ fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
 /// created yet, has none (the run brings it to the recorded head).
 fn unreviewed(store: &Store, voyage: &crate::core::Voyage) -> Result<Option<(String, String)>> {
     let Some(tip) = store.branch_tip(voyage)? else { return Ok(None) };
-    let recorded = store.recorded_head(voyage)?;
+    let Ok(recorded) = store.recorded_head(voyage) else {
+        // The recorded head is not here (the branch was rewritten while the
+        // voyage had no open orders, and its old commits are gone): what the
+        // branch holds is unknown to the ledger.
+        return Ok(Some((
+            tip.to_string(),
+            format!(
+                "{} is at {}, and the head the ledger recorded for it, {}, is not in this repository: review \
+                 what the branch holds",
+                voyage.id.branch(),
+                crate::store::short(tip),
+                crate::core::event::short(&voyage.head)
+            ),
+        )));
+    };
     if tip == recorded || crate::store::objects::is_ancestor(store.repo(), tip, recorded) == Some(true) {
         return Ok(None);
     }

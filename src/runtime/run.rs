@@ -201,7 +201,9 @@ fn execute(job: &Job) -> Result<String> {
             return fail(reason, Some(0), "failed (voyage branch moved on the remote)".into());
         }
     }
-    let summary = brief::read_result(&std::fs::read_to_string(&result_file).unwrap_or_default());
+    // Whatever the crew left there: a regular file, bounded, lossily UTF-8.
+    let result = crew::read_crew_file(&result_file, 4 * limits::SUMMARY as u64).unwrap_or_default();
+    let summary = brief::read_result(&String::from_utf8_lossy(&result));
     record_success(&store, job, head, summary).map(|next| line(format!("succeeded in {secs} s → {next}")))
 }
 

@@ -20,9 +20,9 @@ use gix::ObjectId;
 
 pub use env::{Identity, host, now, random_u64, runner_id};
 pub use history::Entry;
-pub use notes::{MAX_NOTE_BYTES, MAX_NOTES, MergedNotes, NOTES_REF};
+pub use notes::{MAX_NOTE_BYTES, MAX_NOTES, MAX_NOTES_BYTES, MergedNotes, NOTES_REF};
 pub use objects::RepoObjects;
-pub use rebase::{Integrated, Rebased};
+pub use rebase::{Integrated, Rebased, Stale};
 pub use sign::Signer;
 pub use tx::{Committed, Tx};
 pub use verify::{CommitRule, Problem, ReplayError, ReplayRules, Replayed};

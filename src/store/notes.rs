@@ -16,6 +16,9 @@ pub const MAX_NOTE_BYTES: u64 = 64 * 1024;
 /// The most notes read from a notes tree; the rest are skipped.
 pub const MAX_NOTES: usize = 100_000;
 
+/// The most bytes of notes read from a notes tree; the rest are skipped.
+pub const MAX_NOTES_BYTES: u64 = 64 * 1024 * 1024;
+
 /// What merging a fetched notes commit did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MergedNotes {
@@ -169,7 +172,7 @@ impl Store {
     /// `MAX_NOTE_BYTES`, a symlink or submodule) is skipped and counted.
     fn read_notes(&self, tree: Option<ObjectId>) -> Result<ReadNotes> {
         let mut out = BTreeMap::new();
-        let mut skipped = 0;
+        let (mut skipped, mut total) = (0, 0u64);
         let Some(tree) = tree else { return Ok((out, skipped)) };
         let fail = |e: gix::Error| Error::git("reading notes", e);
         let mut stack = vec![(String::new(), tree)];
@@ -184,14 +187,15 @@ impl Store {
                     stack.push((name, entry.oid().to_owned()));
                     continue;
                 }
-                if out.len() >= MAX_NOTES {
+                let size = self.repo.find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);
+                if out.len() >= MAX_NOTES || total.saturating_add(size) > MAX_NOTES_BYTES {
                     skipped += 1;
                     continue;
                 }
-                let size = self.repo.find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);
                 let note_on = name.parse::<ObjectId>().ok().filter(|_| name.len() == 40 && hex(&name));
                 match note_on {
                     Some(commit) if kind == gix::object::tree::EntryKind::Blob && size <= MAX_NOTE_BYTES => {
+                        total += size;
                         let blob = self.repo.find_blob(entry.oid()).map_err(fail)?;
                         let text = String::from_utf8_lossy(&blob.data);
                         out.insert(commit, notes::parse(&text));

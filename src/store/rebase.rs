@@ -13,6 +13,11 @@ use super::{Store, Tip};
 use crate::core::{EventBody, OrderId, VoyageId, message};
 use crate::error::{Error, Result};
 
+/// Says why a local event no longer holds and its transaction must be left
+/// out when local work is replayed (a hold on commits the branch has moved
+/// past); `None` keeps it.
+pub type Stale<'a> = &'a dyn Fn(&crate::core::Event) -> Option<String>;
+
 /// Local events older than this are re-timed when they are replayed for a
 /// push: a server refuses events far from its clock (`mso.server.maxSkew`,
 /// default 300 s), and work filed offline must still reach it.
@@ -37,11 +42,15 @@ impl Store {
     /// moves. A transaction older than `RETIME_AFTER_SECS` is moved to now as
     /// a whole, its leases with it, so a run done offline still reads as the
     /// run it was (claimed, renewed, finished in that order, within its lease).
-    pub fn replay_onto(&self, base: Tip, local: &[Entry]) -> Result<Rebased> {
+    pub fn replay_onto(&self, base: Tip, local: &[Entry], stale: Stale<'_>) -> Result<Rebased> {
         let mut done = Rebased { tip: Some(base), ..Rebased::default() };
         let now = self.now();
         let mut orders: BTreeMap<OrderId, OrderId> = BTreeMap::new();
         for entry in local {
+            if let Some(why) = entry.events.iter().find_map(stale) {
+                done.dropped.push((message::subject(&entry.events), why));
+                continue;
+            }
             let mut tx = Tx::begin(self, done.tip)?;
             // Renumbering applies to the rest of this transaction at once, and
             // to later ones only if this one lands.
@@ -71,7 +80,9 @@ impl Store {
                     done.voyages = voyages_here;
                     done.renumbered.extend(renumbered);
                 }
-                Err(e @ (Error::Transition(_) | Error::Input(_))) => {
+                // Only a transaction that is no longer legal is left out; any
+                // other error (signing, I/O) stops the sync and keeps local work.
+                Err(e @ (Error::Transition(_) | Error::Input(_) | Error::BadId(_))) => {
                     done.dropped.push((message::subject(&entry.events), e.to_string()));
                 }
                 Err(e) => return Err(e),
@@ -193,6 +204,16 @@ impl Store {
         Ok(Fork { base, ours: after(a_path), theirs: after(b_path) })
     }
 
+    /// The local ledger's commits that `remote` does not have, oldest first.
+    pub fn pending(&self, remote: Option<ObjectId>) -> Result<Vec<Entry>> {
+        let Some(local) = self.tip_unchecked()? else { return Ok(Vec::new()) };
+        let ours = match remote {
+            Some(remote) => self.fork(local, remote)?.ours,
+            None => self.whole_chain(local)?,
+        };
+        ours.iter().map(|id| self.entry(*id)).collect()
+    }
+
     /// Every commit of the chain ending at `tip`, oldest first.
     fn whole_chain(&self, tip: ObjectId) -> Result<Vec<ObjectId>> {
         let mut chain = Vec::new();
@@ -243,7 +264,7 @@ impl Store {
     /// Bring `refs/mso/ledger` up to date with `fetched` (a remote-tracking
     /// tip): adopt, fast-forward, or replay the local transactions on top.
     /// Fetched commits are validated first; the ref moves by compare-and-swap.
-    pub fn integrate(&self, fetched: Option<ObjectId>) -> Result<Integrated> {
+    pub fn integrate(&self, fetched: Option<ObjectId>, stale: Stale<'_>) -> Result<Integrated> {
         let local = self.tip_unchecked()?;
         let Some(remote) = fetched else {
             return Ok(if local.is_some() { Integrated::LocalAhead } else { Integrated::UpToDate });
@@ -266,9 +287,9 @@ impl Store {
         if fork.theirs.is_empty() {
             // Only local commits are new. Stale ones are replayed with fresh
             // times, or the server would refuse them for clock skew forever.
-            let stale = self.now().saturating_sub(RETIME_AFTER_SECS);
-            if ours.iter().any(|e| e.events.iter().any(|ev| ev.at < stale)) {
-                let rebased = self.replay_onto(self.tip_of(remote)?, &ours)?;
+            let old = self.now().saturating_sub(RETIME_AFTER_SECS);
+            if ours.iter().any(|e| e.events.iter().any(|ev| ev.at < old || stale(ev).is_some())) {
+                let rebased = self.replay_onto(self.tip_of(remote)?, &ours, stale)?;
                 self.move_ledger(Some(local), rebased.tip.map_or(remote, |t| t.commit))?;
                 return Ok(Integrated::Rebased(rebased));
             }
@@ -277,7 +298,7 @@ impl Store {
         // Diverged: validate theirs from where we parted, replay ours on top.
         let base_tip = fork.base.map(|b| self.tip_of(b)).transpose()?;
         self.validate(base_tip, &fork.theirs)?;
-        let rebased = self.replay_onto(self.tip_of(remote)?, &ours)?;
+        let rebased = self.replay_onto(self.tip_of(remote)?, &ours, stale)?;
         let new_tip = rebased.tip.map_or(remote, |t| t.commit);
         self.move_ledger(Some(local), new_tip)?;
         Ok(Integrated::Rebased(rebased))

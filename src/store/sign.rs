@@ -69,7 +69,9 @@ impl Signer {
             }
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| Error::io(format!("running {} to sign", self.program), e))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Signing(format!("running {} to sign the ledger commit: {e}", self.program)))?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin.write_all(payload).map_err(|e| Error::io("passing the commit to the signer", e))?;
         }
@@ -77,7 +79,7 @@ impl Signer {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() || !text.contains("BEGIN SSH SIGNATURE") {
             let why = String::from_utf8_lossy(&out.stderr);
-            return Err(Error::Input(format!(
+            return Err(Error::Signing(format!(
                 "signing the ledger commit failed ({}): {}",
                 self.program,
                 why.lines().last().unwrap_or("no signature produced").trim()
@@ -145,9 +147,9 @@ impl Store {
             extra_headers: Vec::new(),
         };
         let required = rules.is_some_and(|c| c.require_signatures);
-        match (self.signer.as_ref().map_err(|e| Error::Input(e.clone()))?, required) {
+        match (self.signer.as_ref().map_err(|e| Error::Signing(e.clone()))?, required) {
             (None, true) => {
-                return Err(Error::Input(
+                return Err(Error::Signing(
                     "this ledger requires signed commits: `git config mso.sign true` and \
                      `git config user.signingKey <your ed25519 key>`"
                         .into(),
@@ -162,7 +164,7 @@ impl Store {
                     for actor in actors {
                         let keys = config.signers.get(*actor).map(Vec::as_slice).unwrap_or_default();
                         signing::verify(&payload, &signature, keys).map_err(|why| {
-                            Error::Input(format!(
+                            Error::Signing(format!(
                                 "your signing key cannot sign for {actor} ({why}): an admin lists it with \
                                  `git mso config signers.{actor} '[\"ssh-ed25519 …\"]'`"
                             ))

@@ -182,7 +182,14 @@ impl Store {
                 .map_err(|e| Error::git("reading the ledger", e))?
                 .detach(),
         };
+        // Only voyages with work in flight: a finished voyage's branch may be
+        // rebased or squashed for its pull request (the hook allows it).
+        let open: std::collections::BTreeSet<crate::core::VoyageId> =
+            self.summaries(&tip)?.iter().filter(|s| !s.status.is_terminal()).map(|s| s.voyage).collect();
         for voyage in self.voyages(&tip)? {
+            if !open.contains(&voyage.id) {
+                continue;
+            }
             let Some(branch) = self.branch_tip(&voyage)? else { continue };
             let recorded: Option<ObjectId> = voyage.head.parse().ok();
             let contains = recorded.and_then(|r| super::objects::is_ancestor(&self.repo, r, branch)) == Some(true);

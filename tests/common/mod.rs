@@ -283,3 +283,53 @@ pub fn wait_for_file(path: &Path, budget: std::time::Duration) -> bool {
     }
     path.exists()
 }
+
+/// Push `commands` (`"<old> <new> <ref>"`) to the bare repository `server`
+/// by speaking to `git receive-pack` directly, as a hostile client can: it
+/// chooses each old value and may name a ref twice, which `git push` never
+/// does. The objects must already be on the server (an empty pack is sent).
+/// Returns receive-pack's report and its stderr (where hooks speak).
+pub fn raw_push(home: &Path, server: &Path, commands: &[String], env: &[(&str, &str)]) -> (String, String) {
+    use std::io::{Read, Write};
+    let empty_pack = {
+        let mut cmd = Command::new("git");
+        cmd.args(["pack-objects", "--stdout", "-q"]).stdin(std::process::Stdio::null());
+        isolate(&mut cmd, home);
+        cmd.output().unwrap().stdout
+    };
+    let mut cmd = Command::new("git");
+    cmd.arg("receive-pack").arg(server);
+    isolate(&mut cmd, home);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // The ref advertisement, up to its flush packet.
+    loop {
+        let mut len = [0u8; 4];
+        out.read_exact(&mut len).unwrap();
+        let len = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
+        if len == 0 {
+            break;
+        }
+        let mut skip = vec![0u8; len - 4];
+        out.read_exact(&mut skip).unwrap();
+    }
+    let mut input = Vec::new();
+    for (i, command) in commands.iter().enumerate() {
+        let line = if i == 0 { format!("{command}\0report-status\n") } else { format!("{command}\n") };
+        input.extend(format!("{:04x}", line.len() + 4).as_bytes());
+        input.extend(line.as_bytes());
+    }
+    input.extend(b"0000");
+    input.extend(&empty_pack);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&input).unwrap();
+    drop(stdin);
+    let mut report = Vec::new();
+    out.read_to_end(&mut report).unwrap();
+    let status = child.wait_with_output().unwrap();
+    (String::from_utf8_lossy(&report).into_owned(), String::from_utf8_lossy(&status.stderr).into_owned())
+}
