@@ -218,6 +218,23 @@ fn body(value: serde_json::Value) -> serde_json::Value {
     value
 }
 
+/// mallory files FTR-0002 on VOY-0003 and holds `head` for it, written by git-mso.
+fn hold_by_mallory(s: &Server, head: &str) -> String {
+    s.written_by("mallory", |tx| {
+        let order: git_mso::core::OrderId = "FTR-0002".parse().unwrap();
+        tx.push(EventBody::OrderCreated {
+            order: order.clone(),
+            title: "t".into(),
+            brief: String::new(),
+            acceptance: vec![],
+            roles: ["PLN", "BLD", "TST"].map(|r| r.parse().unwrap()).to_vec(),
+            gates: vec!["PLN".parse().unwrap()],
+            voyage: "VOY-0003".parse().unwrap(),
+        })?;
+        tx.push(EventBody::Held { order, role: "PLN".parse().unwrap(), head: head.into(), reason: "look".into() })
+    })
+}
+
 fn tree_of_commit(s: &Server, commit: &str) -> String {
     s.git(&["rev-parse", &format!("{commit}^{{tree}}")]).trim().to_string()
 }
@@ -325,42 +342,17 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         )
     };
     let huge = format!("{}\n", "x".repeat(9 * 1024 * 1024));
-    // A hold made by the writer, naming a commit that is not its branch's tip on the server.
-    let false_hold = s.written_by("mallory", |tx| {
-        let roles = ["PLN", "BLD", "TST"].map(|r| r.parse().unwrap()).to_vec();
-        let order: git_mso::core::OrderId = "FTR-0002".parse().unwrap();
-        tx.push(EventBody::OrderCreated {
-            order: order.clone(),
-            title: "t".into(),
-            brief: String::new(),
-            acceptance: vec![],
-            roles,
-            gates: vec!["PLN".parse().unwrap()],
-            voyage: "VOY-0003".parse().unwrap(),
-        })?;
-        tx.push(EventBody::Held { order, role: "PLN".parse().unwrap(), head: s.orphan.clone(), reason: "look".into() })
-    });
-    // New names only: git itself drops updates it sees as non-fast-forwards before the hook runs.
-    // A commit on top of VOY-0003's recorded head, and a hold of it written by git-mso.
+    // Holds made by git-mso's own writer: one naming a commit that is not its
+    // branch's tip on the server, one naming a commit pushed along with it.
+    let false_hold = hold_by_mallory(&s, &s.orphan);
     let on_voy3 = s.commit(&tree_of_commit(&s, &base), &[&base], "on VOY-0003\n");
-    let hold_with_move = s.written_by("mallory", |tx| {
-        let order: git_mso::core::OrderId = "FTR-0002".parse().unwrap();
-        tx.push(EventBody::OrderCreated {
-            order: order.clone(),
-            title: "t".into(),
-            brief: String::new(),
-            acceptance: vec![],
-            roles: ["PLN", "BLD", "TST"].map(|r| r.parse().unwrap()).to_vec(),
-            gates: vec!["PLN".parse().unwrap()],
-            voyage: "VOY-0003".parse().unwrap(),
-        })?;
-        tx.push(EventBody::Held { order, role: "PLN".parse().unwrap(), head: on_voy3.clone(), reason: "look".into() })
-    });
+    let hold_with_move = hold_by_mallory(&s, &on_voy3);
     // 1,100 notes sharing one 64 KiB blob: small to push, 70 MB to read.
     let heavy_notes: String = {
         let blob = s.blob(&vec![b'n'; 64 * 1024]);
         (0..1100).map(|i| format!("100644 blob {blob}\t{i:040x}")).collect::<Vec<_>>().join("\n")
     };
+    // New names only: git itself drops updates it sees as non-fast-forwards before the hook runs.
     let many_branches: Vec<String> = (4..=1004).map(|n| format!("{base}:refs/heads/voyage/VOY-{n:04}")).collect();
 
     let cases: Vec<Case> = vec![
