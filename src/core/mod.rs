@@ -14,6 +14,7 @@ pub mod signing;
 pub mod state;
 pub mod text;
 pub mod time;
+mod transition;
 
 pub use apply::{Objects, Presence, TransitionError, apply, apply_transaction};
 pub use config::{Config, PersonaSet};

@@ -1,0 +1,349 @@
+//! One order's state machine: what each order event requires of the order
+//! and its voyage, and what it changes. `apply` loads the order and its
+//! voyage, runs `transition`, and keeps the counts and history.
+
+use super::apply::{Objects, Presence, Result, TransitionError, existing_commit, limits, long_text, token};
+use super::config::Config;
+use super::event::{Event, EventBody, short};
+use super::ids::Role;
+use super::state::{Handoff, Order, Rejection, Status, Voyage};
+use super::text;
+
+fn expect_status(order: &Order, status: Status, expected: &'static str) -> Result<()> {
+    if order.status == status {
+        Ok(())
+    } else {
+        Err(TransitionError::WrongState {
+            order: order.id.clone(),
+            status: order.status,
+            role: order.role.clone(),
+            expected,
+        })
+    }
+}
+
+fn expect_role(order: &Order, role: &Role) -> Result<()> {
+    if &order.role == role {
+        Ok(())
+    } else {
+        Err(TransitionError::WrongRole { order: order.id.clone(), role: role.clone(), current: order.role.clone() })
+    }
+}
+
+fn expect_attempt(order: &Order, attempt: u32) -> Result<()> {
+    if attempt == order.attempt {
+        Ok(())
+    } else {
+        Err(TransitionError::WrongAttempt { order: order.id.clone(), got: attempt, current: order.attempt })
+    }
+}
+
+/// A running order's lease must be held by this runner id *and* this actor.
+fn expect_holder(order: &Order, runner: &str, actor: &str) -> Result<()> {
+    match &order.lease {
+        Some(lease) if lease.runner == runner && lease.actor == actor => Ok(()),
+        lease => Err(TransitionError::NotLeaseHolder {
+            order: order.id.clone(),
+            holder: lease.as_ref().map_or_else(|| "nobody".into(), |l| format!("{} ({})", l.runner, l.actor)),
+            claimant: format!("{runner} ({actor})"),
+        }),
+    }
+}
+
+/// A lease runs out after the event and at most one lease TTL after it.
+fn check_expiry(order: &Order, at: i64, expires: i64, ttl: u64) -> Result<()> {
+    let latest = at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+    if expires <= at || expires > latest {
+        return Err(TransitionError::BadInput(format!(
+            "{}: a lease must expire after it starts and within lease_ttl_secs ({ttl} s)",
+            order.id
+        )));
+    }
+    Ok(())
+}
+
+/// Queue the order for a fresh run at `role`. Attempts count runs of one
+/// role: they start at 1 when the order moves on, and go up when the same
+/// role runs again (after a failure, a rejection or a retry).
+fn requeue(order: &mut Order, role: &Role, attempt: u32) {
+    order.attempt = attempt;
+    order.role = role.clone();
+    order.status = Status::Queued;
+    order.failures = 0;
+}
+
+fn next_attempt(order: &Order) -> Result<u32> {
+    order
+        .attempt
+        .checked_add(1)
+        .ok_or_else(|| TransitionError::Inconsistent(format!("{}: the attempt counter overflows", order.id)))
+}
+
+/// A failed run at the current role: retry while attempts remain, else fail.
+fn record_failure(order: &mut Order, reason: String, max_attempts: u32) -> Result<()> {
+    order.lease = None;
+    order.failures = order.failures.saturating_add(1);
+    order.last_error = Some(reason);
+    if order.failures >= max_attempts {
+        order.status = Status::Failed;
+    } else {
+        order.status = Status::Queued;
+        order.attempt = next_attempt(order)?;
+    }
+    Ok(())
+}
+
+/// A reviewer records their own review, and must be an approver when the
+/// config lists them.
+fn reviewer(by: &str, actor: &str, approvers: &[String]) -> Result<()> {
+    if by != actor {
+        return Err(TransitionError::NotTheReviewer { by: by.into(), actor: actor.into() });
+    }
+    if approvers.is_empty() || approvers.iter().any(|a| a == by) {
+        Ok(())
+    } else {
+        Err(TransitionError::NotAnApprover { by: by.into(), approvers: approvers.join(", ") })
+    }
+}
+
+/// Stopping or restarting an order's work (cancel, retry) is for its
+/// creator, admins and approvers once the config lists approvers; open
+/// before that, like reviews.
+fn manager(order: &Order, actor: &str, config: &Config, what: &'static str) -> Result<()> {
+    let creator = order.history.first().map_or("", |e| e.actor.as_str());
+    let allowed = config.approvers.is_empty()
+        || actor == creator
+        || config.admins.iter().any(|a| a == actor)
+        || config.approvers.iter().any(|a| a == actor);
+    if allowed {
+        Ok(())
+    } else {
+        Err(TransitionError::NotAllowed { actor: actor.into(), what, order: order.id.clone(), creator: creator.into() })
+    }
+}
+
+pub(super) fn transition(
+    order: &mut Order,
+    voyage: &mut Voyage,
+    event: &Event,
+    config: &Config,
+    objects: &dyn Objects,
+) -> Result<()> {
+    let actor = event.actor.as_str();
+    match &event.body {
+        EventBody::Dispatched { role, attempt, lease, .. } => {
+            expect_status(order, Status::Queued, "queued")?;
+            expect_role(order, role)?;
+            expect_attempt(order, *attempt)?;
+            token("runner", &lease.runner)?;
+            token("host", &lease.host)?;
+            if lease.actor != actor {
+                return Err(TransitionError::BadInput(format!(
+                    "{}: the lease names {} but {actor} claimed it",
+                    order.id,
+                    text::line(&lease.actor)
+                )));
+            }
+            if lease.pid == 0 {
+                return Err(TransitionError::BadInput(format!("{}: a lease needs the runner's pid", order.id)));
+            }
+            check_expiry(order, event.at, lease.expires, config.lease_ttl_secs)?;
+            order.status = Status::Running;
+            order.lease = Some(lease.clone());
+        }
+        EventBody::LeaseRenewed { runner, expires, .. } => {
+            expect_status(order, Status::Running, "running")?;
+            expect_holder(order, runner, actor)?;
+            check_expiry(order, event.at, *expires, config.lease_ttl_secs)?;
+            if let Some(lease) = order.lease.as_mut() {
+                lease.expires = (*expires).max(lease.expires);
+            }
+        }
+        EventBody::Succeeded { role, attempt, runner, head, summary, .. } => {
+            expect_status(order, Status::Running, "running")?;
+            expect_role(order, role)?;
+            expect_attempt(order, *attempt)?;
+            expect_holder(order, runner, actor)?;
+            let here = existing_commit("head", head, objects)?;
+            long_text("summary", summary, limits::SUMMARY)?;
+            // What a role records builds on what the ledger last recorded
+            // (judged wherever both commits are at hand).
+            let recorded_here = objects.presence(&voyage.head) == Presence::Commit;
+            if *head != voyage.head && here && recorded_here {
+                let descends = objects.descends_from(head, &voyage.head);
+                if descends == Some(false) || (descends.is_none() && !objects.tolerate_missing()) {
+                    return Err(TransitionError::NotDescendant {
+                        order: order.id.clone(),
+                        head: short(head).into(),
+                        voyage: voyage.id,
+                        recorded: short(&voyage.head).into(),
+                    });
+                }
+            }
+            voyage.head = head.clone();
+            order.lease = None;
+            order.failures = 0;
+            order.last_error = None;
+            order.head = Some(head.clone());
+            order.handoffs.push(Handoff { role: role.clone(), head: head.clone(), summary: summary.clone() });
+            order.status = if order.is_gated(role) { Status::Review } else { Status::HandingOff };
+        }
+        EventBody::Failed { role, attempt, runner, reason, .. } => {
+            expect_status(order, Status::Running, "running")?;
+            expect_role(order, role)?;
+            expect_attempt(order, *attempt)?;
+            expect_holder(order, runner, actor)?;
+            long_text("reason", reason, limits::REASON)?;
+            record_failure(order, reason.clone(), config.max_attempts)?;
+        }
+        EventBody::LeaseExpired { role, runner, .. } => {
+            expect_status(order, Status::Running, "running")?;
+            expect_role(order, role)?;
+            let Some(lease) = &order.lease else {
+                return Err(TransitionError::Inconsistent(format!("{} runs without a lease", order.id)));
+            };
+            if &lease.runner != runner {
+                return Err(TransitionError::NotLeaseHolder {
+                    order: order.id.clone(),
+                    holder: lease.runner.clone(),
+                    claimant: text::line(runner).into_owned(),
+                });
+            }
+            // Before it runs out, only the holder's own identity may say its
+            // runner is gone (a dead process on its host).
+            if event.at < lease.expires && lease.actor != actor {
+                return Err(TransitionError::LeaseStillValid {
+                    order: order.id.clone(),
+                    runner: lease.runner.clone(),
+                    until: super::time::format_utc(lease.expires),
+                    holder: lease.actor.clone(),
+                });
+            }
+            record_failure(order, format!("lease of {runner} expired"), config.max_attempts)?;
+        }
+        EventBody::Held { role, head, reason, .. } => {
+            expect_status(order, Status::Queued, "queued")?;
+            expect_role(order, role)?;
+            existing_commit("held head", head, objects)?;
+            if *head == voyage.head {
+                return Err(TransitionError::BadInput(format!(
+                    "{}: {} is the recorded head of {}; nothing to hold",
+                    order.id,
+                    short(head),
+                    voyage.id
+                )));
+            }
+            long_text("reason", reason, limits::REASON)?;
+            if reason.trim().is_empty() {
+                return Err(TransitionError::BadInput("a hold needs a reason".into()));
+            }
+            order.held = Some(head.clone());
+            order.last_error = Some(reason.clone());
+            order.status = Status::Review;
+        }
+        EventBody::Advanced { from, to, .. } => {
+            expect_status(order, Status::HandingOff, "handing off after a success or approval")?;
+            // `from` must be the predecessor of `to` in this order's sequence,
+            // and the order must be there: the bug class this ledger removes.
+            let expected = order.next_role(&order.role).cloned();
+            if from != &order.role || expected.as_ref() != Some(to) {
+                return Err(TransitionError::BadAdvance {
+                    order: order.id.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    current: order.role.clone(),
+                    expected: expected.map_or_else(|| "none (it is the last role)".into(), |r| r.to_string()),
+                });
+            }
+            requeue(order, to, 1);
+        }
+        EventBody::Completed { .. } => {
+            expect_status(order, Status::HandingOff, "handing off after a success or approval")?;
+            if let Some(next) = order.next_role(&order.role) {
+                return Err(TransitionError::BadInput(format!(
+                    "{} cannot complete at {}: {next} follows in its sequence",
+                    order.id, order.role
+                )));
+            }
+            order.status = Status::Completed;
+        }
+        EventBody::Approved { role, by, commit, comment, .. } => {
+            expect_status(order, Status::Review, "awaiting review")?;
+            expect_role(order, role)?;
+            reviewer(by, actor, &config.approvers)?;
+            long_text("comment", comment, limits::REASON)?;
+            let (reviewed, held) = match order.held.take() {
+                Some(held) => (held, true),
+                None => (order.head.clone().unwrap_or_default(), false),
+            };
+            if commit != &reviewed {
+                return Err(TransitionError::WrongCommit {
+                    order: order.id.clone(),
+                    got: commit.clone(),
+                    expected: reviewed,
+                });
+            }
+            if held {
+                // The reviewer adopted commits made outside the pipeline: the
+                // role that was waiting now starts from them.
+                voyage.head = reviewed;
+                order.last_error = None;
+                order.status = Status::Queued;
+            } else {
+                order.status = Status::HandingOff;
+            }
+        }
+        EventBody::Rejected { role, by, reason, to, .. } => {
+            expect_status(order, Status::Review, "awaiting review")?;
+            expect_role(order, role)?;
+            reviewer(by, actor, &config.approvers)?;
+            long_text("reason", reason, limits::REASON)?;
+            if reason.trim().is_empty() {
+                return Err(TransitionError::BadInput("a rejection needs a reason".into()));
+            }
+            let current = order.roles.iter().position(|r| r == role).ok_or_else(|| {
+                TransitionError::Inconsistent(format!("{} is at {role}, which is not in its sequence", order.id))
+            })?;
+            if !order.roles[..=current].contains(to) {
+                return Err(TransitionError::BadRejectTarget {
+                    order: order.id.clone(),
+                    to: to.clone(),
+                    current: role.clone(),
+                });
+            }
+            order.held = None;
+            order.rejections.push(Rejection { role: role.clone(), by: by.clone(), reason: reason.clone() });
+            let attempt = next_attempt(order)?;
+            requeue(order, to, attempt);
+        }
+        EventBody::Retried { .. } => {
+            expect_status(order, Status::Failed, "failed")?;
+            manager(order, actor, config, "retry")?;
+            let role = order.role.clone();
+            let attempt = next_attempt(order)?;
+            requeue(order, &role, attempt);
+        }
+        EventBody::Cancelled { reason, .. } => {
+            if order.status.is_terminal() || order.status == Status::HandingOff {
+                return Err(TransitionError::WrongState {
+                    order: order.id.clone(),
+                    status: order.status,
+                    role: order.role.clone(),
+                    expected: "active",
+                });
+            }
+            manager(order, actor, config, "cancel")?;
+            long_text("reason", reason, limits::REASON)?;
+            order.lease = None;
+            order.held = None;
+            order.status = Status::Cancelled;
+        }
+        EventBody::Init { .. }
+        | EventBody::ConfigSet { .. }
+        | EventBody::VoyageCreated { .. }
+        | EventBody::OrderCreated { .. } => {
+            return Err(TransitionError::Inconsistent("a pipeline event applied to an order".into()));
+        }
+    }
+    Ok(())
+}
