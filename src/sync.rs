@@ -55,11 +55,6 @@ pub fn ensure_refspecs(dir: &Path, remote: &str) -> Result<bool> {
     Ok(added)
 }
 
-fn resolve(store: &Store, name: &str) -> Result<Option<ObjectId>> {
-    let r = store.repo().try_find_reference(name).map_err(|e| Error::git(format!("reading {name}"), e))?;
-    Ok(r.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
-}
-
 /// Push `refspec` atomically under `lease`; `Ok(false)` when a retryable rejection says to fetch again.
 fn push(dir: &Path, remote: &str, lease: &str, refspec: &str) -> Result<bool> {
     push_all(dir, remote, &[(lease.to_string(), refspec.to_string())])
@@ -121,7 +116,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
             Err(e) => return Err(e),
         }
         let store = Store::discover(dir)?;
-        let fetched = resolve(&store, &tracking(remote, "mso/ledger"))?;
+        let fetched = store.ref_target(&tracking(remote, "mso/ledger"))?;
         let stale = |event: &crate::core::Event| stale_hold(&store, remote, event);
         let integrated = match store.integrate(fetched, &stale) {
             Err(Error::Conflict { .. }) => continue,
@@ -150,14 +145,14 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
             .collect();
         let (first, rest): (Vec<_>, Vec<_>) = specs.drain(..).partition(|(_, refspec)| {
             let name = refspec.split(':').next().unwrap_or_default();
-            resolve(&store, name).ok().flatten().is_some_and(|tip| held.contains(&tip.to_string()))
+            store.ref_target(name).ok().flatten().is_some_and(|tip| held.contains(&tip.to_string()))
         });
         if !first.is_empty() && !push_all(dir, remote, &first)? {
             continue;
         }
         specs = rest;
         let branches = specs.len() + first.len();
-        let local = resolve(&store, LEDGER_REF)?;
+        let local = store.ref_target(LEDGER_REF)?;
         let ledger_ahead = local.is_some() && local != fetched;
         if ledger_ahead {
             let lease =
@@ -194,8 +189,8 @@ fn stale_hold(store: &Store, remote: &str, event: &crate::core::Event) -> Option
     let crate::core::EventBody::Held { order, head, .. } = &event.body else { return None };
     let tip = store.tip().ok()??;
     let voyage = store.order(&tip, order).ok()??.voyage;
-    let theirs = resolve(store, &tracking(remote, &voyage.branch())).ok()?;
-    let ours = resolve(store, &format!("refs/heads/{}", voyage.branch())).ok()?;
+    let theirs = store.ref_target(&tracking(remote, &voyage.branch())).ok()?;
+    let ours = store.ref_target(&format!("refs/heads/{}", voyage.branch())).ok()?;
     let is = |id: Option<ObjectId>| id.is_some_and(|id| head.parse::<ObjectId>().ok() == Some(id));
     // Publishable: the remote's branch is at the held commits, or ours is and the remote's is behind it.
     let behind = |theirs: Option<ObjectId>| match (theirs, head.parse::<ObjectId>()) {
@@ -251,7 +246,7 @@ fn sync_branches(
         let Some((name, theirs)) = line.split_once(' ') else { continue };
         let branch = format!("refs/heads/voyage/{}", &name[prefix.len()..]);
         // A concurrent sync may move the branch first; then there is nothing left to do here.
-        match resolve(store, &branch)? {
+        match store.ref_target(&branch)? {
             None => {
                 let _ = git(&dir, &["update-ref", &branch, theirs, ""]);
             }
@@ -283,7 +278,7 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
         let Ok(ours) = ours.parse::<ObjectId>() else { continue };
         let short = &name["refs/heads/".len()..];
         let Some(voyage) = short.strip_prefix("voyage/").and_then(|v| v.parse().ok()) else { continue };
-        let theirs = resolve(store, &tracking(remote, short))?;
+        let theirs = store.ref_target(&tracking(remote, short))?;
         if theirs == Some(ours) {
             continue;
         }
@@ -339,15 +334,14 @@ pub fn publish_branch(dir: &Path, remote: &str, branch: &str, old: ObjectId, new
     let _one_at_a_time = SYNC.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!("refs/heads/{branch}");
     // A branch the remote never had (not fetched yet) must still not exist there.
-    let known =
-        Store::discover(dir)?.repo().try_find_reference(tracking(remote, branch).as_str()).ok().flatten().is_some();
+    let known = Store::discover(dir)?.ref_target(&tracking(remote, branch)).ok().flatten().is_some();
     let lease = if known { format!("--force-with-lease={name}:{old}") } else { format!("--force-with-lease={name}:") };
     push(dir, remote, &lease, &format!("{new}:{name}"))
 }
 
 /// Merge the remote's notes into ours and push the union (with a lease).
 fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
-    let theirs = resolve(store, &tracking(remote, "notes/mso"))?;
+    let theirs = store.ref_target(&tracking(remote, "notes/mso"))?;
     if let Some(theirs) = theirs {
         let merged = store.merge_notes(theirs)?;
         if merged.skipped > 0 {
@@ -361,7 +355,7 @@ fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> R
             report.lines.push("merged the remote's notes".into());
         }
     }
-    let ours = resolve(store, NOTES_REF)?;
+    let ours = store.ref_target(NOTES_REF)?;
     if ours.is_some() && ours != theirs {
         let lease = format!("--force-with-lease={NOTES_REF}:{}", theirs.map(|t| t.to_string()).unwrap_or_default());
         if push(dir, remote, &lease, &format!("{NOTES_REF}:{NOTES_REF}"))? {

@@ -140,8 +140,8 @@ pub(super) fn token(what: &str, value: &str) -> Result<()> {
     text::check_token(what, value, limits::RUNNER).map_err(TransitionError::BadInput)
 }
 
-pub(super) fn commit_id(what: &str, id: &str) -> Result<()> {
-    if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+fn commit_id(what: &str, id: &str) -> Result<()> {
+    if id.len() == 40 && super::ids::is_lower_hex(id) {
         Ok(())
     } else {
         Err(TransitionError::BadInput(format!("{what} is not a full commit id: {}", super::ids::shown(id))))
@@ -160,7 +160,7 @@ pub(super) fn existing_commit(what: &'static str, id: &str, objects: &dyn Object
 }
 
 fn check_envelope(event: &Event) -> Result<()> {
-    if event.id.len() != 32 || !event.id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if event.id.len() != 32 || !super::ids::is_lower_hex(&event.id) {
         return Err(TransitionError::BadInput(format!("malformed event id {}", super::ids::shown(&event.id))));
     }
     if !(0..=limits::MAX_TIME).contains(&event.at) {

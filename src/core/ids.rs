@@ -25,6 +25,11 @@ pub fn shown(input: &str) -> String {
     format!("'{out}'")
 }
 
+/// Whether `s` is made of lower-case hexadecimal digits (ids, commit names).
+pub fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn is_code(s: &str) -> bool {
     (2..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase())
 }

@@ -93,6 +93,14 @@ fn record_failure(order: &mut Order, reason: String, max_attempts: u32) -> Resul
     Ok(())
 }
 
+/// A review (approval or rejection) of `role`: the order awaits review
+/// there, and `by` may review it.
+fn expect_review(order: &Order, role: &Role, by: &str, actor: &str, config: &Config) -> Result<()> {
+    expect_status(order, Status::Review, "awaiting review")?;
+    expect_role(order, role)?;
+    reviewer(by, actor, &config.approvers)
+}
+
 /// A reviewer records their own review, and must be an approver when the
 /// config lists them.
 fn reviewer(by: &str, actor: &str, approvers: &[String]) -> Result<()> {
@@ -268,9 +276,7 @@ pub(super) fn transition(
             order.status = Status::Completed;
         }
         EventBody::Approved { role, by, commit, comment, .. } => {
-            expect_status(order, Status::Review, "awaiting review")?;
-            expect_role(order, role)?;
-            reviewer(by, actor, &config.approvers)?;
+            expect_review(order, role, by, actor, config)?;
             long_text("comment", comment, limits::REASON)?;
             let (reviewed, held) = match order.held.take() {
                 Some(held) => (held, true),
@@ -294,9 +300,7 @@ pub(super) fn transition(
             }
         }
         EventBody::Rejected { role, by, reason, to, .. } => {
-            expect_status(order, Status::Review, "awaiting review")?;
-            expect_role(order, role)?;
-            reviewer(by, actor, &config.approvers)?;
+            expect_review(order, role, by, actor, config)?;
             long_text("reason", reason, limits::REASON)?;
             if reason.trim().is_empty() {
                 return Err(TransitionError::BadInput("a rejection needs a reason".into()));

@@ -13,8 +13,8 @@ use gix::ObjectId;
 use super::refs;
 use crate::core::time::{format_utc, parse_duration};
 use crate::core::{EventBody, Status};
-use crate::error::{Error, Result};
-use crate::store::{LEDGER_REF, NOTES_REF, ReplayError, ReplayRules, Store, Tip, short};
+use crate::error::Result;
+use crate::store::{LEDGER_REF, NOTES_REF, ReplayError, ReplayRules, Store, short};
 
 /// What one push may carry to the ledger, and how long checking it may take.
 pub mod limits {
@@ -119,7 +119,7 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
         )));
     }
     for update in updates.iter().filter(|u| refs::judged(&u.name)) {
-        let current = refs::current(store, &update.name)?;
+        let current = store.ref_target(&update.name)?;
         if current.unwrap_or_else(|| ObjectId::null(update.old.kind())) != update.old {
             return refuse(
                 update,
@@ -182,7 +182,7 @@ fn check_ledger(
     if update.new.is_null() {
         return Ok(Some("deleting it is not allowed".into()));
     }
-    let base = if update.old.is_null() { None } else { Some(tip_of(store, update.old)?) };
+    let base = if update.old.is_null() { None } else { Some(store.tip_of(update.old)?) };
     let chain = match new_commits(store, update.old, update.new)? {
         Ok(chain) => chain,
         Err(reason) => return Ok(Some(reason)),
@@ -237,12 +237,6 @@ fn check_ledger(
         Err(ReplayError::Problem(p)) => Ok(Some(p.to_string())),
         Err(ReplayError::Io(e)) => Err(e),
     }
-}
-
-fn tip_of(store: &Store, commit: ObjectId) -> Result<Tip> {
-    let found = store.repo().find_commit(commit).map_err(|e| Error::git("reading a ledger commit", e))?;
-    let tree = found.tree_id().map_err(|e| Error::git("reading a ledger commit", e))?.detach();
-    Ok(Tip { commit, tree })
 }
 
 /// The pushed commits, oldest first: `new` back to `old` along single parents.

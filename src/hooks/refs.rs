@@ -7,6 +7,7 @@
 use gix::ObjectId;
 
 use super::receive::{Context, Update};
+use crate::core::ids::is_lower_hex;
 use crate::core::{Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
 use crate::store::objects::is_ancestor;
@@ -79,9 +80,7 @@ impl<'s> LedgerView<'s> {
         if self.tip.is_none()
             && let Some(commit) = self.ledger
         {
-            let found = self.store.repo().find_commit(commit).map_err(|e| Error::git("reading the ledger", e))?;
-            let tree = found.tree_id().map_err(|e| Error::git("reading the ledger", e))?.detach();
-            self.tip = Some(Tip { commit, tree });
+            self.tip = Some(self.store.tip_of(commit)?);
         }
         Ok(self.tip)
     }
@@ -220,7 +219,7 @@ pub(super) fn check_hold(
              the hold"
         )));
     }
-    let tip = current(view.store, &name)?;
+    let tip = view.store.ref_target(&name)?;
     if tip.map(|t| t.to_string()).as_deref() == Some(head) {
         return Ok(None);
     }
@@ -234,12 +233,6 @@ pub(super) fn check_hold(
 /// Whether the hook judges pushes to `name` (and so checks their old value).
 pub(super) fn judged(name: &str) -> bool {
     name == LEDGER_REF || name == NOTES_REF || name.starts_with(VOYAGE_PREFIX)
-}
-
-/// What `name` points to on the server now.
-pub(super) fn current(store: &Store, name: &str) -> Result<Option<ObjectId>> {
-    let found = store.repo().try_find_reference(name).map_err(|e| Error::git(format!("reading {name}"), e))?;
-    Ok(found.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
 }
 
 /// A push to `refs/notes/mso`: never deleted, a fast-forward, and a flat
@@ -267,7 +260,7 @@ pub(super) fn check_notes(store: &Store, update: &Update) -> Result<Option<Strin
         if entry.mode().kind() != gix::object::tree::EntryKind::Blob {
             return refuse(format!("{shown} is not a plain note: the notes tree holds only files"));
         }
-        if name.len() != 40 || !name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if name.len() != 40 || !is_lower_hex(&name) {
             return refuse(format!("{shown} is not named by a commit id"));
         }
         let size = store.repo().find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);

@@ -84,10 +84,7 @@ impl Store {
 impl Store {
     /// The commit a voyage branch points to, if the branch exists.
     pub fn branch_tip(&self, voyage: &Voyage) -> Result<Option<ObjectId>> {
-        let name = format!("refs/heads/{}", voyage.id.branch());
-        let reference =
-            self.repo.try_find_reference(name.as_str()).map_err(|e| Error::git("reading a voyage branch", e))?;
-        Ok(reference.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
+        self.ref_target(&format!("refs/heads/{}", voyage.id.branch()))
     }
 
     /// Move a voyage branch from `old` to `new`, only if it is still at `old`.
@@ -112,11 +109,7 @@ impl Store {
         use gix::refs::Target;
         use gix::refs::transaction::{Change, LogChange, RefEdit, RefLog};
         let name = |v: crate::core::VoyageId| format!("refs/heads/{}", v.branch());
-        let current = |v: crate::core::VoyageId| -> Result<Option<ObjectId>> {
-            let r =
-                self.repo.try_find_reference(name(v).as_str()).map_err(|e| Error::git("reading a voyage branch", e))?;
-            Ok(r.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
-        };
+        let current = |v: crate::core::VoyageId| self.ref_target(&name(v));
         let mut moves = Vec::new();
         for (&from, &to) in renames {
             if let Some(id) = current(from)? {

@@ -110,6 +110,12 @@ impl Store {
         self.clock.unwrap_or_else(env::now)
     }
 
+    /// The object `name` points to, if the ref exists and is not symbolic.
+    pub fn ref_target(&self, name: &str) -> Result<Option<ObjectId>> {
+        let found = self.repo.try_find_reference(name).map_err(|e| Error::git(format!("reading {name}"), e))?;
+        Ok(found.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
+    }
+
     /// The commit `refs/mso/ledger` points to, without checking it is ours.
     pub fn tip_unchecked(&self) -> Result<Option<ObjectId>> {
         let Some(reference) =

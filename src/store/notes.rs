@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use gix::ObjectId;
 
 use super::Store;
+use crate::core::ids::is_lower_hex;
 use crate::core::{Order, notes};
 use crate::error::{Error, Result};
 
@@ -53,8 +54,7 @@ impl Store {
     /// the union of blocks per commit, never dropping either side's. Entries
     /// that are not plain notes on commits are skipped and counted.
     pub fn merge_notes(&self, theirs: ObjectId) -> Result<MergedNotes> {
-        let local = self.repo.try_find_reference(NOTES_REF).map_err(|e| Error::git("reading refs/notes/mso", e))?;
-        let local = local.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+        let local = self.ref_target(NOTES_REF)?;
         if local == Some(theirs) || self.is_ancestor(theirs, local)? {
             return Ok(MergedNotes::default());
         }
@@ -125,8 +125,7 @@ impl Store {
             move |e: gix::Error| Error::git(what, e)
         };
         for _ in 0..50 {
-            let old = repo.try_find_reference(NOTES_REF).map_err(fail("reading refs/notes/mso"))?;
-            let old = old.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+            let old = self.ref_target(NOTES_REF)?;
             let old_tree = match old {
                 Some(id) => Some(
                     repo.find_commit(id)
@@ -182,8 +181,11 @@ impl Store {
                 let entry = entry.map_err(fail)?;
                 let name = format!("{prefix}{}", entry.filename());
                 let kind = entry.mode().kind();
-                let hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                if kind == gix::object::tree::EntryKind::Tree && prefix.is_empty() && name.len() == 2 && hex(&name) {
+                if kind == gix::object::tree::EntryKind::Tree
+                    && prefix.is_empty()
+                    && name.len() == 2
+                    && is_lower_hex(&name)
+                {
                     stack.push((name, entry.oid().to_owned()));
                     continue;
                 }
@@ -192,7 +194,7 @@ impl Store {
                     skipped += 1;
                     continue;
                 }
-                let note_on = name.parse::<ObjectId>().ok().filter(|_| name.len() == 40 && hex(&name));
+                let note_on = name.parse::<ObjectId>().ok().filter(|_| name.len() == 40 && is_lower_hex(&name));
                 match note_on {
                     Some(commit) if kind == gix::object::tree::EntryKind::Blob && size <= MAX_NOTE_BYTES => {
                         total += size;

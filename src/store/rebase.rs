@@ -240,7 +240,8 @@ pub enum Integrated {
 }
 
 impl Store {
-    fn tip_of(&self, commit: ObjectId) -> Result<Tip> {
+    /// The tip (commit and tree) of a ledger commit.
+    pub(crate) fn tip_of(&self, commit: ObjectId) -> Result<Tip> {
         let tree = self
             .repo
             .find_commit(commit)

@@ -172,16 +172,7 @@ impl Store {
     /// recorded for it: a branch reset or rewritten under the ledger would
     /// publish something other than what was built and reviewed.
     fn check_branches(&self, tip: ObjectId) -> Result<Option<Problem>> {
-        let tip = Tip {
-            commit: tip,
-            tree: self
-                .repo
-                .find_commit(tip)
-                .map_err(|e| Error::git("reading the ledger", e))?
-                .tree_id()
-                .map_err(|e| Error::git("reading the ledger", e))?
-                .detach(),
-        };
+        let tip = self.tip_of(tip)?;
         // Only voyages with work in flight: a finished voyage's branch may be
         // rebased or squashed for its pull request (the hook allows it).
         let open: std::collections::BTreeSet<crate::core::VoyageId> =
