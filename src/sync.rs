@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use gix::ObjectId;
 
+use crate::core::state::REJECTED_PREFIX;
 use crate::error::{Error, Result};
 use crate::gitcli::{self, git};
 use crate::store::{Integrated, LEDGER_REF, NOTES_REF, Store};
@@ -122,12 +123,13 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
             Err(Error::Conflict { .. }) => continue,
             other => other?,
         };
-        let voyages = match &integrated {
-            Integrated::Rebased(r) => r.voyages.clone(),
+        let (voyages, orders) = match &integrated {
+            Integrated::Rebased(r) => (r.voyages.clone(), r.orders.clone()),
             _ => Default::default(),
         };
         describe(&integrated, &mut report);
         sync_branches(&store, remote, &voyages, &mut report)?;
+        rename_rejected(&store, &orders, &mut report)?;
         // The ledger and the voyage branches it names go in one atomic push:
         // the server sees a new voyage's branch together with its creation,
         // and never a ledger naming a commit it does not have. Commits a
@@ -152,6 +154,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         }
         specs = rest;
         let branches = specs.len() + first.len();
+        specs.extend(rejected_specs(&store, remote, &mut report)?);
         let local = store.ref_target(LEDGER_REF)?;
         let ledger_ahead = local.is_some() && local != fetched;
         if ledger_ahead {
@@ -242,9 +245,18 @@ fn sync_branches(
     }
     let prefix = tracking(remote, "voyage/");
     let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
+    let tip = store.tip()?;
     for line in listing.lines() {
         let Some((name, theirs)) = line.split_once(' ') else { continue };
         let branch = format!("refs/heads/voyage/{}", &name[prefix.len()..]);
+        // Work rejected since (here or elsewhere) leaves the branch first.
+        let voyage = name[prefix.len()..].parse().ok();
+        if let (Some(tip), Some(voyage)) = (&tip, voyage)
+            && let Some(voyage) = store.voyage(tip, voyage)?
+            && let Some(said) = store.set_aside_rejected(tip, &voyage)?
+        {
+            report.lines.push(said);
+        }
         // A concurrent sync may move the branch first; then there is nothing left to do here.
         match store.ref_target(&branch)? {
             None => {
@@ -283,6 +295,16 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
             continue;
         }
         let Some(voyage) = store.voyage(&tip, voyage)? else { continue };
+        let ours = match store.set_aside_rejected(&tip, &voyage)? {
+            Some(said) => {
+                report.lines.push(said);
+                match store.ref_target(name)? {
+                    Some(now) if theirs != Some(now) => now,
+                    _ => continue,
+                }
+            }
+            None => ours,
+        };
         if !recorded(store, &tip, &voyage, ours)? {
             report.lines.push(format!(
                 "{short} has commits the ledger does not record; not pushed (a runner holds them for review once \
@@ -290,8 +312,20 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
             ));
             continue;
         }
+        // The remote's branch still holds work rejected since: move it back
+        // to the recorded head (a lease on what it holds; the hook accepts
+        // it with the ledger that records the rejection).
+        let rejected_there = match theirs {
+            Some(theirs) => {
+                voyage.head.parse::<ObjectId>().ok() == Some(ours)
+                    && store.rejection_at(&tip, &voyage, theirs)?.is_some()
+            }
+            None => false,
+        };
         match theirs {
-            Some(theirs) if crate::store::objects::is_ancestor(store.repo(), theirs, ours) != Some(true) => {
+            Some(theirs)
+                if !rejected_there && crate::store::objects::is_ancestor(store.repo(), theirs, ours) != Some(true) =>
+            {
                 report.lines.push(format!(
                     "{short} differs from {remote}'s and is not ahead of it; not pushed (look with `git log {short}...{remote}/{short}`)"
                 ));
@@ -301,6 +335,55 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
                 specs.push((format!("--force-with-lease={name}:{expected}"), format!("{name}:{name}")));
             }
         }
+    }
+    Ok(specs)
+}
+
+/// Give renumbered orders' rejected work the new names (`refs/mso/rejected/OLD/N` → `NEW/N`).
+fn rename_rejected(
+    store: &Store,
+    orders: &std::collections::BTreeMap<crate::core::OrderId, crate::core::OrderId>,
+    report: &mut Report,
+) -> Result<()> {
+    let dir = store.top_dir();
+    for (old, new) in orders {
+        let from = format!("{REJECTED_PREFIX}{old}/");
+        let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", &from])?;
+        for line in listing.lines() {
+            let Some((name, id)) = line.split_once(' ') else { continue };
+            let to = format!("{REJECTED_PREFIX}{new}/{}", &name[from.len()..]);
+            git(&dir, &["update-ref", &to, id, ""])?;
+            git(&dir, &["update-ref", "-d", name, id])?;
+            report.lines.push(format!("renamed {name} -> {to}"));
+        }
+    }
+    Ok(())
+}
+
+/// Push specs for rejected work kept here (`refs/mso/rejected/…`) that the
+/// remote lacks and the ledger records: created there, never moved.
+fn rejected_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<(String, String)>> {
+    let dir = store.top_dir();
+    let Some(tip) = store.tip()? else { return Ok(Vec::new()) };
+    let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", REJECTED_PREFIX])?;
+    let mut specs = Vec::new();
+    for line in listing.lines() {
+        let Some((name, ours)) = line.split_once(' ') else { continue };
+        let theirs = store.ref_target(&tracking(remote, &name["refs/".len()..]))?;
+        if theirs.is_some_and(|t| ours.parse::<ObjectId>().ok() == Some(t)) {
+            continue;
+        }
+        let recorded = name[REJECTED_PREFIX.len()..].split_once('/').and_then(|(order, n)| {
+            let order = order.parse().ok()?;
+            let n: usize = n.parse().ok()?;
+            let order = store.order(&tip, &order).ok()??;
+            order.rejections.get(n.checked_sub(1)?).map(|r| r.head == ours)
+        });
+        if theirs.is_some() || recorded != Some(true) {
+            report.lines.push(format!("{name} does not match what the ledger or {remote} records; not pushed"));
+            continue;
+        }
+        specs.push((format!("--force-with-lease={name}:"), format!("{name}:{name}")));
     }
     Ok(specs)
 }

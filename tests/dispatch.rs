@@ -221,7 +221,11 @@ fn briefs_carry_criteria_hand_offs_and_review_feedback() {
         assert!(env.lines().any(|l| l == expected), "{expected} missing from {env}");
     }
     let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
-    assert_eq!(order["handoffs"][1]["summary"], "PLAN-42: add a form\n\n1. form");
+    // The rejected plan's hand-off left with its commits; the accepted one leads.
+    assert_eq!(order["handoffs"][0]["summary"], "PLAN-42: add a form\n\n1. form");
+    let plans = order["handoffs"].as_array().unwrap().iter().filter(|h| h["role"] == "PLN").count();
+    assert_eq!(plans, 1, "{order}");
+    assert_eq!(order["rejections"][0]["role"], "PLN");
 }
 
 #[test]

@@ -59,22 +59,28 @@ fn unknown_commits_on_the_branch_hold_the_order_until_a_reviewer_adopts_them() {
 }
 
 #[test]
-fn rejected_unknown_commits_keep_the_order_held_until_the_branch_is_reset() {
+fn rejected_unknown_commits_leave_the_branch_and_are_kept_aside() {
     let repo = approved_plan();
     let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
-    human_commit(&repo, "human.txt");
+    let human = human_commit(&repo, "human.txt");
     repo.dispatch(&["--once"]);
-    repo.ok(&["review", "reject", "FTR-0001", "--reason", "not ours"]);
-    // The commit is still there: holding again, never building on it.
-    let out = repo.dispatch(&["--once"]);
-    assert!(out.contains("FTR-0001  held for review"), "{out}");
-    repo.ok(&["review", "reject", "FTR-0001", "--reason", "still not ours"]);
-    // Back to the recorded head, the role runs on what was reviewed.
-    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &recorded]);
+    let out = repo.ok(&["review", "reject", "FTR-0001", "--reason", "not ours"]);
+    assert!(out.contains("kept at refs/mso/rejected/FTR-0001/1"), "{out}");
+    // The branch that will be published is back at what the ledger recorded;
+    // the rejected commit is kept, not lost.
+    assert_eq!(repo.git(&["rev-parse", "voyage/VOY-0001"]).trim(), recorded);
+    assert_eq!(repo.git(&["rev-parse", "refs/mso/rejected/FTR-0001/1"]).trim(), human);
+    let shown = repo.ok(&["order", "show", "FTR-0001"]);
+    assert!(shown.contains("kept at refs/mso/rejected/FTR-0001/1"), "{shown}");
+    // The role runs on what was reviewed, never on the rejected commit.
     repo.dispatch(&["--once"]);
     assert_eq!(repo.git(&["show", "voyage/VOY-0001:build.txt"]), "alone\n");
+    let log = repo.git(&["log", "--format=%H", "voyage/VOY-0001"]);
+    assert!(!log.contains(&human), "the rejected commit is not in the branch: {log}");
     let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
     assert_eq!(order["status"], "completed");
+    assert_eq!(order["rejections"][0]["head"], human.as_str());
+    repo.ok(&["fsck"]);
 }
 
 #[test]

@@ -69,6 +69,9 @@ pub struct NewArgs {
     /// Base commit of the new voyage's branch (default: HEAD).
     #[arg(long, value_name = "REV")]
     base: Option<String>,
+    /// Branch the new voyage is meant to land on (default: the branch --base or HEAD names).
+    #[arg(long, value_name = "BRANCH", conflicts_with = "voyage")]
+    target: Option<String>,
     /// Print the new order as JSON.
     #[arg(long)]
     json: bool,
@@ -142,7 +145,7 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let brief = read_brief(&args)?;
     let base = match args.voyage {
         Some(_) => None,
-        None => Some(store.resolve_commit(args.base.as_deref())?.to_string()),
+        None => Some(store.voyage_base(args.base.as_deref(), args.target.as_deref())?),
     };
     let ((id, new_voyage), committed) = store.transact(|tx| {
         let config = tx.config()?;
@@ -157,9 +160,9 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         };
         let (voyage, new_voyage) = match (args.voyage, &base) {
             (Some(v), _) => (v, false),
-            (None, Some(base)) => {
+            (None, Some((base, target))) => {
                 let v = tx.counters().next_voyage()?;
-                tx.push(EventBody::VoyageCreated { voyage: v, base: base.clone() })?;
+                tx.push(EventBody::VoyageCreated { voyage: v, base: base.to_string(), target: target.clone() })?;
                 (v, true)
             }
             (None, None) => unreachable!("a base is resolved whenever no voyage is named"),
@@ -260,13 +263,16 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         let first = h.summary.lines().next().unwrap_or("(no summary)");
         writeln!(out, "hand-off    {} at {}: {}", h.role, one(crate::core::event::short(&h.head)), one(first))?;
     }
-    for r in &order.rejections {
+    for (i, r) in order.rejections.iter().enumerate() {
         writeln!(
             out,
-            "rejected    {} by {}: {}",
+            "rejected    {} attempt {} at {} by {}: {}\n            kept at {}",
             r.role,
+            r.attempt,
+            one(crate::core::event::short(&r.head)),
             one(&r.by),
-            one(r.reason.lines().next().unwrap_or_default())
+            one(r.reason.lines().next().unwrap_or_default()),
+            crate::core::state::rejected_ref(&order.id, i + 1)
         )?;
     }
     writeln!(out, "history")?;

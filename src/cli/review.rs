@@ -114,14 +114,16 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             }
         }
         ReviewCommand::Reject(args) => {
-            let (line, _) = store.transact(|tx| {
+            let (line, committed) = store.transact(|tx| {
                 let by = tx.actor().to_string();
                 let order = tx.order(&args.id)?.clone();
                 let to = args.to.clone().unwrap_or_else(|| order.role.clone());
+                let commit = order.held.clone().or_else(|| order.head.clone()).unwrap_or_default();
                 tx.push(EventBody::Rejected {
                     order: order.id.clone(),
                     role: order.role.clone(),
                     by: by.clone(),
+                    commit,
                     reason: args.reason.clone(),
                     to: to.clone(),
                 })?;
@@ -133,6 +135,16 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 ))
             })?;
             writeln!(ctx.out, "{line}")?;
+            // The rejection is recorded; taking the work off the branch is
+            // bookkeeping that sync and dispatch repeat if it fails here.
+            let voyage = committed.order(&args.id).and_then(|o| committed.state.voyages.get(&o.voyage));
+            if let (Some(voyage), Some(tip)) = (voyage, store.tip()?) {
+                match store.set_aside_rejected(&tip, voyage) {
+                    Ok(Some(said)) => writeln!(ctx.out, "  {said}")?,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("the rejection is recorded, but the branch was not moved back: {e}"),
+                }
+            }
         }
     }
     Ok(())

@@ -29,6 +29,9 @@ pub struct NewArgs {
     /// Where the branch starts (default: HEAD).
     #[arg(long, value_name = "REV")]
     base: Option<String>,
+    /// Branch the voyage is meant to land on (default: the branch --base or HEAD names).
+    #[arg(long, value_name = "BRANCH")]
+    target: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -51,10 +54,10 @@ pub fn run(cmd: VoyageCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let tip = store.require_tip()?;
     match cmd {
         VoyageCommand::New(args) => {
-            let base = store.resolve_commit(args.base.as_deref())?.to_string();
+            let (base, target) = store.voyage_base(args.base.as_deref(), args.target.as_deref())?;
             let (id, committed) = store.transact(|tx| {
                 let id = tx.counters().next_voyage()?;
-                tx.push(EventBody::VoyageCreated { voyage: id, base: base.clone() })?;
+                tx.push(EventBody::VoyageCreated { voyage: id, base: base.to_string(), target: target.clone() })?;
                 Ok(id)
             })?;
             let voyage = &committed.state.voyages[&id];

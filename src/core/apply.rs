@@ -8,7 +8,7 @@
 use super::config::{Config, ConfigError};
 use super::event::{Event, EventBody, derive_id, short};
 use super::ids::{IdError, OrderId, Role, VoyageId};
-use super::state::{Order, State, Status, Voyage};
+use super::state::{Closing, LandedHow, Landing, Order, Publication, State, Status, Voyage};
 use super::text;
 
 /// Size limits on what enters the ledger.
@@ -21,6 +21,10 @@ pub mod limits {
     pub const SUMMARY: usize = 64 * 1024;
     /// Runner ids and host names.
     pub const RUNNER: usize = 128;
+    /// A published pull request's URL.
+    pub const URL: usize = 2048;
+    /// A branch name a voyage lands on.
+    pub const BRANCH: usize = 200;
     /// Events in one transaction (one ledger commit).
     pub const EVENTS_PER_TX: usize = 1_000;
     /// Events in one order's history; past it, no new run of the order starts.
@@ -56,6 +60,11 @@ pub trait Objects {
     /// that is present but of the wrong kind or lineage is refused everywhere.
     fn tolerate_missing(&self) -> bool {
         false
+    }
+    /// The message of `commit`, bounded; `None` when this repository cannot
+    /// read it.
+    fn message(&self, _commit: &str) -> Option<String> {
+        None
     }
 }
 
@@ -210,9 +219,12 @@ pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<S
             next.set(key, value)?;
             state.config = Some(next);
         }
-        EventBody::VoyageCreated { voyage, base } => {
+        EventBody::VoyageCreated { voyage, base, target } => {
             config(&state)?;
             existing_commit("voyage base", base, objects)?;
+            if let Some(target) = target {
+                check_branch_name("target branch", target)?;
+            }
             let expected = state.counters.next_voyage()?;
             if *voyage != expected {
                 return Err(TransitionError::VoyageOutOfSequence { got: *voyage, expected });
@@ -224,9 +236,20 @@ pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<S
                 base: base.clone(),
                 head: base.clone(),
                 created: event.at,
+                target: target.clone(),
                 active: None,
+                published: None,
+                landed: None,
+                closed: None,
             };
             state.voyages.insert(*voyage, created);
+        }
+        EventBody::VoyagePublished { voyage, .. }
+        | EventBody::VoyageLanded { voyage, .. }
+        | EventBody::VoyageClosed { voyage, .. } => {
+            let config = config(&state)?.clone();
+            let voyage = state.voyages.get_mut(voyage).ok_or(TransitionError::UnknownVoyage(*voyage))?;
+            voyage_event(voyage, event, &config, objects)?;
         }
         EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage } => {
             create_order(&mut state, event, order, (title, brief, acceptance), (roles, gates), *voyage)?;
@@ -317,8 +340,15 @@ fn create_order(
             kind: order.kind().to_string(),
         });
     }
-    if !state.voyages.contains_key(&voyage) {
-        return Err(TransitionError::UnknownVoyage(voyage));
+    match state.voyages.get(&voyage) {
+        None => return Err(TransitionError::UnknownVoyage(voyage)),
+        Some(v) => {
+            if let Some(why) = v.finished() {
+                return Err(TransitionError::BadInput(format!(
+                    "{why}: file the order on a new voyage (leave out --voyage)"
+                )));
+            }
+        }
     }
     state.counters.orders.insert(order.kind().clone(), order.number());
     state.stats.orders = bump(state.stats.orders, "order")?;
@@ -350,6 +380,123 @@ fn create_order(
     };
     state.orders.insert(order.clone(), created);
     Ok(())
+}
+
+/// A branch name as git accepts it for a branch (`check-ref-format`), kept
+/// to the characters branch names use in practice.
+pub fn check_branch_name(what: &str, name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > limits::BRANCH
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        || name.starts_with(['-', '/', '.'])
+        || name.ends_with(['/', '.'])
+        || name.ends_with(".lock")
+        || name.contains("..")
+        || name.contains("//")
+        || name.contains("/.")
+        || name == "HEAD";
+    if bad {
+        return Err(TransitionError::BadInput(format!("{what} is not a branch name: {}", super::ids::shown(name))));
+    }
+    Ok(())
+}
+
+/// What the events about a voyage itself may do: publish its recorded head
+/// while it is open, record where it landed, close it. A landed or closed
+/// voyage takes none of them again.
+fn voyage_event(voyage: &mut Voyage, event: &Event, config: &Config, objects: &dyn Objects) -> Result<()> {
+    if let Some(why) = voyage.finished() {
+        return Err(TransitionError::BadInput(format!("{why}; it takes no {}", event.body.name())));
+    }
+    let recorded_head = |head: &str, what: &str| {
+        if head == voyage.head {
+            Ok(())
+        } else {
+            Err(TransitionError::BadInput(format!(
+                "{}: {what} {}, but its recorded head is {}",
+                voyage.id,
+                short(head),
+                short(&voyage.head)
+            )))
+        }
+    };
+    let (at, by) = (event.at, event.actor.clone());
+    match &event.body {
+        EventBody::VoyagePublished { head, title, url, text, .. } => {
+            recorded_head(head, "the publication names")?;
+            existing_commit("published head", head, objects)?;
+            line("title", title, limits::TITLE)?;
+            line("url", url, limits::URL)?;
+            long_text("text", text, limits::SUMMARY)?;
+            if title.trim().is_empty() || (url.trim().is_empty() && text.trim().is_empty()) {
+                return Err(TransitionError::BadInput("a publication needs a title, and a URL or a text".into()));
+            }
+            voyage.published = Some(Publication { at, by, head: head.clone(), title: title.clone(), url: url.clone() });
+        }
+        EventBody::VoyageLanded { target, commit, head, how, .. } => {
+            check_branch_name("target branch", target)?;
+            if voyage.target.as_ref().is_some_and(|t| t != target) {
+                return Err(TransitionError::BadInput(format!(
+                    "{} is meant to land on {}, not {target}",
+                    voyage.id,
+                    voyage.target.as_deref().unwrap_or_default()
+                )));
+            }
+            recorded_head(head, "the landing names")?;
+            if voyage.head == voyage.base {
+                return Err(TransitionError::BadInput(format!("{} has no work of its own to land", voyage.id)));
+            }
+            let here = existing_commit("landing commit", commit, objects)?;
+            if here {
+                check_landing(voyage, commit, *how, objects)?;
+            }
+            voyage.landed =
+                Some(Landing { at, by, target: target.clone(), commit: commit.clone(), head: head.clone(), how: *how });
+        }
+        EventBody::VoyageClosed { reason, .. } => {
+            let allowed = config.approvers.is_empty()
+                || config.admins.contains(&event.actor)
+                || config.approvers.contains(&event.actor);
+            if !allowed {
+                return Err(TransitionError::BadInput(format!(
+                    "{} may not close {}: with an approver list, only admins and approvers may",
+                    event.actor, voyage.id
+                )));
+            }
+            long_text("reason", reason, limits::REASON)?;
+            if reason.trim().is_empty() {
+                return Err(TransitionError::BadInput("closing a voyage needs a reason".into()));
+            }
+            voyage.closed = Some(Closing { at, by, reason: reason.clone() });
+        }
+        _ => return Err(TransitionError::Inconsistent("not a voyage event".into())),
+    }
+    Ok(())
+}
+
+/// A landing commit (present here) must have brought the voyage's head in
+/// the way it says: be that head (fast-forward), have it in its history (a
+/// merge), or carry the voyage's trailer (a squash).
+fn check_landing(voyage: &Voyage, commit: &str, how: LandedHow, objects: &dyn Objects) -> Result<()> {
+    let ok = match how {
+        LandedHow::FastForward => Some(commit == voyage.head),
+        LandedHow::Merge => objects.descends_from(commit, &voyage.head).map(|d| d && commit != voyage.head),
+        LandedHow::Squash => objects.message(commit).map(|m| super::message::carries_voyage(&m, voyage.id)),
+    };
+    match ok {
+        Some(true) => Ok(()),
+        None if objects.tolerate_missing() => Ok(()),
+        _ => Err(TransitionError::BadInput(format!(
+            "{} did not land at {} by {how}: {}",
+            voyage.id,
+            short(commit),
+            match how {
+                LandedHow::FastForward => "a fast-forward landing names the voyage head itself".to_string(),
+                LandedHow::Merge => format!("it does not have {} in its history", short(&voyage.head)),
+                LandedHow::Squash => format!("its message has no `Mso-Voyage: {}` trailer", voyage.id),
+            }
+        ))),
+    }
 }
 
 /// Keep `voyage.active` in step with the order that holds its branch: one

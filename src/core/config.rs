@@ -11,7 +11,7 @@ use super::text::check_actor;
 
 /// The ledger schema this build writes and reads. 2: admins, signers,
 /// lease holders on results, content-derived event ids, voyage heads.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 
 /// The documented ranges of configuration values.
 pub mod bounds {

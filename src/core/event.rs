@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::Config;
 use super::ids::{OrderId, Role, VoyageId};
+use super::state::LandedHow;
 
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
@@ -53,6 +54,34 @@ pub enum EventBody {
         voyage: VoyageId,
         /// Commit the voyage branch starts from.
         base: String,
+        /// The branch it is meant to land on, when known.
+        target: Option<String>,
+    },
+    /// The voyage's branch was pushed for review as a pull request.
+    VoyagePublished {
+        voyage: VoyageId,
+        /// The recorded head that was pushed.
+        head: String,
+        title: String,
+        /// The pull request's URL, or where the branch was pushed.
+        url: String,
+        /// The pull request's text (title, body, `git request-pull` output).
+        #[serde(default)]
+        text: String,
+    },
+    /// The voyage's recorded head reached its target branch.
+    VoyageLanded {
+        voyage: VoyageId,
+        target: String,
+        /// The commit on the target that brought the work in.
+        commit: String,
+        head: String,
+        how: LandedHow,
+    },
+    /// The voyage will not land.
+    VoyageClosed {
+        voyage: VoyageId,
+        reason: String,
     },
     OrderCreated {
         order: OrderId,
@@ -127,6 +156,8 @@ pub enum EventBody {
         order: OrderId,
         role: Role,
         by: String,
+        /// The commit the reviewer rejected: the role's head, or the held commits.
+        commit: String,
         reason: String,
         to: Role,
     },
@@ -145,7 +176,12 @@ pub enum EventBody {
 macro_rules! order_field {
     ($body:expr) => {
         match $body {
-            EventBody::Init { .. } | EventBody::ConfigSet { .. } | EventBody::VoyageCreated { .. } => None,
+            EventBody::Init { .. }
+            | EventBody::ConfigSet { .. }
+            | EventBody::VoyageCreated { .. }
+            | EventBody::VoyagePublished { .. }
+            | EventBody::VoyageLanded { .. }
+            | EventBody::VoyageClosed { .. } => None,
             EventBody::OrderCreated { order, .. }
             | EventBody::Dispatched { order, .. }
             | EventBody::LeaseRenewed { order, .. }
@@ -170,6 +206,9 @@ impl EventBody {
             EventBody::Init { .. } => "INIT",
             EventBody::ConfigSet { .. } => "CONFIG_SET",
             EventBody::VoyageCreated { .. } => "VOYAGE_CREATED",
+            EventBody::VoyagePublished { .. } => "VOYAGE_PUBLISHED",
+            EventBody::VoyageLanded { .. } => "VOYAGE_LANDED",
+            EventBody::VoyageClosed { .. } => "VOYAGE_CLOSED",
             EventBody::OrderCreated { .. } => "ORDER_CREATED",
             EventBody::Dispatched { .. } => "DISPATCHED",
             EventBody::LeaseRenewed { .. } => "LEASE_RENEWED",
@@ -199,6 +238,9 @@ impl EventBody {
             EventBody::Init { .. }
                 | EventBody::ConfigSet { .. }
                 | EventBody::VoyageCreated { .. }
+                | EventBody::VoyagePublished { .. }
+                | EventBody::VoyageLanded { .. }
+                | EventBody::VoyageClosed { .. }
                 | EventBody::OrderCreated { .. }
                 | EventBody::LeaseRenewed { .. }
                 | EventBody::Retried { .. }
@@ -213,7 +255,30 @@ impl EventBody {
     /// The voyage this event names directly, if any.
     pub fn voyage(&self) -> Option<VoyageId> {
         match self {
-            EventBody::VoyageCreated { voyage, .. } | EventBody::OrderCreated { voyage, .. } => Some(*voyage),
+            EventBody::OrderCreated { voyage, .. } => Some(*voyage),
+            _ => self.voyage_event(),
+        }
+    }
+
+    /// The voyage this event is about, for the events that change a voyage itself.
+    pub fn voyage_event(&self) -> Option<VoyageId> {
+        match self {
+            EventBody::VoyageCreated { voyage, .. }
+            | EventBody::VoyagePublished { voyage, .. }
+            | EventBody::VoyageLanded { voyage, .. }
+            | EventBody::VoyageClosed { voyage, .. } => Some(*voyage),
+            _ => None,
+        }
+    }
+
+    /// The voyage an event names directly, to rewrite it (renumbering on sync).
+    pub fn voyage_mut(&mut self) -> Option<&mut VoyageId> {
+        match self {
+            EventBody::OrderCreated { voyage, .. }
+            | EventBody::VoyageCreated { voyage, .. }
+            | EventBody::VoyagePublished { voyage, .. }
+            | EventBody::VoyageLanded { voyage, .. }
+            | EventBody::VoyageClosed { voyage, .. } => Some(voyage),
             _ => None,
         }
     }
@@ -223,7 +288,15 @@ impl EventBody {
         match self {
             EventBody::Init { .. } => "initialized the pipeline".into(),
             EventBody::ConfigSet { key, value } => format!("set {key} = {value}"),
-            EventBody::VoyageCreated { base, .. } => format!("created at {}", short(base)),
+            EventBody::VoyageCreated { base, target, .. } => match target {
+                Some(target) => format!("created at {} for {target}", short(base)),
+                None => format!("created at {}", short(base)),
+            },
+            EventBody::VoyagePublished { head, .. } => format!("published at {}", short(head)),
+            EventBody::VoyageLanded { target, commit, how, .. } => {
+                format!("landed on {target} at {} ({how})", short(commit))
+            }
+            EventBody::VoyageClosed { .. } => "closed".into(),
             EventBody::OrderCreated { roles, voyage, .. } => {
                 let seq: Vec<&str> = roles.iter().map(Role::as_str).collect();
                 format!("created on {voyage}, roles {}", seq.join(","))

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::config::SCHEMA;
-use super::event::{Event, EventBody};
+use super::event::Event;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
@@ -31,7 +31,9 @@ pub fn subject(events: &[Event]) -> String {
     for event in events {
         let key = match (&event.body, event.body.order()) {
             (_, Some(order)) => order.to_string(),
-            (EventBody::VoyageCreated { voyage, .. }, None) => voyage.to_string(),
+            (body, None) if body.voyage_event().is_some() => {
+                body.voyage_event().map(|v| v.to_string()).unwrap_or_default()
+            }
             _ => "pipeline".to_string(),
         };
         let phrase = event.body.describe();
@@ -86,6 +88,16 @@ fn schema_trailer(message: &str) -> Option<&str> {
 
 /// Cheap check that a message is a ledger commit of a schema we read,
 /// without parsing its events (a tip may carry a 1,000-event batch).
+/// The trailer that ties a commit (a pull request's squash merge) to a voyage.
+pub const VOYAGE_TRAILER: &str = "Mso-Voyage";
+
+/// Whether `message` carries the `Mso-Voyage: VOY-NNNN` trailer of `voyage`
+/// on a line of its own.
+pub fn carries_voyage(message: &str, voyage: super::ids::VoyageId) -> bool {
+    let wanted = format!("{VOYAGE_TRAILER}: {voyage}");
+    message.lines().any(|l| l.trim() == wanted)
+}
+
 pub fn check_schema(message: &str) -> Result<(), MessageError> {
     match schema_trailer(message) {
         None => Err(MessageError::Foreign),

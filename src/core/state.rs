@@ -61,6 +61,8 @@ impl fmt::Display for Status {
 #[serde(deny_unknown_fields)]
 pub struct Handoff {
     pub role: Role,
+    /// The recorded voyage head the role started from: its work is `base..head`.
+    pub base: String,
     pub head: String,
     pub summary: String,
 }
@@ -70,9 +72,23 @@ pub struct Handoff {
 #[serde(deny_unknown_fields)]
 pub struct Rejection {
     pub role: Role,
+    /// The attempt whose work was rejected.
+    pub attempt: u32,
+    /// What was rejected: the attempt's head, or the held commits. The voyage
+    /// branch no longer holds it; `refs/mso/rejected/…` keeps it reachable.
+    pub head: String,
     pub by: String,
     pub reason: String,
 }
+
+/// Where the commits of an order's `number`-th rejection (from 1) are kept:
+/// `refs/mso/rejected/ORDER/N`.
+pub fn rejected_ref(order: &OrderId, number: usize) -> String {
+    format!("{REJECTED_PREFIX}{order}/{number}")
+}
+
+/// The namespace of rejected attempts' refs.
+pub const REJECTED_PREFIX: &str = "refs/mso/rejected/";
 
 /// One order, with its own history so `order show` reads one blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,9 +181,127 @@ pub struct Voyage {
     /// success and adopted commit): the only commit a role may start from.
     pub head: String,
     pub created: Timestamp,
+    /// The branch the voyage is meant to land on (`main`), when known.
+    pub target: Option<String>,
     /// The order that holds the branch: its crew runs on it, or its work
     /// there awaits review. One at a time per voyage.
     pub active: Option<OrderId>,
+    pub published: Option<Publication>,
+    pub landed: Option<Landing>,
+    pub closed: Option<Closing>,
+}
+
+impl Voyage {
+    pub fn state(&self) -> VoyageState {
+        if self.closed.is_some() {
+            VoyageState::Closed
+        } else if self.landed.is_some() {
+            VoyageState::Landed
+        } else if self.published.is_some() {
+            VoyageState::Published
+        } else {
+            VoyageState::Open
+        }
+    }
+
+    /// Why no new order may be filed on it, if none may.
+    pub fn finished(&self) -> Option<String> {
+        if let Some(c) = &self.closed {
+            return Some(format!("{} was closed by {}: {}", self.id, c.by, c.reason.lines().next().unwrap_or("")));
+        }
+        self.landed
+            .as_ref()
+            .map(|l| format!("{} landed on {} at {} ({})", self.id, l.target, super::event::short(&l.commit), l.how))
+    }
+}
+
+/// Where a voyage stands with respect to its pull request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoyageState {
+    /// Work goes on; nothing published yet.
+    Open,
+    /// Its branch was pushed and a pull request text or URL recorded.
+    Published,
+    /// Its recorded head reached its target branch.
+    Landed,
+    /// Given up: it will not land.
+    Closed,
+}
+
+impl VoyageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoyageState::Open => "open",
+            VoyageState::Published => "published",
+            VoyageState::Landed => "landed",
+            VoyageState::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for VoyageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The last publication of a voyage (VOYAGE_PUBLISHED).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publication {
+    pub at: Timestamp,
+    pub by: String,
+    /// The recorded head that was pushed.
+    pub head: String,
+    pub title: String,
+    /// The pull request's URL when a forge adapter reported one, else where the branch was pushed.
+    pub url: String,
+}
+
+/// How a voyage's work reached its target branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandedHow {
+    /// The target now points at or past the voyage head along its own line.
+    FastForward,
+    /// A merge commit on the target has the voyage head in its history.
+    Merge,
+    /// A commit on the target carries the voyage's `Mso-Voyage` trailer.
+    Squash,
+}
+
+impl fmt::Display for LandedHow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LandedHow::FastForward => "fast-forward",
+            LandedHow::Merge => "merge",
+            LandedHow::Squash => "squash",
+        })
+    }
+}
+
+/// Where and how a voyage landed (VOYAGE_LANDED).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Landing {
+    pub at: Timestamp,
+    pub by: String,
+    pub target: String,
+    /// The commit on the target that brought the work in.
+    pub commit: String,
+    /// The voyage head that landed.
+    pub head: String,
+    pub how: LandedHow,
+}
+
+/// Why a voyage will not land (VOYAGE_CLOSED).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Closing {
+    pub at: Timestamp,
+    pub by: String,
+    pub reason: String,
 }
 
 /// Last number handed out per kind, and for voyages.

@@ -101,6 +101,30 @@ fn expect_review(order: &Order, role: &Role, by: &str, actor: &str, config: &Con
     reviewer(by, actor, &config.approvers)
 }
 
+/// The commit a review is about: the held commits, or the role's head. The
+/// event must name it. Returns it, and whether it was a hold (taken).
+fn reviewed_commit(order: &mut Order, named: &str) -> Result<(String, bool)> {
+    let (reviewed, held) = match order.held.take() {
+        Some(held) => (held, true),
+        None => (order.head.clone().unwrap_or_default(), false),
+    };
+    if named != reviewed {
+        return Err(TransitionError::WrongCommit { order: order.id.clone(), got: named.into(), expected: reviewed });
+    }
+    Ok((reviewed, held))
+}
+
+/// No run starts on a voyage that was closed.
+fn expect_not_closed(voyage: &Voyage) -> Result<()> {
+    match &voyage.closed {
+        Some(closed) => Err(TransitionError::BadInput(format!(
+            "{} was closed by {}; its orders do not run (cancel them)",
+            voyage.id, closed.by
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A reviewer records their own review, and must be an approver when the
 /// config lists them.
 fn reviewer(by: &str, actor: &str, approvers: &[String]) -> Result<()> {
@@ -141,6 +165,7 @@ pub(super) fn transition(
     match &event.body {
         EventBody::Dispatched { role, attempt, lease, .. } => {
             expect_status(order, Status::Queued, "queued")?;
+            expect_not_closed(voyage)?;
             expect_role(order, role)?;
             expect_attempt(order, *attempt)?;
             token("runner", &lease.runner)?;
@@ -188,12 +213,12 @@ pub(super) fn transition(
                     });
                 }
             }
-            voyage.head = head.clone();
+            let base = std::mem::replace(&mut voyage.head, head.clone());
             order.lease = None;
             order.failures = 0;
             order.last_error = None;
             order.head = Some(head.clone());
-            order.handoffs.push(Handoff { role: role.clone(), head: head.clone(), summary: summary.clone() });
+            order.handoffs.push(Handoff { role: role.clone(), base, head: head.clone(), summary: summary.clone() });
             order.status = if order.is_gated(role) { Status::Review } else { Status::HandingOff };
         }
         EventBody::Failed { role, attempt, runner, reason, .. } => {
@@ -231,6 +256,7 @@ pub(super) fn transition(
         }
         EventBody::Held { role, head, reason, .. } => {
             expect_status(order, Status::Queued, "queued")?;
+            expect_not_closed(voyage)?;
             expect_role(order, role)?;
             existing_commit("held head", head, objects)?;
             if *head == voyage.head {
@@ -278,17 +304,7 @@ pub(super) fn transition(
         EventBody::Approved { role, by, commit, comment, .. } => {
             expect_review(order, role, by, actor, config)?;
             long_text("comment", comment, limits::REASON)?;
-            let (reviewed, held) = match order.held.take() {
-                Some(held) => (held, true),
-                None => (order.head.clone().unwrap_or_default(), false),
-            };
-            if commit != &reviewed {
-                return Err(TransitionError::WrongCommit {
-                    order: order.id.clone(),
-                    got: commit.clone(),
-                    expected: reviewed,
-                });
-            }
+            let (reviewed, held) = reviewed_commit(order, commit)?;
             if held {
                 // The reviewer adopted commits made outside the pipeline: the
                 // role that was waiting now starts from them.
@@ -299,7 +315,7 @@ pub(super) fn transition(
                 order.status = Status::HandingOff;
             }
         }
-        EventBody::Rejected { role, by, reason, to, .. } => {
+        EventBody::Rejected { role, by, commit, reason, to, .. } => {
             expect_review(order, role, by, actor, config)?;
             long_text("reason", reason, limits::REASON)?;
             if reason.trim().is_empty() {
@@ -315,8 +331,29 @@ pub(super) fn transition(
                     current: role.clone(),
                 });
             }
-            order.held = None;
-            order.rejections.push(Rejection { role: role.clone(), by: by.clone(), reason: reason.clone() });
+            let (reviewed, held) = reviewed_commit(order, commit)?;
+            if !held {
+                // The rejected work leaves the branch that will be published:
+                // the voyage goes back to the head the role started from, the
+                // last one the pipeline accepted.
+                let handoff = order.handoffs.pop().filter(|h| &h.role == role && h.head == reviewed);
+                let Some(handoff) = handoff else {
+                    return Err(TransitionError::Inconsistent(format!(
+                        "{}: no hand-off of {role} at {} to take back",
+                        order.id,
+                        short(&reviewed)
+                    )));
+                };
+                voyage.head = handoff.base;
+                order.head = order.handoffs.last().map(|h| h.head.clone());
+            }
+            order.rejections.push(Rejection {
+                role: role.clone(),
+                attempt: order.attempt,
+                head: reviewed,
+                by: by.clone(),
+                reason: reason.clone(),
+            });
             let attempt = next_attempt(order)?;
             requeue(order, to, attempt);
         }
@@ -345,6 +382,9 @@ pub(super) fn transition(
         EventBody::Init { .. }
         | EventBody::ConfigSet { .. }
         | EventBody::VoyageCreated { .. }
+        | EventBody::VoyagePublished { .. }
+        | EventBody::VoyageLanded { .. }
+        | EventBody::VoyageClosed { .. }
         | EventBody::OrderCreated { .. } => {
             return Err(TransitionError::Inconsistent("a pipeline event applied to an order".into()));
         }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use gix::ObjectId;
 
 use super::refs;
+use crate::core::state::REJECTED_PREFIX;
 use crate::core::time::{format_utc, parse_duration};
 use crate::core::{EventBody, Status};
 use crate::error::Result;
@@ -27,8 +28,11 @@ pub mod limits {
     pub const MESSAGE_BYTES: usize = 8 * 1024 * 1024;
     /// Bytes of all ledger commit messages of one push.
     pub const PUSH_BYTES: usize = 64 * 1024 * 1024;
-    /// Voyage branch updates in one push.
+    /// Voyage branch and rejected-work updates in one push.
     pub const VOYAGE_UPDATES: usize = 1_000;
+    /// Refs under `refs/mso/rejected/` looked through to see that work a
+    /// branch leaves behind is kept.
+    pub const REJECTED_SCAN: usize = 100_000;
     /// Wall time for validating one push, unless `mso.server.timeBudget` says otherwise.
     pub const BUDGET: Duration = Duration::from_secs(60);
     /// How far an event's time may be from the server's clock, unless `mso.server.maxSkew` says otherwise.
@@ -111,10 +115,13 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
             return refuse(update, reason);
         }
     }
-    let voyage_updates = updates.iter().filter(|u| u.name.starts_with(refs::VOYAGE_PREFIX)).count();
+    let voyage_updates = updates
+        .iter()
+        .filter(|u| u.name.starts_with(refs::VOYAGE_PREFIX) || u.name.starts_with(REJECTED_PREFIX))
+        .count();
     if voyage_updates > limits::VOYAGE_UPDATES {
         return Ok(Some(format!(
-            "{voyage_updates} voyage branch updates in one push, the limit is {}",
+            "{voyage_updates} voyage branch and rejected-work updates in one push, the limit is {}",
             limits::VOYAGE_UPDATES
         )));
     }
@@ -152,7 +159,13 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
         }
         if update.name.starts_with(refs::VOYAGE_PREFIX) {
             for view in &mut views {
-                if let Some(reason) = refs::check_voyage(view, update, ctx)? {
+                if let Some(reason) = refs::check_voyage(view, update, updates, ctx)? {
+                    return refuse(update, reason);
+                }
+            }
+        } else if update.name.starts_with(REJECTED_PREFIX) {
+            for view in &mut views {
+                if let Some(reason) = refs::check_rejected(view, update)? {
                     return refuse(update, reason);
                 }
             }

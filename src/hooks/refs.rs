@@ -8,6 +8,7 @@ use gix::ObjectId;
 
 use super::receive::{Context, Update};
 use crate::core::ids::is_lower_hex;
+use crate::core::state::REJECTED_PREFIX;
 use crate::core::{Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
 use crate::store::objects::is_ancestor;
@@ -41,8 +42,8 @@ pub(super) fn namespace(name: &str) -> Option<String> {
     if lower == "refs/heads/voyage" || lower.starts_with("refs/voyage/") {
         return Some("this name would stand in the way of, or shadow, the voyage/… branches".into());
     }
-    if lower.starts_with("refs/mso/") && name != LEDGER_REF {
-        return Some("only refs/mso/ledger lives under refs/mso/".into());
+    if lower.starts_with("refs/mso/") && name != LEDGER_REF && !name.starts_with(REJECTED_PREFIX) {
+        return Some("only refs/mso/ledger and refs/mso/rejected/ORDER/N live under refs/mso/".into());
     }
     if lower.starts_with(NOTES_REF) && name != NOTES_REF {
         return Some("only refs/notes/mso itself is git-mso's; clones fetch refs/notes/mso*".into());
@@ -131,9 +132,16 @@ fn listed(ids: &[OrderId]) -> String {
 /// - while one of its orders runs, only that run's lease holder moves it
 ///   (when the hosting layer names the pusher);
 /// - while it has open orders, it is not deleted, and moves only by
-///   fast-forward, or back to the head the ledger recorded;
+///   fast-forward, back to the head the ledger recorded, or back to an
+///   older recorded state when the commits it leaves are kept as rejected
+///   work (`refs/mso/rejected/…`);
 /// - it is created at, or on top of, the recorded head.
-pub(super) fn check_voyage(view: &mut LedgerView<'_>, update: &Update, ctx: &Context) -> Result<Option<String>> {
+pub(super) fn check_voyage(
+    view: &mut LedgerView<'_>,
+    update: &Update,
+    updates: &[Update],
+    ctx: &Context,
+) -> Result<Option<String>> {
     let refuse = |why: String| Ok(Some(why));
     let store = view.store;
     let name = &update.name[VOYAGE_PREFIX.len()..];
@@ -188,7 +196,10 @@ pub(super) fn check_voyage(view: &mut LedgerView<'_>, update: &Update, ctx: &Con
         }
         return Ok(None);
     }
-    if !open.is_empty() && !descends(store, update.new, update.old) {
+    // Back to an older recorded state, while the work it leaves is kept as
+    // rejected: the ledger before a push that records a rejection.
+    let set_aside = || descends(store, recorded, update.new) && kept_as_rejected(store, updates, update.old);
+    if !open.is_empty() && !descends(store, update.new, update.old) && !set_aside() {
         return refuse(format!(
             "{}..{} is not a fast-forward, and {id} has open orders ({}); only a fast-forward, or a reset to the \
              recorded head {}, is accepted",
@@ -199,6 +210,17 @@ pub(super) fn check_voyage(view: &mut LedgerView<'_>, update: &Update, ctx: &Con
         ));
     }
     Ok(None)
+}
+
+/// Whether `commit` stays reachable as rejected work: a ref under
+/// `refs/mso/rejected/` is at it already, or this push creates one there.
+fn kept_as_rejected(store: &Store, updates: &[Update], commit: ObjectId) -> bool {
+    if updates.iter().any(|u| u.name.starts_with(REJECTED_PREFIX) && u.new == commit) {
+        return true;
+    }
+    let Ok(refs) = store.repo().references() else { return false };
+    let Ok(iter) = refs.prefixed(REJECTED_PREFIX) else { return false };
+    iter.take(crate::hooks::limits::REJECTED_SCAN).flatten().any(|r| r.target().try_id() == Some(commit.as_ref()))
 }
 
 /// A pushed HELD names the commits it holds for review: they must be its
@@ -232,7 +254,46 @@ pub(super) fn check_hold(
 
 /// Whether the hook judges pushes to `name` (and so checks their old value).
 pub(super) fn judged(name: &str) -> bool {
-    name == LEDGER_REF || name == NOTES_REF || name.starts_with(VOYAGE_PREFIX)
+    name == LEDGER_REF || name == NOTES_REF || name.starts_with(VOYAGE_PREFIX) || name.starts_with(REJECTED_PREFIX)
+}
+
+/// A push to `refs/mso/rejected/ORDER/N`, the commits of an order's N-th
+/// rejection: created once, at exactly the commit the ledger records as
+/// rejected, and never moved or deleted. Judged like a voyage branch: by the
+/// ledger after the push, and by the one before unless it lacks the
+/// rejection (the push records it).
+pub(super) fn check_rejected(view: &mut LedgerView<'_>, update: &Update) -> Result<Option<String>> {
+    let refuse = |why: String| Ok(Some(why));
+    let rest = &update.name[REJECTED_PREFIX.len()..];
+    let parsed = rest.split_once('/').and_then(|(order, n)| {
+        let order = order.parse::<OrderId>().ok().filter(|o| o.to_string() == order)?;
+        let number = n.parse::<usize>().ok().filter(|k| *k >= 1 && k.to_string() == n)?;
+        Some((order, number))
+    });
+    let Some((order, number)) = parsed else {
+        return refuse("rejected work is kept at refs/mso/rejected/ORDER/N (N from 1)".into());
+    };
+    if update.new.is_null() {
+        return refuse("rejected work is kept: deleting it is not allowed".into());
+    }
+    if !update.old.is_null() && update.old != update.new {
+        return refuse("a rejection's ref never moves".into());
+    }
+    let rejection = view.order(&order)?.and_then(|o| o.rejections.get(number - 1).cloned());
+    let Some(rejection) = rejection else {
+        if view.before_push {
+            return Ok(None);
+        }
+        return refuse(format!("the ledger records no rejection {number} of {order}"));
+    };
+    if rejection.head.parse::<ObjectId>().ok() != Some(update.new) {
+        return refuse(format!(
+            "rejection {number} of {order} is of {}, not {}",
+            crate::core::event::short(&rejection.head),
+            short(update.new)
+        ));
+    }
+    Ok(None)
 }
 
 /// A push to `refs/notes/mso`: never deleted, a fast-forward, and a flat

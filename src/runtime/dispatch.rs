@@ -228,6 +228,15 @@ enum Claim {
 /// review when its voyage branch has commits nobody reviewed: a role only
 /// ever starts from the head the ledger recorded.
 fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
+    // A branch still at rejected work (rejected elsewhere, or the move back
+    // failed) goes back to the recorded head first, the work kept aside.
+    if let Some(tip) = store.tip()?
+        && let Some(order) = store.order(&tip, id)?
+        && let Some(voyage) = store.voyage(&tip, order.voyage)?
+        && let Err(e) = store.set_aside_rejected(&tip, &voyage)
+    {
+        tracing::warn!("{} holds rejected work that could not be set aside: {e}", voyage.id.branch());
+    }
     let (claimed, committed) = store.transact_if(|tx| {
         let ttl = tx.config()?.lease_ttl_secs as i64;
         let order = tx.order(id)?.clone();

@@ -23,6 +23,39 @@ impl Store {
         Ok(commit.id)
     }
 
+    /// The base commit of a new voyage and the branch it is meant to land
+    /// on: `target` when given, else the branch `rev` names (`main`,
+    /// `origin/main`), else the branch HEAD is on when no `rev` is given.
+    pub fn voyage_base(&self, rev: Option<&str>, target: Option<&str>) -> Result<(ObjectId, Option<String>)> {
+        let base = self.resolve_commit(rev)?;
+        if let Some(target) = target {
+            crate::core::apply::check_branch_name("--target", target).map_err(|e| Error::Input(e.to_string()))?;
+            return Ok((base, Some(target.to_string())));
+        }
+        let named = match rev {
+            None => self.repo.head_name().ok().flatten().and_then(|n| {
+                n.as_bstr().to_str().ok().and_then(|n| n.strip_prefix("refs/heads/")).map(str::to_string)
+            }),
+            Some(rev) => {
+                let local = format!("refs/heads/{rev}");
+                if self.ref_target(&local).ok().flatten().is_some() {
+                    Some(rev.to_string())
+                } else {
+                    self.remote_branch(rev)
+                }
+            }
+        };
+        Ok((base, named.filter(|n| crate::core::apply::check_branch_name("target", n).is_ok())))
+    }
+
+    /// `origin/main` → `main`, when `rev` is a remote-tracking branch of a configured remote.
+    fn remote_branch(&self, rev: &str) -> Option<String> {
+        let (remote, branch) = rev.split_once('/')?;
+        let known = self.repo.remote_names().iter().any(|r| r.as_ref() as &[u8] == remote.as_bytes());
+        let exists = self.ref_target(&format!("refs/remotes/{rev}")).ok().flatten().is_some();
+        (known && exists).then(|| branch.to_string())
+    }
+
     /// Create `refs/heads/voyage/VOY-NNNN` at the voyage's recorded head
     /// unless it exists. Returns whether it was created.
     pub fn ensure_voyage_branch(&self, voyage: &Voyage) -> Result<bool> {

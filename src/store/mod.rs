@@ -9,6 +9,7 @@ pub mod objects;
 mod partial;
 mod read;
 mod rebase;
+mod rejected;
 mod sign;
 mod tx;
 mod verify;

@@ -61,7 +61,17 @@ impl Objects for RepoObjects<'_> {
     fn tolerate_missing(&self) -> bool {
         self.replaying
     }
+
+    fn message(&self, commit: &str) -> Option<String> {
+        let commit = self.repo.find_commit(commit.parse::<ObjectId>().ok()?).ok()?;
+        let raw = commit.message_raw_sloppy();
+        let bounded = &raw[..raw.len().min(MAX_MESSAGE)];
+        Some(String::from_utf8_lossy(bounded).into_owned())
+    }
 }
+
+/// How much of a commit message is read to find a trailer.
+const MAX_MESSAGE: usize = 256 * 1024;
 
 /// Whether `ancestor` is `commit` or in its history; `None` when the walk
 /// would pass `MAX_WALK` commits or a commit cannot be read (a shallow clone).

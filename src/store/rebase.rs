@@ -33,6 +33,8 @@ pub struct Rebased {
     /// Subjects of transactions that are no longer legal, and why.
     pub dropped: Vec<(String, String)>,
     pub voyages: BTreeMap<VoyageId, VoyageId>,
+    /// Orders renumbered: their rejected work's refs follow them.
+    pub orders: BTreeMap<OrderId, OrderId>,
     /// Events whose time was moved to now because they were older than `RETIME_AFTER_SECS`.
     pub retimed: usize,
 }
@@ -77,6 +79,7 @@ impl Store {
                     done.tip = Some(Tip { commit, tree });
                     done.replayed += 1;
                     orders = orders_here;
+                    done.orders = orders.clone();
                     done.voyages = voyages_here;
                     done.renumbered.extend(renumbered);
                 }
@@ -135,13 +138,10 @@ fn retime(event: &mut crate::core::Event, shift: i64, now: i64) {
 
 /// Point an event at renumbered orders and voyages.
 fn remap(body: &mut EventBody, orders: &BTreeMap<OrderId, OrderId>, voyages: &BTreeMap<VoyageId, VoyageId>) {
-    match body {
-        EventBody::OrderCreated { voyage, .. } | EventBody::VoyageCreated { voyage, .. } => {
-            if let Some(v) = voyages.get(voyage) {
-                *voyage = *v;
-            }
-        }
-        _ => {}
+    if let Some(voyage) = body.voyage_mut()
+        && let Some(v) = voyages.get(voyage)
+    {
+        *voyage = *v;
     }
     let order = body.order_mut();
     if let Some(order) = order

@@ -149,7 +149,7 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
             // An existing voyage, or the next one (created in the same transaction).
             let voyage = VoyageId::new(u64::from((*voyage as u32).min(state.counters.voyages)) + 1).unwrap();
             if !state.voyages.contains_key(&voyage) && voyage.number() == state.counters.voyages + 1 {
-                out.push(admin(EventBody::VoyageCreated { voyage, base: commit(g.head) }));
+                out.push(admin(EventBody::VoyageCreated { voyage, base: commit(g.head), target: None }));
             }
             out.push(admin(EventBody::OrderCreated {
                 order: git_mso::core::OrderId::new(kind, n).unwrap(),
@@ -270,6 +270,7 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
                     order: o.id.clone(),
                     role: o.role.clone(),
                     by: "bob".into(),
+                    commit: o.held.clone().or(o.head.clone()).unwrap_or_else(|| commit(HEAD)),
                     reason: "redo".into(),
                     to: role(*to),
                 },
@@ -308,7 +309,7 @@ pub fn realize(body: &mut EventBody, real: &[String], now: Option<i64>) {
     match body {
         EventBody::VoyageCreated { base, .. } => map(base),
         EventBody::Succeeded { head, .. } => map(head),
-        EventBody::Approved { commit, .. } => map(commit),
+        EventBody::Approved { commit, .. } | EventBody::Rejected { commit, .. } => map(commit),
         EventBody::Dispatched { lease, .. } => {
             if let Some(now) = now {
                 lease.expires = now + 600;

@@ -1,0 +1,59 @@
+//! Rejected work: when a reviewer rejects a role, the ledger moves the
+//! voyage's recorded head back to where the role started, so the branch that
+//! will be published holds only accepted work. The rejected commits stay
+//! reachable under `refs/mso/rejected/ORDER/N` (the order's N-th rejection),
+//! which the server's hook accepts only at the commit the ledger names.
+
+use gix::ObjectId;
+use gix::refs::Target;
+use gix::refs::transaction::PreviousValue;
+
+use super::{Store, Tip, short};
+use crate::core::state::rejected_ref;
+use crate::core::{OrderId, Voyage};
+use crate::error::{Error, Result};
+
+impl Store {
+    /// The rejection the ledger at `tip` records at `commit` for one of
+    /// `voyage`'s orders: the order and the rejection's number (from 1).
+    pub fn rejection_at(&self, tip: &Tip, voyage: &Voyage, commit: ObjectId) -> Result<Option<(OrderId, usize)>> {
+        let commit = commit.to_string();
+        for summary in self.summaries(tip)?.into_iter().filter(|s| s.voyage == voyage.id) {
+            let Some(order) = self.order(tip, &summary.id)? else { continue };
+            if let Some(i) = order.rejections.iter().rposition(|r| r.head == commit) {
+                return Ok(Some((order.id, i + 1)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keep rejected work and take it off the voyage branch: when the branch
+    /// is at a commit the ledger records as rejected, point
+    /// `refs/mso/rejected/ORDER/N` at it (unless that ref exists) and move
+    /// the branch back to the recorded head. Says what it did, if anything.
+    /// A branch at anything else is left alone.
+    pub fn set_aside_rejected(&self, tip: &Tip, voyage: &Voyage) -> Result<Option<String>> {
+        let Some(branch) = self.branch_tip(voyage)? else { return Ok(None) };
+        let Ok(recorded) = voyage.head.parse::<ObjectId>() else { return Ok(None) };
+        if branch == recorded {
+            return Ok(None);
+        }
+        let Some((order, number)) = self.rejection_at(tip, voyage, branch)? else { return Ok(None) };
+        let kept = rejected_ref(&order, number);
+        if self.ref_target(&kept)?.is_none() {
+            self.set_ref(&kept, PreviousValue::MustNotExist, branch, &format!("git-mso: {order} rejection {number}"))
+                .map_err(|e| Error::git(format!("keeping the rejected commits at {kept}"), e))?;
+        }
+        self.require_commit(recorded, &format!("the recorded head of {}", voyage.id))?;
+        let name = format!("refs/heads/{}", voyage.id.branch());
+        let message = format!("git-mso: {order} rejected; back to the recorded head");
+        self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(branch)), recorded, &message)
+            .map_err(|e| Error::git(format!("moving {} back to {}", voyage.id.branch(), short(recorded)), e))?;
+        Ok(Some(format!(
+            "{} back at {} (the rejected commits up to {} are kept at {kept})",
+            voyage.id.branch(),
+            short(recorded),
+            short(branch)
+        )))
+    }
+}
