@@ -10,6 +10,8 @@ pub mod core;
 pub mod error;
 pub mod gitcli;
 pub mod hooks;
+pub mod publish;
 pub mod runtime;
 pub mod store;
 pub mod sync;
+pub mod view;

@@ -130,6 +130,14 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         describe(&integrated, &mut report);
         sync_branches(&store, remote, &voyages, &mut report)?;
         rename_rejected(&store, &orders, &mut report)?;
+        // Voyages whose work reached their target branch, here or on the remote.
+        let tips = |target: &str| {
+            [tracking(remote, target), format!("refs/heads/{target}")]
+                .iter()
+                .filter_map(|name| store.ref_target(name).ok().flatten())
+                .collect()
+        };
+        report.lines.extend(store.record_landings(&tips)?);
         // The ledger and the voyage branches it names go in one atomic push:
         // the server sees a new voyage's branch together with its creation,
         // and never a ledger naming a commit it does not have. Commits a
@@ -263,8 +271,17 @@ fn sync_branches(
                 let _ = git(&dir, &["update-ref", &branch, theirs, ""]);
             }
             Some(ours) if ours != theirs => {
-                // Fast-forward only: ours must be an ancestor of theirs.
-                if git(&dir, &["merge-base", "--is-ancestor", &ours.to_string(), theirs]).is_ok() {
+                // Fast-forward only: ours must be an ancestor of theirs, and
+                // theirs not work the ledger records as rejected (the remote
+                // has not been told yet; this sync tells it).
+                let rejected = match (&tip, voyage, theirs.parse::<ObjectId>()) {
+                    (Some(tip), Some(voyage), Ok(theirs)) => match store.voyage(tip, voyage)? {
+                        Some(voyage) => store.rejection_at(tip, &voyage, theirs)?.is_some(),
+                        None => false,
+                    },
+                    _ => false,
+                };
+                if !rejected && git(&dir, &["merge-base", "--is-ancestor", &ours.to_string(), theirs]).is_ok() {
                     let _ = git(&dir, &["update-ref", &branch, theirs, &ours.to_string()]);
                 }
             }

@@ -8,11 +8,44 @@ use crate::core::{EventBody, OrderId, Role, Status};
 
 use super::Ctx;
 use super::output;
+use crate::view;
+
+/// One line of `review list --json`: the order's summary and its range.
+#[derive(serde::Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    summary: crate::core::OrderSummary,
+    range: Option<view::Range>,
+}
+
+/// What a review of `order` is about: the range `base..head`, and whether
+/// it is a hold (commits on `voyage` the ledger did not know, from its
+/// recorded head) rather than a role's work (from where the role started).
+pub(super) fn under_review(order: &crate::core::Order, voyage: &crate::core::Voyage) -> Option<(String, String, bool)> {
+    if order.status != Status::Review {
+        return None;
+    }
+    if let Some(held) = &order.held {
+        return Some((voyage.head.clone(), held.clone(), true));
+    }
+    let handoff = order.handoffs.last().filter(|h| h.role == order.role)?;
+    Some((handoff.base.clone(), handoff.head.clone(), false))
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ReviewCommand {
-    /// Orders awaiting review.
+    /// Orders awaiting review, with the range of commits each would approve.
     List(ListArgs),
+    /// What approving would accept: the role's commits, diffstat and diff, its hand-off and gate.
+    #[command(after_help = "The range is what the role added to the voyage: from the head the ledger recorded \
+before the role ran to the head its crew produced (or, for a hold, the commits nobody recorded). Approving \
+accepts exactly that head; rejecting takes it off the branch and keeps it at refs/mso/rejected/ORDER/N.
+
+Examples:
+  git mso review show FTR-0001
+  git mso review show FTR-0001 --stat
+  git mso review show FTR-0001 --json | jq .range.stat")]
+    Show(ShowArgs),
     /// Approve the reviewed role: the order moves to its next role (or completes) in the same commit.
     #[command(after_help = "The approval is pinned to the voyage commit the crew produced, recorded when the role \
 succeeded. Approving an order that is not awaiting review is an error naming its state; nothing is written.")]
@@ -23,12 +56,23 @@ succeeded. Approving an order that is not awaiting review is an error naming its
 
 impl ReviewCommand {
     pub fn writes(&self) -> bool {
-        !matches!(self, ReviewCommand::List(_))
+        !matches!(self, ReviewCommand::List(_) | ReviewCommand::Show(_))
     }
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    id: OrderId,
+    /// Commits and diffstat only, no patch.
+    #[arg(long)]
+    stat: bool,
+    /// The review as JSON (no patch).
     #[arg(long)]
     json: bool,
 }
@@ -60,8 +104,43 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             let mut orders = store.summaries(&tip)?;
             orders.retain(|s| s.status == Status::Review);
             orders.sort_by(|a, b| a.id.cmp(&b.id));
-            output::summaries(ctx.out, &orders, args.json, "nothing awaits review")?;
+            let dir = store.top_dir();
+            let mut listed = Vec::new();
+            for summary in orders {
+                let order = store.order(&tip, &summary.id)?;
+                let voyage = store.voyage(&tip, summary.voyage)?;
+                let range = match (order, voyage) {
+                    (Some(order), Some(voyage)) => {
+                        under_review(&order, &voyage).and_then(|(base, head, _)| view::range(&dir, &base, &head).ok())
+                    }
+                    _ => None,
+                };
+                listed.push(Listed { summary, range });
+            }
+            if args.json {
+                return output::json(ctx.out, &listed);
+            }
+            if listed.is_empty() {
+                writeln!(ctx.out, "nothing awaits review")?;
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|l| {
+                    let (range, stat) = match &l.range {
+                        Some(r) => (
+                            format!("{}..{}", short(&r.base), short(&r.head)),
+                            format!("{} commit(s), {}", r.commits.len(), r.stat),
+                        ),
+                        None => ("-".into(), "not in this repository: git mso sync".into()),
+                    };
+                    let title = crate::core::text::line(&l.summary.title).into_owned();
+                    vec![l.summary.id.to_string(), l.summary.role.to_string(), range, stat, title]
+                })
+                .collect();
+            output::table(ctx.out, &["ID", "ROLE", "RANGE", "CHANGES", "TITLE"], &rows)?;
         }
+        ReviewCommand::Show(args) => show(&store, &tip, &args, ctx)?,
         ReviewCommand::Approve(args) => {
             let (line, committed) = store.transact(|tx| {
                 let by = tx.actor().to_string();
@@ -137,6 +216,12 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             writeln!(ctx.out, "{line}")?;
             // The rejection is recorded; taking the work off the branch is
             // bookkeeping that sync and dispatch repeat if it fails here.
+            if let Some(order) = committed.order(&args.id)
+                && let Some(rejection) = order.rejections.last()
+                && let Err(e) = store.note_order(order, &rejection.head)
+            {
+                tracing::warn!("the rejection is recorded, but its note was not written: {e}");
+            }
             let voyage = committed.order(&args.id).and_then(|o| committed.state.voyages.get(&o.voyage));
             if let (Some(voyage), Some(tip)) = (voyage, store.tip()?) {
                 match store.set_aside_rejected(&tip, voyage) {
@@ -186,4 +271,116 @@ fn adopted_commits(store: &crate::store::Store, voyage: &crate::core::Voyage, he
         }
         _ => String::new(),
     }
+}
+
+/// The JSON of `review show`.
+#[derive(serde::Serialize)]
+struct Review {
+    order: OrderId,
+    title: String,
+    role: Role,
+    attempt: u32,
+    /// Commits the ledger did not know, held for review, rather than a role's work.
+    held: bool,
+    range: view::Range,
+    handoff: Option<String>,
+    gate: Option<String>,
+    log: Option<String>,
+}
+
+fn show(
+    store: &crate::store::Store,
+    tip: &crate::store::Tip,
+    args: &ShowArgs,
+    ctx: &mut Ctx<'_>,
+) -> anyhow::Result<()> {
+    let order =
+        store.order(tip, &args.id)?.ok_or_else(|| crate::core::TransitionError::UnknownOrder(args.id.clone()))?;
+    let voyage = store.voyage(tip, order.voyage)?.ok_or(crate::core::TransitionError::UnknownVoyage(order.voyage))?;
+    let Some((base, head, held)) = under_review(&order, &voyage) else {
+        return Err(crate::error::Error::Input(format!(
+            "{} is {} at {}, not awaiting review: `git mso order show {}` tells its story",
+            order.id, order.status, order.role, order.id
+        ))
+        .into());
+    };
+    let dir = store.top_dir();
+    for commit in [&base, &head] {
+        store.require_commit(commit.parse()?, &format!("{} of the review of {}", short(commit), order.id))?;
+    }
+    let range = view::range(&dir, &base, &head)?;
+    let handoff = (!held).then(|| order.handoffs.last().map(|h| h.summary.clone())).flatten();
+    let gate_key = format!("mso.gate.{}.command", order.role);
+    let run_dir = crate::runtime::dispatch::run_dir(store.common_dir(), &order);
+    let (log, gate_log) = (run_dir.join("crew.log"), run_dir.join("gate.log"));
+    let log = (!held && log.is_file()).then(|| log.display().to_string());
+    // A role reaches review only past its gate, where it ran.
+    let gate = if held {
+        None
+    } else if gate_log.is_file() {
+        Some(format!("passed ({gate_key}; output in {})", gate_log.display()))
+    } else if log.is_some() {
+        Some(format!("none ran ({gate_key} was not set when the crew ran here)"))
+    } else {
+        Some("ran where the crew ran, if one is configured there".to_string())
+    };
+    let review = Review {
+        order: order.id.clone(),
+        title: order.title.clone(),
+        role: order.role.clone(),
+        attempt: order.attempt,
+        held,
+        range,
+        handoff,
+        gate,
+        log,
+    };
+    if args.json {
+        return output::json(ctx.out, &review);
+    }
+    let out = &mut *ctx.out;
+    let one = |t: &str| crate::core::text::line(t).into_owned();
+    writeln!(out, "{}  {}", order.id, one(&order.title))?;
+    if held {
+        writeln!(out, "held at {}: commits on {} the ledger did not know", order.role, voyage.id.branch())?;
+    } else {
+        writeln!(out, "{} attempt {} awaits review on {}", order.role, order.attempt, voyage.id.branch())?;
+    }
+    let r = &review.range;
+    writeln!(out, "range     {}..{}  ({} commit(s), {})", short(&r.base), short(&r.head), r.commits.len(), r.stat)?;
+    if let Some(gate) = &review.gate {
+        writeln!(out, "gate      {gate}")?;
+    }
+    match &review.log {
+        Some(log) => writeln!(out, "log       {log}")?,
+        None if !held => writeln!(out, "log       not on this machine (the crew ran elsewhere)")?,
+        None => {}
+    }
+    if let Some(summary) = &review.handoff {
+        writeln!(out, "hand-off")?;
+        for line in crate::core::text::display(summary, true).lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    writeln!(out, "commits")?;
+    for c in &r.commits {
+        let by = c.made_by();
+        let by = if by.is_empty() { String::new() } else { format!("  [{by}]") };
+        writeln!(out, "  {} {}{by}", short(&c.id), c.subject)?;
+    }
+    if r.more {
+        writeln!(out, "  … (more than {})", view::MAX_COMMITS)?;
+    }
+    if !args.stat {
+        writeln!(out)?;
+        write!(out, "{}", view::diff(&dir, &base, &head)?)?;
+    } else {
+        writeln!(out)?;
+        let stat = crate::gitcli::git(
+            &dir,
+            &["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--stat", &base, &head],
+        )?;
+        write!(out, "{}", crate::core::text::display(&stat, true))?;
+    }
+    Ok(())
 }

@@ -314,8 +314,25 @@ pub fn pre_receive(store: &mut Store, input: &str, err: &mut dyn Write) -> Resul
 /// The post-receive hook: when the ledger moved and work is queued, and
 /// `mso.server.dispatch` is true, wake the server's one dispatcher and return.
 pub fn post_receive(store: &Store, input: &str, out: &mut dyn Write) -> Result<()> {
+    let updates = parse_updates(input);
+    // A branch other than a voyage's moved: voyages meant to land on it may have.
+    let branch_moved = updates
+        .iter()
+        .any(|u| u.name.starts_with("refs/heads/") && !u.name.starts_with(refs::VOYAGE_PREFIX) && !u.new.is_null());
+    if branch_moved && store.tip()?.is_some() {
+        let tips =
+            |target: &str| store.ref_target(&format!("refs/heads/{target}")).ok().flatten().into_iter().collect();
+        match store.record_landings(&tips) {
+            Ok(lines) => {
+                for line in lines {
+                    writeln!(out, "git-mso: {line}")?;
+                }
+            }
+            Err(e) => writeln!(out, "git-mso: could not look for landed voyages ({e}); `git mso sync` does")?,
+        }
+    }
     let enabled = store.repo().config_snapshot().boolean("mso.server.dispatch").unwrap_or(false);
-    let moved = parse_updates(input).iter().any(|u| u.name == LEDGER_REF && !u.new.is_null());
+    let moved = updates.iter().any(|u| u.name == LEDGER_REF && !u.new.is_null());
     if !enabled || !moved {
         return Ok(());
     }

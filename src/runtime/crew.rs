@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub struct CrewSpec {
     pub command: String,
     pub timeout: Option<Duration>,
+    /// No command: the built-in release, which publishes the voyage.
+    pub publish: bool,
 }
 
 /// How a crew run ended.

@@ -90,7 +90,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 if busy.len() >= opts.max_parallel.max(1) {
                     break;
                 }
-                let Some(crew) = crew_spec(&store, &order.role) else {
+                let Some(crew) = crew_spec(&store, &order.role).or_else(|| builtin_crew(&order.role)) else {
                     if outcome.missing_crews.insert(order.role.clone()) && opts.watch {
                         tracing::warn!("{}", missing_crew_message(&order.role));
                     }
@@ -185,11 +185,17 @@ fn config_string(store: &Store, key: &str) -> Option<String> {
     store.repo().config_snapshot().string(key).map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
 }
 
+/// What runs a role no crew is configured for: REL publishes the voyage
+/// (`git mso voyage publish`); other roles have nothing built in.
+pub fn builtin_crew(role: &Role) -> Option<CrewSpec> {
+    (role.as_str() == "REL").then(|| CrewSpec { command: String::new(), timeout: None, publish: true })
+}
+
 /// `mso.crew.<ROLE>.command` and `.timeout` from this machine's git config (never from the ledger).
 pub fn crew_spec(store: &Store, role: &Role) -> Option<CrewSpec> {
     let command = config_string(store, &format!("mso.crew.{role}.command"))?;
     let timeout = config_string(store, &format!("mso.crew.{role}.timeout")).and_then(|t| crew::parse_timeout(&t));
-    Some(CrewSpec { command, timeout })
+    Some(CrewSpec { command, timeout, publish: false })
 }
 
 /// `mso.gate.<ROLE>.command`: an automatic check run after the crew succeeds.

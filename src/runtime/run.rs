@@ -92,6 +92,9 @@ fn execute(job: &Job) -> Result<String> {
         }
         store.advance_branch(&voyage, branch, base)?;
     }
+    if job.crew.publish {
+        return release(&store, job, base);
+    }
     let common = store.common_dir().to_path_buf();
     let wt = worktree::prepare(&common, voyage.id, base)?;
 
@@ -205,6 +208,24 @@ fn execute(job: &Job) -> Result<String> {
     let result = crew::read_crew_file(&result_file, 4 * limits::SUMMARY as u64).unwrap_or_default();
     let summary = brief::read_result(&String::from_utf8_lossy(&result));
     record_success(&store, job, head, summary).map(|next| line(format!("succeeded in {secs} s → {next}")))
+}
+
+/// The built-in REL: publish the voyage (push, pull request text, forge
+/// adapter if configured), then record the role's success at the same head.
+fn release(store: &Store, job: &Job, head: ObjectId) -> Result<String> {
+    let order = &job.order;
+    let opts = crate::publish::Options { remote: job.remote.as_deref(), releasing: Some(&order.id) };
+    let started = Instant::now();
+    let published = crate::publish::publish(&job.dir, order.voyage, &opts)?;
+    let summary = format!("published {} as \"{}\": {}", order.voyage, published.title, published.url);
+    let said = record_success(store, job, head, summary)?;
+    Ok(format!(
+        "{}  {}  built-in release  published to {} in {} s → {said}",
+        order.id,
+        order.role,
+        published.url,
+        started.elapsed().as_secs()
+    ))
 }
 
 /// SUCCEEDED, and in the same commit the hand-off when the role is not gated.

@@ -4,6 +4,7 @@
 mod branches;
 mod env;
 mod history;
+mod landing;
 mod notes;
 pub mod objects;
 mod partial;

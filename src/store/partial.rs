@@ -77,12 +77,13 @@ impl Partial {
         let mut files = BTreeMap::new();
         let touched: BTreeSet<&OrderId> = events.iter().filter_map(|e| e.body.order()).collect();
         let mut shards: BTreeMap<String, Vec<&Order>> = BTreeMap::new();
-        // A voyage blob changes when it is created and when a crew starts or
-        // stops running on it; creating an order does not touch it.
+        // A voyage blob changes with the events about the voyage itself, and
+        // when a crew starts or stops running on it or its head moves;
+        // creating an order does not touch it.
         let voyages: BTreeSet<VoyageId> = events
             .iter()
             .filter_map(|e| match &e.body {
-                EventBody::VoyageCreated { voyage, .. } => Some(*voyage),
+                body if body.voyage_event().is_some() => body.voyage_event(),
                 body if body.touches_voyage() => body.order().and_then(|o| self.state.orders.get(o)).map(|o| o.voyage),
                 _ => None,
             })

@@ -1,0 +1,119 @@
+//! Noticing that a voyage landed: its recorded head became part of its
+//! target branch (a fast-forward or a merge commit), or a commit on the
+//! target carries its `Mso-Voyage` trailer (a squash merge). What is found is
+//! recorded as VOYAGE_LANDED, which `apply` checks the same way.
+
+use gix::ObjectId;
+
+use super::Store;
+use super::objects::is_ancestor;
+use crate::core::message::carries_voyage;
+use crate::core::state::{LandedHow, VoyageState};
+use crate::core::{EventBody, Voyage};
+use crate::error::Result;
+
+/// Commits of the target's first-parent line looked at, at most.
+pub const MAX_LINE: usize = 10_000;
+/// Commits of the target's line searched for a squash merge's trailer, at most.
+pub const MAX_SQUASH_SEARCH: usize = 1_000;
+
+impl Store {
+    /// Where `voyage`'s recorded head landed on the target branch at `tip`,
+    /// if it did: the commit of the target's own line that brought it in, and how.
+    pub fn landing(&self, voyage: &Voyage, tip: ObjectId) -> Result<Option<(ObjectId, LandedHow)>> {
+        if voyage.head == voyage.base {
+            return Ok(None);
+        }
+        let (Ok(head), Ok(base)) = (voyage.head.parse::<ObjectId>(), voyage.base.parse::<ObjectId>()) else {
+            return Ok(None);
+        };
+        if self.repo.find_header(head).is_err() {
+            return Ok(None);
+        }
+        let line = self.first_parents(tip, base, MAX_LINE);
+        if is_ancestor(&self.repo, head, tip) == Some(true) {
+            // Along the target's line, "has the head" holds from the tip back to
+            // the commit that brought it in, and not before: search for that edge.
+            let has = |id: ObjectId| is_ancestor(&self.repo, head, id) == Some(true);
+            let (mut lo, mut hi) = (0usize, line.len());
+            while lo + 1 < hi {
+                let mid = (lo + hi) / 2;
+                if has(line[mid]) { lo = mid } else { hi = mid }
+            }
+            let Some(&landed) = line.get(lo) else { return Ok(None) };
+            let how = if landed == head { LandedHow::FastForward } else { LandedHow::Merge };
+            return Ok(Some((landed, how)));
+        }
+        for &id in line.iter().take(MAX_SQUASH_SEARCH) {
+            let Ok(commit) = self.repo.find_commit(id) else { break };
+            let message = commit.message_raw_sloppy();
+            let message = String::from_utf8_lossy(&message[..message.len().min(256 * 1024)]);
+            if carries_voyage(&message, voyage.id) {
+                return Ok(Some((id, LandedHow::Squash)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `tip` and its first parents, newest first, until `stop` (included) or `max` commits.
+    fn first_parents(&self, tip: ObjectId, stop: ObjectId, max: usize) -> Vec<ObjectId> {
+        let mut line = Vec::new();
+        let mut next = Some(tip);
+        while let Some(id) = next {
+            if line.len() >= max {
+                break;
+            }
+            line.push(id);
+            if id == stop {
+                break;
+            }
+            next = self.repo.find_commit(id).ok().and_then(|c| c.parent_ids().next().map(|p| p.detach()));
+        }
+        line
+    }
+
+    /// Record VOYAGE_LANDED for every open or published voyage whose target
+    /// branch, as `tips` gives it (the target's name to the commits it is at:
+    /// local, remote-tracking, on the server), has its recorded head. Returns
+    /// one line per landing recorded.
+    pub fn record_landings(&self, tips: &dyn Fn(&str) -> Vec<ObjectId>) -> Result<Vec<String>> {
+        let Some(tip) = self.tip()? else { return Ok(Vec::new()) };
+        let mut found = Vec::new();
+        for voyage in self.voyages(&tip)? {
+            if !matches!(voyage.state(), VoyageState::Open | VoyageState::Published) {
+                continue;
+            }
+            let Some(target) = voyage.target.clone() else { continue };
+            for target_tip in tips(&target) {
+                if let Some((commit, how)) = self.landing(&voyage, target_tip)? {
+                    found.push((voyage.id, target.clone(), commit, how));
+                    break;
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        for (id, target, commit, how) in found {
+            // Another writer may have recorded it first, or the voyage moved on.
+            let recorded = self.transact_if(|tx| {
+                let Some(voyage) = tx.try_voyage(id)?.cloned() else { return Ok(None) };
+                if !matches!(voyage.state(), VoyageState::Open | VoyageState::Published) {
+                    return Ok(None);
+                }
+                tx.push(EventBody::VoyageLanded {
+                    voyage: id,
+                    target: target.clone(),
+                    commit: commit.to_string(),
+                    head: voyage.head.clone(),
+                    how,
+                })?;
+                Ok(Some(()))
+            });
+            match recorded {
+                Ok((Some(()), _)) => lines.push(format!("{id} landed on {target} at {} ({how})", super::short(commit))),
+                Ok(_) => {}
+                Err(e) => lines.push(format!("warning: {id} landed on {target}, but it was not recorded: {e}")),
+            }
+        }
+        Ok(lines)
+    }
+}

@@ -1,0 +1,133 @@
+//! What a reviewer looks at: the commits of a range with the notes that say
+//! who made them, its diffstat and diff, and how a branch stands against
+//! another. These are git's own renderings (`git log`, `git diff`,
+//! `git rev-list`), run read-only; every line that comes from a commit or a
+//! note is escaped before it reaches a terminal.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::core::text;
+use crate::error::Result;
+use crate::gitcli::git;
+
+/// Commits listed at most for one range.
+pub const MAX_COMMITS: usize = 200;
+
+/// Files, added and removed lines of a range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stat {
+    pub files: u64,
+    pub insertions: u64,
+    pub deletions: u64,
+}
+
+impl std::fmt::Display for Stat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.files == 1 { "" } else { "s" };
+        write!(f, "{} file{plural} changed, +{} -{}", self.files, self.insertions, self.deletions)
+    }
+}
+
+/// One commit of a range, and what `refs/notes/mso` says of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub subject: String,
+    /// The note's lines (`Mso-Order: …`), escaped.
+    pub notes: Vec<String>,
+}
+
+impl CommitInfo {
+    /// `Mso-Order FTR-0001 BLD attempt 2, approved by bob` from the note, when it has one.
+    pub fn made_by(&self) -> String {
+        let field = |key: &str| -> Vec<&str> {
+            self.notes.iter().filter_map(|l| l.strip_prefix(key).map(str::trim)).collect::<Vec<_>>()
+        };
+        let (orders, roles, attempts) = (field("Mso-Order:"), field("Mso-Role:"), field("Mso-Attempt:"));
+        let mut said = match (orders.first(), roles.first()) {
+            (Some(o), Some(r)) => format!("{o} {r}"),
+            _ => return String::new(),
+        };
+        if let Some(a) = attempts.first() {
+            said.push_str(&format!(" attempt {a}"));
+        }
+        for by in field("Mso-Approved-By:") {
+            said.push_str(&format!(", approved by {by}"));
+        }
+        for by in field("Mso-Rejected-By:") {
+            said.push_str(&format!(", rejected by {by}"));
+        }
+        said
+    }
+}
+
+/// A range `base..head`: its commits (newest first, at most `MAX_COMMITS`),
+/// whether there are more, and its diffstat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Range {
+    pub base: String,
+    pub head: String,
+    pub commits: Vec<CommitInfo>,
+    pub more: bool,
+    pub stat: Stat,
+}
+
+/// Read `base..head` in the repository at `dir`.
+pub fn range(dir: &Path, base: &str, head: &str) -> Result<Range> {
+    let spec = format!("{base}..{head}");
+    let max = format!("-n{}", MAX_COMMITS + 1);
+    let log = git(dir, &["log", "--no-color", "--notes=refs/notes/mso", &max, "--format=%H%x1f%s%x1f%N%x1e", &spec])?;
+    let mut commits: Vec<CommitInfo> = log
+        .split('\u{1e}')
+        .filter_map(|record| {
+            let mut fields = record.trim_start_matches('\n').splitn(3, '\u{1f}');
+            let id = fields.next()?.trim();
+            if id.len() != 40 {
+                return None;
+            }
+            let subject = text::line(fields.next().unwrap_or_default()).into_owned();
+            let notes = fields
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .take(64)
+                .map(|l| text::line(l).into_owned())
+                .collect();
+            Some(CommitInfo { id: id.to_string(), subject, notes })
+        })
+        .collect();
+    let more = commits.len() > MAX_COMMITS;
+    commits.truncate(MAX_COMMITS);
+    Ok(Range { base: base.to_string(), head: head.to_string(), commits, more, stat: stat(dir, base, head)? })
+}
+
+/// The diffstat of `base..head` (binary files count as changed, with no lines).
+pub fn stat(dir: &Path, base: &str, head: &str) -> Result<Stat> {
+    let numstat = git(dir, &["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--numstat", base, head])?;
+    let mut stat = Stat::default();
+    for line in numstat.lines() {
+        let mut cols = line.split('\t');
+        let (Some(added), Some(removed)) = (cols.next(), cols.next()) else { continue };
+        stat.files += 1;
+        stat.insertions += added.parse::<u64>().unwrap_or(0);
+        stat.deletions += removed.parse::<u64>().unwrap_or(0);
+    }
+    Ok(stat)
+}
+
+/// The diffstat and patch of `base..head`, as `git diff --stat --patch` prints them, escaped.
+pub fn diff(dir: &Path, base: &str, head: &str) -> Result<String> {
+    let patch = git(dir, &["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--stat", "--patch", base, head])?;
+    Ok(text::display(&patch, true).into_owned())
+}
+
+/// Commits `head` has that `other` lacks, and the other way round.
+pub fn ahead_behind(dir: &Path, other: &str, head: &str) -> Option<(u64, u64)> {
+    let counts = git(dir, &["rev-list", "--left-right", "--count", &format!("{head}...{other}")]).ok()?;
+    let mut it = counts.split_whitespace().map(|n| n.parse::<u64>().ok());
+    Some((it.next()??, it.next()??))
+}

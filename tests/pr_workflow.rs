@@ -1,0 +1,359 @@
+//! Voyages as pull requests: what a reviewer sees, a branch that holds only
+//! accepted work, publishing through a forge adapter (a stand-in `gh` or
+//! `glab` on PATH that records its arguments: no forge is reachable here),
+//! and landing by fast-forward, merge commit and squash, noticed by sync, by
+//! the server's post-receive and by `voyage list`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Daemon, TestRepo};
+
+/// A client `repo` whose origin is `server.git` (hooks installed) served by a
+/// real `git daemon`; FTR orders walk PLN, BLD, TST, REL, gated at PLN and BLD.
+struct Road {
+    repo: TestRepo,
+    server: PathBuf,
+    daemon: Daemon,
+    bin: PathBuf,
+}
+
+impl Road {
+    fn new() -> Self {
+        let repo = TestRepo::new();
+        std::fs::write(repo.path.join("README"), "app\n").unwrap();
+        repo.git(&["add", "README"]);
+        repo.git(&["commit", "-q", "-m", "app"]);
+        repo.ok(&["init"]);
+        repo.ok(&["config", "kinds.FTR.sequence", r#"["PLN","BLD","TST","REL"]"#]);
+        repo.ok(&["config", "kinds.FTR.gates", r#"["PLN","BLD"]"#]);
+        let plan = repo.crew("plan.sh", "echo \"plan for $MSO_ORDER\" > plan.md");
+        let build = repo.crew("build.sh", "echo \"greeting, attempt $MSO_ATTEMPT\" > greet.txt");
+        let test = repo.crew("test.sh", "test -f greet.txt");
+        repo.set_crews(&[("PLN", &plan), ("BLD", &build), ("TST", &test)]);
+        let server = repo.root().join("server.git");
+        repo.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
+        let out = repo.mso_in(&server, &["hooks", "install", "--server"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let daemon = Daemon::start(repo.root(), &repo.home);
+        repo.git(&["remote", "add", "origin", &daemon.url("server.git")]);
+        repo.git(&["push", "-q", "origin", "main"]);
+        repo.git(&["fetch", "-q", "origin"]);
+        let bin = repo.root().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        Road { repo, server, daemon, bin }
+    }
+
+    /// Put a stand-in executable `name` on the PATH of every command run through `mso`.
+    fn stand_in(&self, name: &str, body: &str) {
+        let path = self.bin.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}/{name}-args'\n{body}\n", self.bin.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn args_of(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.bin.join(format!("{name}-args")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn mso_in(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default());
+        let mut cmd = self.repo.mso_cmd(dir);
+        cmd.args(args).env("PATH", path).env("COUNT_FILE", self.repo.count_file());
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.mso_in(&self.repo.path, args);
+        assert!(
+            out.status.success(),
+            "git mso {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn server_rev(&self, rev: &str) -> String {
+        self.repo.git_in(&self.server, &["rev-parse", rev]).trim().to_string()
+    }
+
+    /// A second clone, to merge on "the forge" and push the target branch.
+    fn forge_clone(&self) -> PathBuf {
+        let dir = self.repo.root().join("forge");
+        if !dir.exists() {
+            self.repo.git(&["clone", "-q", &self.daemon.url("server.git"), dir.to_str().unwrap()]);
+        }
+        self.repo.git_in(&dir, &["fetch", "-q", "origin"]);
+        self.repo.git_in(&dir, &["config", "user.name", "forge"]);
+        self.repo.git_in(&dir, &["config", "user.email", "forge@example.com"]);
+        dir
+    }
+}
+
+fn gh_stand_in(road: &Road) {
+    // `gh pr view` finds nothing; `gh pr create` prints the URL the way gh does.
+    road.stand_in(
+        "gh",
+        "case \"$1 $2\" in\n  'pr view') exit 1 ;;\n  'pr create') echo 'Creating pull request'; echo 'https://github.com/acme/app/pull/7' ;;\nesac",
+    );
+    let adapter = format!("{}/scripts/crews/gh-pr.sh", env!("CARGO_MANIFEST_DIR"));
+    road.repo.git(&["config", "mso.publish.command", &adapter]);
+}
+
+#[test]
+fn an_order_walks_from_filing_to_a_landed_pull_request() {
+    let road = Road::new();
+    gh_stand_in(&road);
+    let repo = &road.repo;
+    let base = repo.git(&["rev-parse", "main"]).trim().to_string();
+    let out = road.ok(&[
+        "order",
+        "new",
+        "--title",
+        "Greet users",
+        "--ac",
+        "greets by name",
+        "--ac",
+        "no greeting for an empty name",
+    ]);
+    assert!(out.contains("FTR-0001"), "{out}");
+    let shown = serde_json::from_str::<serde_json::Value>(&road.ok(&["voyage", "show", "VOY-0001", "--json"])).unwrap();
+    assert_eq!((shown["target"].as_str(), shown["state"].as_str()), (Some("main"), Some("open")));
+
+    // PLN, approved.
+    road.ok(&["dispatch", "--remote", "origin", "--once"]);
+    road.ok(&["review", "approve", "FTR-0001"]);
+    road.ok(&["sync"]);
+    let planned = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+
+    // BLD, rejected once: the reviewer sees the range, then the work leaves the branch.
+    road.ok(&["dispatch", "--remote", "origin", "--once"]);
+    let first_build = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let shown = road.ok(&["review", "show", "FTR-0001"]);
+    assert!(shown.contains(&format!("range     {}..{}", &planned[..7], &first_build[..7])), "{shown}");
+    assert!(shown.contains("(1 commit(s), 1 file changed, +1 -0)"), "{shown}");
+    assert!(shown.contains("[FTR-0001 BLD attempt 1]"), "the note says who made it: {shown}");
+    assert!(shown.contains("+greeting, attempt 1"), "the diff: {shown}");
+    let listed = road.ok(&["review", "list"]);
+    assert!(listed.contains(&format!("FTR-0001  BLD   {}..{}", &planned[..7], &first_build[..7])), "{listed}");
+    let review =
+        serde_json::from_str::<serde_json::Value>(&road.ok(&["review", "show", "FTR-0001", "--json"])).unwrap();
+    assert_eq!(review["range"]["stat"]["files"], 1);
+    assert_eq!(review["held"], false);
+    let out = road.ok(&["review", "reject", "FTR-0001", "--reason", "greet by name, not by attempt"]);
+    assert!(out.contains("kept at refs/mso/rejected/FTR-0001/1"), "{out}");
+    let synced = road.ok(&["sync"]);
+    assert_eq!(road.server_rev("refs/heads/voyage/VOY-0001"), planned, "the server's branch went back too: {synced}");
+    assert_eq!(road.server_rev("refs/mso/rejected/FTR-0001/1"), first_build, "and keeps the rejected work");
+
+    // BLD again, approved; TST runs; REL publishes through the gh adapter.
+    road.ok(&["dispatch", "--remote", "origin", "--once"]);
+    let second_build = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    road.ok(&["review", "approve", "FTR-0001"]);
+    let out = road.ok(&["dispatch", "--remote", "origin", "--once"]);
+    assert!(out.contains("REL  built-in release  published to https://github.com/acme/app/pull/7"), "{out}");
+    road.ok(&["sync"]);
+    let order = serde_json::from_str::<serde_json::Value>(&road.ok(&["order", "show", "FTR-0001", "--json"])).unwrap();
+    assert_eq!(order["status"], "completed");
+    let gh = road.args_of("gh");
+    let create = gh.iter().position(|a| a == "create").expect("gh pr create ran");
+    assert_eq!(gh[create + 1..create + 5], ["--base", "main", "--head", "voyage/VOY-0001"]);
+    assert_eq!(gh[create + 6], "Greet users (FTR-0001)");
+
+    // The published branch: the plan and the accepted build, not the rejected one.
+    let published: Vec<String> = repo
+        .git_in(&road.server, &["log", "--format=%H %s", &format!("{base}..voyage/VOY-0001")])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert!(published[0].starts_with(&second_build) && published[0].ends_with("FTR-0001 BLD: Greet users"));
+    assert!(published[1].starts_with(&planned) && published[1].ends_with("FTR-0001 PLN: Greet users"));
+    assert_eq!(repo.git_in(&road.server, &["show", "voyage/VOY-0001:greet.txt"]), "greeting, attempt 2\n");
+    let notes = repo.git(&["log", "--notes=mso", "--format=%h%n%N", &format!("{base}..voyage/VOY-0001")]);
+    assert!(notes.contains("Mso-Order: FTR-0001\nMso-Role: BLD\nMso-Attempt: 2"), "{notes}");
+    assert!(notes.contains("Mso-Approved-By: alice"), "{notes}");
+    let rejected = repo.git(&["log", "-1", "--notes=mso", "--format=%N", "refs/mso/rejected/FTR-0001/1"]);
+    assert!(rejected.contains("Mso-Rejected-By: alice"), "{rejected}");
+
+    let shown = serde_json::from_str::<serde_json::Value>(&road.ok(&["voyage", "show", "VOY-0001", "--json"])).unwrap();
+    assert_eq!(shown["state"], "published");
+    assert_eq!(shown["published"]["url"], "https://github.com/acme/app/pull/7");
+    assert_eq!(shown["against"]["ahead"], 2);
+    assert_eq!(shown["orders"][0]["roles"][3]["progress"], "done");
+    let subjects = repo.git(&["log", "--format=%s", "refs/mso/ledger"]);
+    assert!(subjects.contains(&format!("VOY-0001: published at {}", &second_build[..7])), "{subjects}");
+
+    // The forge merges with a merge commit and pushes main: the server notices.
+    let forge = road.forge_clone();
+    repo.git_in(&forge, &["merge", "-q", "--no-ff", "-m", "Merge pull request #7", "origin/voyage/VOY-0001"]);
+    let merge = repo.git_in(&forge, &["rev-parse", "HEAD"]).trim().to_string();
+    let pushed = std::process::Command::new("git")
+        .args(["push", "origin", "main"])
+        .current_dir(&forge)
+        .env("HOME", &repo.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&pushed.stderr);
+    assert!(pushed.status.success(), "{said}");
+    assert!(said.contains(&format!("git-mso: VOY-0001 landed on main at {} (merge)", &merge[..7])), "{said}");
+
+    road.ok(&["sync"]);
+    let shown = serde_json::from_str::<serde_json::Value>(&road.ok(&["voyage", "show", "VOY-0001", "--json"])).unwrap();
+    assert_eq!(shown["state"], "landed");
+    assert_eq!(shown["landed"]["commit"], merge.as_str());
+    assert_eq!(shown["landed"]["how"], "merge");
+    let human = road.ok(&["voyage", "show", "VOY-0001"]);
+    assert!(human.contains("VOY-0001  voyage/VOY-0001  landed"), "{human}");
+    let refused = road.mso_in(&repo.path, &["order", "new", "--title", "more", "--voyage", "VOY-0001"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(err.contains(&format!("VOY-0001 landed on main at {} (merge)", &merge[..7])), "{err}");
+    assert!(err.contains("file the order on a new voyage"), "{err}");
+    road.ok(&["fsck"]);
+}
+
+/// One order through PLN and BLD (ungated), published without an adapter.
+fn built_voyage(road: &Road) {
+    road.ok(&["order", "new", "--title", "Greet users", "--no-gates", "--roles", "PLN,BLD"]);
+    road.ok(&["dispatch", "--once"]);
+}
+
+#[test]
+fn publish_without_an_adapter_records_the_request_pull_text() {
+    let road = Road::new();
+    built_voyage(&road);
+    let head = road.repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let out = road.ok(&["voyage", "publish", "VOY-0001"]);
+    assert!(out.contains(&format!("VOY-0001  published {} to {}", &head[..7], road.daemon.url("server.git"))), "{out}");
+    assert!(out.contains("Greet users (FTR-0001)"), "{out}");
+    assert!(out.contains("are available in the Git repository at:"), "the request-pull text: {out}");
+    assert!(out.trim_end().ends_with("Mso-Voyage: VOY-0001"), "{out}");
+    assert_eq!(road.server_rev("refs/heads/voyage/VOY-0001"), head);
+    let event = road.repo.json(&["log", "-n", "1", "--json"]);
+    assert_eq!(event[0]["events"][0]["type"], "VOYAGE_PUBLISHED");
+    assert!(event[0]["events"][0]["text"].as_str().unwrap().contains("Mso-Voyage: VOY-0001"));
+    // On the server too: publish pushes the ledger.
+    assert_eq!(road.server_rev("refs/mso/ledger"), road.repo.tip());
+}
+
+#[test]
+fn the_glab_adapter_opens_a_merge_request_and_its_url_is_recorded() {
+    let road = Road::new();
+    road.stand_in(
+        "glab",
+        "echo 'Creating merge request for voyage/VOY-0001 into main in acme/app'\necho 'https://gitlab.example.com/acme/app/-/merge_requests/12'",
+    );
+    let adapter = format!("{}/scripts/crews/glab-mr.sh", env!("CARGO_MANIFEST_DIR"));
+    road.repo.git(&["config", "mso.publish.command", &adapter]);
+    built_voyage(&road);
+    let out = road.ok(&["voyage", "publish", "VOY-0001"]);
+    assert!(out.contains("to https://gitlab.example.com/acme/app/-/merge_requests/12"), "{out}");
+    let args = road.args_of("glab");
+    assert_eq!(
+        args[..8],
+        [
+            "mr",
+            "create",
+            "--source-branch",
+            "voyage/VOY-0001",
+            "--target-branch",
+            "main",
+            "--title",
+            "Greet users (FTR-0001)"
+        ]
+    );
+    let description = &args[args.iter().position(|a| a == "--description").unwrap() + 1..];
+    assert!(description.iter().any(|l| l == "Mso-Voyage: VOY-0001"), "{description:?}");
+}
+
+#[test]
+fn a_failing_forge_adapter_records_nothing() {
+    let road = Road::new();
+    road.stand_in("gh", "echo 'HTTP 401: Bad credentials' >&2\nexit 1");
+    road.repo.git(&[
+        "config",
+        "mso.publish.command",
+        &format!("{}/scripts/crews/gh-pr.sh", env!("CARGO_MANIFEST_DIR")),
+    ]);
+    built_voyage(&road);
+    let tip = road.repo.tip();
+    let out = road.mso_in(&road.repo.path, &["voyage", "publish", "VOY-0001"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("the forge adapter (mso.publish.command) exited with status 1; nothing was recorded"),
+        "{err}"
+    );
+    assert!(err.contains("Bad credentials"), "{err}");
+    assert_eq!(road.repo.tip(), tip);
+    let shown = road.repo.json(&["voyage", "show", "VOY-0001", "--json"]);
+    assert_eq!(shown["state"], "open");
+}
+
+#[test]
+fn a_fast_forward_landing_is_noticed_by_voyage_list() {
+    let road = Road::new();
+    built_voyage(&road);
+    let head = road.repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    road.repo.git(&["merge", "-q", "--ff-only", "voyage/VOY-0001"]);
+    let out = road.ok(&["voyage", "list"]);
+    assert!(out.contains(&format!("VOY-0001 landed on main at {} (fast-forward)", &head[..7])), "{out}");
+    assert!(out.contains(&format!("landed on main at {} (fast-forward)", &head[..7])), "{out}");
+    let again = road.ok(&["voyage", "list"]);
+    assert!(!again.contains("VOY-0001 landed on"), "recorded once: {again}");
+    let shown = road.repo.json(&["voyage", "show", "VOY-0001", "--json"]);
+    assert_eq!(
+        (shown["landed"]["how"].as_str(), shown["landed"]["commit"].as_str()),
+        (Some("fast-forward"), Some(head.as_str()))
+    );
+}
+
+#[test]
+fn a_squash_merge_is_found_by_its_trailer_and_sync_records_it() {
+    let road = Road::new();
+    built_voyage(&road);
+    road.ok(&["voyage", "publish", "VOY-0001"]);
+    let forge = road.forge_clone();
+    let git = |args: &[&str]| road.repo.git_in(&forge, args);
+    git(&["config", "user.name", "forge"]);
+    git(&["config", "user.email", "forge@example.com"]);
+    git(&["merge", "-q", "--squash", "origin/voyage/VOY-0001"]);
+    git(&["commit", "-q", "-m", "Greet users (#7)\n\nSquashed.\n\nMso-Voyage: VOY-0001"]);
+    let squash = git(&["rev-parse", "HEAD"]).trim().to_string();
+    // A server without git-mso's post-receive: sync is what notices.
+    std::fs::remove_file(road.server.join("hooks/post-receive")).unwrap();
+    git(&["push", "-q", "origin", "main"]);
+    let out = road.ok(&["sync"]);
+    assert!(out.contains(&format!("VOY-0001 landed on main at {} (squash)", &squash[..7])), "{out}");
+    let shown = road.repo.json(&["voyage", "show", "VOY-0001", "--json"]);
+    assert_eq!(shown["landed"]["how"], "squash");
+    road.ok(&["fsck"]);
+}
+
+#[test]
+fn a_closed_voyage_cancels_its_orders_and_takes_no_more() {
+    let road = Road::new();
+    road.ok(&["order", "new", "--title", "Spike"]);
+    let out = road.ok(&["voyage", "close", "VOY-0001", "--reason", "superseded by VOY-0002"]);
+    assert_eq!(out.trim(), "VOY-0001  closed; cancelled FTR-0001");
+    let order = road.repo.json(&["order", "show", "FTR-0001", "--json"]);
+    assert_eq!(order["status"], "cancelled");
+    let refused = road.mso_in(&road.repo.path, &["order", "new", "--title", "x", "--voyage", "VOY-0001"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("VOY-0001 was closed by alice: superseded by VOY-0002"));
+    let again = road.mso_in(&road.repo.path, &["voyage", "close", "VOY-0001", "--reason", "again"]);
+    assert!(!again.status.success());
+    let listed = road.ok(&["voyage", "list"]);
+    assert!(listed.contains("closed"), "{listed}");
+}
