@@ -446,7 +446,7 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         ]), "illegal APPROVED event: CHR-0001 is running at BLD, not awaiting review"), "bob"),
         as_pusher(case("ADVANCED skipping a role", s.forge_by("bob", vec![approve("bob").remove(0), body(json!({"type": "ADVANCED", "order": "FTR-0001", "from": "PLN", "to": "TST"}))]), "the role after PLN in its sequence is BLD"), "bob"),
         as_pusher(case("approval without its hand-off", s.forge_by("bob", vec![approve("bob").remove(0)]), "must record ADVANCED or COMPLETED in the same transaction"), "bob"),
-        as_pusher(case("approval pinned to another commit", s.forge_by("bob", vec![body(json!({"type": "APPROVED", "order": "FTR-0001", "role": "PLN", "by": "bob", "commit": base})), approve("bob").remove(1)]), "the approval pins"), "bob"),
+        as_pusher(case("approval pinned to another commit", s.forge_by("bob", vec![body(json!({"type": "APPROVED", "order": "FTR-0001", "role": "PLN", "by": "bob", "commit": base})), approve("bob").remove(1)]), "the review pins"), "bob"),
         case("path-traversal order id", s.forge(&s.git(&["log", "-1", "--format=%B", &honest]).replace("FTR-0002", "../../etc")), "malformed order id"),
         case("invalid JSON event", s.forge("x\n\n{\"id\": \"0\", \"type\": \n\nMso-Schema: 3\n"), "is not a valid event"),
         case("unknown event type", s.forge("x\n\n{\"id\":\"0\",\"at\":1,\"actor\":\"m\",\"type\":\"EXECUTE\",\"cmd\":\"rm -rf /\"}\n\nMso-Schema: 3\n"), "is not a valid event"),
@@ -465,8 +465,26 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         case("a merge commit", s.commit(&honest_tree, &[&tip, &base], &honest_msg), "merge commits are not allowed"),
         case("rewritten history", s.commit(&honest_tree, &[&parent], &honest_msg), "only fast-forwards are accepted"),
         refs_case("deleting the ledger", &[":refs/mso/ledger".into()], "refs/mso/ledger: deleting it is not allowed"),
+        // Pull-request workflows: rejected work, publication, landing, closing.
+        as_pusher(case("a rejection pinned to another commit", s.forge_by("bob", vec![body(json!({"type": "REJECTED", "order": "FTR-0001", "role": "PLN", "by": "bob", "commit": base, "reason": "no", "to": "PLN"}))]), "FTR-0001: the review pins"), "bob"),
+        refs_case("a branch rewound by posing its work as rejected", &[format!("+{base}:refs/heads/voyage/VOY-0001"), format!("{plan_head}:refs/mso/rejected/FTR-0001/1")], "refs/mso/rejected/FTR-0001/1: the ledger records no rejection 1 of FTR-0001"),
+        refs_case("a branch rewound, its work dropped", &[format!("+{base}:refs/heads/voyage/VOY-0001")], "is not a fast-forward, and VOY-0001 has open orders"),
+        refs_case("rejected work under a padded number", &[format!("{plan_head}:refs/mso/rejected/FTR-0001/01")], "rejected work is kept at refs/mso/rejected/ORDER/N"),
+        refs_case("rejected work under a deeper name", &[format!("{plan_head}:refs/mso/rejected/FTR-0001/1/x")], "rejected work is kept at refs/mso/rejected/ORDER/N"),
+        refs_case("rejected work of no order", &[format!("{plan_head}:refs/mso/rejected/FTR-0009/1")], "the ledger records no rejection 1 of FTR-0009"),
+        case("a landing by a commit that does not contain the voyage", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0001", "target": "main", "commit": s.orphan, "head": plan_head, "how": "merge"}))]), "VOY-0001 did not land at"),
+        case("a squash landing without the voyage's trailer", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0001", "target": "main", "commit": base, "head": plan_head, "how": "squash"}))]), "its message has no `Mso-Voyage: VOY-0001` trailer"),
+        case("a fast-forward landing at another commit", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0001", "target": "main", "commit": base, "head": plan_head, "how": "fast-forward"}))]), "a fast-forward landing names the voyage head itself"),
+        case("a landing on another branch than the voyage's target", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0001", "target": "release", "commit": plan_head, "head": plan_head, "how": "fast-forward"}))]), "VOY-0001 is meant to land on main, not release"),
+        case("a landing of a voyage with no work", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0003", "target": "main", "commit": base, "head": base, "how": "fast-forward"}))]), "VOY-0003 has no work of its own to land"),
+        case("a landing naming an old head", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0001", "target": "main", "commit": base, "head": base, "how": "fast-forward"}))]), "the landing names"),
+        case("a stranger closes a voyage", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CLOSED", "voyage": "VOY-0001", "reason": "mine"}))]), "mallory may not close VOY-0001"),
+        case("a publication of a head nobody recorded", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_PUBLISHED", "voyage": "VOY-0001", "head": s.orphan, "title": "t", "url": "https://example.com/pr/1"}))]), "VOY-0001: the publication names"),
+        case("a publication with an escape sequence in its URL", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_PUBLISHED", "voyage": "VOY-0001", "head": plan_head, "title": "t", "url": "https://x\u{1b}]8;;"}))]), "url contains a newline, control or invisible character"),
+        case("a voyage aimed at an option", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CREATED", "voyage": "VOY-0004", "base": base, "target": "--upload-pack=touch /tmp/pwned"}))]), "target branch is not a branch name"),
+        case("an event about a voyage that does not exist", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CLOSED", "voyage": "VOY-0009", "reason": "x"}))]), "no voyage VOY-0009"),
     ];
-    assert!(cases.len() >= 75, "{} cases", cases.len());
+    assert!(cases.len() >= 95, "{} cases", cases.len());
     let before = s.client.refs_in(&s.server);
     let mut table = vec!["| push | refusal |".to_string(), "|---|---|".to_string()];
     for c in &cases {

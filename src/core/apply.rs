@@ -113,7 +113,7 @@ pub enum TransitionError {
     NotAllowed { actor: String, what: &'static str, order: OrderId, creator: String },
     #[error("a review by {by} recorded by {actor}: reviewers record their own reviews")]
     NotTheReviewer { by: String, actor: String },
-    #[error("{order}: the approval pins {got}, but the reviewed head is {expected}")]
+    #[error("{order}: the review pins {got}, but the reviewed head is {expected}")]
     WrongCommit { order: OrderId, got: String, expected: String },
     #[error("{order}: the lease is held by {holder}, not {claimant}")]
     NotLeaseHolder { order: OrderId, holder: String, claimant: String },
