@@ -51,6 +51,8 @@ run git mso status
 # same voyage, waits too, so nothing builds on a plan nobody has read.
 run git mso dispatch --max-parallel 2
 run git mso review list
+# What approving accepts: the plan's commits, with the note saying who made them, and the diff.
+run git mso review show FTR-0001 --stat
 run git mso review approve FTR-0001 --comment "plan looks right"
 run git mso dispatch --max-parallel 2
 run git mso review reject BUG-0001 --reason "also cover the settings page"
@@ -66,3 +68,16 @@ echo "# the pipeline's whole history, with plain git:"
 run git log --oneline refs/mso/ledger
 run git show refs/mso/ledger:orders/FTR-00/_index.jsonl
 run git mso fsck
+
+echo
+echo "# publish VOY-0001 as a pull request to a remote, then merge it there:"
+git init -q --bare ../origin.git
+run git remote add origin ../origin.git
+run git push -q origin main
+run git mso voyage publish VOY-0001
+run git merge -q --no-ff -m "Merge voyage/VOY-0001" voyage/VOY-0001
+run git push -q origin main
+# sync notices that the voyage's head reached main, and records the landing.
+run git mso sync
+run git mso voyage show VOY-0001
+run git mso voyage list
