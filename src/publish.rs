@@ -120,7 +120,9 @@ pub fn publish(dir: &Path, id: VoyageId, opts: &Options<'_>) -> Result<Published
 /// The local branch at the recorded head: rejected work set aside, an older
 /// recorded state brought forward; commits nobody recorded are refused.
 fn bring_branch_to_head(store: &Store, tip: &crate::store::Tip, voyage: &Voyage) -> Result<()> {
-    store.set_aside_rejected(tip, voyage)?;
+    if let crate::store::SetAside::Blocked(why) = store.set_aside_rejected(tip, voyage)? {
+        return Err(Error::Input(why));
+    }
     store.ensure_voyage_branch(voyage)?;
     let head = store.recorded_head(voyage)?;
     let branch = store.branch_tip(voyage)?.unwrap_or(head);

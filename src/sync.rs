@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use gix::ObjectId;
 
-use crate::core::state::REJECTED_PREFIX;
 use crate::error::{Error, Result};
 use crate::gitcli::{self, git};
 use crate::store::{Integrated, LEDGER_REF, NOTES_REF, Store};
@@ -118,25 +117,22 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         }
         let store = Store::discover(dir)?;
         let fetched = store.ref_target(&tracking(remote, "mso/ledger"))?;
-        let stale = |event: &crate::core::Event| stale_hold(&store, remote, event);
+        let stale = |event: &crate::core::Event| {
+            stale_hold(&store, remote, event).or_else(|| stale_landing(&store, remote, event))
+        };
         let integrated = match store.integrate(fetched, &stale) {
             Err(Error::Conflict { .. }) => continue,
             other => other?,
         };
-        let (voyages, orders) = match &integrated {
-            Integrated::Rebased(r) => (r.voyages.clone(), r.orders.clone()),
+        let voyages = match &integrated {
+            Integrated::Rebased(r) => r.voyages.clone(),
             _ => Default::default(),
         };
         describe(&integrated, &mut report);
         sync_branches(&store, remote, &voyages, &mut report)?;
-        rename_rejected(&store, &orders, &mut report)?;
-        // Voyages whose work reached their target branch, here or on the remote.
-        let tips = |target: &str| {
-            [tracking(remote, target), format!("refs/heads/{target}")]
-                .iter()
-                .filter_map(|name| store.ref_target(name).ok().flatten())
-                .collect()
-        };
+        // Voyages whose work reached their target branch on the remote (the
+        // server's hook checks a landing against its own branch).
+        let tips = |target: &str| store.ref_target(&tracking(remote, target)).ok().flatten().into_iter().collect();
         report.lines.extend(store.record_landings(&tips)?);
         // The ledger and the voyage branches it names go in one atomic push:
         // the server sees a new voyage's branch together with its creation,
@@ -162,7 +158,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         }
         specs = rest;
         let branches = specs.len() + first.len();
-        specs.extend(rejected_specs(&store, remote, &mut report)?);
+        specs.extend(rejected_specs(&store, remote, fetched, &mut report)?);
         let local = store.ref_target(LEDGER_REF)?;
         let ledger_ahead = local.is_some() && local != fetched;
         if ledger_ahead {
@@ -219,6 +215,19 @@ fn stale_hold(store: &Store, remote: &str, event: &crate::core::Event) -> Option
     ))
 }
 
+/// A local landing the remote's target branch does not hold (it was seen on
+/// a branch the remote never had, or the remote's moved back): the server
+/// would refuse it, so it is left out; sync looks again at what is there.
+fn stale_landing(store: &Store, remote: &str, event: &crate::core::Event) -> Option<String> {
+    let crate::core::EventBody::VoyageLanded { voyage, target, commit, .. } = &event.body else { return None };
+    let theirs = store.ref_target(&tracking(remote, target)).ok().flatten();
+    let commit = commit.parse::<ObjectId>().ok()?;
+    if theirs.is_some_and(|t| crate::store::objects::is_ancestor(store.repo(), commit, t) == Some(true)) {
+        return None;
+    }
+    Some(format!("{voyage}'s landing at {} is not on {remote}'s {target}", crate::store::short(commit)))
+}
+
 fn describe(integrated: &Integrated, report: &mut Report) {
     match integrated {
         Integrated::UpToDate | Integrated::LocalAhead => {}
@@ -259,11 +268,15 @@ fn sync_branches(
         let branch = format!("refs/heads/voyage/{}", &name[prefix.len()..]);
         // Work rejected since (here or elsewhere) leaves the branch first.
         let voyage = name[prefix.len()..].parse().ok();
-        if let (Some(tip), Some(voyage)) = (&tip, voyage)
+        let differs = store.ref_target(&branch)?.is_some_and(|ours| theirs.parse::<ObjectId>().ok() != Some(ours));
+        if differs
+            && let (Some(tip), Some(voyage)) = (&tip, voyage)
             && let Some(voyage) = store.voyage(tip, voyage)?
-            && let Some(said) = store.set_aside_rejected(tip, &voyage)?
         {
-            report.lines.push(said);
+            match store.set_aside_rejected(tip, &voyage)? {
+                crate::store::SetAside::Moved(said) | crate::store::SetAside::Blocked(said) => report.lines.push(said),
+                crate::store::SetAside::Nothing => {}
+            }
         }
         // A concurrent sync may move the branch first; then there is nothing left to do here.
         match store.ref_target(&branch)? {
@@ -313,14 +326,18 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
         }
         let Some(voyage) = store.voyage(&tip, voyage)? else { continue };
         let ours = match store.set_aside_rejected(&tip, &voyage)? {
-            Some(said) => {
+            crate::store::SetAside::Moved(said) => {
                 report.lines.push(said);
                 match store.ref_target(name)? {
                     Some(now) if theirs != Some(now) => now,
                     _ => continue,
                 }
             }
-            None => ours,
+            crate::store::SetAside::Blocked(said) => {
+                report.lines.push(said);
+                continue;
+            }
+            crate::store::SetAside::Nothing => ours,
         };
         if !recorded(store, &tip, &voyage, ours)? {
             report.lines.push(format!(
@@ -356,51 +373,45 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
     Ok(specs)
 }
 
-/// Give renumbered orders' rejected work the new names (`refs/mso/rejected/OLD/N` → `NEW/N`).
-fn rename_rejected(
+/// Push specs for the rejected work the local transactions record (the
+/// remote lacks them): `refs/mso/rejected/ORDER/N` at each rejection's
+/// commit, named by the ledger as it stands after integration (ids may have
+/// been renumbered), created there, never moved. The local refs are brought
+/// to the same names.
+fn rejected_specs(
     store: &Store,
-    orders: &std::collections::BTreeMap<crate::core::OrderId, crate::core::OrderId>,
+    remote: &str,
+    fetched: Option<ObjectId>,
     report: &mut Report,
-) -> Result<()> {
-    let dir = store.top_dir();
-    for (old, new) in orders {
-        let from = format!("{REJECTED_PREFIX}{old}/");
-        let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", &from])?;
-        for line in listing.lines() {
-            let Some((name, id)) = line.split_once(' ') else { continue };
-            let to = format!("{REJECTED_PREFIX}{new}/{}", &name[from.len()..]);
-            git(&dir, &["update-ref", &to, id, ""])?;
-            git(&dir, &["update-ref", "-d", name, id])?;
-            report.lines.push(format!("renamed {name} -> {to}"));
-        }
-    }
-    Ok(())
-}
-
-/// Push specs for rejected work kept here (`refs/mso/rejected/…`) that the
-/// remote lacks and the ledger records: created there, never moved.
-fn rejected_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<(String, String)>> {
-    let dir = store.top_dir();
+) -> Result<Vec<(String, String)>> {
     let Some(tip) = store.tip()? else { return Ok(Vec::new()) };
-    let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", REJECTED_PREFIX])?;
+    let orders: std::collections::BTreeSet<crate::core::OrderId> = store
+        .pending(fetched)?
+        .iter()
+        .flat_map(|e| &e.events)
+        .filter_map(|e| match &e.body {
+            crate::core::EventBody::Rejected { order, .. } => Some(order.clone()),
+            _ => None,
+        })
+        .collect();
     let mut specs = Vec::new();
-    for line in listing.lines() {
-        let Some((name, ours)) = line.split_once(' ') else { continue };
-        let theirs = store.ref_target(&tracking(remote, &name["refs/".len()..]))?;
-        if theirs.is_some_and(|t| ours.parse::<ObjectId>().ok() == Some(t)) {
-            continue;
+    for id in orders {
+        let Some(order) = store.order(&tip, &id)? else { continue };
+        for (i, rejection) in order.rejections.iter().enumerate() {
+            let name = crate::core::state::rejected_ref(&id, i + 1);
+            let Ok(commit) = rejection.head.parse::<ObjectId>() else { continue };
+            if store.require_commit(commit, "rejected work").is_err() {
+                continue;
+            }
+            if store.ref_target(&name)? != Some(commit) {
+                git(&store.top_dir(), &["update-ref", &name, &commit.to_string()])?;
+            }
+            match store.ref_target(&tracking(remote, &name["refs/".len()..]))? {
+                Some(theirs) if theirs == commit => {}
+                Some(_) => report.lines.push(format!("{name} is at another commit on {remote}; not pushed")),
+                None => specs.push((format!("--force-with-lease={name}:"), format!("{commit}:{name}"))),
+            }
         }
-        let recorded = name[REJECTED_PREFIX.len()..].split_once('/').and_then(|(order, n)| {
-            let order = order.parse().ok()?;
-            let n: usize = n.parse().ok()?;
-            let order = store.order(&tip, &order).ok()??;
-            order.rejections.get(n.checked_sub(1)?).map(|r| r.head == ours)
-        });
-        if theirs.is_some() || recorded != Some(true) {
-            report.lines.push(format!("{name} does not match what the ledger or {remote} records; not pushed"));
-            continue;
-        }
-        specs.push((format!("--force-with-lease={name}:"), format!("{name}:{name}")));
     }
     Ok(specs)
 }

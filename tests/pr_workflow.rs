@@ -101,10 +101,10 @@ impl Road {
 }
 
 fn gh_stand_in(road: &Road) {
-    // `gh pr view` finds nothing; `gh pr create` prints the URL the way gh does.
+    // `gh pr list` finds no open pull request; `gh pr create` prints the URL the way gh does.
     road.stand_in(
         "gh",
-        "case \"$1 $2\" in\n  'pr view') exit 1 ;;\n  'pr create') echo 'Creating pull request'; echo 'https://github.com/acme/app/pull/7' ;;\nesac",
+        "case \"$1 $2\" in\n  'pr list') ;;\n  'pr create') echo 'Creating pull request'; echo 'https://github.com/acme/app/pull/7' ;;\nesac",
     );
     let adapter = format!("{}/scripts/crews/gh-pr.sh", env!("CARGO_MANIFEST_DIR"));
     road.repo.git(&["config", "mso.publish.command", &adapter]);
@@ -308,6 +308,12 @@ fn a_fast_forward_landing_is_noticed_by_voyage_list() {
     built_voyage(&road);
     let head = road.repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
     road.repo.git(&["merge", "-q", "--ff-only", "voyage/VOY-0001"]);
+    // Merged here only: the server's main does not have it, so it has not landed.
+    let out = road.ok(&["voyage", "list"]);
+    assert!(!out.contains("landed"), "{out}");
+    // Pushed (to a server without git-mso's post-receive): the remote's branch has it.
+    std::fs::remove_file(road.server.join("hooks/post-receive")).unwrap();
+    road.repo.git(&["push", "-q", "origin", "main"]);
     let out = road.ok(&["voyage", "list"]);
     assert!(out.contains(&format!("VOY-0001 landed on main at {} (fast-forward)", &head[..7])), "{out}");
     assert!(out.contains(&format!("landed on main at {} (fast-forward)", &head[..7])), "{out}");
@@ -318,6 +324,9 @@ fn a_fast_forward_landing_is_noticed_by_voyage_list() {
         (shown["landed"]["how"].as_str(), shown["landed"]["commit"].as_str()),
         (Some("fast-forward"), Some(head.as_str()))
     );
+    // The server checks the landing against its own main, and takes it.
+    let synced = road.ok(&["sync"]);
+    assert!(synced.contains("pushed refs/mso/ledger to origin"), "{synced}");
 }
 
 #[test]
@@ -356,4 +365,94 @@ fn a_closed_voyage_cancels_its_orders_and_takes_no_more() {
     assert!(!again.status.success());
     let listed = road.ok(&["voyage", "list"]);
     assert!(listed.contains("closed"), "{listed}");
+}
+
+#[test]
+fn a_landing_the_servers_branch_does_not_hold_is_refused_and_sync_leaves_it_out() {
+    let road = Road::new();
+    built_voyage(&road);
+    road.ok(&["sync"]);
+    let head = road.repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    // A clone that says the remote's main has the voyage, when it has not.
+    road.repo.git(&["update-ref", "refs/remotes/origin/main", &head]);
+    let out = road.ok(&["voyage", "list"]);
+    assert!(out.contains("VOY-0001 landed on main"), "{out}");
+    let tip = road.server_rev("refs/mso/ledger");
+    let mut push = std::process::Command::new("git");
+    push.args(["push", "origin", "refs/mso/ledger:refs/mso/ledger"]).current_dir(&road.repo.path);
+    common::isolate(&mut push, &road.repo.home);
+    let out = push.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains(&format!("VOYAGE_LANDED for VOY-0001 names {}, which is not on the server's main", &head[..7])),
+        "{said}"
+    );
+    assert_eq!(road.server_rev("refs/mso/ledger"), tip);
+    // sync fetches the real main and leaves the landing out.
+    let out = road.ok(&["sync"]);
+    assert!(out.contains("VOY-0001's landing at"), "{out}");
+    assert_eq!(road.repo.json(&["voyage", "show", "VOY-0001", "--json"])["state"], "open");
+}
+
+#[test]
+fn a_voyage_branch_cannot_be_rewound_behind_its_recorded_head_by_way_of_rejected_work() {
+    let road = Road::new();
+    let repo = &road.repo;
+    road.ok(&["order", "new", "--title", "Greet users"]);
+    road.ok(&["dispatch", "--remote", "origin", "--once"]);
+    road.ok(&["review", "approve", "FTR-0001"]);
+    road.ok(&["dispatch", "--remote", "origin", "--once"]);
+    let rejected = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    road.ok(&["review", "reject", "FTR-0001", "--reason", "no"]);
+    road.ok(&["sync"]);
+    let recorded = road.server_rev("refs/heads/voyage/VOY-0001");
+    let base = repo.git(&["rev-parse", "main"]).trim().to_string();
+    let push = |spec: &str| {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(["push", "origin", spec]).current_dir(&repo.path);
+        common::isolate(&mut cmd, &repo.home);
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Bring the branch to the rejected commit (a fast-forward), then try to
+    // rewind it past the recorded head, as if setting rejected work aside.
+    let (ok, err) = push(&format!("{rejected}:refs/heads/voyage/VOY-0001"));
+    assert!(ok, "{err}");
+    let (ok, err) = push(&format!("+{base}:refs/heads/voyage/VOY-0001"));
+    assert!(!ok, "the rewind landed");
+    assert!(err.contains("is not a fast-forward, and VOY-0001 has open orders"), "{err}");
+    // Back to the recorded head is fine.
+    let (ok, err) = push(&format!("+{recorded}:refs/heads/voyage/VOY-0001"));
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn rejections_made_offline_keep_their_work_when_sync_renumbers_the_orders() {
+    let road = Road::new();
+    let repo = &road.repo;
+    road.ok(&["sync"]);
+    // bob files FTR-0001 on the server meanwhile.
+    let bob = repo.root().join("bob");
+    repo.git(&["clone", "-q", &road.daemon.url("server.git"), bob.to_str().unwrap()]);
+    repo.git_in(&bob, &["config", "user.name", "bob"]);
+    for args in [&["sync"][..], &["order", "new", "--title", "bob's"], &["sync"]] {
+        let out = road.mso_in(&bob, args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // alice, offline, files two orders, plans both and rejects both plans.
+    road.ok(&["order", "new", "--title", "first"]);
+    road.ok(&["order", "new", "--title", "second"]);
+    road.ok(&["dispatch", "--once"]);
+    let first = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let second = repo.git(&["rev-parse", "voyage/VOY-0002"]).trim().to_string();
+    road.ok(&["review", "reject", "FTR-0001", "--reason", "no"]);
+    road.ok(&["review", "reject", "FTR-0002", "--reason", "no"]);
+    let out = road.ok(&["sync"]);
+    assert!(out.contains("renumbered FTR-0002 -> FTR-0003"), "{out}");
+    assert_eq!(road.server_rev("refs/mso/rejected/FTR-0002/1"), first);
+    assert_eq!(road.server_rev("refs/mso/rejected/FTR-0003/1"), second);
+    assert_eq!(repo.git(&["rev-parse", "refs/mso/rejected/FTR-0003/1"]).trim(), second);
+    road.ok(&["sync"]);
+    road.ok(&["fsck"]);
 }

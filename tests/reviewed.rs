@@ -142,3 +142,29 @@ fn approving_a_hold_needs_the_branch_here() {
     let err = repo.fails(&["review", "approve", "FTR-0001"], 1);
     assert!(err.contains("voyage/VOY-0001 is not in this repository"), "{err}");
 }
+
+#[test]
+fn rejecting_a_branch_someone_has_checked_out_leaves_it_until_they_switch_away() {
+    let repo = approved_plan();
+    let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let human = human_commit(&repo, "human.txt");
+    repo.dispatch(&["--once"]);
+    repo.git(&["checkout", "-q", "voyage/VOY-0001"]);
+    let out = repo.ok(&["review", "reject", "FTR-0001", "--reason", "not ours"]);
+    assert!(
+        out.contains("warning: voyage/VOY-0001 holds work rejected for FTR-0001, but it is checked out in"),
+        "{out}"
+    );
+    // Nothing moved under the checkout: no rejected work left staged in it.
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]).trim(), human);
+    assert_eq!(repo.git(&["status", "--porcelain"]).trim(), "");
+    // No crew builds on it meanwhile, and the order is not held on rejected work.
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("FTR-0001  skipped: voyage/VOY-0001 holds work rejected for FTR-0001"), "{out}");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.git(&["show", "voyage/VOY-0001:build.txt"]), "alone\n");
+    assert_eq!(repo.git(&["rev-parse", "refs/mso/rejected/FTR-0001/1"]).trim(), human);
+    assert!(repo.git(&["merge-base", "--is-ancestor", &recorded, "voyage/VOY-0001"]).is_empty());
+    repo.ok(&["fsck"]);
+}

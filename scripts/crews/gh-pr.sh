@@ -1,6 +1,6 @@
 #!/bin/sh
 # Forge adapter: open (or update) a GitHub pull request for a voyage with the
-# GitHub CLI. Follows gh 2.x flags (`gh pr view|create|edit`). Configure once:
+# GitHub CLI. Follows gh 2.x flags (`gh pr list|create|edit`). Configure once:
 #   git config mso.publish.command "$(git rev-parse --show-toplevel)/scripts/crews/gh-pr.sh"
 #
 # git-mso has already pushed the branch; it passes everything in the environment,
@@ -9,9 +9,10 @@
 # request's URL goes to MSO_RESULT_FILE and is recorded with VOYAGE_PUBLISHED.
 set -eu
 command -v gh >/dev/null 2>&1 || { echo "gh is not installed or not on PATH" >&2; exit 127; }
-if url=$(gh pr view "$MSO_PR_HEAD" --json url --jq .url 2>/dev/null) && [ -n "$url" ]; then
-  # Published before: bring its title and body up to date.
-  gh pr edit "$MSO_PR_HEAD" --title "$MSO_PR_TITLE" --body-file "$MSO_PR_BODY_FILE" >/dev/null
+# An open pull request of this branch (never a closed or merged one) is updated.
+url=$(gh pr list --head "$MSO_PR_HEAD" --state open --json url --jq '.[0].url // empty')
+if [ -n "$url" ]; then
+  gh pr edit "$url" --title "$MSO_PR_TITLE" --body-file "$MSO_PR_BODY_FILE" >/dev/null
 else
   url=$(gh pr create --base "$MSO_PR_BASE" --head "$MSO_PR_HEAD" --title "$MSO_PR_TITLE" \
     --body-file "$MSO_PR_BODY_FILE" | tail -n 1)

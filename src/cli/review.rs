@@ -225,8 +225,9 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             let voyage = committed.order(&args.id).and_then(|o| committed.state.voyages.get(&o.voyage));
             if let (Some(voyage), Some(tip)) = (voyage, store.tip()?) {
                 match store.set_aside_rejected(&tip, voyage) {
-                    Ok(Some(said)) => writeln!(ctx.out, "  {said}")?,
-                    Ok(None) => {}
+                    Ok(crate::store::SetAside::Moved(said)) => writeln!(ctx.out, "  {said}")?,
+                    Ok(crate::store::SetAside::Blocked(why)) => writeln!(ctx.out, "  warning: {why}")?,
+                    Ok(crate::store::SetAside::Nothing) => {}
                     Err(e) => tracing::warn!("the rejection is recorded, but the branch was not moved back: {e}"),
                 }
             }

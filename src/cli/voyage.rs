@@ -196,9 +196,19 @@ pub(super) fn target_tips(store: &crate::store::Store, target: &str) -> Vec<(Str
     names.into_iter().filter_map(|n| store.ref_target(&n).ok().flatten().map(|id| (n, id))).collect()
 }
 
-/// Record the landings this repository can see; say what was found.
+/// Record the landings this repository can see; say what was found. With
+/// remotes, only what their branches hold counts (a server checks a
+/// landing against its own branch, so one seen on a local branch would
+/// never be accepted); a repository without remotes has only its own.
 fn notice_landings(store: &crate::store::Store, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-    let tips = |target: &str| target_tips(store, target).into_iter().map(|(_, id)| id).collect();
+    let has_remotes = !store.repo().remote_names().is_empty();
+    let tips = |target: &str| {
+        target_tips(store, target)
+            .into_iter()
+            .filter(|(name, _)| !has_remotes || name.starts_with("refs/remotes/"))
+            .map(|(_, id)| id)
+            .collect()
+    };
     for line in store.record_landings(&tips)? {
         writeln!(out, "{line}")?;
     }

@@ -248,8 +248,12 @@ pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<S
         | EventBody::VoyageLanded { voyage, .. }
         | EventBody::VoyageClosed { voyage, .. } => {
             let config = config(&state)?.clone();
-            let voyage = state.voyages.get_mut(voyage).ok_or(TransitionError::UnknownVoyage(*voyage))?;
-            voyage_event(voyage, event, &config, objects)?;
+            let State { voyages, orders, .. } = &mut state;
+            let voyage = voyages.get_mut(voyage).ok_or(TransitionError::UnknownVoyage(*voyage))?;
+            // Who runs on the voyage now: a release run may publish it.
+            let running = voyage.active.as_ref().and_then(|id| orders.get(id)).filter(|o| o.status == Status::Running);
+            let runner = running.and_then(|o| o.lease.as_ref()).map(|l| l.actor.clone());
+            voyage_event(voyage, event, &config, runner.as_deref(), objects)?;
         }
         EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage } => {
             create_order(&mut state, event, order, (title, brief, acceptance), (roles, gates), *voyage)?;
@@ -404,10 +408,21 @@ pub fn check_branch_name(what: &str, name: &str) -> Result<()> {
 /// What the events about a voyage itself may do: publish its recorded head
 /// while it is open, record where it landed, close it. A landed or closed
 /// voyage takes none of them again.
-fn voyage_event(voyage: &mut Voyage, event: &Event, config: &Config, objects: &dyn Objects) -> Result<()> {
+fn voyage_event(
+    voyage: &mut Voyage,
+    event: &Event,
+    config: &Config,
+    runner: Option<&str>,
+    objects: &dyn Objects,
+) -> Result<()> {
     if let Some(why) = voyage.finished() {
         return Err(TransitionError::BadInput(format!("{why}; it takes no {}", event.body.name())));
     }
+    // Publishing and closing speak for the team: with an approver list, only
+    // admins and approvers do it (and the runner of a release on the voyage
+    // publishes).
+    let manager =
+        config.approvers.is_empty() || config.admins.contains(&event.actor) || config.approvers.contains(&event.actor);
     let recorded_head = |head: &str, what: &str| {
         if head == voyage.head {
             Ok(())
@@ -423,6 +438,13 @@ fn voyage_event(voyage: &mut Voyage, event: &Event, config: &Config, objects: &d
     let (at, by) = (event.at, event.actor.clone());
     match &event.body {
         EventBody::VoyagePublished { head, title, url, text, .. } => {
+            if !manager && runner != Some(event.actor.as_str()) {
+                return Err(TransitionError::BadInput(format!(
+                    "{} may not publish {}: with an approver list, only admins, approvers and the runner of a \
+                     release on it may",
+                    event.actor, voyage.id
+                )));
+            }
             recorded_head(head, "the publication names")?;
             existing_commit("published head", head, objects)?;
             line("title", title, limits::TITLE)?;
@@ -450,14 +472,15 @@ fn voyage_event(voyage: &mut Voyage, event: &Event, config: &Config, objects: &d
             if here {
                 check_landing(voyage, commit, *how, objects)?;
             }
+            // While a role runs or awaits review the head is not settled.
+            if let Some(active) = &voyage.active {
+                return Err(TransitionError::VoyageBusy { voyage: voyage.id, order: active.clone() });
+            }
             voyage.landed =
                 Some(Landing { at, by, target: target.clone(), commit: commit.clone(), head: head.clone(), how: *how });
         }
         EventBody::VoyageClosed { reason, .. } => {
-            let allowed = config.approvers.is_empty()
-                || config.admins.contains(&event.actor)
-                || config.approvers.contains(&event.actor);
-            if !allowed {
+            if !manager {
                 return Err(TransitionError::BadInput(format!(
                     "{} may not close {}: with an approver list, only admins and approvers may",
                     event.actor, voyage.id

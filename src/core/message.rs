@@ -12,7 +12,10 @@ use super::event::Event;
 pub enum MessageError {
     #[error("not a git-mso ledger commit (no Mso-Schema trailer)")]
     Foreign,
-    #[error("written with ledger schema {0}, this git-mso reads schema {SCHEMA}: upgrade git-mso")]
+    #[error(
+        "written with ledger schema {0}, this git-mso reads schema {SCHEMA} only: use the git-mso that wrote it, \
+         or start a new ledger"
+    )]
     UnsupportedSchema(String),
     #[error("event line {line} is not a valid event: {reason}")]
     BadEvent { line: usize, reason: String },
@@ -91,11 +94,12 @@ fn schema_trailer(message: &str) -> Option<&str> {
 /// The trailer that ties a commit (a pull request's squash merge) to a voyage.
 pub const VOYAGE_TRAILER: &str = "Mso-Voyage";
 
-/// Whether `message` carries the `Mso-Voyage: VOY-NNNN` trailer of `voyage`
-/// on a line of its own.
+/// Whether `message` carries the `Mso-Voyage: VOY-NNNN` trailer of `voyage`:
+/// a line of its own, from its first column (not an indented line quoting
+/// it, such as a commit subject in `git request-pull`'s shortlog).
 pub fn carries_voyage(message: &str, voyage: super::ids::VoyageId) -> bool {
     let wanted = format!("{VOYAGE_TRAILER}: {voyage}");
-    message.lines().any(|l| l.trim() == wanted)
+    message.lines().any(|l| l.trim_end() == wanted)
 }
 
 pub fn check_schema(message: &str) -> Result<(), MessageError> {

@@ -143,8 +143,9 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
     let before = store.tip_unchecked()?;
     let mut after = before;
     let mut holds = Vec::new();
+    let mut landings = Vec::new();
     if let Some(update) = updates.iter().find(|u| u.name == LEDGER_REF) {
-        if let Some(reason) = check_ledger(store, update, ctx, &mut holds)? {
+        if let Some(reason) = check_ledger(store, update, ctx, &mut holds, &mut landings)? {
             return refuse(update, reason);
         }
         after = Some(update.new);
@@ -158,8 +159,9 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
             return Ok(Some("validating the push took longer than its time budget (mso.server.timeBudget)".into()));
         }
         if update.name.starts_with(refs::VOYAGE_PREFIX) {
+            let set_aside = refs::sets_aside_rejected(&mut views[0], update, updates)?;
             for view in &mut views {
-                if let Some(reason) = refs::check_voyage(view, update, updates, ctx)? {
+                if let Some(reason) = refs::check_voyage(view, update, set_aside, ctx)? {
                     return refuse(update, reason);
                 }
             }
@@ -180,6 +182,11 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
             return Ok(Some(format!("refs/mso/ledger: {reason}")));
         }
     }
+    for (voyage, target, commit) in landings {
+        if let Some(reason) = refs::check_landing(store, updates, voyage, &target, &commit)? {
+            return Ok(Some(format!("refs/mso/ledger: {reason}")));
+        }
+    }
     Ok(None)
 }
 
@@ -191,6 +198,7 @@ fn check_ledger(
     update: &Update,
     ctx: &Context,
     holds: &mut Vec<(crate::core::OrderId, String)>,
+    landings: &mut Vec<(crate::core::VoyageId, String, String)>,
 ) -> Result<Option<String>> {
     if update.new.is_null() {
         return Ok(Some("deleting it is not allowed".into()));
@@ -202,6 +210,7 @@ fn check_ledger(
     };
     let events = Cell::new(0usize);
     let held = std::cell::RefCell::new(Vec::new());
+    let landed = std::cell::RefCell::new(Vec::new());
     let per_commit = |entry: &crate::store::Entry| -> std::result::Result<(), String> {
         events.set(events.get() + entry.events.len());
         if events.get() > limits::EVENTS {
@@ -227,6 +236,9 @@ fn check_ledger(
                     ));
                 }
                 EventBody::Held { order, head, .. } => held.borrow_mut().push((order.clone(), head.clone())),
+                EventBody::VoyageLanded { voyage, target, commit, .. } => {
+                    landed.borrow_mut().push((*voyage, target.clone(), commit.clone()))
+                }
                 _ => {}
             }
             if event.at.abs_diff(ctx.now) > ctx.max_skew.as_secs() {
@@ -245,6 +257,7 @@ fn check_ledger(
     match store.replay_with(base, &chain, &rules) {
         Ok(_) => {
             holds.extend(held.take());
+            landings.extend(landed.take());
             Ok(None)
         }
         Err(ReplayError::Problem(p)) => Ok(Some(p.to_string())),
@@ -315,13 +328,20 @@ pub fn pre_receive(store: &mut Store, input: &str, err: &mut dyn Write) -> Resul
 /// `mso.server.dispatch` is true, wake the server's one dispatcher and return.
 pub fn post_receive(store: &Store, input: &str, out: &mut dyn Write) -> Result<()> {
     let updates = parse_updates(input);
-    // A branch other than a voyage's moved: voyages meant to land on it may have.
-    let branch_moved = updates
+    // Branches other than voyages' moved: voyages meant to land on them may have.
+    let moved: Vec<String> = updates
         .iter()
-        .any(|u| u.name.starts_with("refs/heads/") && !u.name.starts_with(refs::VOYAGE_PREFIX) && !u.new.is_null());
-    if branch_moved && store.tip()?.is_some() {
-        let tips =
-            |target: &str| store.ref_target(&format!("refs/heads/{target}")).ok().flatten().into_iter().collect();
+        .filter(|u| u.name.starts_with("refs/heads/") && !u.name.starts_with(refs::VOYAGE_PREFIX) && !u.new.is_null())
+        .map(|u| u.name.clone())
+        .collect();
+    if !moved.is_empty() && store.tip()?.is_some() {
+        let tips = |target: &str| {
+            let name = format!("refs/heads/{target}");
+            if !moved.contains(&name) {
+                return Vec::new();
+            }
+            store.ref_target(&name).ok().flatten().into_iter().collect()
+        };
         match store.record_landings(&tips) {
             Ok(lines) => {
                 for line in lines {

@@ -132,14 +132,14 @@ fn listed(ids: &[OrderId]) -> String {
 /// - while one of its orders runs, only that run's lease holder moves it
 ///   (when the hosting layer names the pusher);
 /// - while it has open orders, it is not deleted, and moves only by
-///   fast-forward, back to the head the ledger recorded, or back to an
-///   older recorded state when the commits it leaves are kept as rejected
-///   work (`refs/mso/rejected/…`);
+///   fast-forward or back to the head the ledger recorded (judged by the
+///   ledger before the push too: only from a commit the pushed ledger
+///   records as rejected, kept under `refs/mso/rejected/…`);
 /// - it is created at, or on top of, the recorded head.
 pub(super) fn check_voyage(
     view: &mut LedgerView<'_>,
     update: &Update,
-    updates: &[Update],
+    set_aside: bool,
     ctx: &Context,
 ) -> Result<Option<String>> {
     let refuse = |why: String| Ok(Some(why));
@@ -196,10 +196,7 @@ pub(super) fn check_voyage(
         }
         return Ok(None);
     }
-    // Back to an older recorded state, while the work it leaves is kept as
-    // rejected: the ledger before a push that records a rejection.
-    let set_aside = || descends(store, recorded, update.new) && kept_as_rejected(store, updates, update.old);
-    if !open.is_empty() && !descends(store, update.new, update.old) && !set_aside() {
+    if !open.is_empty() && !descends(store, update.new, update.old) && !set_aside {
         return refuse(format!(
             "{}..{} is not a fast-forward, and {id} has open orders ({}); only a fast-forward, or a reset to the \
              recorded head {}, is accepted",
@@ -210,6 +207,27 @@ pub(super) fn check_voyage(
         ));
     }
     Ok(None)
+}
+
+/// Whether a voyage branch update takes rejected work off the branch, as
+/// the ledger after the push has it: the branch moves from a commit it
+/// records as a rejection of one of the voyage's orders to the voyage's
+/// recorded head, and that commit stays reachable under
+/// `refs/mso/rejected/` (there already, or created by this push). Judged
+/// once, by the ledger after the push, for both views.
+pub(super) fn sets_aside_rejected(after: &mut LedgerView<'_>, update: &Update, updates: &[Update]) -> Result<bool> {
+    let name = &update.name[VOYAGE_PREFIX.len()..];
+    let Some(id) = name.parse::<VoyageId>().ok().filter(|id| id.to_string() == name) else { return Ok(false) };
+    if update.old.is_null() || update.new.is_null() {
+        return Ok(false);
+    }
+    let Some(voyage) = after.voyage(id)? else { return Ok(false) };
+    if voyage.head.parse::<ObjectId>().ok() != Some(update.new) {
+        return Ok(false);
+    }
+    let Some(tip) = after.tip()? else { return Ok(false) };
+    Ok(after.store.rejection_at(&tip, &voyage, update.old)?.is_some()
+        && kept_as_rejected(after.store, updates, update.old))
 }
 
 /// Whether `commit` stays reachable as rejected work: a ref under
@@ -250,6 +268,32 @@ pub(super) fn check_hold(
         crate::core::event::short(head),
         tip.map_or_else(|| "nothing".to_string(), short)
     )))
+}
+
+/// A pushed VOYAGE_LANDED names a commit of the voyage's target branch as
+/// the server has it (after this push, if the push moves it): a landing is a
+/// fact of the server's branches, not of a branch a pusher has elsewhere.
+pub(super) fn check_landing(
+    store: &Store,
+    updates: &[Update],
+    voyage: VoyageId,
+    target: &str,
+    commit: &str,
+) -> Result<Option<String>> {
+    let name = format!("refs/heads/{target}");
+    let tip = match updates.iter().find(|u| u.name == name) {
+        Some(update) if update.new.is_null() => None,
+        Some(update) => Some(update.new),
+        None => store.ref_target(&name)?,
+    };
+    let Ok(commit) = commit.parse::<ObjectId>() else { return Ok(Some("a landing names no commit".into())) };
+    match tip {
+        Some(tip) if is_ancestor(store.repo(), commit, tip) == Some(true) => Ok(None),
+        _ => Ok(Some(format!(
+            "VOYAGE_LANDED for {voyage} names {}, which is not on the server's {target}",
+            short(commit)
+        ))),
+    }
 }
 
 /// Whether the hook judges pushes to `name` (and so checks their old value).

@@ -239,9 +239,9 @@ fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
     if let Some(tip) = store.tip()?
         && let Some(order) = store.order(&tip, id)?
         && let Some(voyage) = store.voyage(&tip, order.voyage)?
-        && let Err(e) = store.set_aside_rejected(&tip, &voyage)
+        && let crate::store::SetAside::Blocked(why) = store.set_aside_rejected(&tip, &voyage)?
     {
-        tracing::warn!("{} holds rejected work that could not be set aside: {e}", voyage.id.branch());
+        return Err(crate::error::Error::Input(why));
     }
     let (claimed, committed) = store.transact_if(|tx| {
         let ttl = tx.config()?.lease_ttl_secs as i64;

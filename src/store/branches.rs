@@ -45,6 +45,8 @@ impl Store {
                 }
             }
         };
+        // A voyage branch is never another voyage's target.
+        let named = named.filter(|n| !n.starts_with("voyage/"));
         Ok((base, named.filter(|n| crate::core::apply::check_branch_name("target", n).is_ok())))
     }
 

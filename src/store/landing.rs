@@ -74,10 +74,17 @@ impl Store {
 
     /// Record VOYAGE_LANDED for every open or published voyage whose target
     /// branch, as `tips` gives it (the target's name to the commits it is at:
-    /// local, remote-tracking, on the server), has its recorded head. Returns
-    /// one line per landing recorded.
+    /// a remote's tracking branch, the server's branch), has its recorded
+    /// head. A target commit already looked at for every voyage aimed at it
+    /// is not looked at again (`<git dir>/mso/landings-seen`). Returns one
+    /// line per landing recorded.
     pub fn record_landings(&self, tips: &dyn Fn(&str) -> Vec<ObjectId>) -> Result<Vec<String>> {
         let Some(tip) = self.tip()? else { return Ok(Vec::new()) };
+        let seen_file = self.common_dir().join("mso").join("landings-seen");
+        let seen: std::collections::HashSet<String> =
+            std::fs::read_to_string(&seen_file).unwrap_or_default().lines().take(10_000).map(str::to_string).collect();
+        let mut looked = std::collections::BTreeSet::new();
+        let mut unsettled = std::collections::BTreeSet::new();
         let mut found = Vec::new();
         for voyage in self.voyages(&tip)? {
             if !matches!(voyage.state(), VoyageState::Open | VoyageState::Published) {
@@ -85,11 +92,33 @@ impl Store {
             }
             let Some(target) = voyage.target.clone() else { continue };
             for target_tip in tips(&target) {
+                let key = format!("{target} {target_tip}");
+                if seen.contains(&key) {
+                    continue;
+                }
+                // A voyage with a run or a review in progress is looked at
+                // again later: its head is not settled.
+                if voyage.active.is_some() {
+                    unsettled.insert(key);
+                    continue;
+                }
+                looked.insert(key);
                 if let Some((commit, how)) = self.landing(&voyage, target_tip)? {
                     found.push((voyage.id, target.clone(), commit, how));
                     break;
                 }
             }
+        }
+        let remember: Vec<&String> = looked.difference(&unsettled).collect();
+        if !remember.is_empty() {
+            // Keep what was seen of other targets; a target's older commits go.
+            let target_of = |k: &str| k.split(' ').next().unwrap_or_default().to_string();
+            let fresh: std::collections::HashSet<String> = remember.iter().map(|k| target_of(k)).collect();
+            let kept = seen.iter().filter(|k| !fresh.contains(&target_of(k)));
+            let text: String = kept.chain(remember.iter().copied()).map(|k| format!("{k}\n")).collect();
+            // A cache: losing it costs a second look, nothing more.
+            let _ = std::fs::create_dir_all(seen_file.parent().unwrap_or(self.common_dir()));
+            let _ = std::fs::write(&seen_file, text);
         }
         let mut lines = Vec::new();
         for (id, target, commit, how) in found {

@@ -25,6 +25,7 @@ pub use history::Entry;
 pub use notes::{MAX_NOTE_BYTES, MAX_NOTES, MAX_NOTES_BYTES, MergedNotes, NOTES_REF};
 pub use objects::RepoObjects;
 pub use rebase::{Integrated, Rebased, Stale};
+pub use rejected::SetAside;
 pub use sign::Signer;
 pub use tx::{Committed, Tx};
 pub use verify::{CommitRule, Problem, ReplayError, ReplayRules, Replayed};

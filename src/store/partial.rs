@@ -65,7 +65,11 @@ impl Partial {
             }
         }
         if let Some(voyage) = body.voyage() {
-            self.voyage(store, voyage)?;
+            let active = self.voyage(store, voyage)?.and_then(|v| v.active.clone());
+            // An event about the voyage itself may depend on who runs there.
+            if let Some(active) = active.filter(|_| body.voyage_event().is_some()) {
+                self.order(store, &active)?;
+            }
         }
         Ok(())
     }

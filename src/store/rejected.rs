@@ -13,6 +13,17 @@ use crate::core::state::rejected_ref;
 use crate::core::{OrderId, Voyage};
 use crate::error::{Error, Result};
 
+/// What `set_aside_rejected` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetAside {
+    /// The branch is not at rejected work.
+    Nothing,
+    /// The rejected work is kept aside and the branch is back at the recorded head.
+    Moved(String),
+    /// The branch is at rejected work but was left there, for the reason given.
+    Blocked(String),
+}
+
 impl Store {
     /// The rejection the ledger at `tip` records at `commit` for one of
     /// `voyage`'s orders: the order and the rejection's number (from 1).
@@ -32,28 +43,63 @@ impl Store {
     /// `refs/mso/rejected/ORDER/N` at it (unless that ref exists) and move
     /// the branch back to the recorded head. Says what it did, if anything.
     /// A branch at anything else is left alone.
-    pub fn set_aside_rejected(&self, tip: &Tip, voyage: &Voyage) -> Result<Option<String>> {
-        let Some(branch) = self.branch_tip(voyage)? else { return Ok(None) };
-        let Ok(recorded) = voyage.head.parse::<ObjectId>() else { return Ok(None) };
+    pub fn set_aside_rejected(&self, tip: &Tip, voyage: &Voyage) -> Result<SetAside> {
+        let Some(branch) = self.branch_tip(voyage)? else { return Ok(SetAside::Nothing) };
+        let Ok(recorded) = voyage.head.parse::<ObjectId>() else { return Ok(SetAside::Nothing) };
         if branch == recorded {
-            return Ok(None);
+            return Ok(SetAside::Nothing);
         }
-        let Some((order, number)) = self.rejection_at(tip, voyage, branch)? else { return Ok(None) };
+        let Some((order, number)) = self.rejection_at(tip, voyage, branch)? else { return Ok(SetAside::Nothing) };
+        let name = format!("refs/heads/{}", voyage.id.branch());
+        if let Some(worktree) = self.checked_out(&name)? {
+            // Moving it under someone's checkout would leave the rejected work
+            // staged there, one `commit -a` from coming back.
+            return Ok(SetAside::Blocked(format!(
+                "{} holds work rejected for {order}, but it is checked out in {worktree}: switch away, then \
+                 `git mso sync` or `git mso dispatch` takes it off the branch",
+                voyage.id.branch()
+            )));
+        }
         let kept = rejected_ref(&order, number);
-        if self.ref_target(&kept)?.is_none() {
-            self.set_ref(&kept, PreviousValue::MustNotExist, branch, &format!("git-mso: {order} rejection {number}"))
-                .map_err(|e| Error::git(format!("keeping the rejected commits at {kept}"), e))?;
+        match self.ref_target(&kept)? {
+            None => self
+                .set_ref(&kept, PreviousValue::MustNotExist, branch, &format!("git-mso: {order} rejection {number}"))
+                .map_err(|e| Error::git(format!("keeping the rejected commits at {kept}"), e))?,
+            Some(there) if there == branch => {}
+            Some(there) => {
+                return Ok(SetAside::Blocked(format!(
+                    "{kept} is at {}, not at the rejected {}: {} is left where it is, so nothing becomes \
+                     unreachable; look with `git log {kept}`",
+                    short(there),
+                    short(branch),
+                    voyage.id.branch()
+                )));
+            }
         }
         self.require_commit(recorded, &format!("the recorded head of {}", voyage.id))?;
-        let name = format!("refs/heads/{}", voyage.id.branch());
         let message = format!("git-mso: {order} rejected; back to the recorded head");
         self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(branch)), recorded, &message)
             .map_err(|e| Error::git(format!("moving {} back to {}", voyage.id.branch(), short(recorded)), e))?;
-        Ok(Some(format!(
+        Ok(SetAside::Moved(format!(
             "{} back at {} (the rejected commits up to {} are kept at {kept})",
             voyage.id.branch(),
             short(recorded),
             short(branch)
         )))
+    }
+
+    /// The worktree (other than git-mso's own, which are detached) where
+    /// the branch `name` is checked out, if any.
+    pub fn checked_out(&self, name: &str) -> Result<Option<String>> {
+        let listing = crate::gitcli::git(&self.top_dir(), &["worktree", "list", "--porcelain"])?;
+        let mut path = None;
+        for line in listing.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = Some(p.to_string());
+            } else if line.strip_prefix("branch ") == Some(name) {
+                return Ok(path.or_else(|| Some("a worktree".into())));
+            }
+        }
+        Ok(None)
     }
 }
