@@ -216,6 +216,15 @@ fn an_order_walks_from_filing_to_a_landed_pull_request() {
     assert_eq!(shown["landed"]["how"], "merge");
     let human = road.ok(&["voyage", "show", "VOY-0001"]);
     assert!(human.contains("VOY-0001  voyage/VOY-0001  landed"), "{human}");
+    assert!(human.contains("FTR-0001  landed     ✓PLN* ✓BLD* ✓TST ✓REL  Greet users"), "{human}");
+    let listed = road.ok(&["order", "list"]);
+    assert!(listed.contains("FTR-0001  landed"), "its orders are shown as landed: {listed}");
+    let shown = road.ok(&["order", "show", "FTR-0001"]);
+    assert!(
+        shown.contains(&format!("voyage      VOY-0001 (voyage/VOY-0001), landed on main at {} (merge)", &merge[..7])),
+        "{shown}"
+    );
+    assert!(shown.contains("rejected    BLD attempt 1 at"), "{shown}");
     let refused = road.mso_in(&repo.path, &["order", "new", "--title", "more", "--voyage", "VOY-0001"]);
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());

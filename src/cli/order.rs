@@ -203,7 +203,11 @@ fn list(args: ListArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             && args.voyage.is_none_or(|v| s.voyage == v)
     });
     orders.sort_by(|a, b| a.id.cmp(&b.id));
-    output::summaries(ctx.out, &orders, args.json, "no orders")
+    let landed = match args.json {
+        true => Default::default(),
+        false => store.voyages(&tip)?.into_iter().filter(|v| v.landed.is_some()).map(|v| v.id).collect(),
+    };
+    output::summaries(ctx.out, &orders, args.json, "no orders", &landed)
 }
 
 fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
@@ -225,7 +229,9 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         role_with_persona(&config, &order.role),
         order.attempt
     )?;
-    writeln!(out, "voyage      {} ({})", order.voyage, order.voyage.branch())?;
+    let voyage = store.voyage(&tip, order.voyage)?;
+    let where_ = voyage.as_ref().map(crate::publish::state_line).unwrap_or_default();
+    writeln!(out, "voyage      {} ({}), {where_}", order.voyage, order.voyage.branch())?;
     writeln!(out, "roles       {}   (* = review gate)", sequence(&order.roles, &order.gates))?;
     if let Some(lease) = &order.lease {
         writeln!(

@@ -56,10 +56,16 @@ pub fn sequence(roles: &[Role], gates: &[Role]) -> String {
         .join(" → ")
 }
 
-fn summary_row(s: &OrderSummary) -> Vec<String> {
+fn summary_row(s: &OrderSummary, landed: &std::collections::BTreeSet<crate::core::VoyageId>) -> Vec<String> {
+    // A completed order whose voyage reached its target is shown as landed.
+    let status = if s.status == crate::core::Status::Completed && landed.contains(&s.voyage) {
+        "landed".to_string()
+    } else {
+        s.status.to_string()
+    };
     vec![
         s.id.to_string(),
-        s.status.to_string(),
+        status,
         s.role.to_string(),
         s.attempt.to_string(),
         s.voyage.to_string(),
@@ -68,7 +74,14 @@ fn summary_row(s: &OrderSummary) -> Vec<String> {
 }
 
 /// Order summaries as a table, as JSON, or `empty` when there are none.
-pub fn summaries(out: &mut dyn Write, orders: &[OrderSummary], json: bool, empty: &str) -> anyhow::Result<()> {
+/// `landed`: the voyages that landed (their completed orders read `landed`).
+pub fn summaries(
+    out: &mut dyn Write,
+    orders: &[OrderSummary],
+    json: bool,
+    empty: &str,
+    landed: &std::collections::BTreeSet<crate::core::VoyageId>,
+) -> anyhow::Result<()> {
     if json {
         return self::json(out, &orders);
     }
@@ -76,6 +89,6 @@ pub fn summaries(out: &mut dyn Write, orders: &[OrderSummary], json: bool, empty
         writeln!(out, "{empty}")?;
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = orders.iter().map(summary_row).collect();
+    let rows: Vec<Vec<String>> = orders.iter().map(|s| summary_row(s, landed)).collect();
     table(out, &["ID", "STATUS", "ROLE", "ATTEMPT", "VOYAGE", "TITLE"], &rows)
 }

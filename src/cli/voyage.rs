@@ -358,7 +358,8 @@ fn show(store: &crate::store::Store, args: ShowArgs, ctx: &mut Ctx<'_>) -> anyho
                 format!("{mark}{}{}", r.role, if r.gated { "*" } else { "" })
             })
             .collect();
-        writeln!(out, "  {}  {:<9}  {}  {}", o.id, o.status.as_str(), roles.join(" "), one(&o.title))?;
+        let status = if o.status == Status::Completed && v.landed.is_some() { "landed" } else { o.status.as_str() };
+        writeln!(out, "  {}  {status:<9}  {}  {}", o.id, roles.join(" "), one(&o.title))?;
     }
     match &shown.commits {
         Some(range) => {
