@@ -124,8 +124,8 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
             Err(Error::Conflict { .. }) => continue,
             other => other?,
         };
-        let voyages = match &integrated {
-            Integrated::Rebased(r) => r.voyages.clone(),
+        let (voyages, renumbered) = match &integrated {
+            Integrated::Rebased(r) => (r.voyages.clone(), r.orders.clone()),
             _ => Default::default(),
         };
         describe(&integrated, &mut report);
@@ -133,7 +133,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         // Voyages whose work reached their target branch on the remote (the
         // server's hook checks a landing against its own branch).
         let tips = |target: &str| store.ref_target(&tracking(remote, target)).ok().flatten().into_iter().collect();
-        report.lines.extend(store.record_landings(&tips)?);
+        report.lines.extend(store.record_landings(&tips, std::time::Duration::from_secs(10))?);
         // The ledger and the voyage branches it names go in one atomic push:
         // the server sees a new voyage's branch together with its creation,
         // and never a ledger naming a commit it does not have. Commits a
@@ -158,7 +158,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         }
         specs = rest;
         let branches = specs.len() + first.len();
-        specs.extend(rejected_specs(&store, remote, fetched, &mut report)?);
+        specs.extend(rejected_specs(&store, remote, fetched, &renumbered, &mut report)?);
         let local = store.ref_target(LEDGER_REF)?;
         let ledger_ahead = local.is_some() && local != fetched;
         if ledger_ahead {
@@ -294,7 +294,17 @@ fn sync_branches(
                     },
                     _ => false,
                 };
-                if !rejected && git(&dir, &["merge-base", "--is-ancestor", &ours.to_string(), theirs]).is_ok() {
+                // Never under someone's checkout: their worktree would go stale.
+                let checked_out = store.checked_out(&branch)?;
+                if let Some(worktree) = &checked_out {
+                    report.lines.push(format!(
+                        "{branch} is checked out in {worktree}: not brought up to {remote}'s (switch away, or pull)"
+                    ));
+                }
+                if !rejected
+                    && checked_out.is_none()
+                    && git(&dir, &["merge-base", "--is-ancestor", &ours.to_string(), theirs]).is_ok()
+                {
                     let _ = git(&dir, &["update-ref", &branch, theirs, &ours.to_string()]);
                 }
             }
@@ -375,15 +385,18 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
 
 /// Push specs for the rejected work the local transactions record (the
 /// remote lacks them): `refs/mso/rejected/ORDER/N` at each rejection's
-/// commit, named by the ledger as it stands after integration (ids may have
-/// been renumbered), created there, never moved. The local refs are brought
-/// to the same names.
+/// commit, named by the ledger as it stands after integration, created
+/// there, never moved. Here, refs of renumbered orders take their new names
+/// in one ref transaction (old names go only when their commit keeps a
+/// name); a name already holding other work is reported, never overwritten.
 fn rejected_specs(
     store: &Store,
     remote: &str,
     fetched: Option<ObjectId>,
+    renumbered: &std::collections::BTreeMap<crate::core::OrderId, crate::core::OrderId>,
     report: &mut Report,
 ) -> Result<Vec<(String, String)>> {
+    use crate::core::state::{REJECTED_PREFIX, rejected_ref};
     let Some(tip) = store.tip()? else { return Ok(Vec::new()) };
     let orders: std::collections::BTreeSet<crate::core::OrderId> = store
         .pending(fetched)?
@@ -394,23 +407,66 @@ fn rejected_specs(
             _ => None,
         })
         .collect();
-    let mut specs = Vec::new();
-    for id in orders {
-        let Some(order) = store.order(&tip, &id)? else { continue };
+    // What the ledger names, for the commits this repository has.
+    let mut wanted: Vec<(String, ObjectId)> = Vec::new();
+    for id in &orders {
+        let Some(order) = store.order(&tip, id)? else { continue };
         for (i, rejection) in order.rejections.iter().enumerate() {
-            let name = crate::core::state::rejected_ref(&id, i + 1);
             let Ok(commit) = rejection.head.parse::<ObjectId>() else { continue };
-            if store.require_commit(commit, "rejected work").is_err() {
-                continue;
+            if store.require_commit(commit, "rejected work").is_ok() {
+                wanted.push((rejected_ref(id, i + 1), commit));
             }
-            if store.ref_target(&name)? != Some(commit) {
-                git(&store.top_dir(), &["update-ref", &name, &commit.to_string()])?;
+        }
+    }
+    let kept: std::collections::BTreeSet<ObjectId> = wanted.iter().map(|(_, c)| *c).collect();
+    let names: std::collections::BTreeSet<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
+    // Old names of renumbered orders whose work keeps a new name.
+    let mut vacated: std::collections::BTreeMap<String, ObjectId> = Default::default();
+    for old in renumbered.keys() {
+        let prefix = format!("{REJECTED_PREFIX}{old}/");
+        let listing = git(&store.top_dir(), &["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
+        for line in listing.lines() {
+            if let Some((name, id)) = line.split_once(' ')
+                && let Ok(id) = id.parse::<ObjectId>()
+                && kept.contains(&id)
+            {
+                vacated.insert(name.to_string(), id);
             }
-            match store.ref_target(&tracking(remote, &name["refs/".len()..]))? {
-                Some(theirs) if theirs == commit => {}
-                Some(_) => report.lines.push(format!("{name} is at another commit on {remote}; not pushed")),
-                None => specs.push((format!("--force-with-lease={name}:"), format!("{commit}:{name}"))),
+        }
+    }
+    let mut changes = Vec::new();
+    let mut pushable = Vec::new();
+    for (name, commit) in &wanted {
+        match store.ref_target(name)? {
+            Some(here) if here == *commit => pushable.push((name.clone(), *commit)),
+            None => {
+                changes.push((name.clone(), None, Some(*commit)));
+                pushable.push((name.clone(), *commit));
             }
+            Some(here) if vacated.get(name) == Some(&here) => {
+                changes.push((name.clone(), Some(here), Some(*commit)));
+                pushable.push((name.clone(), *commit));
+            }
+            Some(here) => report.lines.push(format!(
+                "{name} holds {} here, not the rejected {}: left alone, not pushed",
+                crate::store::short(here),
+                crate::store::short(*commit)
+            )),
+        }
+    }
+    let kept_after: std::collections::BTreeSet<ObjectId> = pushable.iter().map(|(_, c)| *c).collect();
+    for (name, id) in &vacated {
+        if !names.contains(name.as_str()) && kept_after.contains(id) {
+            changes.push((name.clone(), Some(*id), None));
+        }
+    }
+    store.edit_rejected_refs(&changes)?;
+    let mut specs = Vec::new();
+    for (name, commit) in pushable {
+        match store.ref_target(&tracking(remote, &name["refs/".len()..]))? {
+            Some(theirs) if theirs == commit => {}
+            Some(_) => report.lines.push(format!("{name} is at another commit on {remote}; not pushed")),
+            None => specs.push((format!("--force-with-lease={name}:"), format!("{commit}:{name}"))),
         }
     }
     Ok(specs)

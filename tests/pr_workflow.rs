@@ -462,6 +462,56 @@ fn rejections_made_offline_keep_their_work_when_sync_renumbers_the_orders() {
     assert_eq!(road.server_rev("refs/mso/rejected/FTR-0002/1"), first);
     assert_eq!(road.server_rev("refs/mso/rejected/FTR-0003/1"), second);
     assert_eq!(repo.git(&["rev-parse", "refs/mso/rejected/FTR-0003/1"]).trim(), second);
+    assert_eq!(repo.git(&["rev-parse", "refs/mso/rejected/FTR-0002/1"]).trim(), first);
+    // FTR-0001 is bob's now, rejected nowhere: the old name is gone here too.
+    assert_eq!(repo.git(&["for-each-ref", "refs/mso/rejected/FTR-0001/"]), "");
     road.ok(&["sync"]);
     road.ok(&["fsck"]);
+}
+
+#[test]
+fn a_landing_pushed_with_a_move_of_its_target_is_judged_by_the_target_as_it_was() {
+    let road = Road::new();
+    built_voyage(&road);
+    road.ok(&["sync"]);
+    road.repo.git_in(&road.server, &["config", "receive.denyNonFastForwards", "true"]);
+    // The forge's main moves on without the voyage.
+    let forge = road.forge_clone();
+    road.repo.git_in(&forge, &["commit", "-q", "--allow-empty", "-m", "elsewhere"]);
+    road.repo.git_in(&forge, &["push", "-q", "origin", "main"]);
+    let head = road.repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    road.repo.git(&["update-ref", "refs/remotes/origin/main", &head]);
+    road.ok(&["voyage", "list"]);
+    let tip = road.server_rev("refs/mso/ledger");
+    // A non-atomic push: git would refuse the forced main, and take the ledger.
+    let mut push = std::process::Command::new("git");
+    push.args(["push", "origin", &format!("+{head}:refs/heads/main"), "refs/mso/ledger:refs/mso/ledger"]);
+    push.current_dir(&road.repo.path);
+    common::isolate(&mut push, &road.repo.home);
+    let out = push.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("which is not on the server's main"), "{said}");
+    assert_eq!(road.server_rev("refs/mso/ledger"), tip, "{said}");
+}
+
+#[test]
+fn a_landing_recorded_before_the_remote_had_a_ledger_does_not_wedge_sync() {
+    let road = Road::new();
+    road.repo.git(&["remote", "remove", "origin"]);
+    built_voyage(&road);
+    road.repo.git(&["merge", "-q", "--ff-only", "voyage/VOY-0001"]);
+    let out = road.ok(&["voyage", "list"]);
+    assert!(out.contains("VOY-0001 landed on main"), "no remotes: the local main counts: {out}");
+    // Later the team gets a server, whose main does not have the work.
+    road.repo.git(&["remote", "add", "origin", &road.daemon.url("server.git")]);
+    let out = road.ok(&["sync"]);
+    assert!(out.contains("VOY-0001's landing at"), "left out: {out}");
+    assert!(out.contains("pushed refs/mso/ledger to origin"), "{out}");
+    assert_eq!(road.repo.json(&["voyage", "show", "VOY-0001", "--json"])["state"], "open");
+    road.ok(&["sync"]);
+    // Once main is pushed there, the landing is found again and accepted.
+    road.repo.git(&["push", "-q", "origin", "main"]);
+    road.ok(&["sync"]);
+    assert_eq!(road.repo.json(&["voyage", "show", "VOY-0001", "--json"])["state"], "landed");
 }

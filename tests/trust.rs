@@ -485,6 +485,11 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         as_pusher(case("a publication with an escape sequence in its URL", s.forge_by("bob", vec![body(json!({"type": "VOYAGE_PUBLISHED", "voyage": "VOY-0001", "head": plan_head, "title": "t", "url": "https://x\u{1b}]8;;"}))]), "url contains a newline, control or invisible character"), "bob"),
         case("a landing while a review is open on the voyage", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0001", "target": "main", "commit": plan_head, "head": plan_head, "how": "fast-forward"}))]), "VOY-0001 is busy: FTR-0001 runs there or awaits review"),
         case("a voyage aimed at an option", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CREATED", "voyage": "VOY-0004", "base": base, "target": "--upload-pack=touch /tmp/pwned"}))]), "target branch is not a branch name"),
+        case("a landing of a voyage with no target, on any branch", s.forge_by("mallory", vec![
+            body(json!({"type": "VOYAGE_CREATED", "voyage": "VOY-0004", "base": plan_head, "target": null})),
+            body(json!({"type": "VOYAGE_LANDED", "voyage": "VOY-0004", "target": "main", "commit": plan_head, "head": plan_head, "how": "fast-forward"})),
+        ]), "VOY-0004 has no target branch, so it cannot land"),
+        case("a voyage aimed at a voyage branch", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CREATED", "voyage": "VOY-0004", "base": base, "target": "voyage/VOY-0001"}))]), "target branch is not a branch name"),
         case("an event about a voyage that does not exist", s.forge_by("mallory", vec![body(json!({"type": "VOYAGE_CLOSED", "voyage": "VOY-0009", "reason": "x"}))]), "no voyage VOY-0009"),
     ];
     assert!(cases.len() >= 95, "{} cases", cases.len());

@@ -209,7 +209,7 @@ fn notice_landings(store: &crate::store::Store, out: &mut dyn std::io::Write) ->
             .map(|(_, id)| id)
             .collect()
     };
-    for line in store.record_landings(&tips)? {
+    for line in store.record_landings(&tips, std::time::Duration::from_secs(5))? {
         writeln!(out, "{line}")?;
     }
     Ok(())

@@ -250,8 +250,12 @@ pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<S
             let config = config(&state)?.clone();
             let State { voyages, orders, .. } = &mut state;
             let voyage = voyages.get_mut(voyage).ok_or(TransitionError::UnknownVoyage(*voyage))?;
-            // Who runs on the voyage now: a release run may publish it.
-            let running = voyage.active.as_ref().and_then(|id| orders.get(id)).filter(|o| o.status == Status::Running);
+            // Who runs a release on the voyage now: that run may publish it.
+            let running = voyage
+                .active
+                .as_ref()
+                .and_then(|id| orders.get(id))
+                .filter(|o| o.status == Status::Running && o.role.as_str() == "REL");
             let runner = running.and_then(|o| o.lease.as_ref()).map(|l| l.actor.clone());
             voyage_event(voyage, event, &config, runner.as_deref(), objects)?;
         }
@@ -398,7 +402,9 @@ pub fn check_branch_name(what: &str, name: &str) -> Result<()> {
         || name.contains("..")
         || name.contains("//")
         || name.contains("/.")
-        || name == "HEAD";
+        || name == "HEAD"
+        // A voyage's branch is the work, never where work lands.
+        || name.starts_with("voyage/");
     if bad {
         return Err(TransitionError::BadInput(format!("{what} is not a branch name: {}", super::ids::shown(name))));
     }
@@ -457,12 +463,20 @@ fn voyage_event(
         }
         EventBody::VoyageLanded { target, commit, head, how, .. } => {
             check_branch_name("target branch", target)?;
-            if voyage.target.as_ref().is_some_and(|t| t != target) {
-                return Err(TransitionError::BadInput(format!(
-                    "{} is meant to land on {}, not {target}",
-                    voyage.id,
-                    voyage.target.as_deref().unwrap_or_default()
-                )));
+            match &voyage.target {
+                Some(meant) if meant == target => {}
+                Some(meant) => {
+                    return Err(TransitionError::BadInput(format!(
+                        "{} is meant to land on {meant}, not {target}",
+                        voyage.id
+                    )));
+                }
+                None => {
+                    return Err(TransitionError::BadInput(format!(
+                        "{} has no target branch, so it cannot land: close it when its work is merged",
+                        voyage.id
+                    )));
+                }
             }
             recorded_head(head, "the landing names")?;
             if voyage.head == voyage.base {

@@ -183,7 +183,7 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
         }
     }
     for (voyage, target, commit) in landings {
-        if let Some(reason) = refs::check_landing(store, updates, voyage, &target, &commit)? {
+        if let Some(reason) = refs::check_landing(store, voyage, &target, &commit)? {
             return Ok(Some(format!("refs/mso/ledger: {reason}")));
         }
     }
@@ -342,7 +342,7 @@ pub fn post_receive(store: &Store, input: &str, out: &mut dyn Write) -> Result<(
             }
             store.ref_target(&name).ok().flatten().into_iter().collect()
         };
-        match store.record_landings(&tips) {
+        match store.record_landings(&tips, std::time::Duration::from_secs(5)) {
             Ok(lines) => {
                 for line in lines {
                     writeln!(out, "git-mso: {line}")?;

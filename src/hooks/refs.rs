@@ -271,21 +271,12 @@ pub(super) fn check_hold(
 }
 
 /// A pushed VOYAGE_LANDED names a commit of the voyage's target branch as
-/// the server has it (after this push, if the push moves it): a landing is a
-/// fact of the server's branches, not of a branch a pusher has elsewhere.
-pub(super) fn check_landing(
-    store: &Store,
-    updates: &[Update],
-    voyage: VoyageId,
-    target: &str,
-    commit: &str,
-) -> Result<Option<String>> {
+/// the server has it before this push: a landing is a fact of the server's
+/// branches, not of a branch a pusher has elsewhere, nor of an update in
+/// the same push that git may yet refuse (a push need not be atomic).
+pub(super) fn check_landing(store: &Store, voyage: VoyageId, target: &str, commit: &str) -> Result<Option<String>> {
     let name = format!("refs/heads/{target}");
-    let tip = match updates.iter().find(|u| u.name == name) {
-        Some(update) if update.new.is_null() => None,
-        Some(update) => Some(update.new),
-        None => store.ref_target(&name)?,
-    };
+    let tip = store.ref_target(&name)?;
     let Ok(commit) = commit.parse::<ObjectId>() else { return Ok(Some("a landing names no commit".into())) };
     match tip {
         Some(tip) if is_ancestor(store.repo(), commit, tip) == Some(true) => Ok(None),

@@ -16,6 +16,8 @@ use crate::error::Result;
 pub const MAX_LINE: usize = 10_000;
 /// Commits of the target's line searched for a squash merge's trailer, at most.
 pub const MAX_SQUASH_SEARCH: usize = 1_000;
+/// Entries the cache of what was looked at keeps.
+const MAX_SEEN: usize = 10_000;
 
 impl Store {
     /// Where `voyage`'s recorded head landed on the target branch at `tip`,
@@ -30,8 +32,8 @@ impl Store {
         if self.repo.find_header(head).is_err() {
             return Ok(None);
         }
-        let line = self.first_parents(tip, base, MAX_LINE);
         if is_ancestor(&self.repo, head, tip) == Some(true) {
+            let line = self.first_parents(tip, base, MAX_LINE);
             // Along the target's line, "has the head" holds from the tip back to
             // the commit that brought it in, and not before: search for that edge.
             let has = |id: ObjectId| is_ancestor(&self.repo, head, id) == Some(true);
@@ -44,8 +46,13 @@ impl Store {
             let how = if landed == head { LandedHow::FastForward } else { LandedHow::Merge };
             return Ok(Some((landed, how)));
         }
-        for &id in line.iter().take(MAX_SQUASH_SEARCH) {
+        // A squash merge is younger than its voyage (a day's clock skew allowed).
+        let since = voyage.created.saturating_sub(86_400);
+        for id in self.first_parents(tip, base, MAX_SQUASH_SEARCH) {
             let Ok(commit) = self.repo.find_commit(id) else { break };
+            if commit.time().is_ok_and(|t| t.seconds < since) {
+                break;
+            }
             let message = commit.message_raw_sloppy();
             let message = String::from_utf8_lossy(&message[..message.len().min(256 * 1024)]);
             if carries_voyage(&message, voyage.id) {
@@ -75,53 +82,54 @@ impl Store {
     /// Record VOYAGE_LANDED for every open or published voyage whose target
     /// branch, as `tips` gives it (the target's name to the commits it is at:
     /// a remote's tracking branch, the server's branch), has its recorded
-    /// head. A target commit already looked at for every voyage aimed at it
-    /// is not looked at again (`<git dir>/mso/landings-seen`). Returns one
-    /// line per landing recorded.
-    pub fn record_landings(&self, tips: &dyn Fn(&str) -> Vec<ObjectId>) -> Result<Vec<String>> {
+    /// head. What was looked at (voyage, its head, target commit) and ruled
+    /// out or recorded is not looked at again (`<git dir>/mso/landings-seen`);
+    /// the search stops after `budget`, the rest waits for the next call.
+    /// Returns one line per landing recorded.
+    pub fn record_landings(
+        &self,
+        tips: &dyn Fn(&str) -> Vec<ObjectId>,
+        budget: std::time::Duration,
+    ) -> Result<Vec<String>> {
         let Some(tip) = self.tip()? else { return Ok(Vec::new()) };
+        let deadline = std::time::Instant::now() + budget;
         let seen_file = self.common_dir().join("mso").join("landings-seen");
-        let seen: std::collections::HashSet<String> =
-            std::fs::read_to_string(&seen_file).unwrap_or_default().lines().take(10_000).map(str::to_string).collect();
+        let seen: std::collections::BTreeSet<String> = std::fs::read_to_string(&seen_file)
+            .unwrap_or_default()
+            .lines()
+            .take(MAX_SEEN)
+            .map(str::to_string)
+            .collect();
         let mut looked = std::collections::BTreeSet::new();
-        let mut unsettled = std::collections::BTreeSet::new();
         let mut found = Vec::new();
-        for voyage in self.voyages(&tip)? {
-            if !matches!(voyage.state(), VoyageState::Open | VoyageState::Published) {
+        let mut lines = Vec::new();
+        'voyages: for voyage in self.voyages(&tip)? {
+            // Runs and reviews in progress: the head is not settled, look later.
+            if !matches!(voyage.state(), VoyageState::Open | VoyageState::Published) || voyage.active.is_some() {
                 continue;
             }
             let Some(target) = voyage.target.clone() else { continue };
             for target_tip in tips(&target) {
-                let key = format!("{target} {target_tip}");
+                let key = format!("{} {} {target} {target_tip}", voyage.id, voyage.head);
                 if seen.contains(&key) {
                     continue;
                 }
-                // A voyage with a run or a review in progress is looked at
-                // again later: its head is not settled.
-                if voyage.active.is_some() {
-                    unsettled.insert(key);
-                    continue;
+                if std::time::Instant::now() > deadline {
+                    lines.push("landings: out of time; the remaining voyages are looked at next time".to_string());
+                    break 'voyages;
                 }
-                looked.insert(key);
-                if let Some((commit, how)) = self.landing(&voyage, target_tip)? {
-                    found.push((voyage.id, target.clone(), commit, how));
-                    break;
+                match self.landing(&voyage, target_tip)? {
+                    Some((commit, how)) => {
+                        found.push((voyage.id, target.clone(), commit, how, key));
+                        break;
+                    }
+                    None => {
+                        looked.insert(key);
+                    }
                 }
             }
         }
-        let remember: Vec<&String> = looked.difference(&unsettled).collect();
-        if !remember.is_empty() {
-            // Keep what was seen of other targets; a target's older commits go.
-            let target_of = |k: &str| k.split(' ').next().unwrap_or_default().to_string();
-            let fresh: std::collections::HashSet<String> = remember.iter().map(|k| target_of(k)).collect();
-            let kept = seen.iter().filter(|k| !fresh.contains(&target_of(k)));
-            let text: String = kept.chain(remember.iter().copied()).map(|k| format!("{k}\n")).collect();
-            // A cache: losing it costs a second look, nothing more.
-            let _ = std::fs::create_dir_all(seen_file.parent().unwrap_or(self.common_dir()));
-            let _ = std::fs::write(&seen_file, text);
-        }
-        let mut lines = Vec::new();
-        for (id, target, commit, how) in found {
+        for (id, target, commit, how, key) in found {
             // Another writer may have recorded it first, or the voyage moved on.
             let recorded = self.transact_if(|tx| {
                 let Some(voyage) = tx.try_voyage(id)?.cloned() else { return Ok(None) };
@@ -138,10 +146,24 @@ impl Store {
                 Ok(Some(()))
             });
             match recorded {
-                Ok((Some(()), _)) => lines.push(format!("{id} landed on {target} at {} ({how})", super::short(commit))),
+                Ok((Some(()), _)) => {
+                    looked.insert(key);
+                    lines.push(format!("{id} landed on {target} at {} ({how})", super::short(commit)))
+                }
                 Ok(_) => {}
+                // Not remembered: the next call tries again.
                 Err(e) => lines.push(format!("warning: {id} landed on {target}, but it was not recorded: {e}")),
             }
+        }
+        if !looked.is_empty() {
+            // A cache: losing it costs a second look, nothing more. The newest
+            // entries are kept within its bound.
+            let mut all: Vec<&String> = seen.iter().filter(|k| !looked.contains(*k)).collect();
+            all.extend(looked.iter());
+            let keep = all.len().saturating_sub(MAX_SEEN);
+            let text: String = all[keep..].iter().map(|k| format!("{k}\n")).collect();
+            let _ = std::fs::create_dir_all(seen_file.parent().unwrap_or(self.common_dir()));
+            let _ = std::fs::write(&seen_file, text);
         }
         Ok(lines)
     }

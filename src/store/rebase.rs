@@ -268,7 +268,16 @@ impl Store {
     pub fn integrate(&self, fetched: Option<ObjectId>, stale: Stale<'_>) -> Result<Integrated> {
         let local = self.tip_unchecked()?;
         let Some(remote) = fetched else {
-            return Ok(if local.is_some() { Integrated::LocalAhead } else { Integrated::UpToDate });
+            let Some(local) = local else { return Ok(Integrated::UpToDate) };
+            // The remote has no ledger: all of ours goes there. What can no
+            // longer be published is left out first (replayed from just before it).
+            let chain = self.whole_chain(local)?;
+            let entries: Vec<Entry> = chain.iter().map(|id| self.entry(*id)).collect::<Result<_>>()?;
+            let first = entries.iter().position(|e| e.events.iter().any(|ev| stale(ev).is_some()));
+            let Some(first) = first.filter(|i| *i > 0) else { return Ok(Integrated::LocalAhead) };
+            let rebased = self.replay_onto(self.tip_of(chain[first - 1])?, &entries[first..], stale)?;
+            self.move_ledger(Some(local), rebased.tip.map_or(chain[first - 1], |t| t.commit))?;
+            return Ok(Integrated::Rebased(rebased));
         };
         let Some(local) = local else {
             self.validate(None, &self.whole_chain(remote)?)?;

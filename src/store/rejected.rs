@@ -92,14 +92,57 @@ impl Store {
     /// the branch `name` is checked out, if any.
     pub fn checked_out(&self, name: &str) -> Result<Option<String>> {
         let listing = crate::gitcli::git(&self.top_dir(), &["worktree", "list", "--porcelain"])?;
-        let mut path = None;
-        for line in listing.lines() {
-            if let Some(p) = line.strip_prefix("worktree ") {
-                path = Some(p.to_string());
-            } else if line.strip_prefix("branch ") == Some(name) {
-                return Ok(path.or_else(|| Some("a worktree".into())));
+        // One block per worktree; one whose directory is gone ("prunable") holds nothing.
+        for block in listing.split("\n\n") {
+            let lines: Vec<&str> = block.lines().collect();
+            let has_it = lines.iter().any(|l| l.strip_prefix("branch ") == Some(name));
+            let gone = lines.iter().any(|l| l.starts_with("prunable"));
+            if has_it && !gone {
+                let path = lines.iter().find_map(|l| l.strip_prefix("worktree ")).unwrap_or("a worktree");
+                return Ok(Some(path.to_string()));
             }
         }
         Ok(None)
+    }
+
+    /// Change refs under `refs/mso/rejected/` in one ref transaction: each
+    /// `(name, expected, new)` expects the ref at `expected` (absent when
+    /// `None`) and moves it to `new` (deletes it when `None`). All or nothing.
+    pub fn edit_rejected_refs(&self, changes: &[(String, Option<ObjectId>, Option<ObjectId>)]) -> Result<()> {
+        use gix::refs::transaction::{Change, LogChange, RefEdit, RefLog};
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut edits = Vec::new();
+        for (name, expected, new) in changes {
+            if !name.starts_with(crate::core::state::REJECTED_PREFIX) {
+                return Err(Error::Input(format!("{name} is not a ref of rejected work")));
+            }
+            let expected = match expected {
+                Some(old) => PreviousValue::MustExistAndMatch(Target::Object(*old)),
+                None => PreviousValue::MustNotExist,
+            };
+            let change = match new {
+                Some(new) => Change::Update {
+                    log: LogChange {
+                        mode: RefLog::AndReference,
+                        force_create_reflog: false,
+                        message: "git-mso: rejected work, named as the ledger names it".into(),
+                    },
+                    expected,
+                    new: Target::Object(*new),
+                },
+                None => Change::Delete { expected, log: RefLog::AndReference },
+            };
+            let name =
+                gix::refs::FullName::try_from(name.as_str()).map_err(|e| Error::git("naming rejected work", e))?;
+            edits.push(RefEdit { change, name, deref: false });
+        }
+        let who = self.signature(self.now());
+        let mut time = gix::date::parse::TimeBuf::default();
+        self.repo
+            .edit_references_as(edits, Some(who.to_ref(&mut time)))
+            .map_err(|e| Error::git("naming rejected work", e))?;
+        Ok(())
     }
 }
