@@ -180,8 +180,7 @@ pub fn body(voyage: &Voyage, orders: &[Order], request_pull: &str) -> String {
     let mut out = String::new();
     let one = |t: &str| text::line(t).into_owned();
     for order in orders {
-        let _ = writeln!(out, "## {}: {}\n", order.id, one(&order.title));
-        let _ = writeln!(out, "Status: {} at {}", order.status, order.role);
+        let _ = writeln!(out, "## {}: {}", order.id, one(&order.title));
         if !order.acceptance.is_empty() {
             let _ = writeln!(out, "\nAcceptance criteria:");
             for ac in &order.acceptance {

@@ -214,6 +214,9 @@ fn an_order_walks_from_filing_to_a_landed_pull_request() {
     assert_eq!(shown["state"], "landed");
     assert_eq!(shown["landed"]["commit"], merge.as_str());
     assert_eq!(shown["landed"]["how"], "merge");
+    // Against the remote's main: nothing ahead any more, the merge commit behind.
+    assert_eq!((shown["against"]["ahead"].as_u64(), shown["against"]["behind"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(shown["against"]["ref"], "refs/remotes/origin/main");
     let human = road.ok(&["voyage", "show", "VOY-0001"]);
     assert!(human.contains("VOY-0001  voyage/VOY-0001  landed"), "{human}");
     assert!(human.contains("FTR-0001  landed     ✓PLN* ✓BLD* ✓TST ✓REL  Greet users"), "{human}");
@@ -249,6 +252,7 @@ fn publish_without_an_adapter_records_the_request_pull_text() {
     assert!(out.contains("Greet users (FTR-0001)"), "{out}");
     assert!(out.contains("are available in the Git repository at:"), "the request-pull text: {out}");
     assert!(out.trim_end().ends_with("Mso-Voyage: VOY-0001"), "{out}");
+    assert!(out.contains("## FTR-0001: Greet users\n"), "{out}");
     assert_eq!(road.server_rev("refs/heads/voyage/VOY-0001"), head);
     let event = road.repo.json(&["log", "-n", "1", "--json"]);
     assert_eq!(event[0]["events"][0]["type"], "VOYAGE_PUBLISHED");

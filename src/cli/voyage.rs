@@ -285,7 +285,11 @@ fn show(store: &crate::store::Store, args: ShowArgs, ctx: &mut Ctx<'_>) -> anyho
     let head_here = store.recorded_head(&voyage).is_ok() && store.require_commit(voyage.base.parse()?, "").is_ok();
     let commits = if head_here { Some(view::range(&dir, &voyage.base, &voyage.head)?) } else { None };
     let against = voyage.target.as_ref().and_then(|target| {
-        let (name, _) = target_tips(store, target).into_iter().next()?;
+        // The remote's branch when there is one (what the voyage lands on), else the local one.
+        let tips = target_tips(store, target);
+        let remote = tips.iter().find(|(n, _)| n.starts_with("refs/remotes/origin/"));
+        let (name, _) =
+            remote.or_else(|| tips.iter().find(|(n, _)| n.starts_with("refs/remotes/"))).or(tips.first())?.clone();
         let (ahead, behind) = view::ahead_behind(&dir, &name, &voyage.head)?;
         Some(Against { target: target.clone(), r#ref: name, ahead, behind })
     });
