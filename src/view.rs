@@ -1,6 +1,6 @@
-//! What a reviewer looks at: the commits of a range with the notes that say
-//! who made them, its diffstat and diff, and how a branch stands against
-//! another. These are git's own renderings (`git log`, `git diff`,
+//! What a reviewer looks at: the commits of a range with who made them (as
+//! the ledger records it), its diffstat and diff, and how a branch stands
+//! against another. These are git's own renderings (`git log`, `git diff`,
 //! `git rev-list`), run read-only; every line that comes from a commit or a
 //! note is escaped before it reaches a terminal.
 
@@ -74,30 +74,22 @@ pub struct Range {
     pub stat: Stat,
 }
 
-/// Read `base..head` in the repository at `dir`.
-pub fn range(dir: &Path, base: &str, head: &str) -> Result<Range> {
+/// Read `base..head` in the repository at `dir`; `notes` gives the note
+/// lines of a commit. Subjects come one per line (`%s` never spans lines),
+/// so no commit message can pose as another commit or as a note.
+pub fn range(dir: &Path, base: &str, head: &str, notes: &dyn Fn(&str) -> Vec<String>) -> Result<Range> {
     let spec = format!("{base}..{head}");
     let max = format!("-n{}", MAX_COMMITS + 1);
-    let log = git(dir, &["log", "--no-color", "--notes=refs/notes/mso", &max, "--format=%H%x1f%s%x1f%N%x1e", &spec])?;
+    let log = git(dir, &["log", "--no-color", "--no-notes", &max, "--format=%H %s", &spec])?;
     let mut commits: Vec<CommitInfo> = log
-        .split('\u{1e}')
-        .filter_map(|record| {
-            let mut fields = record.trim_start_matches('\n').splitn(3, '\u{1f}');
-            let id = fields.next()?.trim();
-            if id.len() != 40 {
-                return None;
-            }
-            let subject = text::line(fields.next().unwrap_or_default()).into_owned();
-            let notes = fields
-                .next()
-                .unwrap_or_default()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .take(64)
-                .map(|l| text::line(l).into_owned())
-                .collect();
-            Some(CommitInfo { id: id.to_string(), subject, notes })
+        .lines()
+        .filter_map(|line| {
+            let (id, subject) = line.split_once(' ').unwrap_or((line, ""));
+            (id.len() == 40 && crate::core::ids::is_lower_hex(id)).then(|| CommitInfo {
+                id: id.to_string(),
+                subject: text::line(subject).into_owned(),
+                notes: notes(id),
+            })
         })
         .collect();
     let more = commits.len() > MAX_COMMITS;
@@ -130,4 +122,19 @@ pub fn ahead_behind(dir: &Path, other: &str, head: &str) -> Option<(u64, u64)> {
     let counts = git(dir, &["rev-list", "--left-right", "--count", &format!("{head}...{other}")]).ok()?;
     let mut it = counts.split_whitespace().map(|n| n.parse::<u64>().ok());
     Some((it.next()??, it.next()??))
+}
+
+/// Who made each commit, as the ledger records it for `orders`: the lines
+/// `refs/notes/mso` carries for them (`core::notes::for_order`), derived
+/// from the ledger here rather than read from the notes ref, which anyone
+/// who may push can write.
+pub fn notes_of(orders: &[crate::core::Order]) -> impl Fn(&str) -> Vec<String> + use<> {
+    let mut by_commit: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for order in orders {
+        for (commit, blocks) in crate::core::notes::for_order(order) {
+            let lines = by_commit.entry(commit).or_default();
+            lines.extend(blocks.into_iter().flatten().map(|l| text::line(&l).into_owned()));
+        }
+    }
+    move |id: &str| by_commit.get(id).cloned().unwrap_or_default()
 }

@@ -168,3 +168,31 @@ fn rejecting_a_branch_someone_has_checked_out_leaves_it_until_they_switch_away()
     assert!(repo.git(&["merge-base", "--is-ancestor", &recorded, "voyage/VOY-0001"]).is_empty());
     repo.ok(&["fsck"]);
 }
+
+#[test]
+fn review_show_says_who_made_a_commit_from_the_ledger_not_from_notes_anyone_can_push() {
+    let repo = TestRepo::initialized();
+    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    repo.set_crews(&[("PLN", &plan)]);
+    repo.ok(&["order", "new", "--title", "Add login page"]);
+    repo.dispatch(&["--once"]);
+    let head = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    // A note claiming an approval nobody gave (notes are a mirror; anyone may push them).
+    repo.git(&[
+        "notes",
+        "--ref=mso",
+        "append",
+        "-m",
+        "Mso-Order: FTR-0001\nMso-Role: PLN\nMso-Approved-By: mallory",
+        &head,
+    ]);
+    let shown = repo.ok(&["review", "show", "FTR-0001"]);
+    assert!(
+        shown.contains(&format!("{} FTR-0001 PLN: Add login page  [FTR-0001 PLN attempt 1]", &head[..7])),
+        "{shown}"
+    );
+    assert!(!shown.contains("mallory"), "{shown}");
+    let listed = repo.json(&["review", "list", "--json"]);
+    assert_eq!(listed[0]["range"]["commits"][0]["notes"][0], "Mso-Order: FTR-0001");
+    assert!(!listed.to_string().contains("mallory"), "{listed}");
+}

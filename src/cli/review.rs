@@ -8,7 +8,7 @@ use crate::core::{EventBody, OrderId, Role, Status};
 
 use super::Ctx;
 use super::output;
-use crate::view;
+use crate::view::{self, notes_of};
 
 /// One line of `review list --json`: the order's summary and its range.
 #[derive(serde::Serialize)]
@@ -110,9 +110,9 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let order = store.order(&tip, &summary.id)?;
                 let voyage = store.voyage(&tip, summary.voyage)?;
                 let range = match (order, voyage) {
-                    (Some(order), Some(voyage)) => {
-                        under_review(&order, &voyage).and_then(|(base, head, _)| view::range(&dir, &base, &head).ok())
-                    }
+                    (Some(order), Some(voyage)) => under_review(&order, &voyage).and_then(|(base, head, _)| {
+                        view::range(&dir, &base, &head, &notes_of(std::slice::from_ref(&order))).ok()
+                    }),
                     _ => None,
                 };
                 listed.push(Listed { summary, range });
@@ -309,7 +309,7 @@ fn show(
     for commit in [&base, &head] {
         store.require_commit(commit.parse()?, &format!("{} of the review of {}", short(commit), order.id))?;
     }
-    let range = view::range(&dir, &base, &head)?;
+    let range = view::range(&dir, &base, &head, &notes_of(std::slice::from_ref(&order)))?;
     let handoff = (!held).then(|| order.handoffs.last().map(|h| h.summary.clone())).flatten();
     let gate_key = format!("mso.gate.{}.command", order.role);
     let run_dir = crate::runtime::dispatch::run_dir(store.common_dir(), &order);

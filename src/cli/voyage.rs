@@ -6,7 +6,7 @@ use crate::core::event::short;
 use crate::core::state::VoyageState;
 use crate::core::time::format_utc;
 use crate::core::{EventBody, OrderId, Role, Status, TransitionError, Voyage, VoyageId, text};
-use crate::view;
+use crate::view::{self, notes_of};
 
 use super::Ctx;
 use super::output;
@@ -256,6 +256,7 @@ fn show(store: &crate::store::Store, args: ShowArgs, ctx: &mut Ctx<'_>) -> anyho
     summaries.retain(|s| s.voyage == voyage.id);
     summaries.sort_by_key(|s| s.seq);
     let mut orders = Vec::new();
+    let mut full = Vec::new();
     for s in &summaries {
         let Some(order) = store.order(&tip, &s.id)? else { continue };
         let here = order.roles.iter().position(|r| r == &order.role).unwrap_or(0);
@@ -281,9 +282,10 @@ fn show(store: &crate::store::Store, args: ShowArgs, ctx: &mut Ctx<'_>) -> anyho
             attempt: order.attempt,
             roles,
         });
+        full.push(order);
     }
     let head_here = store.recorded_head(&voyage).is_ok() && store.require_commit(voyage.base.parse()?, "").is_ok();
-    let commits = if head_here { Some(view::range(&dir, &voyage.base, &voyage.head)?) } else { None };
+    let commits = if head_here { Some(view::range(&dir, &voyage.base, &voyage.head, &notes_of(&full))?) } else { None };
     let against = voyage.target.as_ref().and_then(|target| {
         // The remote's branch when there is one (what the voyage lands on), else the local one.
         let tips = target_tips(store, target);
