@@ -58,47 +58,51 @@ pub fn remote(store: &Store, named: Option<&str>) -> Result<String> {
     ))
 }
 
-/// Publish `id` from the repository at `dir`.
+/// Publish `id` from the repository at `dir`. Every check (the voyage is
+/// open, nothing runs or awaits review there, it has work, who may publish)
+/// is made before anything is pushed, and again on the ledger as it stands
+/// after the sync, before the forge adapter runs: a pull request is opened
+/// only if its publication will be recorded.
 pub fn publish(dir: &Path, id: VoyageId, opts: &Options<'_>) -> Result<Published> {
     let store = Store::discover(dir)?;
-    let tip = store.require_tip()?;
-    let voyage = store.voyage(&tip, id)?.ok_or(crate::core::TransitionError::UnknownVoyage(id))?;
-    if let Some(why) = voyage.finished() {
-        return Err(Error::Input(format!("{why}: there is nothing to publish")));
-    }
-    if let Some(active) = &voyage.active
-        && opts.releasing != Some(active)
-    {
-        return Err(Error::Input(format!(
-            "{active} runs on {id} or awaits review there: publish once it is decided, so the pull request holds \
-             only accepted work"
-        )));
-    }
-    if voyage.head == voyage.base {
-        return Err(Error::Input(format!("{id} has no commits of its own yet: nothing to publish")));
-    }
     let remote = remote(&store, opts.remote)?;
-    let branch = voyage.id.branch();
+    let branch = id.branch();
+    let tip = store.require_tip()?;
+    let voyage = publishable(&store, &tip, id, opts)?;
     bring_branch_to_head(&store, &tip, &voyage)?;
     // The ledger and the branch go to the remote together (sync pushes them
     // atomically); then the branch there must be exactly the recorded head.
     crate::sync::sync(dir, &remote)?;
-    let there = git(dir, &["ls-remote", "--heads", &remote, &format!("refs/heads/{branch}")])?;
-    if there.split_whitespace().next() != Some(voyage.head.as_str()) {
+    let store = Store::discover(dir)?;
+    let tip = store.require_tip()?;
+    let after = publishable(&store, &tip, id, opts)?;
+    if after.head != voyage.head {
         return Err(Error::Input(format!(
-            "{branch} on {remote} is not at the recorded head {} after sync: look with `git ls-remote {remote} \
-             {branch}`",
+            "{id}'s recorded head moved to {} on {remote} meanwhile: publish again",
+            short(&after.head)
+        )));
+    }
+    let there = git(dir, &["ls-remote", "--heads", &remote, &format!("refs/heads/{branch}")])?;
+    let there = there.split_whitespace().next().unwrap_or("nothing").to_string();
+    if there != voyage.head {
+        return Err(Error::Input(format!(
+            "{branch} on {remote} is at {}, not at the recorded head {}: a branch the ledger does not record is \
+             not published; look with `git log {} {branch}` after `git fetch {remote}`",
+            short(&there),
+            short(&voyage.head),
             short(&voyage.head)
         )));
     }
-    let url = git(dir, &["remote", "get-url", &remote])?.trim().to_string();
-    let request_pull = request_pull(dir, &voyage, &url, &branch)?;
+    let real_url = git(dir, &["remote", "get-url", &remote])?.trim().to_string();
+    // Credentials in a remote URL never reach the ledger or the pull request.
+    let shown_url = without_credentials(&real_url);
+    let request_pull = request_pull(dir, &voyage, &real_url, &branch)?.replace(&real_url, &shown_url);
     let orders = voyage_orders(&store, &tip, id)?;
     let title = title(&voyage, &orders);
     let body = body(&voyage, &orders, &request_pull);
     let url = match forge_adapter(&store) {
-        Some(command) => run_adapter(&store, &command, &voyage, &remote, &title, &body)?,
-        None => url,
+        Some(command) => without_credentials(&run_adapter(&store, &command, &voyage, &remote, &title, &body)?),
+        None => shown_url,
     };
     let url = text::clip(text::line(&url).into_owned(), limits::URL);
     let recorded_text = text::clip(body.clone(), limits::SUMMARY);
@@ -115,6 +119,48 @@ pub fn publish(dir: &Path, id: VoyageId, opts: &Options<'_>) -> Result<Published
         tracing::warn!("the publication is recorded here; pushing it to {remote} failed ({e}): `git mso sync` retries");
     }
     Ok(Published { voyage: id, head: voyage.head.clone(), remote, url, title, body, request_pull })
+}
+
+/// The voyage, if this actor may publish it now: open or published, with
+/// work of its own, nothing running or awaiting review there but the
+/// release that publishes, and (with an approver list) an admin, an
+/// approver or that release's runner publishing.
+fn publishable(store: &Store, tip: &crate::store::Tip, id: VoyageId, opts: &Options<'_>) -> Result<Voyage> {
+    let voyage = store.voyage(tip, id)?.ok_or(crate::core::TransitionError::UnknownVoyage(id))?;
+    if let Some(why) = voyage.finished() {
+        return Err(Error::Input(format!("{why}: there is nothing to publish")));
+    }
+    if let Some(active) = &voyage.active
+        && opts.releasing != Some(active)
+    {
+        return Err(Error::Input(format!(
+            "{active} runs on {id} or awaits review there: publish once it is decided, so the pull request holds \
+             only accepted work"
+        )));
+    }
+    if voyage.head == voyage.base {
+        return Err(Error::Input(format!("{id} has no commits of its own yet: nothing to publish")));
+    }
+    let config = store.config(tip)?;
+    let actor = store.identity().actor.clone();
+    let manager = config.approvers.is_empty() || config.admins.contains(&actor) || config.approvers.contains(&actor);
+    if !manager && opts.releasing.is_none() {
+        return Err(Error::Input(format!(
+            "{actor} may not publish {id}: with an approver list, admins and approvers publish (approvers: {})",
+            config.approvers.join(", ")
+        )));
+    }
+    Ok(voyage)
+}
+
+/// `https://user:token@host/path` → `https://host/path`; other URLs as they are.
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// The local branch at the recorded head: rejected work set aside, an older
@@ -152,14 +198,15 @@ fn request_pull(dir: &Path, voyage: &Voyage, url: &str, branch: &str) -> Result<
     Ok(text::display(&String::from_utf8_lossy(&out.stdout), true).into_owned())
 }
 
-/// The voyage's orders, oldest first; cancelled ones are left out.
+/// The voyage's orders that put work on its branch, oldest first
+/// (cancelled ones, and ones that have not run yet, are not in the request).
 fn voyage_orders(store: &Store, tip: &crate::store::Tip, id: VoyageId) -> Result<Vec<Order>> {
     let mut summaries = store.summaries(tip)?;
     summaries.retain(|s| s.voyage == id && s.status != Status::Cancelled);
     summaries.sort_by_key(|s| s.seq);
     let mut orders = Vec::new();
     for s in summaries {
-        orders.extend(store.order(tip, &s.id)?);
+        orders.extend(store.order(tip, &s.id)?.filter(|o| !o.handoffs.is_empty()));
     }
     Ok(orders)
 }
@@ -209,8 +256,10 @@ pub fn body(voyage: &Voyage, orders: &[Order], request_pull: &str) -> String {
         }
         let _ = writeln!(out);
     }
+    // Indented, not fenced: no commit subject in it can end the block early.
     let budget = limits::SUMMARY.saturating_sub(out.len() + 1024);
-    let _ = writeln!(out, "```\n{}\n```\n", text::clip(request_pull.trim_end().to_string(), budget));
+    let quoted: String = request_pull.trim_end().lines().map(|l| format!("    {l}\n")).collect();
+    let _ = writeln!(out, "{}", text::clip(quoted, budget));
     let _ = writeln!(out, "{VOYAGE_TRAILER}: {}", voyage.id);
     out
 }
@@ -222,8 +271,8 @@ fn forge_adapter(store: &Store) -> Option<String> {
 
 /// Run the forge adapter (`mso.publish.command`, from this machine's git
 /// config): title, body file, branches and remote in its environment, never
-/// in its command line. Its URL is the first line of `MSO_RESULT_FILE`, or
-/// the last line it printed.
+/// in its command line. Its URL is the last line starting with `http` in
+/// `MSO_RESULT_FILE`, else in the last lines it printed.
 fn run_adapter(store: &Store, command: &str, voyage: &Voyage, remote: &str, title: &str, body: &str) -> Result<String> {
     let Some(target) = &voyage.target else {
         return Err(Error::Input(format!(
@@ -288,5 +337,20 @@ pub fn state_line(voyage: &Voyage) -> String {
             .map(|l| format!("landed on {} at {} ({})", l.target, short(&l.commit), l.how))
             .unwrap_or_default(),
         VoyageState::Closed => "closed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn credentials_never_leave_a_remote_url() {
+        assert_eq!(without_credentials("https://oauth2:glpat-x@gitlab.com/a/b.git"), "https://gitlab.com/a/b.git");
+        assert_eq!(without_credentials("https://tok@github.com/a/b"), "https://github.com/a/b");
+        assert_eq!(without_credentials("https://a:b@c@host:8443/x@y"), "https://host:8443/x@y");
+        assert_eq!(without_credentials("git@github.com:a/b.git"), "git@github.com:a/b.git");
+        assert_eq!(without_credentials("ssh://git@host/x"), "ssh://host/x");
+        assert_eq!(without_credentials("../server.git"), "../server.git");
     }
 }

@@ -263,6 +263,7 @@ fn sync_branches(
     let prefix = tracking(remote, "voyage/");
     let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
     let tip = store.tip()?;
+    let mut checkouts = None;
     for line in listing.lines() {
         let Some((name, theirs)) = line.split_once(' ') else { continue };
         let branch = format!("refs/heads/voyage/{}", &name[prefix.len()..]);
@@ -295,7 +296,10 @@ fn sync_branches(
                     _ => false,
                 };
                 // Never under someone's checkout: their worktree would go stale.
-                let checked_out = store.checked_out(&branch)?;
+                if checkouts.is_none() {
+                    checkouts = Some(store.checked_out_branches()?);
+                }
+                let checked_out = checkouts.as_ref().and_then(|c| c.get(&branch));
                 if let Some(worktree) = &checked_out {
                     report.lines.push(format!(
                         "{branch} is checked out in {worktree}: not brought up to {remote}'s (switch away, or pull)"
@@ -508,29 +512,43 @@ pub fn publish_branch(dir: &Path, remote: &str, branch: &str, old: ObjectId, new
 
 /// Merge the remote's notes into ours and push the union (with a lease).
 fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
-    let theirs = store.ref_target(&tracking(remote, "notes/mso"))?;
-    if let Some(theirs) = theirs {
-        let merged = store.merge_notes(theirs)?;
-        if merged.skipped > 0 {
-            report.lines.push(format!(
-                "warning: skipped {} note(s) from {remote} that are not plain notes on commits (directories, \
-                 odd names or over 64 KiB)",
-                merged.skipped
-            ));
+    // Another runner's notes may land between our fetch and our push: fetch
+    // the notes again, merge, and push again, a few times.
+    for attempt in 0..NOTES_ATTEMPTS {
+        if attempt > 0 {
+            let spec = format!("+{NOTES_REF}:{}", tracking(remote, "notes/mso"));
+            git(dir, &["fetch", "--quiet", remote, &spec])?;
         }
-        if merged.changed {
-            report.lines.push("merged the remote's notes".into());
+        let theirs = store.ref_target(&tracking(remote, "notes/mso"))?;
+        if let Some(theirs) = theirs {
+            let merged = store.merge_notes(theirs)?;
+            if merged.skipped > 0 && attempt == 0 {
+                report.lines.push(format!(
+                    "warning: skipped {} note(s) from {remote} that are not plain notes on commits (directories, \
+                     odd names or over 64 KiB)",
+                    merged.skipped
+                ));
+            }
+            if merged.changed && attempt == 0 {
+                report.lines.push("merged the remote's notes".into());
+            }
         }
-    }
-    let ours = store.ref_target(NOTES_REF)?;
-    if ours.is_some() && ours != theirs {
+        let ours = store.ref_target(NOTES_REF)?;
+        if ours.is_none() || ours == theirs {
+            return Ok(());
+        }
         let lease = format!("--force-with-lease={NOTES_REF}:{}", theirs.map(|t| t.to_string()).unwrap_or_default());
         if push(dir, remote, &lease, &format!("{NOTES_REF}:{NOTES_REF}"))? {
             report.lines.push("pushed notes".into());
+            return Ok(());
         }
     }
+    report.lines.push(format!("warning: {remote}'s notes kept moving; the next sync pushes ours"));
     Ok(())
 }
+
+/// Rounds of fetch, merge and push of the notes in one sync.
+const NOTES_ATTEMPTS: u32 = 5;
 
 /// Write a report.
 pub fn print(report: &Report, out: &mut dyn Write) -> Result<()> {

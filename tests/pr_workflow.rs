@@ -4,11 +4,14 @@
 //! and landing by fast-forward, merge commit and squash, noticed by sync, by
 //! the server's post-receive and by `voyage list`.
 
+#![allow(clippy::result_large_err)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::{Daemon, TestRepo};
+use git_mso::core::EventBody;
 
 /// A client `repo` whose origin is `server.git` (hooks installed) served by a
 /// real `git daemon`; FTR orders walk PLN, BLD, TST, REL, gated at PLN and BLD.
@@ -264,9 +267,14 @@ fn publish_without_an_adapter_records_the_request_pull_text() {
 #[test]
 fn the_glab_adapter_opens_a_merge_request_and_its_url_is_recorded() {
     let road = Road::new();
+    // glab lists no open merge request until one is created; then it lists it.
+    let made = road.bin.join("glab-made");
     road.stand_in(
         "glab",
-        "echo 'Creating merge request for voyage/VOY-0001 into main in acme/app'\necho 'https://gitlab.example.com/acme/app/-/merge_requests/12'",
+        &format!(
+            "case \"$1 $2\" in\n  'mr list') if [ -e '{m}' ]; then echo '[{{\"iid\": 12, \"web_url\": \"https://gitlab.example.com/acme/app/-/merge_requests/12\"}}]'; else echo '[]'; fi ;;\n  'mr create') touch '{m}'; echo 'Creating merge request for voyage/VOY-0001 into main in acme/app'; echo 'https://gitlab.example.com/acme/app/-/merge_requests/12' ;;\nesac",
+            m = made.display()
+        ),
     );
     let adapter = format!("{}/scripts/crews/glab-mr.sh", env!("CARGO_MANIFEST_DIR"));
     road.repo.git(&["config", "mso.publish.command", &adapter]);
@@ -274,21 +282,18 @@ fn the_glab_adapter_opens_a_merge_request_and_its_url_is_recorded() {
     let out = road.ok(&["voyage", "publish", "VOY-0001"]);
     assert!(out.contains("to https://gitlab.example.com/acme/app/-/merge_requests/12"), "{out}");
     let args = road.args_of("glab");
-    assert_eq!(
-        args[..8],
-        [
-            "mr",
-            "create",
-            "--source-branch",
-            "voyage/VOY-0001",
-            "--target-branch",
-            "main",
-            "--title",
-            "Greet users (FTR-0001)"
-        ]
-    );
+    let create = args.iter().position(|a| a == "create").expect("glab mr create ran");
+    let expected =
+        ["--source-branch", "voyage/VOY-0001", "--target-branch", "main", "--title", "Greet users (FTR-0001)"];
+    assert_eq!(args[create + 1..create + 7], expected);
     let description = &args[args.iter().position(|a| a == "--description").unwrap() + 1..];
     assert!(description.iter().any(|l| l == "Mso-Voyage: VOY-0001"), "{description:?}");
+    // Publishing again updates the open merge request instead of failing on a duplicate.
+    let again = road.ok(&["voyage", "publish", "VOY-0001"]);
+    assert!(again.contains("to https://gitlab.example.com/acme/app/-/merge_requests/12"), "{again}");
+    let args = road.args_of("glab");
+    let update = args.iter().position(|a| a == "update").expect("glab mr update ran");
+    assert_eq!(args[update - 1..update + 4], ["mr", "update", "voyage/VOY-0001", "--title", "Greet users (FTR-0001)"]);
 }
 
 #[test]
@@ -518,4 +523,48 @@ fn a_landing_recorded_before_the_remote_had_a_ledger_does_not_wedge_sync() {
     road.repo.git(&["push", "-q", "origin", "main"]);
     road.ok(&["sync"]);
     assert_eq!(road.repo.json(&["voyage", "show", "VOY-0001", "--json"])["state"], "landed");
+}
+
+#[test]
+fn a_commit_that_only_carries_the_trailer_is_no_squash_landing() {
+    let road = Road::new();
+    built_voyage(&road);
+    road.ok(&["voyage", "publish", "VOY-0001"]);
+    let forge = road.forge_clone();
+    let git = |args: &[&str]| road.repo.git_in(&forge, args);
+    git(&["commit", "-q", "--allow-empty", "-m", "Unrelated\n\nMso-Voyage: VOY-0001"]);
+    let fake = git(&["rev-parse", "HEAD"]).trim().to_string();
+    let pushed = std::process::Command::new("git")
+        .args(["push", "origin", "main"])
+        .current_dir(&forge)
+        .env("HOME", &road.repo.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(pushed.status.success());
+    assert!(!String::from_utf8_lossy(&pushed.stderr).contains("landed"), "the server was not fooled");
+    let out = road.ok(&["sync"]);
+    assert!(!out.contains("landed"), "nor was sync: {out}");
+    assert_eq!(road.repo.json(&["voyage", "show", "VOY-0001", "--json"])["state"], "published");
+    // A landing written by hand that names it is refused by the server.
+    let head = road.repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let store = road.repo.store();
+    store
+        .transact(|tx| {
+            tx.push(EventBody::VoyageLanded {
+                voyage: "VOY-0001".parse().unwrap(),
+                target: "main".into(),
+                commit: fake.clone(),
+                head: head.clone(),
+                how: git_mso::core::state::LandedHow::Squash,
+            })
+        })
+        .unwrap();
+    let mut push = std::process::Command::new("git");
+    push.args(["push", "origin", "refs/mso/ledger:refs/mso/ledger"]).current_dir(&road.repo.path);
+    common::isolate(&mut push, &road.repo.home);
+    let out = push.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("as its squash merge, but its changes are not VOY-0001's"), "{said}");
 }

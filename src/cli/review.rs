@@ -62,6 +62,7 @@ impl ReviewCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    /// One JSON array: each order's summary with its `range` (commits, who made them, diffstat).
     #[arg(long)]
     json: bool,
 }

@@ -25,9 +25,8 @@ branch (here or in a remote-tracking branch), or a commit there carries its Mso-
 recorded.")]
     List(ListArgs),
     /// Show a voyage: state, orders and their roles, commits with their notes, ahead/behind its target.
-    #[command(
-        after_help = "Examples:\n  git mso voyage show VOY-0001\n  git mso voyage show VOY-0001 --json | jq .state"
-    )]
+    #[command(after_help = "Like `voyage list`, it records a landing it notices in the remote-tracking branches \
+(VOYAGE_LANDED); nothing else is written.\n\nExamples:\n  git mso voyage show VOY-0001\n  git mso voyage show VOY-0001 --json | jq .state")]
     Show(ShowArgs),
     /// Push a voyage's branch and write its pull request; records VOYAGE_PUBLISHED.
     #[command(after_help = "The branch is pushed at the head the ledger recorded (sync pushes it with the ledger), \

@@ -182,8 +182,8 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
             return Ok(Some(format!("refs/mso/ledger: {reason}")));
         }
     }
-    for (voyage, target, commit) in landings {
-        if let Some(reason) = refs::check_landing(store, voyage, &target, &commit)? {
+    for (voyage, target, commit, how) in landings {
+        if let Some(reason) = refs::check_landing(&mut views[0], voyage, &target, &commit, how)? {
             return Ok(Some(format!("refs/mso/ledger: {reason}")));
         }
     }
@@ -198,7 +198,7 @@ fn check_ledger(
     update: &Update,
     ctx: &Context,
     holds: &mut Vec<(crate::core::OrderId, String)>,
-    landings: &mut Vec<(crate::core::VoyageId, String, String)>,
+    landings: &mut Vec<(crate::core::VoyageId, String, String, crate::core::state::LandedHow)>,
 ) -> Result<Option<String>> {
     if update.new.is_null() {
         return Ok(Some("deleting it is not allowed".into()));
@@ -236,8 +236,8 @@ fn check_ledger(
                     ));
                 }
                 EventBody::Held { order, head, .. } => held.borrow_mut().push((order.clone(), head.clone())),
-                EventBody::VoyageLanded { voyage, target, commit, .. } => {
-                    landed.borrow_mut().push((*voyage, target.clone(), commit.clone()))
+                EventBody::VoyageLanded { voyage, target, commit, how, .. } => {
+                    landed.borrow_mut().push((*voyage, target.clone(), commit.clone(), *how))
                 }
                 _ => {}
             }

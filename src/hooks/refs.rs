@@ -274,17 +274,34 @@ pub(super) fn check_hold(
 /// the server has it before this push: a landing is a fact of the server's
 /// branches, not of a branch a pusher has elsewhere, nor of an update in
 /// the same push that git may yet refuse (a push need not be atomic).
-pub(super) fn check_landing(store: &Store, voyage: VoyageId, target: &str, commit: &str) -> Result<Option<String>> {
+pub(super) fn check_landing(
+    view: &mut LedgerView<'_>,
+    voyage: VoyageId,
+    target: &str,
+    commit: &str,
+    how: crate::core::state::LandedHow,
+) -> Result<Option<String>> {
+    let store = view.store;
     let name = format!("refs/heads/{target}");
     let tip = store.ref_target(&name)?;
     let Ok(commit) = commit.parse::<ObjectId>() else { return Ok(Some("a landing names no commit".into())) };
-    match tip {
-        Some(tip) if is_ancestor(store.repo(), commit, tip) == Some(true) => Ok(None),
-        _ => Ok(Some(format!(
+    if tip.is_none_or(|tip| is_ancestor(store.repo(), commit, tip) != Some(true)) {
+        return Ok(Some(format!(
             "VOYAGE_LANDED for {voyage} names {}, which is not on the server's {target}",
             short(commit)
-        ))),
+        )));
     }
+    // A squash is known by its changes, not only by the trailer anyone can type.
+    if how == crate::core::state::LandedHow::Squash
+        && let Some(landed) = view.voyage(voyage)?
+        && !store.squashes(&landed, commit)
+    {
+        return Ok(Some(format!(
+            "VOYAGE_LANDED for {voyage} names {} as its squash merge, but its changes are not {voyage}'s",
+            short(commit)
+        )));
+    }
+    Ok(None)
 }
 
 /// Whether the hook judges pushes to `name` (and so checks their old value).

@@ -55,11 +55,43 @@ impl Store {
             }
             let message = commit.message_raw_sloppy();
             let message = String::from_utf8_lossy(&message[..message.len().min(256 * 1024)]);
-            if carries_voyage(&message, voyage.id) {
+            if carries_voyage(&message, voyage.id) && self.squashes(voyage, id) {
                 return Ok(Some((id, LandedHow::Squash)));
             }
         }
         Ok(None)
+    }
+
+    /// Whether `commit` (on the target's line) brings exactly the voyage's
+    /// changes: its diff from its first parent has the patch id of the
+    /// voyage's `base..head`. A trailer alone is not enough: anyone who
+    /// writes a commit message can type it.
+    pub fn squashes(&self, voyage: &Voyage, commit: ObjectId) -> bool {
+        let parent = self.repo.find_commit(commit).ok().and_then(|c| c.parent_ids().next().map(|p| p.detach()));
+        let Some(parent) = parent else { return false };
+        let ours = self.patch_id(&voyage.base, &voyage.head);
+        ours.is_some() && ours == self.patch_id(&parent.to_string(), &commit.to_string())
+    }
+
+    /// `git patch-id --stable` of the diff from `from` to `to` (commit ids).
+    fn patch_id(&self, from: &str, to: &str) -> Option<String> {
+        use std::io::Write as _;
+        let dir = self.top_dir();
+        let args = ["diff-tree", "-r", "-p", "--no-color", "--no-ext-diff", "--no-textconv", from, to];
+        let diff = crate::gitcli::command(&dir, &args).output().ok().filter(|o| o.status.success())?;
+        let mut child = crate::gitcli::command(&dir, &["patch-id", "--stable"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        // patch-id prints one line at the end, so writing all of stdin first cannot block on its stdout.
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(&diff.stdout));
+        let out = child.wait_with_output().ok()?;
+        if !matches!(written, Some(Ok(()))) {
+            return None;
+        }
+        String::from_utf8(out.stdout).ok()?.split_whitespace().next().map(str::to_string)
     }
 
     /// `tip` and its first parents, newest first, until `stop` (included) or `max` commits.

@@ -91,18 +91,25 @@ impl Store {
     /// The worktree (other than git-mso's own, which are detached) where
     /// the branch `name` is checked out, if any.
     pub fn checked_out(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.checked_out_branches()?.remove(name))
+    }
+
+    /// Branches checked out in a worktree (full ref name → worktree path).
+    /// A worktree whose directory is gone ("prunable") holds nothing.
+    pub fn checked_out_branches(&self) -> Result<std::collections::HashMap<String, String>> {
         let listing = crate::gitcli::git(&self.top_dir(), &["worktree", "list", "--porcelain"])?;
-        // One block per worktree; one whose directory is gone ("prunable") holds nothing.
+        let mut out = std::collections::HashMap::new();
         for block in listing.split("\n\n") {
             let lines: Vec<&str> = block.lines().collect();
-            let has_it = lines.iter().any(|l| l.strip_prefix("branch ") == Some(name));
-            let gone = lines.iter().any(|l| l.starts_with("prunable"));
-            if has_it && !gone {
-                let path = lines.iter().find_map(|l| l.strip_prefix("worktree ")).unwrap_or("a worktree");
-                return Ok(Some(path.to_string()));
+            if lines.iter().any(|l| l.starts_with("prunable")) {
+                continue;
+            }
+            let path = lines.iter().find_map(|l| l.strip_prefix("worktree ")).unwrap_or("a worktree");
+            if let Some(branch) = lines.iter().find_map(|l| l.strip_prefix("branch ")) {
+                out.insert(branch.to_string(), path.to_string());
             }
         }
-        Ok(None)
+        Ok(out)
     }
 
     /// Change refs under `refs/mso/rejected/` in one ref transaction: each
