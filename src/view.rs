@@ -74,6 +74,20 @@ pub struct Range {
     pub stat: Stat,
 }
 
+/// The commits of `range`, one line each with who made them, and a line
+/// saying when there are more than were read.
+pub fn write_commits(out: &mut dyn std::io::Write, range: &Range) -> std::io::Result<()> {
+    for c in &range.commits {
+        let by = c.made_by();
+        let by = if by.is_empty() { String::new() } else { format!("  [{by}]") };
+        writeln!(out, "  {} {}{by}", crate::core::event::short(&c.id), c.subject)?;
+    }
+    if range.more {
+        writeln!(out, "  … (more than {MAX_COMMITS})")?;
+    }
+    Ok(())
+}
+
 /// Read `base..head` in the repository at `dir`; `notes` gives the note
 /// lines of a commit. Subjects come one per line (`%s` never spans lines),
 /// so no commit message can pose as another commit or as a note.

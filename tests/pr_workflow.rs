@@ -354,8 +354,6 @@ fn a_squash_merge_is_found_by_its_trailer_and_sync_records_it() {
     road.ok(&["voyage", "publish", "VOY-0001"]);
     let forge = road.forge_clone();
     let git = |args: &[&str]| road.repo.git_in(&forge, args);
-    git(&["config", "user.name", "forge"]);
-    git(&["config", "user.email", "forge@example.com"]);
     git(&["merge", "-q", "--squash", "origin/voyage/VOY-0001"]);
     git(&["commit", "-q", "-m", "Greet users (#7)\n\nSquashed.\n\nMso-Voyage: VOY-0001"]);
     let squash = git(&["rev-parse", "HEAD"]).trim().to_string();

@@ -365,14 +365,7 @@ fn show(
         }
     }
     writeln!(out, "commits")?;
-    for c in &r.commits {
-        let by = c.made_by();
-        let by = if by.is_empty() { String::new() } else { format!("  [{by}]") };
-        writeln!(out, "  {} {}{by}", short(&c.id), c.subject)?;
-    }
-    if r.more {
-        writeln!(out, "  … (more than {})", view::MAX_COMMITS)?;
-    }
+    view::write_commits(out, r)?;
     if !args.stat {
         writeln!(out)?;
         write!(out, "{}", view::diff(&dir, &base, &head)?)?;

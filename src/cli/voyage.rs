@@ -369,14 +369,7 @@ fn show(store: &crate::store::Store, args: ShowArgs, ctx: &mut Ctx<'_>) -> anyho
     match &shown.commits {
         Some(range) => {
             writeln!(out, "commits   {} since the base, {}", range.commits.len(), range.stat)?;
-            for c in &range.commits {
-                let by = c.made_by();
-                let by = if by.is_empty() { String::new() } else { format!("  [{by}]") };
-                writeln!(out, "  {} {}{by}", short(&c.id), c.subject)?;
-            }
-            if range.more {
-                writeln!(out, "  … (more than {})", view::MAX_COMMITS)?;
-            }
+            view::write_commits(out, range)?;
         }
         None => writeln!(out, "commits   not in this repository: git mso sync")?,
     }
