@@ -267,53 +267,52 @@ fn sync_branches(
     for line in listing.lines() {
         let Some((name, theirs)) = line.split_once(' ') else { continue };
         let branch = format!("refs/heads/voyage/{}", &name[prefix.len()..]);
+        let theirs_id = theirs.parse::<ObjectId>().ok();
+        let Some(ours) = store.ref_target(&branch)? else {
+            let _ = git(&dir, &["update-ref", &branch, theirs, ""]);
+            continue;
+        };
+        if Some(ours) == theirs_id {
+            continue;
+        }
+        let voyage = match (&tip, name[prefix.len()..].parse()) {
+            (Some(tip), Ok(id)) => store.voyage(tip, id)?,
+            _ => None,
+        };
         // Work rejected since (here or elsewhere) leaves the branch first.
-        let voyage = name[prefix.len()..].parse().ok();
-        let differs = store.ref_target(&branch)?.is_some_and(|ours| theirs.parse::<ObjectId>().ok() != Some(ours));
-        if differs
-            && let (Some(tip), Some(voyage)) = (&tip, voyage)
-            && let Some(voyage) = store.voyage(tip, voyage)?
-        {
-            match store.set_aside_rejected(tip, &voyage)? {
+        if let (Some(tip), Some(voyage)) = (&tip, &voyage) {
+            match store.set_aside_rejected(tip, voyage)? {
                 crate::store::SetAside::Moved(said) | crate::store::SetAside::Blocked(said) => report.lines.push(said),
                 crate::store::SetAside::Nothing => {}
             }
         }
         // A concurrent sync may move the branch first; then there is nothing left to do here.
-        match store.ref_target(&branch)? {
-            None => {
-                let _ = git(&dir, &["update-ref", &branch, theirs, ""]);
-            }
-            Some(ours) if ours != theirs => {
-                // Fast-forward only: ours must be an ancestor of theirs, and
-                // theirs not work the ledger records as rejected (the remote
-                // has not been told yet; this sync tells it).
-                let rejected = match (&tip, voyage, theirs.parse::<ObjectId>()) {
-                    (Some(tip), Some(voyage), Ok(theirs)) => match store.voyage(tip, voyage)? {
-                        Some(voyage) => store.rejection_at(tip, &voyage, theirs)?.is_some(),
-                        None => false,
-                    },
-                    _ => false,
-                };
-                // Never under someone's checkout: their worktree would go stale.
-                if checkouts.is_none() {
-                    checkouts = Some(store.checked_out_branches()?);
-                }
-                let checked_out = checkouts.as_ref().and_then(|c| c.get(&branch));
-                if let Some(worktree) = &checked_out {
-                    report.lines.push(format!(
-                        "{branch} is checked out in {worktree}: not brought up to {remote}'s (switch away, or pull)"
-                    ));
-                }
-                if !rejected
-                    && checked_out.is_none()
-                    && git(&dir, &["merge-base", "--is-ancestor", &ours.to_string(), theirs]).is_ok()
-                {
-                    let _ = git(&dir, &["update-ref", &branch, theirs, &ours.to_string()]);
-                }
-            }
-            Some(_) => {}
+        let Some(ours) = store.ref_target(&branch)? else { continue };
+        let Some(theirs_id) = theirs_id.filter(|t| *t != ours) else { continue };
+        // Fast-forward only: ours must be an ancestor of theirs, and theirs
+        // not work the ledger records as rejected (the remote has not been
+        // told yet; this sync tells it).
+        if crate::store::objects::is_ancestor(store.repo(), ours, theirs_id) != Some(true) {
+            continue;
         }
+        let rejected = match (&tip, &voyage) {
+            (Some(tip), Some(voyage)) if voyage.head != theirs => store.rejection_at(tip, voyage, theirs_id)?.is_some(),
+            _ => false,
+        };
+        if rejected {
+            continue;
+        }
+        // Never under someone's checkout: their worktree would go stale.
+        if checkouts.is_none() {
+            checkouts = Some(store.checked_out_branches()?);
+        }
+        if let Some(worktree) = checkouts.as_ref().and_then(|c| c.get(&branch)) {
+            report.lines.push(format!(
+                "{branch} is checked out in {worktree}: not brought up to {remote}'s (switch away, or pull)"
+            ));
+            continue;
+        }
+        let _ = git(&dir, &["update-ref", &branch, theirs, &ours.to_string()]);
     }
     Ok(())
 }

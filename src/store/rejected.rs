@@ -46,7 +46,8 @@ impl Store {
     pub fn set_aside_rejected(&self, tip: &Tip, voyage: &Voyage) -> Result<SetAside> {
         let Some(branch) = self.branch_tip(voyage)? else { return Ok(SetAside::Nothing) };
         let Ok(recorded) = voyage.head.parse::<ObjectId>() else { return Ok(SetAside::Nothing) };
-        if branch == recorded {
+        // Behind the recorded head is an older accepted state, never rejected work.
+        if branch == recorded || super::objects::is_ancestor(&self.repo, branch, recorded) == Some(true) {
             return Ok(SetAside::Nothing);
         }
         let Some((order, number)) = self.rejection_at(tip, voyage, branch)? else { return Ok(SetAside::Nothing) };
