@@ -1,7 +1,9 @@
 //! Noticing that a voyage landed: its recorded head became part of its
 //! target branch (a fast-forward or a merge commit), or a commit on the
-//! target carries its `Mso-Voyage` trailer (a squash merge). What is found is
-//! recorded as VOYAGE_LANDED, which `apply` checks the same way.
+//! target carries its `Mso-Voyage` trailer and brings exactly its changes (a
+//! squash merge). What is found is recorded as VOYAGE_LANDED, which `apply`
+//! checks by lineage and trailer, and the server's hook also by the target
+//! branch it has and, for a squash, by patch id.
 
 use gix::ObjectId;
 
