@@ -122,19 +122,7 @@ fn execute(job: &Job) -> Result<String> {
     let line = |what: String| format!("{}  {}  {persona:<10}  {what}", order.id, order.role);
 
     let stop = Arc::new(AtomicBool::new(false));
-    // Dropping `done` wakes the watcher at once when the crew exits.
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let watcher = {
-        let (dir, runner, id, stop, hard, remote) = (
-            job.dir.clone(),
-            job.runner.clone(),
-            order.id.clone(),
-            stop.clone(),
-            job.hard_stop.clone(),
-            job.remote.clone(),
-        );
-        std::thread::spawn(move || watch(&dir, &runner, &id, &stop, &finished, &hard, remote.as_deref()))
-    };
+    let (done, watcher) = spawn_watcher(job, &stop);
     let started = Instant::now();
     let exit = crew::run(&job.crew.command, &wt, &env, &log, job.crew.timeout, &stop);
     drop(done);
@@ -216,7 +204,20 @@ fn release(store: &Store, job: &Job, head: ObjectId) -> Result<String> {
     let order = &job.order;
     let opts = crate::publish::Options { remote: job.remote.as_deref(), releasing: Some(&order.id) };
     let started = Instant::now();
-    let published = crate::publish::publish(&job.dir, order.voyage, &opts)?;
+    // The lease is renewed while the push and the forge adapter run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, watcher) = spawn_watcher(job, &stop);
+    let published = crate::publish::publish(&job.dir, order.voyage, &opts);
+    drop(done);
+    let interrupted = watcher.join().unwrap_or(None);
+    let published = published?;
+    if interrupted == Some(Interrupted::Cancelled) {
+        return Ok(format!(
+            "{}  {}  built-in release  published to {}, but the order was cancelled or taken over meanwhile; \
+             the role's result is not recorded",
+            order.id, order.role, published.url
+        ));
+    }
     let summary = format!("published {} as \"{}\": {}", order.voyage, published.title, published.url);
     let said = record_success(store, job, head, summary)?;
     Ok(format!(
@@ -301,6 +302,23 @@ fn still_ours(order: &Order, job: &Job) -> bool {
     order.status == Status::Running
         && order.attempt == job.order.attempt
         && order.lease.as_ref().is_some_and(|l| l.runner == job.runner.id)
+}
+
+/// Start the watcher of a run: it renews the lease and sets `stop` if the
+/// order is cancelled or taken over, or the runner shuts down hard. Dropping
+/// the returned sender wakes it at once when the run ends.
+fn spawn_watcher(job: &Job, stop: &Arc<AtomicBool>) -> (Sender<()>, std::thread::JoinHandle<Option<Interrupted>>) {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let (dir, runner, id, stop, hard, remote) = (
+        job.dir.clone(),
+        job.runner.clone(),
+        job.order.id.clone(),
+        stop.clone(),
+        job.hard_stop.clone(),
+        job.remote.clone(),
+    );
+    let watcher = std::thread::spawn(move || watch(&dir, &runner, &id, &stop, &finished, &hard, remote.as_deref()));
+    (done, watcher)
 }
 
 /// While a crew runs: renew the lease, and stop the crew if the order is
