@@ -143,8 +143,7 @@ fn publishable(store: &Store, tip: &crate::store::Tip, id: VoyageId, opts: &Opti
     }
     let config = store.config(tip)?;
     let actor = store.identity().actor.clone();
-    let manager = config.approvers.is_empty() || config.admins.contains(&actor) || config.approvers.contains(&actor);
-    if !manager && opts.releasing.is_none() {
+    if !config.is_manager(&actor) && opts.releasing.is_none() {
         return Err(Error::Input(format!(
             "{actor} may not publish {id}: with an approver list, admins and approvers publish (approvers: {})",
             config.approvers.join(", ")

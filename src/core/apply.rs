@@ -427,8 +427,7 @@ fn voyage_event(
     // Publishing and closing speak for the team: with an approver list, only
     // admins and approvers do it (and the runner of a release on the voyage
     // publishes).
-    let manager =
-        config.approvers.is_empty() || config.admins.contains(&event.actor) || config.approvers.contains(&event.actor);
+    let manager = config.is_manager(&event.actor);
     let recorded_head = |head: &str, what: &str| {
         if head == voyage.head {
             Ok(())

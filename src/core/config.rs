@@ -255,6 +255,13 @@ impl Config {
         self.roles.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(",")
     }
 
+    /// Whether `actor` speaks for the team (stops or restarts others' work,
+    /// publishes and closes voyages): anyone until the config lists
+    /// approvers, then admins and approvers.
+    pub fn is_manager(&self, actor: &str) -> bool {
+        self.approvers.is_empty() || self.admins.iter().any(|a| a == actor) || self.approvers.iter().any(|a| a == actor)
+    }
+
     pub fn kind_list(&self) -> String {
         self.kinds.iter().map(|k| k.code.as_str()).collect::<Vec<_>>().join(",")
     }

@@ -143,11 +143,7 @@ fn reviewer(by: &str, actor: &str, approvers: &[String]) -> Result<()> {
 /// before that, like reviews.
 fn manager(order: &Order, actor: &str, config: &Config, what: &'static str) -> Result<()> {
     let creator = order.history.first().map_or("", |e| e.actor.as_str());
-    let allowed = config.approvers.is_empty()
-        || actor == creator
-        || config.admins.iter().any(|a| a == actor)
-        || config.approvers.iter().any(|a| a == actor);
-    if allowed {
+    if actor == creator || config.is_manager(actor) {
         Ok(())
     } else {
         Err(TransitionError::NotAllowed { actor: actor.into(), what, order: order.id.clone(), creator: creator.into() })
