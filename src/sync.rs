@@ -140,10 +140,10 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         // new hold names go first, on their own: the server judges a hold
         // against the branch as it already stands.
         let mut specs = branch_specs(&store, remote, &mut report)?;
-        let held: Vec<String> = store
-            .pending(fetched)?
+        // The local transactions the remote lacks, read once.
+        let pending: Vec<crate::core::Event> = store.pending(fetched)?.into_iter().flat_map(|e| e.events).collect();
+        let held: Vec<String> = pending
             .iter()
-            .flat_map(|e| &e.events)
             .filter_map(|e| match &e.body {
                 crate::core::EventBody::Held { head, .. } => Some(head.clone()),
                 _ => None,
@@ -158,7 +158,7 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         }
         specs = rest;
         let branches = specs.len() + first.len();
-        specs.extend(rejected_specs(&store, remote, fetched, &renumbered, &mut report)?);
+        specs.extend(rejected_specs(&store, remote, &pending, &renumbered, &mut report)?);
         let local = store.ref_target(LEDGER_REF)?;
         let ledger_ahead = local.is_some() && local != fetched;
         if ledger_ahead {
@@ -395,16 +395,14 @@ fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<
 fn rejected_specs(
     store: &Store,
     remote: &str,
-    fetched: Option<ObjectId>,
+    pending: &[crate::core::Event],
     renumbered: &std::collections::BTreeMap<crate::core::OrderId, crate::core::OrderId>,
     report: &mut Report,
 ) -> Result<Vec<(String, String)>> {
     use crate::core::state::{REJECTED_PREFIX, rejected_ref};
     let Some(tip) = store.tip()? else { return Ok(Vec::new()) };
-    let orders: std::collections::BTreeSet<crate::core::OrderId> = store
-        .pending(fetched)?
+    let orders: std::collections::BTreeSet<crate::core::OrderId> = pending
         .iter()
-        .flat_map(|e| &e.events)
         .filter_map(|e| match &e.body {
             crate::core::EventBody::Rejected { order, .. } => Some(order.clone()),
             _ => None,
