@@ -86,6 +86,16 @@ impl Road {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `git push origin SPECS` from `dir` as plain git (no git-mso): whether
+    /// it landed, and what git and the server's hooks said.
+    fn push(&self, dir: &Path, specs: &[&str]) -> (bool, String) {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(["push", "origin"]).args(specs).current_dir(dir);
+        common::isolate(&mut cmd, &self.repo.home);
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
     fn server_rev(&self, rev: &str) -> String {
         self.repo.git_in(&self.server, &["rev-parse", rev]).trim().to_string()
     }
@@ -201,15 +211,8 @@ fn an_order_walks_from_filing_to_a_landed_pull_request() {
     let forge = road.forge_clone();
     repo.git_in(&forge, &["merge", "-q", "--no-ff", "-m", "Merge pull request #7", "origin/voyage/VOY-0001"]);
     let merge = repo.git_in(&forge, &["rev-parse", "HEAD"]).trim().to_string();
-    let pushed = std::process::Command::new("git")
-        .args(["push", "origin", "main"])
-        .current_dir(&forge)
-        .env("HOME", &repo.home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&pushed.stderr);
-    assert!(pushed.status.success(), "{said}");
+    let (pushed, said) = road.push(&forge, &["main"]);
+    assert!(pushed, "{said}");
     assert!(said.contains(&format!("git-mso: VOY-0001 landed on main at {} (merge)", &merge[..7])), "{said}");
 
     road.ok(&["sync"]);
@@ -394,12 +397,8 @@ fn a_landing_the_servers_branch_does_not_hold_is_refused_and_sync_leaves_it_out(
     let out = road.ok(&["voyage", "list"]);
     assert!(out.contains("VOY-0001 landed on main"), "{out}");
     let tip = road.server_rev("refs/mso/ledger");
-    let mut push = std::process::Command::new("git");
-    push.args(["push", "origin", "refs/mso/ledger:refs/mso/ledger"]).current_dir(&road.repo.path);
-    common::isolate(&mut push, &road.repo.home);
-    let out = push.output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (pushed, said) = road.push(&road.repo.path, &["refs/mso/ledger:refs/mso/ledger"]);
+    assert!(!pushed);
     assert!(
         said.contains(&format!("VOYAGE_LANDED for VOY-0001 names {}, which is not on the server's main", &head[..7])),
         "{said}"
@@ -424,13 +423,7 @@ fn a_voyage_branch_cannot_be_rewound_behind_its_recorded_head_by_way_of_rejected
     road.ok(&["sync"]);
     let recorded = road.server_rev("refs/heads/voyage/VOY-0001");
     let base = repo.git(&["rev-parse", "main"]).trim().to_string();
-    let push = |spec: &str| {
-        let mut cmd = std::process::Command::new("git");
-        cmd.args(["push", "origin", spec]).current_dir(&repo.path);
-        common::isolate(&mut cmd, &repo.home);
-        let out = cmd.output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
+    let push = |spec: &str| road.push(&repo.path, &[spec]);
     // Bring the branch to the rejected commit (a fast-forward), then try to
     // rewind it past the recorded head, as if setting rejected work aside.
     let (ok, err) = push(&format!("{rejected}:refs/heads/voyage/VOY-0001"));
@@ -491,13 +484,9 @@ fn a_landing_pushed_with_a_move_of_its_target_is_judged_by_the_target_as_it_was(
     road.ok(&["voyage", "list"]);
     let tip = road.server_rev("refs/mso/ledger");
     // A non-atomic push: git would refuse the forced main, and take the ledger.
-    let mut push = std::process::Command::new("git");
-    push.args(["push", "origin", &format!("+{head}:refs/heads/main"), "refs/mso/ledger:refs/mso/ledger"]);
-    push.current_dir(&road.repo.path);
-    common::isolate(&mut push, &road.repo.home);
-    let out = push.output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (pushed, said) =
+        road.push(&road.repo.path, &[&format!("+{head}:refs/heads/main"), "refs/mso/ledger:refs/mso/ledger"]);
+    assert!(!pushed);
     assert!(said.contains("which is not on the server's main"), "{said}");
     assert_eq!(road.server_rev("refs/mso/ledger"), tip, "{said}");
 }
@@ -532,15 +521,9 @@ fn a_commit_that_only_carries_the_trailer_is_no_squash_landing() {
     let git = |args: &[&str]| road.repo.git_in(&forge, args);
     git(&["commit", "-q", "--allow-empty", "-m", "Unrelated\n\nMso-Voyage: VOY-0001"]);
     let fake = git(&["rev-parse", "HEAD"]).trim().to_string();
-    let pushed = std::process::Command::new("git")
-        .args(["push", "origin", "main"])
-        .current_dir(&forge)
-        .env("HOME", &road.repo.home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(pushed.status.success());
-    assert!(!String::from_utf8_lossy(&pushed.stderr).contains("landed"), "the server was not fooled");
+    let (pushed, said) = road.push(&forge, &["main"]);
+    assert!(pushed, "{said}");
+    assert!(!said.contains("landed"), "the server was not fooled: {said}");
     let out = road.ok(&["sync"]);
     assert!(!out.contains("landed"), "nor was sync: {out}");
     assert_eq!(road.repo.json(&["voyage", "show", "VOY-0001", "--json"])["state"], "published");
@@ -558,11 +541,7 @@ fn a_commit_that_only_carries_the_trailer_is_no_squash_landing() {
             })
         })
         .unwrap();
-    let mut push = std::process::Command::new("git");
-    push.args(["push", "origin", "refs/mso/ledger:refs/mso/ledger"]).current_dir(&road.repo.path);
-    common::isolate(&mut push, &road.repo.home);
-    let out = push.output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (pushed, said) = road.push(&road.repo.path, &["refs/mso/ledger:refs/mso/ledger"]);
+    assert!(!pushed);
     assert!(said.contains("as its squash merge, but its changes are not VOY-0001's"), "{said}");
 }
