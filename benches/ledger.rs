@@ -69,6 +69,7 @@ fn create(store: &Store, count: usize) {
                     roles: vec!["PLN".parse().unwrap(), "BLD".parse().unwrap(), "TST".parse().unwrap()],
                     gates: vec!["PLN".parse().unwrap()],
                     voyage: VoyageId::new(1).expect("VOY-0001"),
+                    budget_micros: None,
                 })?;
             }
             Ok(())

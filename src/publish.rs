@@ -295,7 +295,14 @@ fn run_adapter(store: &Store, command: &str, voyage: &Voyage, remote: &str, titl
     ];
     let stop = std::sync::atomic::AtomicBool::new(false);
     let timeout = Some(std::time::Duration::from_secs(300));
-    let exit = crate::runtime::crew::run(command, &store.top_dir(), &env, &log, timeout, &stop)?;
+    let exit = crate::runtime::crew::run(
+        command,
+        &store.top_dir(),
+        &env,
+        &log,
+        crate::runtime::crew::Limits { timeout, idle: None },
+        &stop,
+    )?;
     if !exit.success() {
         return Err(Error::Input(format!(
             "the forge adapter (mso.publish.command) {}; nothing was recorded:\n{}",

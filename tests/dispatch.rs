@@ -89,9 +89,10 @@ fn a_crashing_crew_is_retried_until_attempts_run_out_then_retry_queues_it() {
     let repo = TestRepo::initialized();
     let crash = repo.crew("crash.sh", "echo 'compiler exploded' >&2\nexit 3");
     repo.set_crews(&[("BLD", &crash)]);
+    repo.ok(&["config", "retry_backoff_secs", "0"]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
-    let out = repo.dispatch(&["--once"]);
-    assert!(out.contains("failed (exited with status 3) → queued again (attempt 2)"), "{out}");
+    let out = repo.dispatch_failing(&["--once"]);
+    assert!(out.contains("failed (exited with status 3): compiler exploded → queued again (attempt 2)"), "{out}");
     assert!(out.contains("failed for good; retry with `git mso order retry CHR-0001`"), "{out}");
     assert_eq!(repo.runs(), ["CHR-0001 BLD 1", "CHR-0001 BLD 2", "CHR-0001 BLD 3"]);
     let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
@@ -103,7 +104,7 @@ fn a_crashing_crew_is_retried_until_attempts_run_out_then_retry_queues_it() {
     assert_eq!(order["history"].as_array().unwrap().iter().find(|e| e["type"] == "FAILED").unwrap()["exit"], 3);
 
     repo.ok(&["order", "retry", "CHR-0001"]);
-    repo.dispatch(&["--once"]);
+    repo.dispatch_failing(&["--once"]);
     assert_eq!(repo.runs().len(), 6, "a retry gives the role a fresh set of attempts");
     repo.ok(&["fsck"]);
 }
@@ -118,7 +119,7 @@ fn a_crew_past_its_timeout_is_killed_with_its_whole_process_group() {
     repo.ok(&["config", "max_attempts", "1"]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
     let started = std::time::Instant::now();
-    let out = repo.dispatch(&["--once"]);
+    let out = repo.dispatch_failing(&["--once"]);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "the dispatcher waited for the crew");
     assert!(out.contains("failed (timed out after 1 s)"), "{out}");
     let background: i32 = std::fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
@@ -196,7 +197,8 @@ fn briefs_carry_criteria_hand_offs_and_review_feedback() {
     let read = |name: &str| std::fs::read_to_string(briefs.join(name)).unwrap();
     let first = read("PLN-1");
     assert!(first.contains("- Role: PLN (Navigator), attempt 1, model tier deep"), "{first}");
-    assert!(first.contains("## Acceptance criteria\n\n- a user can log in"), "{first}");
+    assert!(first.contains("## Acceptance criteria\n\n1. a user can log in"), "{first}");
+    assert!(first.contains("## Your instructions\n\nYou plan; you do not build."), "{first}");
     assert!(first.contains("Use the $(house) style; `rm -rf /`"), "order text arrives verbatim: {first}");
     let second = read("PLN-2");
     assert!(
@@ -206,7 +208,8 @@ fn briefs_carry_criteria_hand_offs_and_review_feedback() {
     let bld = read("BLD-1");
     assert!(bld.contains("### PLN (Navigator)"), "{bld}");
     assert!(bld.contains("PLAN-42: add a form\n\n1. form"), "BLD reads PLN's plan: {bld}");
-    assert!(bld.contains("## Acceptance criteria\n\n- a user can log in"), "{bld}");
+    assert!(bld.contains("## Acceptance criteria\n\n1. a user can log in"), "{bld}");
+    assert!(bld.contains("## Your instructions\n\nYou build."), "{bld}");
     let tst = read("TST-1");
     assert!(tst.contains("### BLD (Shipwright)"), "TST reads both hand-offs: {tst}");
     let env = read("env");
@@ -241,7 +244,7 @@ fn a_failing_quality_gate_fails_the_role_and_lands_nothing() {
     repo.ok(&["config", "max_attempts", "1"]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
     let tip = repo.git(&["rev-parse", "voyage/VOY-0001"]);
-    let out = repo.dispatch(&["--once"]);
+    let out = repo.dispatch_failing(&["--once"]);
     assert!(out.contains("failed the quality gate (exited with status 7)"), "{out}");
     let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
     assert!(order["last_error"].as_str().unwrap().contains("gate: no tests-pass.txt"), "{order}");
@@ -263,7 +266,7 @@ fn a_read_only_role_that_changes_files_fails_and_its_changes_are_discarded() {
     repo.ok(&["config", "max_attempts", "1"]);
     repo.ok(&["order", "new", "--title", "audit", "--roles", "SEC", "--gate", "SEC"]);
     let tip = repo.git(&["rev-parse", "voyage/VOY-0001"]);
-    let out = repo.dispatch(&["--once"]);
+    let out = repo.dispatch_failing(&["--once"]);
     assert!(out.contains("FTR-0001  SEC  Lookout     failed (read-only role changed files)"), "{out}");
     let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
     assert!(order["last_error"].as_str().unwrap().contains("?? report.txt"), "{order}");
@@ -356,7 +359,7 @@ fn what_a_crew_prints_is_recorded_escaped_and_never_reaches_a_terminal_raw() {
     let pass = repo.crew("pass.sh", &format!("{noisy} > \"$MSO_RESULT_FILE\""));
     repo.set_crews(&[("BLD", &fail)]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "noisy", "--roles", "BLD"]);
-    let out = repo.dispatch(&["--once"]);
+    let out = repo.dispatch_failing(&["--once"]);
     assert!(out.contains("failed (exited with status 1)"), "the failure was recorded: {out}");
     repo.set_crews(&[("BLD", &pass)]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "noisy too", "--roles", "BLD"]);
@@ -396,6 +399,7 @@ fn hooks_that_voyage_content_brings_never_run_on_a_runner() {
     // The crew fails once, so the second attempt reuses the worktree (checkout, clean, commit).
     let crew = repo.crew("flaky.sh", "echo work > work.txt\n[ \"$MSO_ATTEMPT\" -gt 1 ]");
     repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["config", "retry_backoff_secs", "0"]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
     repo.dispatch(&["--once"]);
     assert_eq!(repo.runs(), ["CHR-0001 BLD 1", "CHR-0001 BLD 2"]);

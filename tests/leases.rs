@@ -164,7 +164,12 @@ fn a_second_signal_stops_running_crews_and_releases_their_orders() {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("CHR-0001  BLD  Shipwright  stopped → queued again (attempt 2)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "CHR-0001  BLD  Shipwright  stopped: the runner was stopped while the crew ran → queued again (attempt 2"
+        ),
+        "{stdout}"
+    );
     assert!(!finished.exists(), "the crew ran on after the second signal");
     let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
     assert_eq!(

@@ -33,7 +33,7 @@ impl Road {
         repo.ok(&["config", "kinds.FTR.gates", r#"["PLN","BLD"]"#]);
         let plan = repo.crew("plan.sh", "echo \"plan for $MSO_ORDER\" > plan.md");
         let build = repo.crew("build.sh", "echo \"greeting, attempt $MSO_ATTEMPT\" > greet.txt");
-        let test = repo.crew("test.sh", "test -f greet.txt");
+        let test = repo.crew("test.sh", &format!("test -f greet.txt\n{}", common::PASS_ALL_CRITERIA));
         repo.set_crews(&[("PLN", &plan), ("BLD", &build), ("TST", &test)]);
         let server = repo.root().join("server.git");
         repo.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);

@@ -45,6 +45,9 @@ fn run_role(repo: &TestRepo, id: &str, succeed: bool) {
                     runner: "test-runner".into(),
                     exit: Some(1),
                     reason: "boom".into(),
+                    run: None,
+                    permanent: false,
+                    to: None,
                 });
             }
             tx.push(EventBody::Succeeded {
@@ -54,6 +57,7 @@ fn run_role(repo: &TestRepo, id: &str, succeed: bool) {
                 runner: "test-runner".into(),
                 head: head.clone(),
                 summary: "plan".into(),
+                run: None,
             })?;
             let order = tx.order(&id)?.clone();
             if order.status == git_mso::core::Status::HandingOff {

@@ -54,6 +54,7 @@ impl Setup {
                     runner: "r".into(),
                     head: head.clone(),
                     summary: String::new(),
+                    run: None,
                 })
             })
             .unwrap();

@@ -207,7 +207,8 @@ fn a_result_is_not_published_when_its_branch_moved_on_the_server_during_the_run(
     std::fs::write(&go, "").unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // The order failed for good (max_attempts 1), so dispatch says so and exits 1.
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("failed (voyage branch moved on the remote)"), "{stdout}");
     // The server's branch keeps the human's commit, and its ledger names no commit it lacks.
     assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]).trim(), human);

@@ -230,6 +230,7 @@ fn hold_by_mallory(s: &Server, head: &str) -> String {
             roles: ["PLN", "BLD", "TST"].map(|r| r.parse().unwrap()).to_vec(),
             gates: vec!["PLN".parse().unwrap()],
             voyage: "VOY-0003".parse().unwrap(),
+            budget_micros: None,
         })?;
         tx.push(EventBody::Held { order, role: "PLN".parse().unwrap(), head: head.into(), reason: "look".into() })
     })
@@ -372,6 +373,11 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         case("a result by someone who does not hold the lease", s.forge_by("mallory", vec![chr_result("farm:7", 1), body(json!({"type": "ADVANCED", "order": "CHR-0001", "from": "BLD", "to": "TST"}))]), "the lease is held by farm:7 (alice), not farm:7 (mallory)"),
         as_pusher(case("the holder's name on another runner's result", s.forge_by("alice", vec![chr_result("other:1", 1), body(json!({"type": "ADVANCED", "order": "CHR-0001", "from": "BLD", "to": "TST"}))]), "not other:1 (alice)"), "alice"),
         as_pusher(case("a result for an attempt that is not running", s.forge_by("alice", vec![chr_result("farm:7", 2)]), "the event names attempt 2, the order is at attempt 1"), "alice"),
+        // A lease holder's run report is checked whole: verdicts, sending back, costs.
+        as_pusher(case("a failure sent back where no verdict objects", s.forge_by("alice", vec![body(json!({"type": "FAILED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "farm:7", "exit": 1, "reason": "x", "to": "BLD"}))]), "goes back to BLD only when its verdicts or findings object"), "alice"),
+        as_pusher(case("a verdict on a criterion the order does not have", s.forge_by("alice", vec![body(json!({"type": "SUCCEEDED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "farm:7", "head": chr_head, "run": {"verdicts": [{"criterion": 7, "verdict": "pass"}]}})), body(json!({"type": "ADVANCED", "order": "CHR-0001", "from": "BLD", "to": "TST"}))]), "a verdict names criterion 7, the order has 0"), "alice"),
+        as_pusher(case("a run that claims to have cost a fortune", s.forge_by("alice", vec![body(json!({"type": "FAILED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "farm:7", "exit": 1, "reason": "x", "run": {"usage": {"cost_micros": 9_000_000_000_000u64}}}))]), "cost or turns are out of range"), "alice"),
+        as_pusher(case("a finding with control characters for a title", s.forge_by("alice", vec![body(json!({"type": "FAILED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "farm:7", "exit": 1, "reason": "x", "run": {"findings": [{"severity": "high", "title": "\u{1b}[2Jok"}]}}))]), "finding title"), "alice"),
         case("ending someone else's lease early", s.forge_by("mallory", vec![body(json!({"type": "LEASE_EXPIRED", "order": "CHR-0001", "role": "BLD", "runner": "farm:7"}))]), "only its holder alice may release it earlier"),
         case("renewing someone else's lease", s.forge_by("mallory", vec![body(json!({"type": "LEASE_RENEWED", "order": "CHR-0001", "runner": "farm:7", "expires": NOW_SECS + 300}))]), "the lease is held by farm:7 (alice)"),
         case("a claim in someone else's name", s.forge_by("mallory", vec![new_ftr2(), claim_ftr2("alice")]), "the lease names alice but mallory claimed it"),

@@ -8,8 +8,9 @@ mkdir -p plans
   echo "# Plan for $MSO_ORDER (by $MSO_PERSONA, model tier $MSO_MODEL, attempt $MSO_ATTEMPT)"
   echo
   echo "## Steps"
-  # One step per acceptance criterion, read from the brief file (never from a command line).
-  sed -n '/^## Acceptance criteria/,/^## /{/^- /p}' "$MSO_BRIEF_FILE" | sed 's/^- /1. Make it so: /'
+  # One step per acceptance criterion ("1. text" in the brief), read from the
+  # brief file (never from a command line).
+  sed -n '/^## Acceptance criteria/,/^## /{/^[0-9][0-9]*\. /p}' "$MSO_BRIEF_FILE" | sed 's/^[0-9][0-9]*\. /1. Make it so: /'
   echo "1. Cover each step with a check."
   if grep -q '^## Review feedback' "$MSO_BRIEF_FILE"; then
     echo

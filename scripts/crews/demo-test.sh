@@ -1,14 +1,28 @@
 #!/bin/sh
-# Demo TST crew: checks that what BLD built follows the plan. Fails the role if not.
+# Demo TST crew: checks each acceptance criterion against what BLD built and
+# gives a verdict per criterion (result schema mso.result/1). A criterion
+# without its step in the build fails, which sends the order back to BLD.
 set -eu
 out="src/$(echo "$MSO_ORDER" | tr 'A-Z' 'a-z').txt"
-plan="plans/$MSO_ORDER.md"
 test -f "$out" || { echo "FAIL: $out is missing" >&2; exit 1; }
-want=$(grep -c '^1\. ' "$plan")
-got=$(grep -c '^1\. ' "$out")
-if [ "$want" != "$got" ]; then
-  echo "FAIL: plan has $want steps, build covers $got" >&2
-  exit 1
-fi
-printf '{"summary": "checked %s: %s of %s plan steps covered"}\n' "$out" "$got" "$want" > "$MSO_RESULT_FILE"
-echo "ok: $out covers all $want steps"
+json() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+criteria=$(sed -n '/^## Acceptance criteria/,/^## /{/^[0-9][0-9]*\. /p}' "$MSO_BRIEF_FILE")
+verdicts="" passed=0 total=0
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  n=${line%%.*}
+  text=${line#*. }
+  total=$((total + 1))
+  if grep -qxF "1. Make it so: $text" "$out"; then
+    verdict=pass reason="$out has its step"
+    passed=$((passed + 1))
+  else
+    verdict=fail reason="$out has no step for it"
+  fi
+  echo "criterion $n: $verdict ($reason)"
+  verdicts="$verdicts${verdicts:+,}{\"criterion\": $n, \"verdict\": \"$verdict\", \"reason\": \"$(json "$reason")\"}"
+done <<LIST
+$criteria
+LIST
+printf '{"schema": "mso.result/1", "summary": "checked %s: %s of %s criteria pass", "criteria": [%s]}\n' \
+  "$out" "$passed" "$total" "$verdicts" > "$MSO_RESULT_FILE"

@@ -111,11 +111,27 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let outcome = runtime::dispatch(&ctx.dir, &opts, &stop, ctx.out)?;
-    if outcome.started == 0 && outcome.missing_crews.is_empty() {
+    if outcome.started == 0 && outcome.missing_crews.is_empty() && outcome.backing_off.is_empty() {
         writeln!(ctx.out, "nothing to dispatch")?;
+    }
+    for (id, at) in &outcome.backing_off {
+        writeln!(
+            ctx.out,
+            "{id}  waits to be tried again until {} (retry_backoff_secs); dispatch then, or `git mso dispatch --watch`",
+            crate::core::time::format_utc(*at)
+        )?;
     }
     if let Some(role) = outcome.missing_crews.iter().next() {
         return Err(Error::Input(missing_crew_message(role)).into());
+    }
+    if !outcome.failed.is_empty() {
+        let ids: Vec<String> = outcome.failed.iter().map(|id| id.to_string()).collect();
+        return Err(Error::Input(format!(
+            "{} failed for good in this run: `git mso order show {}` says why",
+            ids.join(", "),
+            ids[0]
+        ))
+        .into());
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use crate::core::apply::limits;
+use crate::core::report::{self, Pass};
 use crate::core::text;
 use crate::core::time::format_utc;
 use crate::core::{EventBody, Kind, OrderId, Role, Status, TransitionError, VoyageId};
@@ -72,9 +73,24 @@ pub struct NewArgs {
     /// Branch the new voyage is meant to land on (default: the branch --base or HEAD names).
     #[arg(long, value_name = "BRANCH", conflicts_with = "voyage")]
     target: Option<String>,
+    /// What this order's crew runs may cost in all, in dollars (default: its
+    /// kind's `budget_usd`, else the pipeline's). Dispatch starts no run once
+    /// it is spent, and passes what is left to crews as MSO_BUDGET_USD.
+    #[arg(long, value_name = "DOLLARS", value_parser = parse_budget)]
+    budget_usd: Option<u64>,
     /// Print the new order as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A budget in dollars as micro-dollars: more than 0, at most a million.
+fn parse_budget(text: &str) -> Result<u64, String> {
+    let dollars: f64 =
+        text.trim().trim_start_matches('$').parse().map_err(|_| format!("not a number of dollars: {text}"))?;
+    if !(dollars > 0.0 && dollars <= 1e6) {
+        return Err("a budget must be more than $0 and at most $1,000,000".into());
+    }
+    Ok((dollars * 1e6).round() as u64)
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,11 +109,21 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  git mso order show FTR-0001\n  git mso order show FTR-0001 --brief --role BLD\n  git mso order show FTR-0001 --evidence"
+)]
 pub struct ShowArgs {
     id: OrderId,
-    /// The order file exactly as stored in the ledger.
+    /// The order file exactly as stored in the ledger (with --brief: the briefs as JSON).
     #[arg(long)]
     json: bool,
+    /// Print the brief each run's crew received (kept with the run, checked
+    /// against the digest its result recorded in the ledger).
+    #[arg(long)]
+    brief: bool,
+    /// With --brief: only the runs of this role.
+    #[arg(long, requires = "brief")]
+    role: Option<Role>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,6 +202,7 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             roles,
             gates,
             voyage,
+            budget_micros: args.budget_usd,
         })?;
         Ok((id, new_voyage))
     })?;
@@ -214,6 +241,9 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let tip = store.require_tip()?;
     let order = store.order(&tip, &args.id)?.ok_or(TransitionError::UnknownOrder(args.id.clone()))?;
+    if args.brief {
+        return briefs(&store, &order, args.role.as_ref(), args.json, ctx);
+    }
     if args.json {
         return output::json(ctx.out, &order);
     }
@@ -253,11 +283,26 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     if let Some(err) = &order.last_error {
         writeln!(out, "last error  {}", one(err.lines().next().unwrap_or_default()))?;
     }
+    let runs = report::runs(&order);
     if !order.acceptance.is_empty() {
-        writeln!(out, "acceptance")?;
-        for ac in &order.acceptance {
-            writeln!(out, "  - {}", one(ac))?;
+        // The latest verdicts given: ✓ passed, ✗ failed, - none yet.
+        let verdicts = runs.iter().rev().filter_map(|r| r.ended.as_ref()?.report()).find(|r| !r.verdicts.is_empty());
+        writeln!(out, "acceptance{}", if verdicts.is_some() { "  (latest verdicts)" } else { "" })?;
+        for (i, ac) in order.acceptance.iter().enumerate() {
+            let verdict = verdicts.and_then(|r| r.verdicts.iter().find(|v| v.criterion as usize == i + 1));
+            let (mark, why) = match verdict {
+                Some(v) if v.verdict == Pass::Pass => ("✓", String::new()),
+                Some(v) => ("✗", format!(" — {}", one(v.reason.lines().next().unwrap_or("no reason given")))),
+                None => ("-", String::new()),
+            };
+            writeln!(out, "  {}. {mark} {}{why}", i + 1, one(ac))?;
         }
+    }
+    let spent = report::spent_micros(&order);
+    if let Some(budget) = report::budget_micros(&order, &config) {
+        writeln!(out, "cost        {} of its {} budget", report::dollars(spent), report::dollars(budget))?;
+    } else if spent > 0 {
+        writeln!(out, "cost        {}", report::dollars(spent))?;
     }
     if !order.brief.is_empty() {
         writeln!(out, "brief")?;
@@ -281,11 +326,149 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             crate::core::state::rejected_ref(&order.id, i + 1)
         )?;
     }
+    if !runs.is_empty() {
+        writeln!(out, "runs")?;
+        for run in &runs {
+            write_run(out, run)?;
+        }
+    }
     writeln!(out, "history")?;
     for event in &order.history {
         writeln!(out, "  {}  {:<12}  {}", format_utc(event.at), one(&event.actor), one(&event.body.describe()))?;
     }
     Ok(())
+}
+
+/// One run in `order show`: what became of it, what it cost, its findings.
+fn write_run(out: &mut dyn std::io::Write, run: &report::Run<'_>) -> std::io::Result<()> {
+    let one = text::line;
+    let outcome = match &run.ended {
+        None => "running (or its runner is gone)".to_string(),
+        Some(report::Ended::Succeeded { head, .. }) => format!("succeeded at {}", one(crate::core::event::short(head))),
+        Some(report::Ended::Failed { to: Some(to), .. }) => format!("sent back to {to}"),
+        Some(report::Ended::Failed { permanent: true, .. }) => "failed for good".to_string(),
+        Some(report::Ended::Failed { .. }) => "failed".to_string(),
+        Some(report::Ended::LeaseExpired) => "lost its runner (lease expired)".to_string(),
+    };
+    let report = run.ended.as_ref().and_then(report::Ended::report);
+    let mut cost = String::new();
+    if let Some(r) = report {
+        cost.push_str(&format!("  {} s", r.wall_secs));
+        if let Some(u) = &r.usage {
+            if let Some(c) = u.cost_micros {
+                cost.push_str(&format!("  {}", report::dollars(c)));
+            }
+            if u.tokens_in + u.tokens_out > 0 {
+                cost.push_str(&format!("  {} in / {} out tokens", u.tokens_in, u.tokens_out));
+            }
+            if u.turns > 0 {
+                cost.push_str(&format!("  {} turns", u.turns));
+            }
+            if !u.model.is_empty() {
+                cost.push_str(&format!("  {}", one(&u.model)));
+            }
+        }
+    }
+    writeln!(out, "  #{} {} attempt {}  {}  {outcome}{cost}", run.number, run.role, run.attempt, format_utc(run.at))?;
+    if let Some(report::Ended::Failed { reason, .. }) = &run.ended {
+        writeln!(out, "      {}", one(reason.lines().find(|l| !l.trim().is_empty()).unwrap_or_default()))?;
+    }
+    for v in report.map(|r| r.verdicts.as_slice()).unwrap_or_default() {
+        let mark = if v.verdict == Pass::Pass { "✓" } else { "✗" };
+        let why = if v.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", one(v.reason.lines().next().unwrap_or("")))
+        };
+        writeln!(out, "      {mark} criterion {}{why}", v.criterion)?;
+    }
+    for f in report.map(|r| r.findings.as_slice()).unwrap_or_default() {
+        let at = if f.path.is_empty() { String::new() } else { format!(" ({})", one(&f.path)) };
+        writeln!(out, "      {} finding: {}{at}", f.severity, one(&f.title))?;
+    }
+    Ok(())
+}
+
+/// The brief a run received: its copy kept with the run, if it matches the
+/// digest the ledger recorded for that run.
+#[derive(serde::Serialize)]
+struct ReceivedBrief {
+    run: usize,
+    role: Role,
+    attempt: u32,
+    /// The SHA-256 the run's result recorded, if it recorded one.
+    digest: Option<String>,
+    /// The text, when a copy is here and matches the digest.
+    brief: Option<String>,
+    /// Why the text is not shown, when it is not.
+    missing: Option<String>,
+}
+
+fn briefs(
+    store: &crate::store::Store,
+    order: &crate::core::Order,
+    role: Option<&Role>,
+    json: bool,
+    ctx: &mut Ctx<'_>,
+) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    for run in report::runs(order).iter().filter(|r| role.is_none_or(|want| r.role == want)) {
+        let digest =
+            run.ended.as_ref().and_then(report::Ended::report).map(|r| r.brief.clone()).filter(|d| !d.is_empty());
+        let (brief, missing) = received_brief(store, order, run, digest.as_deref());
+        all.push(ReceivedBrief {
+            run: run.number,
+            role: run.role.clone(),
+            attempt: run.attempt,
+            digest,
+            brief,
+            missing,
+        });
+    }
+    if json {
+        return output::json(ctx.out, &all);
+    }
+    if all.is_empty() {
+        writeln!(ctx.out, "{} has no runs{}", order.id, role.map(|r| format!(" of {r}")).unwrap_or_default())?;
+    }
+    for b in &all {
+        writeln!(ctx.out, "=== run #{} {} attempt {} ===", b.run, b.role, b.attempt)?;
+        match (&b.brief, &b.missing) {
+            (Some(text), _) => write!(ctx.out, "{}", text::display(text, true))?,
+            (None, Some(why)) => writeln!(ctx.out, "({why})")?,
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Find the brief of `run`: the copy in its run directory, shown only when
+/// it hashes to the recorded digest.
+fn received_brief(
+    store: &crate::store::Store,
+    order: &crate::core::Order,
+    run: &report::Run<'_>,
+    digest: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    let Some(digest) = digest else {
+        return (
+            None,
+            Some("its result recorded no brief digest (it ran before git-mso recorded them, or has not ended)".into()),
+        );
+    };
+    let dir = crate::runtime::dispatch::run_dir_of(store.common_dir(), &order.id, run.role, run.attempt, run.number);
+    let kept = crate::runtime::crew::read_crew_file(&dir.join("brief.md"), 4 * 1024 * 1024)
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    if let Some(text) = kept.filter(|t| crate::core::brief::digest(t) == digest) {
+        return (Some(text), None);
+    }
+    (
+        None,
+        Some(format!(
+            "no copy matching its digest {} is here (it ran on another machine, or `git mso cleanup` removed it)",
+            &digest[..12]
+        )),
+    )
 }
 
 fn cancel(args: CancelArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {

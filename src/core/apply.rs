@@ -259,8 +259,14 @@ pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<S
             let runner = running.and_then(|o| o.lease.as_ref()).map(|l| l.actor.clone());
             voyage_event(voyage, event, &config, runner.as_deref(), objects)?;
         }
-        EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage } => {
+        EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage, budget_micros } => {
+            if budget_micros.is_some_and(|b| b == 0 || b > super::config::bounds::BUDGET_MICROS) {
+                return Err(TransitionError::BadInput("a budget must be more than $0 and at most $1,000,000".into()));
+            }
             create_order(&mut state, event, order, (title, brief, acceptance), (roles, gates), *voyage)?;
+            if let Some(created) = state.orders.get_mut(order) {
+                created.budget_micros = *budget_micros;
+            }
         }
         body => {
             let id = body.order().ok_or_else(|| TransitionError::Inconsistent("an event without an order".into()))?;
@@ -385,6 +391,8 @@ fn create_order(
         created: event.at,
         updated: event.at,
         history: vec![event.clone()],
+        budget_micros: None,
+        retry_after: None,
     };
     state.orders.insert(order.clone(), created);
     Ok(())

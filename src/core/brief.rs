@@ -1,17 +1,107 @@
-//! What a crew reads: the brief file (order, role, acceptance criteria,
-//! earlier roles' hand-offs, review feedback) and how its result file is read.
+//! What a crew reads: the brief file (its role's instructions, the order,
+//! acceptance criteria, earlier roles' hand-offs, what sent the work back,
+//! review feedback, and how to report).
 
 use std::fmt::Write;
 
-use super::apply::limits;
 use super::config::Config;
+use super::event::EventBody;
+use super::ids::Role;
+use super::report::Pass;
 use super::state::Order;
 
-/// The brief for the order's current role, as Markdown.
-pub fn render(order: &Order, config: &Config) -> String {
+/// Where a role's instructions came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `roles.<ROLE>.instructions` in the ledger config (admins set it).
+    Ledger,
+    /// `.mso/roles/<ROLE>.md` in the repository, at the voyage's base.
+    Repository,
+    BuiltIn,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Ledger => "the ledger config",
+            Source::Repository => "the repository",
+            Source::BuiltIn => "built in",
+        }
+    }
+}
+
+/// The path, in the repository, of a role's instructions file.
+pub fn instructions_path(role: &Role) -> String {
+    format!(".mso/roles/{role}.md")
+}
+
+/// What a role is told to do: the ledger config's text, else the
+/// repository's file, else the built-in instructions.
+pub fn instructions<'a>(
+    role: &Role,
+    config: &'a Config,
+    repository: Option<&'a str>,
+) -> (std::borrow::Cow<'a, str>, Source) {
+    if let Some(text) = config.role(role).and_then(|r| r.instructions.as_deref()) {
+        return (text.into(), Source::Ledger);
+    }
+    if let Some(text) = repository.filter(|t| !t.trim().is_empty()) {
+        return (text.into(), Source::Repository);
+    }
+    (built_in(role).into(), Source::BuiltIn)
+}
+
+/// The built-in instructions of the standard roles.
+pub fn built_in(role: &Role) -> String {
+    let text = match role.as_str() {
+        "PLN" => {
+            "You plan; you do not build. Read the code the brief concerns, then write a plan a builder can follow: \
+             the files to change, the steps in order, the tests that will prove each acceptance criterion, and \
+             the risks. Do not change any code. Put the plan in the result file's `plan` (a plan file in the \
+             tree is welcome too)."
+        }
+        "BLD" => {
+            "You build. Implement the plan handed off by the planner, in small commits' worth of coherent \
+             changes, and add or update tests for every acceptance criterion. Run the project's tests \
+             (MSO_TEST_COMMAND names them when set) and fix what fails before you finish. If a tester or \
+             reviewer sent the work back, address every point below first. Say in `summary` what you changed \
+             and what the tests said."
+        }
+        "TST" => {
+            "You test; you sign off only what you checked. Run the project's tests (MSO_TEST_COMMAND names \
+             them when set) and check every acceptance criterion yourself. Give a verdict on each one, by its \
+             number: `pass` only when you saw it hold, `fail` with the reason when it does not or you could \
+             not check it. Any `fail` sends the order back to the builder with your reasons. Fix no product \
+             code; tests you add are kept only if every criterion passes."
+        }
+        "DOC" => {
+            "You document. Update the documentation (README, guides, comments, changelog) so it matches what \
+             the earlier roles built, and nothing more. Say in `summary` which documents you changed."
+        }
+        "SEC" => {
+            "You review for security, read-only: change no files. Look for injection, unsafe input handling, \
+             secrets in code, unsafe defaults and missing authorization in the work on this voyage. Report each \
+             problem as a finding with a severity (info, low, medium, high, critical), a title, the path and \
+             line, and the detail. Findings at or above the configured severity send the work back to the \
+             builder."
+        }
+        "REL" => {
+            "You prepare the release: check the work is complete and described, update version numbers and \
+             the changelog where the project keeps them, and write the pull request's summary in `summary`."
+        }
+        _ => "Do the work the brief describes for this role, and say what you did in `summary`.",
+    };
+    text.to_string()
+}
+
+/// The brief for the order's current role, as Markdown: the role's
+/// instructions, then the order, its criteria, the hand-offs of earlier
+/// roles, and what sent the work back.
+pub fn render(order: &Order, config: &Config, repository_instructions: Option<&str>) -> String {
     let role = &order.role;
     let model = config.role(role).map_or("standard", |r| r.model.as_str());
-    let read_only = config.role(role).is_some_and(|r| r.read_only);
+    let def = config.role(role);
+    let read_only = def.is_some_and(|r| r.read_only);
     let mut out = String::new();
     let _ = writeln!(out, "# {}: {}\n", order.id, order.title);
     let _ = writeln!(out, "- Role: {role} ({}), attempt {}, model tier {model}", config.persona(role), order.attempt);
@@ -22,13 +112,15 @@ pub fn render(order: &Order, config: &Config) -> String {
     if read_only {
         let _ = writeln!(out, "- This role is read-only: report findings, change no files.");
     }
+    let (text, _) = instructions(role, config, repository_instructions);
+    let _ = writeln!(out, "\n## Your instructions\n\n{}", text.trim_end());
     if !order.brief.trim().is_empty() {
         let _ = writeln!(out, "\n## Brief\n\n{}", order.brief.trim_end());
     }
     if !order.acceptance.is_empty() {
         let _ = writeln!(out, "\n## Acceptance criteria\n");
-        for ac in &order.acceptance {
-            let _ = writeln!(out, "- {ac}");
+        for (i, ac) in order.acceptance.iter().enumerate() {
+            let _ = writeln!(out, "{}. {ac}", i + 1);
         }
     }
     if !order.handoffs.is_empty() {
@@ -40,29 +132,70 @@ pub fn render(order: &Order, config: &Config) -> String {
                 writeln!(out, "{}", if h.summary.trim().is_empty() { "(no summary)" } else { h.summary.trim_end() });
         }
     }
+    sent_back(order, &mut out);
     if !order.rejections.is_empty() {
         let _ = writeln!(out, "\n## Review feedback\n");
         for r in &order.rejections {
             let _ = writeln!(out, "- {} rejected by {}: {}", r.role, r.by, r.reason.trim_end());
         }
     }
+    let _ = writeln!(out, "\n## Reporting\n");
+    let _ = writeln!(
+        out,
+        "Write your result to the file MSO_RESULT_FILE names, as JSON (schema {}): `summary`{}{}{}. \
+         A coding agent may instead end its final message with that JSON in a fenced `mso-result` block.",
+        super::result::SCHEMA,
+        if role.as_str() == "PLN" { ", `plan`" } else { "" },
+        if def.is_some_and(|d| d.verdicts) && !order.acceptance.is_empty() {
+            ", `criteria`: [{\"criterion\": N, \"verdict\": \"pass\" or \"fail\", \"reason\": \"…\"}] for every criterion"
+        } else {
+            ""
+        },
+        if def.is_some_and(|d| d.fail_on.is_some() || d.read_only) {
+            ", `findings`: [{\"severity\": \"high\", \"title\": \"…\", \"path\": \"…\", \"detail\": \"…\"}]"
+        } else {
+            ""
+        }
+    );
     out
 }
 
-/// What a crew wrote to `MSO_RESULT_FILE`: a JSON object with `summary`
-/// (and optionally `plan`), or with `result` (what coding-agent CLIs print
-/// as JSON), or plain text. Bounded to the ledger's limit.
-pub fn read_result(text: &str) -> String {
-    let parsed = serde_json::from_str::<serde_json::Value>(text).ok();
-    let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(|v| v.as_str()).map(str::trim);
-    let summary = match (field("summary"), field("plan")) {
-        (Some(s), Some(p)) => format!("{s}\n\n{p}"),
-        (Some(s), None) => s.to_string(),
-        (None, Some(p)) => p.to_string(),
-        (None, None) => field("result").map_or_else(|| text.trim().to_string(), str::to_string),
-    };
-    // Whatever the crew wrote, the success can be recorded: escaped, bounded.
-    super::text::clip(super::text::display(&summary, true).into_owned(), limits::SUMMARY)
+/// The objections of the runs that sent the order back (the latest three).
+fn sent_back(order: &Order, out: &mut String) {
+    let backs: Vec<_> = order
+        .history
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Failed { role, attempt, to: Some(_), run, .. } => Some((role, attempt, run)),
+            _ => None,
+        })
+        .collect();
+    if backs.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n## Sent back\n");
+    for (role, attempt, run) in backs.iter().skip(backs.len().saturating_sub(3)) {
+        let _ = writeln!(out, "{role} (attempt {attempt}) sent the work back:");
+        let Some(run) = run else { continue };
+        for v in run.verdicts.iter().filter(|v| v.verdict == Pass::Fail) {
+            let ac = order.acceptance.get(v.criterion as usize - 1).map_or("", String::as_str);
+            let reason = if v.reason.trim().is_empty() { "no reason given" } else { v.reason.trim_end() };
+            let _ = writeln!(out, "- criterion {} failed: {ac}\n  reason: {reason}", v.criterion);
+        }
+        for f in &run.findings {
+            let at = if f.path.is_empty() { String::new() } else { format!(" at {}", f.path) };
+            let _ = writeln!(out, "- {} finding: {}{at}", f.severity, f.title);
+            if !f.detail.trim().is_empty() {
+                let _ = writeln!(out, "  {}", f.detail.trim_end().replace('\n', "\n  "));
+            }
+        }
+    }
+}
+
+/// The SHA-256 (hex) of a brief, as run reports record it.
+pub fn digest(brief: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(brief.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -70,12 +203,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn results_are_json_or_text() {
-        assert_eq!(read_result(r#"{"summary":"did it","plan":"1. a"}"#), "did it\n\n1. a");
-        assert_eq!(read_result("  plain words \n"), "plain words");
-        assert_eq!(read_result(r#"{"type":"result","is_error":false,"result":"Done."}"#), "Done.");
-        assert_eq!(read_result("bell\u{7}"), "bell\\u{7}");
-        assert_eq!(read_result("rtl\u{202e}x"), "rtl\\u{202e}x");
-        assert!(read_result(&"x".repeat(100_000)).ends_with("[truncated]"));
+    fn instructions_come_from_the_ledger_then_the_repository_then_built_in() {
+        let mut config = Config::initial("alice");
+        let tst: Role = "TST".parse().unwrap();
+        assert_eq!(instructions(&tst, &config, None).1, Source::BuiltIn);
+        assert_eq!(instructions(&tst, &config, Some("repo says")).1, Source::Repository);
+        config.set("roles.TST.instructions", &serde_json::json!("ledger says")).unwrap();
+        let (text, source) = instructions(&tst, &config, Some("repo says"));
+        assert_eq!((text.as_ref(), source), ("ledger says", Source::Ledger));
     }
 }

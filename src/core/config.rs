@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{Kind, Role};
+use super::report::Severity;
 use super::text::check_actor;
 
 /// The ledger schema this build writes and reads. 2: admins, signers,
@@ -23,6 +24,16 @@ pub mod bounds {
     pub const KEYS_PER_SIGNER: usize = 8;
     pub const KEY_BYTES: usize = 1024;
     pub const MODEL: usize = 32;
+    /// A role's instructions, in bytes.
+    pub const INSTRUCTIONS: usize = 16 * 1024;
+    /// The longest first retry backoff: an hour.
+    pub const RETRY_BACKOFF_SECS: u64 = 3_600;
+    /// The largest budget: a million dollars, in micro-dollars.
+    pub const BUDGET_MICROS: u64 = 1_000_000 * 1_000_000;
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +45,35 @@ pub struct RoleDef {
     /// A read-only role reports findings and must not change the tree.
     #[serde(default)]
     pub read_only: bool,
+    /// What the role is told to do, instead of the built-in instructions
+    /// (and of the repository's `.mso/roles/<ROLE>.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// The role gives a verdict on every acceptance criterion, and signs off
+    /// only when all pass (TST).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verdicts: bool,
+    /// Findings of this severity or above fail the role (SEC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_on: Option<Severity>,
+    /// Where failed verdicts or findings send the order back to, when that
+    /// role comes earlier in its sequence (else the role just before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_to: Option<Role>,
+}
+
+impl RoleDef {
+    fn new(code: Role, model: &str, read_only: bool) -> Self {
+        RoleDef {
+            code,
+            model: model.into(),
+            read_only,
+            instructions: None,
+            verdicts: false,
+            fail_on: None,
+            back_to: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +84,9 @@ pub struct KindDef {
     pub sequence: Vec<Role>,
     /// Roles after whose success a human must approve.
     pub gates: Vec<Role>,
+    /// What one order of this kind may cost, in micro-dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_micros: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +106,13 @@ pub struct Config {
     pub require_signatures: bool,
     /// The SSH public keys (`ssh-ed25519 AAAA…`) allowed to sign for each actor.
     pub signers: BTreeMap<String, Vec<String>>,
+    /// What one order may cost, in micro-dollars, unless its kind or the order says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_micros: Option<u64>,
+    /// The wait before a failed run is tried again; it doubles with each
+    /// failure in a row, up to an hour. 0: at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_backoff_secs: u64,
 }
 
 /// Built-in persona sets: display names for role codes.
@@ -121,14 +171,22 @@ impl Config {
             ("REL", "light", false),
         ]
         .into_iter()
-        .map(|(code, model, read_only)| RoleDef { code: role(code), model: model.into(), read_only })
+        .map(|(code, model, read_only)| {
+            let mut def = RoleDef::new(role(code), model, read_only);
+            match code {
+                "TST" => (def.verdicts, def.back_to) = (true, Some(role("BLD"))),
+                "SEC" => (def.fail_on, def.back_to) = (Some(Severity::High), Some(role("BLD"))),
+                _ => {}
+            }
+            def
+        })
         .collect();
         let standard = || vec![role("PLN"), role("BLD"), role("TST")];
         let kinds = vec![
-            KindDef { code: kind("FTR"), sequence: standard(), gates: vec![role("PLN")] },
-            KindDef { code: kind("BUG"), sequence: standard(), gates: vec![role("PLN")] },
-            KindDef { code: kind("CHR"), sequence: vec![role("BLD"), role("TST")], gates: vec![] },
-            KindDef { code: kind("DOC"), sequence: vec![role("DOC")], gates: vec![role("DOC")] },
+            KindDef { code: kind("FTR"), sequence: standard(), gates: vec![role("PLN")], budget_micros: None },
+            KindDef { code: kind("BUG"), sequence: standard(), gates: vec![role("PLN")], budget_micros: None },
+            KindDef { code: kind("CHR"), sequence: vec![role("BLD"), role("TST")], gates: vec![], budget_micros: None },
+            KindDef { code: kind("DOC"), sequence: vec![role("DOC")], gates: vec![role("DOC")], budget_micros: None },
         ];
         Config {
             schema: SCHEMA,
@@ -141,16 +199,22 @@ impl Config {
             admins: vec![admin.to_string()],
             require_signatures: false,
             signers: BTreeMap::new(),
+            budget_micros: None,
+            retry_backoff_secs: 30,
         }
     }
 }
 
+/// Every key `git mso config` sets.
+pub const KEYS: &str = "persona_set, max_attempts, lease_ttl_secs, retry_backoff_secs, budget_usd, approvers, admins, \
+     require_signatures, signers.<ACTOR>, roles.<ROLE>.model, roles.<ROLE>.read_only, roles.<ROLE>.instructions, \
+     roles.<ROLE>.verdicts, roles.<ROLE>.fail_on, roles.<ROLE>.back_to, kinds.<KIND>.sequence, kinds.<KIND>.gates, \
+     kinds.<KIND>.budget_usd";
+
 /// A configuration that does not hold together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "unknown config key '{0}' (keys: persona_set, max_attempts, lease_ttl_secs, approvers, admins, require_signatures, signers.<ACTOR>, roles.<ROLE>.model, roles.<ROLE>.read_only, kinds.<KIND>.sequence, kinds.<KIND>.gates)"
-    )]
+    #[error("unknown config key '{0}' (keys: {KEYS})")]
     UnknownKey(String),
     #[error("bad value for {key}: {reason}")]
     BadValue { key: String, reason: String },
@@ -195,11 +259,27 @@ impl Config {
                 bounds::LEASE_TTL_SECS.end()
             ));
         }
+        if self.retry_backoff_secs > bounds::RETRY_BACKOFF_SECS {
+            return invalid(format!("retry_backoff_secs must be at most {}", bounds::RETRY_BACKOFF_SECS));
+        }
+        let budgets = std::iter::once(self.budget_micros).chain(self.kinds.iter().map(|k| k.budget_micros));
+        if budgets.flatten().any(|b| b == 0 || b > bounds::BUDGET_MICROS) {
+            return invalid("a budget must be more than $0 and at most $1,000,000".into());
+        }
         for (i, r) in self.roles.iter().enumerate() {
             if self.roles[..i].iter().any(|o| o.code == r.code) {
                 return invalid(format!("role {} is listed twice", r.code));
             }
             check_model(&r.model).map_err(ConfigError::Invalid)?;
+            if let Some(text) = &r.instructions {
+                super::text::check_multiline(&format!("roles.{}.instructions", r.code), text, bounds::INSTRUCTIONS)
+                    .map_err(ConfigError::Invalid)?;
+            }
+            if let Some(back) = &r.back_to
+                && (self.role(back).is_none() || back == &r.code)
+            {
+                return invalid(format!("roles.{}.back_to names {back}, which is not another configured role", r.code));
+            }
         }
         for (i, k) in self.kinds.iter().enumerate() {
             if self.kinds[..i].iter().any(|o| o.code == k.code) {
@@ -283,6 +363,8 @@ impl Config {
             ["approvers"] => self.approvers = parse(key, value)?,
             ["admins"] => self.admins = parse(key, value)?,
             ["require_signatures"] => self.require_signatures = parse(key, value)?,
+            ["retry_backoff_secs"] => self.retry_backoff_secs = parse(key, value)?,
+            ["budget_usd"] => self.budget_micros = budget(key, value)?,
             ["signers", _, ..] => {
                 let actor = &key["signers.".len()..];
                 check_actor("signer", actor).map_err(|reason| ConfigError::BadValue { key: key.into(), reason })?;
@@ -299,12 +381,19 @@ impl Config {
                     reason: e.to_string(),
                 })?;
                 if self.role(&code).is_none() {
-                    self.roles.push(RoleDef { code: code.clone(), model: "standard".into(), read_only: false });
+                    self.roles.push(RoleDef::new(code.clone(), "standard", false));
                 }
                 let def = self.roles.iter_mut().find(|r| r.code == code).expect("just ensured");
                 match *field {
                     "model" => def.model = parse(key, value)?,
                     "read_only" => def.read_only = parse(key, value)?,
+                    "verdicts" => def.verdicts = parse(key, value)?,
+                    // An empty text or null restores the default.
+                    "instructions" => {
+                        def.instructions = parse::<Option<String>>(key, value)?.filter(|t| !t.trim().is_empty())
+                    }
+                    "fail_on" => def.fail_on = parse(key, value)?,
+                    "back_to" => def.back_to = parse(key, value)?,
                     _ => return Err(ConfigError::UnknownKey(key.into())),
                 }
             }
@@ -315,12 +404,13 @@ impl Config {
                 })?;
                 if self.kind(&code).is_none() {
                     let sequence = self.kinds.first().map(|k| k.sequence.clone()).unwrap_or_default();
-                    self.kinds.push(KindDef { code: code.clone(), sequence, gates: vec![] });
+                    self.kinds.push(KindDef { code: code.clone(), sequence, gates: vec![], budget_micros: None });
                 }
                 let def = self.kinds.iter_mut().find(|k| k.code == code).expect("just ensured");
                 match *field {
                     "sequence" => def.sequence = parse(key, value)?,
                     "gates" => def.gates = parse(key, value)?,
+                    "budget_usd" => def.budget_micros = budget(key, value)?,
                     _ => return Err(ConfigError::UnknownKey(key.into())),
                 }
             }
@@ -328,6 +418,19 @@ impl Config {
         }
         self.validate()
     }
+}
+
+/// A budget in dollars (a number, or null for none) as micro-dollars.
+fn budget(key: &str, value: &serde_json::Value) -> Result<Option<u64>, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadValue { key: key.into(), reason: reason.into() };
+    if value.is_null() {
+        return Ok(None);
+    }
+    let dollars = value.as_f64().ok_or_else(|| bad("give a number of dollars, such as 2.50, or null for none"))?;
+    if !(dollars > 0.0 && dollars <= 1e6) {
+        return Err(bad("a budget must be more than $0 and at most $1,000,000"));
+    }
+    Ok(Some((dollars * 1e6).round() as u64))
 }
 
 /// A model tier: a short lower-case token (`deep`, `standard`, `gpt-5.1`).

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::Config;
 use super::ids::{OrderId, Role, VoyageId};
+use super::report::RunReport;
 use super::state::LandedHow;
 
 /// Seconds since the Unix epoch, UTC.
@@ -93,6 +94,9 @@ pub enum EventBody {
         roles: Vec<Role>,
         gates: Vec<Role>,
         voyage: VoyageId,
+        /// What the order's runs may cost, in millionths of a dollar.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget_micros: Option<u64>,
     },
     Dispatched {
         order: OrderId,
@@ -113,6 +117,8 @@ pub enum EventBody {
         head: String,
         #[serde(default)]
         summary: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<RunReport>,
     },
     Failed {
         order: OrderId,
@@ -121,6 +127,16 @@ pub enum EventBody {
         runner: String,
         exit: Option<i32>,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<RunReport>,
+        /// Running it again would fail the same way (no crew, a config or
+        /// gate error): the order fails for good at once.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        permanent: bool,
+        /// The run's verdicts objected: the order goes back to this earlier
+        /// role, the objections in its brief (see `report::send_back_target`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Role>,
     },
     /// The voyage branch holds commits the ledger does not know: the order
     /// waits for a reviewer to approve them (adopting `head`) before any
@@ -306,10 +322,17 @@ impl EventBody {
             }
             EventBody::LeaseRenewed { runner, .. } => format!("lease renewed by {runner}"),
             EventBody::Succeeded { role, head, .. } => format!("{role} succeeded at {}", short(head)),
-            EventBody::Failed { role, exit, .. } => match exit {
-                Some(code) => format!("{role} failed (exit {code})"),
-                None => format!("{role} failed"),
-            },
+            EventBody::Failed { role, exit, to, permanent, .. } => {
+                let how = match exit {
+                    Some(code) => format!("{role} failed (exit {code})"),
+                    None => format!("{role} failed"),
+                };
+                match (to, permanent) {
+                    (Some(to), _) => format!("{how}, back to {to}"),
+                    (None, true) => format!("{how} for good"),
+                    (None, false) => how,
+                }
+            }
             EventBody::Held { role, head, .. } => format!("held at {role}: unreviewed commits up to {}", short(head)),
             EventBody::LeaseExpired { role, runner, .. } => format!("{role} lease of {runner} expired"),
             EventBody::Advanced { from, to, .. } => format!("advanced {from} -> {to}"),

@@ -10,6 +10,8 @@ pub mod ids;
 pub mod layout;
 pub mod message;
 pub mod notes;
+pub mod report;
+pub mod result;
 pub mod signing;
 pub mod state;
 pub mod text;

@@ -121,6 +121,12 @@ pub struct Order {
     pub created: Timestamp,
     pub updated: Timestamp,
     pub history: Vec<Event>,
+    /// What the order's runs may cost, in micro-dollars (else its kind's or the pipeline's budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_micros: Option<u64>,
+    /// A failed run is tried again no earlier than this (the retry backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<Timestamp>,
 }
 
 impl Order {
@@ -150,6 +156,7 @@ impl Order {
             status: self.status,
             attempt: self.attempt,
             updated: self.updated,
+            retry_after: self.retry_after,
         }
     }
 }
@@ -166,6 +173,8 @@ pub struct OrderSummary {
     pub status: Status,
     pub attempt: u32,
     pub updated: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use super::apply::{Objects, Presence, Result, TransitionError, existing_commit, 
 use super::config::Config;
 use super::event::{Event, EventBody, short};
 use super::ids::Role;
+use super::report;
 use super::state::{Handoff, Order, Rejection, Status, Voyage};
 use super::text;
 
@@ -70,6 +71,7 @@ fn requeue(order: &mut Order, role: &Role, attempt: u32) {
     order.role = role.clone();
     order.status = Status::Queued;
     order.failures = 0;
+    order.retry_after = None;
 }
 
 fn next_attempt(order: &Order) -> Result<u32> {
@@ -79,18 +81,31 @@ fn next_attempt(order: &Order) -> Result<u32> {
         .ok_or_else(|| TransitionError::Inconsistent(format!("{}: the attempt counter overflows", order.id)))
 }
 
-/// A failed run at the current role: retry while attempts remain, else fail.
-fn record_failure(order: &mut Order, reason: String, max_attempts: u32) -> Result<()> {
+/// A failed run at the current role: retry while attempts remain (after
+/// the backoff, when `at` is given), else fail; a permanent failure fails at once.
+fn record_failure(order: &mut Order, reason: String, config: &Config, at: Option<i64>, permanent: bool) -> Result<()> {
     order.lease = None;
     order.failures = order.failures.saturating_add(1);
     order.last_error = Some(reason);
-    if order.failures >= max_attempts {
+    if permanent || order.failures >= config.max_attempts {
         order.status = Status::Failed;
     } else {
         order.status = Status::Queued;
         order.attempt = next_attempt(order)?;
+        order.retry_after =
+            at.and_then(|at| backoff(config.retry_backoff_secs, order.failures).map(|wait| at.saturating_add(wait)));
     }
     Ok(())
+}
+
+/// The wait after the `failures`-th failure in a row: the configured
+/// backoff, doubled for each earlier failure, at most an hour.
+fn backoff(base: u64, failures: u32) -> Option<i64> {
+    if base == 0 {
+        return None;
+    }
+    let doubled = base.saturating_mul(1u64 << failures.saturating_sub(1).min(20));
+    Some(i64::try_from(doubled.min(3_600)).unwrap_or(3_600))
 }
 
 /// A review (approval or rejection) of `role`: the order awaits review
@@ -177,8 +192,12 @@ pub(super) fn transition(
                 return Err(TransitionError::BadInput(format!("{}: a lease needs the runner's pid", order.id)));
             }
             check_expiry(order, event.at, lease.expires, config.lease_ttl_secs)?;
+            if let Some(why) = report::over_budget(order, config) {
+                return Err(TransitionError::BadInput(why));
+            }
             order.status = Status::Running;
             order.lease = Some(lease.clone());
+            order.retry_after = None;
         }
         EventBody::LeaseRenewed { runner, expires, .. } => {
             expect_status(order, Status::Running, "running")?;
@@ -188,13 +207,26 @@ pub(super) fn transition(
                 lease.expires = (*expires).max(lease.expires);
             }
         }
-        EventBody::Succeeded { role, attempt, runner, head, summary, .. } => {
+        EventBody::Succeeded { role, attempt, runner, head, summary, run, .. } => {
             expect_status(order, Status::Running, "running")?;
             expect_role(order, role)?;
             expect_attempt(order, *attempt)?;
             expect_holder(order, runner, actor)?;
             let here = existing_commit("head", head, objects)?;
             long_text("summary", summary, limits::SUMMARY)?;
+            if let Some(run) = run {
+                run.check(order)?;
+            }
+            // A verdict role signs off only when every criterion passed; a
+            // role with `fail_on` only without findings at that severity.
+            let objections = report::objections(order, role, run.as_ref(), config);
+            if !objections.is_empty() {
+                return Err(TransitionError::BadInput(format!(
+                    "{role} cannot sign off {}: {}",
+                    order.id,
+                    objections.join("; ")
+                )));
+            }
             // What a role records builds on what the ledger last recorded
             // (judged wherever both commits are at hand).
             let recorded_here = objects.presence(&voyage.head) == Presence::Commit;
@@ -217,13 +249,35 @@ pub(super) fn transition(
             order.handoffs.push(Handoff { role: role.clone(), base, head: head.clone(), summary: summary.clone() });
             order.status = if order.is_gated(role) { Status::Review } else { Status::HandingOff };
         }
-        EventBody::Failed { role, attempt, runner, reason, .. } => {
+        EventBody::Failed { role, attempt, runner, reason, run, permanent, to, .. } => {
             expect_status(order, Status::Running, "running")?;
             expect_role(order, role)?;
             expect_attempt(order, *attempt)?;
             expect_holder(order, runner, actor)?;
             long_text("reason", reason, limits::REASON)?;
-            record_failure(order, reason.clone(), config.max_attempts)?;
+            if let Some(run) = run {
+                run.check(order)?;
+            }
+            match to {
+                Some(to) => {
+                    // Sent back only on the run's own objections, only where the rules say.
+                    let fault = report::finds_fault(role, run.as_ref(), config);
+                    let expected = report::send_back_target(order, role, config);
+                    if !fault || *permanent || expected.as_ref() != Some(to) {
+                        return Err(TransitionError::BadInput(format!(
+                            "{}: a failure at {role} goes back to {to} only when its verdicts or findings object \
+                             and {} is where they send it",
+                            order.id,
+                            expected.map_or_else(|| "nothing".into(), |r| r.to_string())
+                        )));
+                    }
+                    order.lease = None;
+                    order.last_error = Some(reason.clone());
+                    let attempt = next_attempt(order)?;
+                    requeue(order, to, attempt);
+                }
+                None => record_failure(order, reason.clone(), config, Some(event.at), *permanent)?,
+            }
         }
         EventBody::LeaseExpired { role, runner, .. } => {
             expect_status(order, Status::Running, "running")?;
@@ -248,7 +302,8 @@ pub(super) fn transition(
                     holder: lease.actor.clone(),
                 });
             }
-            record_failure(order, format!("lease of {runner} expired"), config.max_attempts)?;
+            // The runner died, not the crew's work: another runner takes it at once.
+            record_failure(order, format!("lease of {runner} expired"), config, None, false)?;
         }
         EventBody::Held { role, head, reason, .. } => {
             expect_status(order, Status::Queued, "queued")?;

@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 pub struct CrewSpec {
     pub command: String,
     pub timeout: Option<Duration>,
+    /// Stop the crew when its log has not grown for this long: it is most
+    /// likely waiting for input it will never get (`mso.crew.<ROLE>.idleTimeout`).
+    pub idle: Option<Duration>,
     /// No command: the built-in release, which publishes the voyage.
     pub publish: bool,
 }
@@ -26,6 +29,8 @@ pub enum CrewExit {
     Exited(i32),
     Signaled(i32),
     TimedOut(Duration),
+    /// Printed nothing for this long, and was stopped.
+    Idle(Duration),
     /// Stopped because its order was cancelled (or the runner shut down hard).
     Stopped,
 }
@@ -47,6 +52,9 @@ impl CrewExit {
             CrewExit::Exited(c) => format!("exited with status {c}"),
             CrewExit::Signaled(s) => format!("killed by signal {s}"),
             CrewExit::TimedOut(d) => format!("timed out after {} s", d.as_secs()),
+            CrewExit::Idle(d) => {
+                format!("printed nothing for {} s and was stopped (waiting for input it will never get?)", d.as_secs())
+            }
             CrewExit::Stopped => "stopped".into(),
         }
     }
@@ -57,14 +65,24 @@ pub fn parse_timeout(text: &str) -> Option<Duration> {
     crate::core::time::parse_duration(text)
 }
 
+/// How long a crew may run, and stay silent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
 /// Run `sh -c command` in `cwd` and wait for it, killing its whole process
-/// group on timeout or when `stop` becomes true.
+/// group on timeout, after `limits.idle` without output, or when `stop`
+/// becomes true. The crew runs in a session of its own: it has no
+/// controlling terminal, so a prompt that would read one fails at once
+/// instead of waiting for a human.
 pub fn run(
     command: &str,
     cwd: &Path,
     env: &[(&str, String)],
     log: &Path,
-    timeout: Option<Duration>,
+    limits: Limits,
     stop: &AtomicBool,
 ) -> Result<CrewExit> {
     let out = File::create(log).map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
@@ -76,10 +94,20 @@ pub fn run(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| Error::io("starting the crew (sh -c)", e))?;
     let pgid = child.id() as i32;
     let started = Instant::now();
+    let log_len = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let (mut last_len, mut last_output) = (log_len(), Instant::now());
     // Poll quickly at first so short crews are not charged a fixed delay, then back off.
     let mut nap = Duration::from_millis(1);
     loop {
@@ -92,14 +120,22 @@ pub fn run(
                 (None, None) => CrewExit::Signaled(0),
             });
         }
-        let timed_out = timeout.filter(|t| started.elapsed() >= *t);
-        if timed_out.is_some() || stop.load(Ordering::SeqCst) {
+        if limits.idle.is_some() {
+            let len = log_len();
+            if len != last_len {
+                (last_len, last_output) = (len, Instant::now());
+            }
+        }
+        let ended = match (limits.timeout, limits.idle) {
+            (Some(t), _) if started.elapsed() >= t => Some(CrewExit::TimedOut(t)),
+            (_, Some(i)) if last_output.elapsed() >= i => Some(CrewExit::Idle(i)),
+            _ if stop.load(Ordering::SeqCst) => Some(CrewExit::Stopped),
+            _ => None,
+        };
+        if let Some(ended) = ended {
             kill_group(pgid);
             let _ = child.wait();
-            return Ok(match timed_out {
-                Some(t) => CrewExit::TimedOut(t),
-                None => CrewExit::Stopped,
-            });
+            return Ok(ended);
         }
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(50));

@@ -44,11 +44,17 @@ pub struct Outcome {
     pub missing_crews: BTreeSet<Role>,
     /// Orders that could not be claimed, each reported once.
     pub skipped: BTreeSet<OrderId>,
+    /// Orders that failed for good in this run.
+    pub failed: BTreeSet<OrderId>,
+    /// Queued orders waiting out a retry backoff when the dispatcher stopped, and until when.
+    pub backing_off: BTreeMap<OrderId, i64>,
 }
 
 pub(super) enum Msg {
     Line(String),
     Done(VoyageId),
+    /// The order failed for good in this run.
+    FailedForGood(OrderId),
 }
 
 /// Run the dispatch loop in the repository at `dir`, reporting to `out`.
@@ -86,7 +92,9 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             if recover_leases(&store, &runner, &summaries, out)? {
                 summaries = store.summaries(&store.require_tip()?)?;
             }
-            for order in ready(summaries, &busy) {
+            let (ready, backing_off) = ready(summaries, &busy, crate::store::now());
+            outcome.backing_off = backing_off;
+            for order in ready {
                 if busy.len() >= opts.max_parallel.max(1) {
                     break;
                 }
@@ -162,6 +170,9 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             Ok(Msg::Done(voyage)) => {
                 busy.remove(&voyage);
             }
+            Ok(Msg::FailedForGood(id)) => {
+                outcome.failed.insert(id);
+            }
             Err(_) => {}
         }
     }
@@ -169,8 +180,12 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
         let _ = w.join();
     }
     while let Ok(msg) = rx.try_recv() {
-        if let Msg::Line(line) = msg {
-            writeln!(out, "{line}")?;
+        match msg {
+            Msg::Line(line) => writeln!(out, "{line}")?,
+            Msg::FailedForGood(id) => {
+                outcome.failed.insert(id);
+            }
+            Msg::Done(_) => {}
         }
     }
     Ok(outcome)
@@ -188,14 +203,29 @@ fn config_string(store: &Store, key: &str) -> Option<String> {
 /// What runs a role no crew is configured for: REL publishes the voyage
 /// (`git mso voyage publish`); other roles have nothing built in.
 pub fn builtin_crew(role: &Role) -> Option<CrewSpec> {
-    (role.as_str() == "REL").then(|| CrewSpec { command: String::new(), timeout: None, publish: true })
+    (role.as_str() == "REL").then(|| CrewSpec { command: String::new(), timeout: None, idle: None, publish: true })
 }
 
-/// `mso.crew.<ROLE>.command` and `.timeout` from this machine's git config (never from the ledger).
+/// How long a crew may print nothing before it is stopped, unless
+/// `mso.crew.<ROLE>.idleTimeout` (or `mso.crew.idleTimeout`) says otherwise.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(20 * 60);
+
+/// `mso.crew.<ROLE>.command`, `.timeout` and `.idleTimeout` from this
+/// machine's git config (never from the ledger).
 pub fn crew_spec(store: &Store, role: &Role) -> Option<CrewSpec> {
     let command = config_string(store, &format!("mso.crew.{role}.command"))?;
     let timeout = config_string(store, &format!("mso.crew.{role}.timeout")).and_then(|t| crew::parse_timeout(&t));
-    Some(CrewSpec { command, timeout, publish: false })
+    let idle = config_string(store, &format!("mso.crew.{role}.idleTimeout"))
+        .or_else(|| config_string(store, "mso.crew.idleTimeout"))
+        .map_or(Some(DEFAULT_IDLE), |t| if t.trim() == "off" { None } else { crew::parse_timeout(&t) });
+    Some(CrewSpec { command, timeout, idle, publish: false })
+}
+
+/// A setting of this machine's git config for the crews of `role`:
+/// `mso.crew.<ROLE>.<name>`, else `mso.crew.<name>`.
+pub fn crew_setting(store: &Store, role: &Role, name: &str) -> Option<String> {
+    config_string(store, &format!("mso.crew.{role}.{name}"))
+        .or_else(|| config_string(store, &format!("mso.crew.{name}")))
 }
 
 /// `mso.gate.<ROLE>.command`: an automatic check run after the crew succeeds.
@@ -204,8 +234,13 @@ fn gate_command(store: &Store, role: &Role) -> Option<String> {
 }
 
 /// Queued orders that may start now: the oldest of each voyage that no
-/// order holds (none runs there, none awaits review there).
-fn ready(mut summaries: Vec<OrderSummary>, busy_here: &BTreeSet<VoyageId>) -> Vec<OrderSummary> {
+/// order holds (none runs there, none awaits review there), unless it waits
+/// out a retry backoff (then its voyage waits with it); and those waiting.
+fn ready(
+    mut summaries: Vec<OrderSummary>,
+    busy_here: &BTreeSet<VoyageId>,
+    now: i64,
+) -> (Vec<OrderSummary>, BTreeMap<OrderId, i64>) {
     summaries.sort_by_key(|s| s.seq);
     let held: BTreeSet<VoyageId> = summaries.iter().filter(|s| s.status.holds_voyage()).map(|s| s.voyage).collect();
     let mut oldest: BTreeMap<VoyageId, OrderSummary> = BTreeMap::new();
@@ -214,9 +249,19 @@ fn ready(mut summaries: Vec<OrderSummary>, busy_here: &BTreeSet<VoyageId>) -> Ve
             oldest.entry(s.voyage).or_insert(s);
         }
     }
-    let mut ready: Vec<_> = oldest.into_values().collect();
+    let mut waiting = BTreeMap::new();
+    let mut ready: Vec<_> = oldest
+        .into_values()
+        .filter(|s| match s.retry_after {
+            Some(at) if at > now => {
+                waiting.insert(s.id.clone(), at);
+                false
+            }
+            _ => true,
+        })
+        .collect();
     ready.sort_by_key(|s| s.seq);
-    ready
+    (ready, waiting)
 }
 
 /// What a claim came to.
@@ -366,7 +411,21 @@ fn recover_leases(store: &Store, me: &Runner, summaries: &[OrderSummary], out: &
     Ok(recovered)
 }
 
-/// Where a run's brief, result and log live: `<git dir>/mso/runs/<ORDER>-<ROLE>-<attempt>/`.
+/// Where a run's brief, result and logs live:
+/// `<git dir>/mso/runs/<ORDER>-<ROLE>-<attempt>-run<N>/`, N counting the
+/// order's runs (a role can run at the same attempt number twice, when the
+/// order was sent back to an earlier role in between).
 pub fn run_dir(common_dir: &Path, order: &Order) -> PathBuf {
-    super::worktree::mso_dir(common_dir).join("runs").join(format!("{}-{}-{}", order.id, order.role, order.attempt))
+    let runs = order.history.iter().filter(|e| matches!(e.body, EventBody::Dispatched { .. })).count();
+    run_dir_of(common_dir, &order.id, &order.role, order.attempt, runs)
+}
+
+/// The directory of the order's `run`-th run (from 1), at `role` and `attempt`.
+pub fn run_dir_of(common_dir: &Path, id: &OrderId, role: &Role, attempt: u32, run: usize) -> PathBuf {
+    runs_dir(common_dir).join(format!("{id}-{role}-{attempt}-run{run}"))
+}
+
+/// Where all runs' directories live.
+pub fn runs_dir(common_dir: &Path) -> PathBuf {
+    super::worktree::mso_dir(common_dir).join("runs")
 }

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use gix::ObjectId;
 
 use super::crew::{self, CrewExit, CrewSpec};
-use super::dispatch::{Msg, run_dir};
+use super::dispatch::{self, Msg, run_dir};
 use super::worktree;
 use crate::core::apply::{hand_off, limits};
+use crate::core::report::{self, RunReport};
 use crate::core::text;
-use crate::core::{EventBody, Order, Status, brief};
+use crate::core::{EventBody, Order, Status, brief, result};
 use crate::error::{Error, Result};
 use crate::store::{self, Store};
 
@@ -56,8 +57,9 @@ pub(super) fn run(job: Job) {
         Ok(line) => line,
         Err(err) => {
             // Release the claim so the order is not stuck running.
+            let failure = Failure::new("error", &format!("runner error: {err}"), None);
             let released = Store::discover(&job.dir)
-                .and_then(|store| record_failure(&store, &job, None, format!("runner error: {err}")))
+                .and_then(|store| record_failure(&store, &job, failure, None))
                 .unwrap_or_else(|e| format!("could not release the claim: {e}"));
             format!("{}  {}  error: {err} → {released}", job.order.id, job.order.role)
         }
@@ -103,12 +105,25 @@ fn execute(job: &Job) -> Result<String> {
     let brief_file = dir.join("brief.md");
     let result_file = dir.join("result.json");
     let log = dir.join("crew.log");
-    std::fs::write(&brief_file, brief::render(order, &config)).map_err(|e| Error::io("writing the brief", e))?;
-    let _ = std::fs::remove_file(&result_file);
+    for stale in [&result_file, &log, &dir.join("gate.log")] {
+        let _ = std::fs::remove_file(stale);
+    }
+    // The repository's instructions are read at the voyage's base, never
+    // from work a crew made: no role rewrites what the next one is told.
+    let base_commit = gix::ObjectId::from_hex(voyage.base.as_bytes()).ok();
+    let repo_instructions = base_commit.and_then(|c| {
+        store.file_in_commit(
+            c,
+            &brief::instructions_path(&order.role),
+            crate::core::config::bounds::INSTRUCTIONS as u64,
+        )
+    });
+    let brief_text = brief::render(order, &config, repo_instructions.as_deref());
+    std::fs::write(&brief_file, &brief_text).map_err(|e| Error::io("writing the brief", e))?;
     let persona = config.persona(&order.role).to_string();
     let model = config.role(&order.role).map_or_else(|| "standard".to_string(), |r| r.model.clone());
     let read_only = config.role(&order.role).is_some_and(|r| r.read_only);
-    let env = [
+    let mut env = vec![
         ("MSO_ORDER", order.id.to_string()),
         ("MSO_ROLE", order.role.to_string()),
         ("MSO_ATTEMPT", order.attempt.to_string()),
@@ -117,23 +132,51 @@ fn execute(job: &Job) -> Result<String> {
         ("MSO_MODEL", model),
         ("MSO_BRIEF_FILE", brief_file.display().to_string()),
         ("MSO_RESULT_FILE", result_file.display().to_string()),
+        ("MSO_LOG_FILE", log.display().to_string()),
         ("MSO_READ_ONLY", if read_only { "1" } else { "0" }.to_string()),
     ];
+    // This machine's settings for its crews (never the ledger's: they run).
+    if let Some(test) = dispatch::crew_setting(&store, &order.role, "testCommand") {
+        env.push(("MSO_TEST_COMMAND", test));
+    }
+    if let Some(turns) =
+        dispatch::crew_setting(&store, &order.role, "maxTurns").and_then(|t| t.trim().parse::<u32>().ok())
+    {
+        env.push(("MSO_MAX_TURNS", turns.to_string()));
+    }
+    if let Some(budget) = report::budget_micros(order, &config) {
+        let left = budget.saturating_sub(report::spent_micros(order));
+        env.push(("MSO_BUDGET_USD", format!("{:.2}", left as f64 / 1e6)));
+    }
     let line = |what: String| format!("{}  {}  {persona:<10}  {what}", order.id, order.role);
 
     let stop = Arc::new(AtomicBool::new(false));
     let (done, watcher) = spawn_watcher(job, &stop);
     let started = Instant::now();
-    let exit = crew::run(&job.crew.command, &wt, &env, &log, job.crew.timeout, &stop);
+    let limits = crew::Limits { timeout: job.crew.timeout, idle: job.crew.idle };
+    let exit = crew::run(&job.crew.command, &wt, &env, &log, limits, &stop);
     drop(done);
     let interrupted = watcher.join().unwrap_or(None);
     let exit = exit?;
-    let secs = started.elapsed().as_secs();
 
-    let fail = |reason: String, exit: Option<i32>, what: String| -> Result<String> {
+    // What the crew reported, and what the run cost, go on the record whatever became of it.
+    let raw = crew::read_crew_file(&result_file, 4 * limits::SUMMARY as u64).unwrap_or_default();
+    let result = result::parse(&String::from_utf8_lossy(&raw), &order.acceptance);
+    note_problems(&log, &result.problems);
+    let mut report = RunReport {
+        brief: brief::digest(&brief_text),
+        base: base.to_string(),
+        wall_secs: started.elapsed().as_secs(),
+        usage: result.usage.clone(),
+        verdicts: result.verdicts.clone(),
+        findings: result.findings.clone(),
+    };
+    let fail = |failure: Failure, report: RunReport| -> Result<String> {
         worktree::discard(&wt, base)?;
-        let next = record_failure(&store, job, exit, reason)?;
-        Ok(line(format!("{what} → {next}")))
+        let what = format!("{}: {}", failure.what, first_line(&failure.reason));
+        let said = run_note(&report, &log);
+        let next = record_failure(&store, job, failure, Some(report))?;
+        Ok(line(format!("{what} → {next}{said}")))
     };
     match (exit, interrupted) {
         (CrewExit::Stopped, Some(Interrupted::Cancelled)) => {
@@ -141,13 +184,26 @@ fn execute(job: &Job) -> Result<String> {
             return Ok(line("stopped: the order was cancelled or taken over; its changes were discarded".into()));
         }
         (CrewExit::Stopped, _) => {
-            return fail("the runner was stopped while the crew ran".into(), None, "stopped".into());
+            let failure = Failure::new("stopped", "the runner was stopped while the crew ran", None);
+            return fail(failure, report);
         }
         (exit, _) if !exit.success() => {
-            let reason = format!("crew {}\n{}", exit.describe(), crew::log_tail(&log, 20, 4096));
-            return fail(reason, exit.code(), format!("failed ({})", exit.describe()));
+            let mut failure = Failure::new(
+                &format!("failed ({})", exit.describe()),
+                &format!("crew {}\n{}", exit.describe(), crew::log_tail(&log, 20, 4096)),
+                exit.code(),
+            );
+            if let Some(why) = deterministic(exit, &format!("mso.crew.{}.command", order.role)) {
+                failure = failure.permanent(why);
+            }
+            return fail(failure, report);
         }
         _ => {}
+    }
+    if let Some(error) = &result.error {
+        // "Looked fine but failed": the crew exited 0, its agent said otherwise.
+        let failure = Failure::new("failed (the agent reported an error)", error, Some(0));
+        return fail(failure, report);
     }
 
     let changes = worktree::changes(&wt)?;
@@ -155,19 +211,38 @@ fn execute(job: &Job) -> Result<String> {
         let listed: Vec<&str> = changes.iter().take(10).map(String::as_str).collect();
         let reason =
             format!("read-only role {} changed the tree; changes discarded:\n{}", order.role, listed.join("\n"));
-        return fail(reason, Some(0), "failed (read-only role changed files)".into());
+        return fail(Failure::new("failed (read-only role changed files)", &reason, Some(0)), report);
+    }
+    let objections = report::objections(order, &order.role, Some(&report), &config);
+    if !objections.is_empty() {
+        // A verdict that finds fault sends the work back to be fixed; a
+        // missing verdict is this role's own unfinished business.
+        let to = if report::finds_fault(&order.role, Some(&report), &config) {
+            report::send_back_target(order, &order.role, &config)
+        } else {
+            None
+        };
+        let reason = objections.join("\n");
+        let what = if to.is_some() { "sent back" } else { "failed (did not sign off)" };
+        let mut failure = Failure::new(what, &reason, Some(0));
+        failure.to = to;
+        return fail(failure, report);
     }
     if let Some(gate) = &job.gate {
         let gate_log = dir.join("gate.log");
-        let gate_exit = crew::run(gate, &wt, &env, &gate_log, job.crew.timeout, &stop)?;
+        let gate_limits = crew::Limits { timeout: job.crew.timeout, idle: None };
+        let gate_exit = crew::run(gate, &wt, &env, &gate_log, gate_limits, &stop)?;
         if !gate_exit.success() {
-            let reason = format!(
-                "quality gate mso.gate.{}.command {}\n{}",
-                order.role,
-                gate_exit.describe(),
-                crew::log_tail(&gate_log, 20, 4096)
-            );
-            return fail(reason, gate_exit.code(), format!("failed the quality gate ({})", gate_exit.describe()));
+            let key = format!("mso.gate.{}.command", order.role);
+            let reason =
+                format!("quality gate {key} {}\n{}", gate_exit.describe(), crew::log_tail(&gate_log, 20, 4096));
+            let mut failure =
+                Failure::new(&format!("failed the quality gate ({})", gate_exit.describe()), &reason, gate_exit.code());
+            if let Some(why) = deterministic(gate_exit, &key) {
+                failure = failure.permanent(why);
+            }
+            report.wall_secs = started.elapsed().as_secs();
+            return fail(failure, report);
         }
     }
     if !changes.is_empty() {
@@ -180,7 +255,7 @@ fn execute(job: &Job) -> Result<String> {
     let head = worktree::head(&wt)?;
     if head != base {
         if let Err(e) = store.advance_branch(&voyage, base, head) {
-            return fail(e.to_string(), Some(0), "failed (voyage branch moved)".into());
+            return fail(Failure::new("failed (voyage branch moved)", &e.to_string(), Some(0)), report);
         }
         // With a remote, the commit must be on the server before the ledger names it.
         if let Some(remote) = &job.remote
@@ -189,13 +264,84 @@ fn execute(job: &Job) -> Result<String> {
             store.advance_branch(&voyage, head, base)?;
             let reason =
                 format!("{} moved on {remote} during the run; the result was not published", voyage.id.branch());
-            return fail(reason, Some(0), "failed (voyage branch moved on the remote)".into());
+            return fail(Failure::new("failed (voyage branch moved on the remote)", &reason, Some(0)), report);
         }
     }
-    // Whatever the crew left there: a regular file, bounded, lossily UTF-8.
-    let result = crew::read_crew_file(&result_file, 4 * limits::SUMMARY as u64).unwrap_or_default();
-    let summary = brief::read_result(&String::from_utf8_lossy(&result));
-    record_success(&store, job, head, summary).map(|next| line(format!("succeeded in {secs} s → {next}")))
+    report.wall_secs = started.elapsed().as_secs();
+    let said = run_note(&report, &log);
+    record_success(&store, job, head, result.summary, Some(report))
+        .map(|next| line(format!("succeeded → {next}{said}")))
+}
+
+/// Why a failure will recur however often the role runs again: the shell
+/// could not find or execute the command (exit 127 and 126).
+fn deterministic(exit: CrewExit, key: &str) -> Option<String> {
+    match exit {
+        CrewExit::Exited(127) => Some(format!("the command was not found: check {key} (and PATH)")),
+        CrewExit::Exited(126) => Some(format!("the command is not executable: check {key} and its permissions")),
+        _ => None,
+    }
+}
+
+/// A failed run, as recorded.
+struct Failure {
+    /// What the dispatch line says happened.
+    what: String,
+    reason: String,
+    exit: Option<i32>,
+    permanent: bool,
+    to: Option<crate::core::Role>,
+}
+
+impl Failure {
+    fn new(what: &str, reason: &str, exit: Option<i32>) -> Self {
+        Failure { what: what.into(), reason: reason.into(), exit, permanent: false, to: None }
+    }
+
+    /// Fails for good at once: running it again cannot help.
+    fn permanent(mut self, why: String) -> Self {
+        self.reason = format!("{why}\n{}", self.reason);
+        self.permanent = true;
+        self
+    }
+}
+
+/// The first line of a reason that says something, for a dispatch line.
+fn first_line(reason: &str) -> String {
+    let line = reason.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("crew ")).unwrap_or("");
+    let line = if line.is_empty() { reason.lines().next().unwrap_or("").trim() } else { line };
+    text::clip(text::line(line).into_owned(), 160)
+}
+
+/// What a dispatch line says of a run: `  (12 s, $0.12, 3400 tokens; log PATH)`.
+fn run_note(report: &RunReport, log: &std::path::Path) -> String {
+    format!("  ({} s{}; log {})", report.wall_secs, cost_note(report), log.display())
+}
+
+/// ", $0.12, 3400 tokens" when the agent reported them.
+fn cost_note(report: &RunReport) -> String {
+    let Some(u) = &report.usage else { return String::new() };
+    let mut out = String::new();
+    if let Some(c) = u.cost_micros {
+        out.push_str(&format!(", {}", report::dollars(c)));
+    }
+    if u.tokens_in + u.tokens_out > 0 {
+        out.push_str(&format!(", {} tokens", u.tokens_in.saturating_add(u.tokens_out)));
+    }
+    out
+}
+
+/// Say in the crew's log what of its result file could not be used.
+fn note_problems(log: &std::path::Path, problems: &[String]) {
+    if problems.is_empty() {
+        return;
+    }
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
+        for p in problems {
+            let _ = writeln!(f, "git-mso: result file: {}", text::line(p));
+        }
+    }
 }
 
 /// The built-in REL: publish the voyage (push, pull request text, forge
@@ -219,7 +365,7 @@ fn release(store: &Store, job: &Job, head: ObjectId) -> Result<String> {
         ));
     }
     let summary = format!("published {} as \"{}\": {}", order.voyage, published.title, published.url);
-    let said = record_success(store, job, head, summary)?;
+    let said = record_success(store, job, head, summary, None)?;
     Ok(format!(
         "{}  {}  built-in release  published to {} in {} s → {said}",
         order.id,
@@ -230,7 +376,7 @@ fn release(store: &Store, job: &Job, head: ObjectId) -> Result<String> {
 }
 
 /// SUCCEEDED, and in the same commit the hand-off when the role is not gated.
-fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String) -> Result<String> {
+fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String, run: Option<RunReport>) -> Result<String> {
     let id = &job.order.id;
     let (next, committed) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
@@ -244,6 +390,7 @@ fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String) -> 
             runner: job.runner.id.clone(),
             head: head.to_string(),
             summary: summary.clone(),
+            run: run.clone(),
         })?;
         let after = tx.order(id)?.clone();
         if after.status != Status::HandingOff {
@@ -270,11 +417,13 @@ fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String) -> 
     }
 }
 
-/// FAILED for this run (re-queued while attempts remain); says what happens next.
-fn record_failure(store: &Store, job: &Job, exit: Option<i32>, reason: String) -> Result<String> {
+/// FAILED for this run (re-queued while attempts remain, after the backoff;
+/// sent back to an earlier role on objections); says what happens next.
+fn record_failure(store: &Store, job: &Job, failure: Failure, run: Option<RunReport>) -> Result<String> {
     let id = &job.order.id;
     // The reason carries crew and git output: escaped and bounded, so it can always be recorded.
-    let reason = text::clip(text::display(&reason, true).into_owned(), limits::REASON);
+    let reason = text::clip(text::display(&failure.reason, true).into_owned(), limits::REASON);
+    let exit = failure.exit;
     let (next, _) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
         if !still_ours(&current, job) {
@@ -287,11 +436,25 @@ fn record_failure(store: &Store, job: &Job, exit: Option<i32>, reason: String) -
             runner: job.runner.id.clone(),
             exit,
             reason: reason.clone(),
+            run: run.clone(),
+            permanent: failure.permanent,
+            to: failure.to.clone(),
         })?;
         let after = tx.order(id)?;
-        Ok(match after.status {
-            Status::Failed => format!("failed for good; retry with `git mso order retry {id}`"),
-            _ => format!("queued again (attempt {})", after.attempt),
+        Ok(match (after.status, &failure.to) {
+            (Status::Failed, _) => {
+                let _ = job.report.send(Msg::FailedForGood(id.clone()));
+                format!("failed for good; retry with `git mso order retry {id}`")
+            }
+            (_, Some(to)) => format!("back to {to} (attempt {})", after.attempt),
+            _ => match after.retry_after {
+                Some(at) => format!(
+                    "queued again (attempt {}, not before {})",
+                    after.attempt,
+                    crate::core::time::format_utc(at)
+                ),
+                None => format!("queued again (attempt {})", after.attempt),
+            },
         })
     })?;
     Ok(next)

@@ -24,6 +24,21 @@ impl Store {
         Ok(Some(blob.detach().data))
     }
 
+    /// The text of a regular file in a commit's tree, if it is there and at
+    /// most `max` bytes (a larger one, a symlink or a directory is `None`).
+    pub fn file_in_commit(&self, commit: ObjectId, path: &str, max: u64) -> Option<String> {
+        let tree = self.repo.find_commit(commit).ok()?.tree().ok()?;
+        let entry = tree.lookup_entry_by_path(path).ok()??;
+        if entry.mode().kind() != gix::object::tree::EntryKind::Blob {
+            return None;
+        }
+        if self.repo.find_header(entry.oid()).ok()?.size() > max {
+            return None;
+        }
+        let blob = entry.object().ok()?;
+        Some(String::from_utf8_lossy(&blob.data).into_owned())
+    }
+
     fn parse_at<T: DeserializeOwned>(&self, tip: &Tip, path: &str) -> Result<Option<T>> {
         match self.blob_at(tip.tree, path)? {
             None => Ok(None),

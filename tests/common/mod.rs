@@ -221,7 +221,24 @@ impl TestRepo {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+
+    /// Dispatch where an order is meant to fail for good: dispatch must say
+    /// so and exit 1. Returns stdout.
+    pub fn dispatch_failing(&self, args: &[&str]) -> String {
+        let out = self.dispatch_in(&self.path, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(stderr.contains("failed for good in this run"), "{stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    }
 }
+
+/// Crew script lines that give a `pass` verdict on every acceptance
+/// criterion of the brief (for stand-in TST crews).
+pub const PASS_ALL_CRITERIA: &str = r#"n=$(sed -n '/^## Acceptance criteria/,/^## /p' "$MSO_BRIEF_FILE" | grep -c '^[0-9][0-9]*\. ' || true)
+v="" i=1
+while [ "$i" -le "$n" ]; do v="$v${v:+,}{\"criterion\": $i, \"verdict\": \"pass\"}"; i=$((i + 1)); done
+printf '{"summary": "all %s criteria pass", "criteria": [%s]}\n' "$n" "$v" > "$MSO_RESULT_FILE""#;
 
 /// A `git daemon` serving `base` on 127.0.0.1 with pushes enabled; stopped on drop.
 pub struct Daemon {

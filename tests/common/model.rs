@@ -159,6 +159,7 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
                 gates,
                 roles,
                 voyage,
+                budget_micros: None,
             }));
         }
         Cmd::Dispatch(i) => {
@@ -188,6 +189,7 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
                 runner: "r1".into(),
                 head: format!("{head:040x}"),
                 summary: "done".into(),
+                run: None,
             }));
             if !matches!(cmd, Cmd::BareSucceed(_)) && !o.is_gated(&o.role) {
                 out.push(admin(hand_off(&o)));
@@ -202,6 +204,9 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
                 runner: "r1".into(),
                 exit: Some(1),
                 reason: "boom".into(),
+                run: None,
+                permanent: false,
+                to: None,
             }));
         }
         Cmd::Expire(i) => {
@@ -220,6 +225,7 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
                     runner: "r1".into(),
                     head: commit(g.head),
                     summary: String::new(),
+                    run: None,
                 },
                 _ => EventBody::Failed {
                     order,
@@ -228,6 +234,9 @@ pub fn transaction(state: &State, cmd: &Cmd, g: &mut Gen) -> Vec<(String, EventB
                     runner: "r1".into(),
                     exit: None,
                     reason: "x".into(),
+                    run: None,
+                    permanent: false,
+                    to: None,
                 },
             };
             out.push(("mallory".into(), body));

@@ -1,0 +1,257 @@
+//! Crews whose results bind: per-criterion verdicts send failed work back
+//! to the builder, findings fail a security review, failures that would
+//! recur fail at once, retries back off, silent crews are stopped, budgets
+//! stop spending, and every run's brief and cost are on the record.
+
+mod common;
+
+use common::TestRepo;
+
+/// A TST crew that fails criterion 2 until the build holds `fixed`, then passes both.
+const TESTER: &str = r#"if grep -q fixed build.txt 2>/dev/null; then v2='"pass"'; r2='fixed now'; else v2='"fail"'; r2='empty names are greeted'; fi
+printf '{"schema":"mso.result/1","summary":"checked","criteria":[{"criterion":1,"verdict":"pass","reason":"greets"},{"criterion":2,"verdict":%s,"reason":"%s"}],"usage":{"model":"stand-in-1","tokens_in":1000,"tokens_out":200,"cost_usd":0.25,"turns":3}}' "$v2" "$r2" > "$MSO_RESULT_FILE""#;
+
+/// A BLD crew that writes `fixed` once the brief says the work was sent back.
+const BUILDER: &str = r#"cp "$MSO_BRIEF_FILE" "$BRIEFS/BLD-$MSO_ATTEMPT"
+if grep -q '^## Sent back' "$MSO_BRIEF_FILE"; then echo fixed > build.txt; else echo first > build.txt; fi"#;
+
+fn greeter() -> TestRepo {
+    let repo = TestRepo::initialized();
+    let briefs = repo.root().join("briefs");
+    std::fs::create_dir_all(&briefs).unwrap();
+    let build = repo.crew("build.sh", &BUILDER.replace("$BRIEFS", &briefs.display().to_string()));
+    let test = repo.crew("test.sh", TESTER);
+    repo.set_crews(&[("BLD", &build), ("TST", &test)]);
+    repo.ok(&[
+        "order",
+        "new",
+        "--kind",
+        "CHR",
+        "--title",
+        "Greet",
+        "--ac",
+        "greets by name",
+        "--ac",
+        "no greeting for an empty name",
+    ]);
+    repo
+}
+
+#[test]
+fn a_failed_criterion_sends_the_order_back_to_the_builder_with_the_reason() {
+    let repo = greeter();
+    let out = repo.dispatch(&["--once"]);
+    assert!(
+        out.contains("CHR-0001  TST  Bosun       sent back: criterion 2 failed: no greeting for an empty name — empty names are greeted → back to BLD (attempt 2)"),
+        "{out}"
+    );
+    // The loop runs on in the same dispatch: BLD fixes it, TST passes.
+    assert!(out.contains("CHR-0001  TST  Bosun       succeeded → completed"), "{out}");
+    let brief = std::fs::read_to_string(repo.root().join("briefs/BLD-2")).unwrap();
+    assert!(
+        brief.contains("## Sent back\n\nTST (attempt 1) sent the work back:\n- criterion 2 failed: no greeting for an empty name\n  reason: empty names are greeted"),
+        "{brief}"
+    );
+    assert_eq!(repo.git(&["show", "voyage/VOY-0001:build.txt"]), "fixed\n");
+    let show = repo.ok(&["order", "show", "CHR-0001"]);
+    assert!(show.contains("  2. ✓ no greeting for an empty name"), "{show}");
+    assert!(show.contains("sent back to BLD  0 s  $0.25  1000 in / 200 out tokens  3 turns  stand-in-1"), "{show}");
+    assert!(show.contains("      ✗ criterion 2: empty names are greeted"), "{show}");
+    assert!(show.contains("cost        $0.50"), "{show}");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    let failed = order["history"].as_array().unwrap().iter().find(|e| e["type"] == "FAILED").unwrap().clone();
+    assert_eq!(failed["to"], "BLD");
+    assert_eq!(failed["run"]["verdicts"][1]["verdict"], "fail");
+    assert_eq!(failed["run"]["usage"]["cost_micros"], 250_000);
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn a_tester_that_gives_no_verdict_fails_its_own_role() {
+    let repo = TestRepo::initialized();
+    let build = repo.crew("build.sh", "echo x > x.txt");
+    let test = repo.crew("test.sh", "echo 'I could not run the tests' > \"$MSO_RESULT_FILE\"");
+    repo.set_crews(&[("BLD", &build), ("TST", &test)]);
+    repo.ok(&["config", "max_attempts", "1"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--ac", "it works"]);
+    let out = repo.dispatch_failing(&["--once"]);
+    assert!(
+        out.contains(
+            "TST  Bosun       failed (did not sign off): criterion 1 got no verdict: it works → failed for good"
+        ),
+        "{out}"
+    );
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!((order["status"].as_str(), order["role"].as_str()), (Some("failed"), Some("TST")));
+}
+
+#[test]
+fn security_findings_at_the_configured_severity_send_the_work_back() {
+    let repo = TestRepo::initialized();
+    let build = repo.crew("build.sh", "echo \"attempt $MSO_ATTEMPT\" > app.txt");
+    let sec = repo.crew(
+        "sec.sh",
+        r#"if grep -q 'attempt 1' app.txt; then sev=high; else sev=low; fi
+printf '{"findings":[{"severity":"%s","title":"SQL built from input","path":"app.txt:1","detail":"use bind parameters"}]}' "$sev" > "$MSO_RESULT_FILE""#,
+    );
+    repo.set_crews(&[("BLD", &build), ("SEC", &sec)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD,SEC"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(
+        out.contains(
+            "SEC  Lookout     sent back: high finding: SQL built from input (app.txt:1) → back to BLD (attempt 2)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("SEC  Lookout     succeeded → completed"), "a low finding passes: {out}");
+    let show = repo.ok(&["order", "show", "CHR-0001"]);
+    assert!(show.contains("      high finding: SQL built from input (app.txt:1)"), "{show}");
+}
+
+#[test]
+fn verdicts_loop_at_most_max_attempts_times() {
+    let repo = TestRepo::initialized();
+    let build = repo.crew("build.sh", "echo x >> x.txt");
+    let test = repo.crew(
+        "test.sh",
+        r#"echo '{"criteria":[{"criterion":1,"verdict":"fail","reason":"never"}]}' > "$MSO_RESULT_FILE""#,
+    );
+    repo.set_crews(&[("BLD", &build), ("TST", &test)]);
+    repo.ok(&["config", "max_attempts", "2"]);
+    repo.ok(&["config", "retry_backoff_secs", "0"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--ac", "impossible"]);
+    let out = repo.dispatch_failing(&["--once"]);
+    assert_eq!(out.matches("→ back to BLD").count(), 2, "{out}");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!((order["status"].as_str(), order["role"].as_str()), (Some("failed"), Some("TST")));
+}
+
+#[test]
+fn a_crew_that_cannot_be_found_fails_for_good_at_once() {
+    let repo = TestRepo::initialized();
+    repo.set_crews(&[("BLD", "/nonexistent/crew.sh")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let out = repo.dispatch_failing(&["--once"]);
+    assert!(
+        out.contains("failed (exited with status 127): the command was not found: check mso.crew.BLD.command (and PATH) → failed for good"),
+        "{out}"
+    );
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    let failed: Vec<_> = order["history"].as_array().unwrap().iter().filter(|e| e["type"] == "FAILED").collect();
+    assert_eq!(failed.len(), 1, "the other attempts were not used up");
+    assert_eq!(failed[0]["permanent"], true);
+}
+
+#[test]
+fn retries_back_off_and_the_wait_doubles() {
+    let repo = TestRepo::initialized();
+    let crash = repo.crew("crash.sh", "exit 3");
+    repo.set_crews(&[("BLD", &crash)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("queued again (attempt 2, not before 2026-11-25 12:00:30Z)"), "{out}");
+    assert!(out.contains("CHR-0001  waits to be tried again until 2026-11-25 12:00:30Z"), "{out}");
+    assert_eq!(repo.dispatch(&["--once"]).matches("started").count(), 0, "tried again before the backoff ran out");
+    let later = |secs: i64| {
+        let now: i64 = common::NOW.parse().unwrap();
+        let mut cmd = repo.mso_cmd(&repo.path);
+        cmd.args(["dispatch", "--once"]).env("MSO_NOW", (now + secs).to_string()).env("COUNT_FILE", repo.count_file());
+        let out = cmd.output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = later(30);
+    assert!(
+        out.contains("queued again (attempt 3, not before 2026-11-25 12:01:30Z)"),
+        "the second wait is 60 s: {out}"
+    );
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 1", "CHR-0001 BLD 2"], "one run per dispatch that was due");
+}
+
+#[test]
+fn a_crew_that_waits_for_input_is_stopped_and_says_why() {
+    let repo = TestRepo::initialized();
+    // No terminal to read from: the read fails at once instead of hanging.
+    let tty = repo.crew("tty.sh", "read answer < /dev/tty\necho \"got $answer\" > a.txt");
+    // Silent for longer than its idle timeout: stopped.
+    let silent = repo.crew("silent.sh", "sleep 30");
+    repo.set_crews(&[("BLD", &tty), ("TST", &silent)]);
+    repo.git(&["config", "mso.crew.TST.idleTimeout", "1s"]);
+    repo.ok(&["config", "max_attempts", "1"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "tty", "--roles", "BLD"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "silent", "--roles", "TST"]);
+    let started = std::time::Instant::now();
+    let out = repo.dispatch_failing(&["--once", "--max-parallel", "2"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{out}");
+    assert!(out.contains("CHR-0001  BLD  Shipwright  failed (exited with status"), "{out}");
+    assert!(out.contains("CHR-0002  TST  Bosun       failed (printed nothing for 1 s and was stopped (waiting for input it will never get?))"), "{out}");
+    let order = repo.json(&["order", "show", "CHR-0002", "--json"]);
+    assert!(order["last_error"].as_str().unwrap().contains("printed nothing for 1 s"), "{order}");
+}
+
+#[test]
+fn a_spent_budget_stops_further_runs() {
+    let repo = TestRepo::initialized();
+    let pricey = repo.crew("pricey.sh", r#"echo '{"summary":"done","usage":{"cost_usd":1.5}}' > "$MSO_RESULT_FILE""#);
+    repo.set_crews(&[("BLD", &pricey), ("TST", &pricey)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--budget-usd", "1"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("CHR-0001  BLD  Shipwright  succeeded → TST queued  (0 s, $1.50"), "{out}");
+    assert!(out.contains("CHR-0001  skipped: CHR-0001 has spent $1.50 of its $1.00 budget"), "{out}");
+    let show = repo.ok(&["order", "show", "CHR-0001"]);
+    assert!(show.contains("cost        $1.50 of its $1.00 budget"), "{show}");
+    // Raising the kind's budget does not override the order's own; the order's is what counts.
+    repo.ok(&["config", "kinds.CHR.budget_usd", "10"]);
+    assert!(repo.dispatch(&["--once"]).contains("skipped"), "the order's own budget still applies");
+}
+
+#[test]
+fn the_brief_each_run_received_is_shown_and_checked() {
+    let repo = greeter();
+    repo.dispatch(&["--once"]);
+    let out = repo.ok(&["order", "show", "CHR-0001", "--brief", "--role", "BLD"]);
+    assert!(out.contains("=== run #1 BLD attempt 1 ===\n# CHR-0001: Greet"), "{out}");
+    assert!(out.contains("=== run #3 BLD attempt 2 ==="), "{out}");
+    assert!(out.contains("## Your instructions\n\nYou build."), "{out}");
+    let json = repo.json(&["order", "show", "CHR-0001", "--brief", "--json"]);
+    assert_eq!(json.as_array().unwrap().len(), 4);
+    assert_eq!(json[1]["role"], "TST");
+    // A kept copy that no longer matches the recorded digest is not shown as what the crew received.
+    let dir = repo.path.join(".git/mso/runs/CHR-0001-BLD-1-run1");
+    std::fs::write(dir.join("brief.md"), "forged").unwrap();
+    let json = repo.json(&["order", "show", "CHR-0001", "--brief", "--json"]);
+    assert!(json[0]["brief"].is_null(), "{json}");
+    assert!(json[0]["missing"].as_str().unwrap().contains("no copy matching its digest"), "{json}");
+}
+
+#[test]
+fn role_instructions_come_from_the_repository_and_the_ledger_config() {
+    let repo = TestRepo::initialized();
+    std::fs::create_dir_all(repo.path.join(".mso/roles")).unwrap();
+    std::fs::write(repo.path.join(".mso/roles/BLD.md"), "Build it the house way.\n").unwrap();
+    repo.git(&["add", ".mso"]);
+    repo.git(&["commit", "-q", "-m", "role instructions"]);
+    let briefs = repo.root().join("briefs");
+    std::fs::create_dir_all(&briefs).unwrap();
+    let copy = repo.crew(
+        "copy.sh",
+        &format!(
+            "cp \"$MSO_BRIEF_FILE\" '{}/'\"$MSO_ORDER\"\necho '## Your instructions' > .mso/roles/BLD.md",
+            briefs.display()
+        ),
+    );
+    repo.set_crews(&[("BLD", &copy)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "a", "--roles", "BLD"]);
+    repo.dispatch(&["--once"]);
+    let first = std::fs::read_to_string(briefs.join("CHR-0001")).unwrap();
+    assert!(first.contains("## Your instructions\n\nBuild it the house way.\n"), "{first}");
+    // The crew rewrote the file on the voyage branch; the next order there still reads the base's.
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "b", "--roles", "BLD", "--voyage", "VOY-0001"]);
+    repo.dispatch(&["--once"]);
+    let second = std::fs::read_to_string(briefs.join("CHR-0002")).unwrap();
+    assert!(second.contains("## Your instructions\n\nBuild it the house way.\n"), "{second}");
+    repo.ok(&["config", "roles.BLD.instructions", "\"The ledger's word.\""]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "c", "--roles", "BLD"]);
+    repo.dispatch(&["--once"]);
+    let third = std::fs::read_to_string(briefs.join("CHR-0003")).unwrap();
+    assert!(third.contains("## Your instructions\n\nThe ledger's word.\n"), "{third}");
+}
