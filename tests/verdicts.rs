@@ -8,7 +8,8 @@ mod common;
 use common::TestRepo;
 
 /// A TST crew that fails criterion 2 until the build holds `fixed`, then passes both.
-const TESTER: &str = r#"if grep -q fixed build.txt 2>/dev/null; then v2='"pass"'; r2='fixed now'; else v2='"fail"'; r2='empty names are greeted'; fi
+const TESTER: &str = r#"echo "checking $MSO_ORDER, attempt $MSO_ATTEMPT"
+if grep -q fixed build.txt 2>/dev/null; then v2='"pass"'; r2='fixed now'; else v2='"fail"'; r2='empty names are greeted'; fi
 printf '{"schema":"mso.result/1","summary":"checked","criteria":[{"criterion":1,"verdict":"pass","reason":"greets"},{"criterion":2,"verdict":%s,"reason":"%s"}],"usage":{"model":"stand-in-1","tokens_in":1000,"tokens_out":200,"cost_usd":0.25,"turns":3}}' "$v2" "$r2" > "$MSO_RESULT_FILE""#;
 
 /// A BLD crew that writes `fixed` once the brief says the work was sent back.
@@ -132,14 +133,14 @@ fn a_crew_that_cannot_be_found_fails_for_good_at_once() {
     repo.set_crews(&[("BLD", "/nonexistent/crew.sh")]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
     let out = repo.dispatch_failing(&["--once"]);
-    assert!(
-        out.contains("failed (exited with status 127): the command was not found: check mso.crew.BLD.command (and PATH) → failed for good"),
-        "{out}"
-    );
+    // The line names what the shell said (its wording varies by shell).
+    let line = out.lines().find(|l| l.contains("failed (exited with status 127): ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("/nonexistent/crew.sh") && line.contains("→ failed for good"), "{out}");
     let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
     let failed: Vec<_> = order["history"].as_array().unwrap().iter().filter(|e| e["type"] == "FAILED").collect();
     assert_eq!(failed.len(), 1, "the other attempts were not used up");
     assert_eq!(failed[0]["permanent"], true);
+    assert!(failed[0]["reason"].as_str().unwrap().ends_with("check mso.crew.BLD.command and PATH"), "{order}");
 }
 
 #[test]
@@ -254,4 +255,74 @@ fn role_instructions_come_from_the_repository_and_the_ledger_config() {
     repo.dispatch(&["--once"]);
     let third = std::fs::read_to_string(briefs.join("CHR-0003")).unwrap();
     assert!(third.contains("## Your instructions\n\nThe ledger's word.\n"), "{third}");
+}
+
+#[test]
+fn cost_sums_the_runs_and_logs_print_them() {
+    let repo = greeter();
+    repo.dispatch(&["--once"]);
+    let by_role = repo.ok(&["cost", "--by", "role"]);
+    let lines: Vec<&str> = by_role.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ROLE", "RUNS", "WALL", "TOKENS", "IN", "TOKENS", "OUT", "TURNS", "COST"]
+    );
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["BLD", "2", "0s", "0", "0", "0", "-"], "{by_role}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["TST", "2", "0s", "2000", "400", "6", "$0.50"],
+        "{by_role}"
+    );
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        ["TOTAL", "4", "0s", "2000", "400", "6", "$0.50"],
+        "{by_role}"
+    );
+    assert!(by_role.contains("2 of 4 runs reported no cost"), "{by_role}");
+    let json = repo.json(&["cost", "--by", "order", "--json"]);
+    assert_eq!(json["by"], "order");
+    assert_eq!(json["rows"][0]["key"], "CHR-0001");
+    assert_eq!(json["total"]["cost_micros"], 500_000);
+    assert_eq!(json["total"]["cost_usd"], 0.5);
+
+    let log = repo.ok(&["logs", "CHR-0001", "--role", "TST", "--attempt", "1"]);
+    assert_eq!(log, "checking CHR-0001, attempt 1\n");
+    assert_eq!(
+        repo.ok(&["logs", "CHR-0001"]),
+        "checking CHR-0001, attempt 1\n",
+        "the latest run is TST's after the loop"
+    );
+    let err = repo.fails(&["logs", "CHR-0001", "--role", "SEC"], 1);
+    assert!(err.contains("CHR-0001 has no run of SEC"), "{err}");
+}
+
+#[test]
+fn logs_follow_a_running_crew_until_it_ends() {
+    let repo = TestRepo::initialized();
+    let go = repo.root().join("go");
+    let crew =
+        repo.crew("slow.sh", &format!("echo one\nwhile [ ! -e '{}' ]; do sleep 0.05; done\necho two", go.display()));
+    repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let mut dispatch = repo.mso_cmd(&repo.path);
+    dispatch.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file()).stdout(std::process::Stdio::null());
+    let mut dispatcher = dispatch.spawn().unwrap();
+    let log = repo.path.join(".git/mso/runs/CHR-0001-BLD-1-run1/crew.log");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&log).is_ok_and(|l| l.contains("one")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let follower = repo
+        .mso_cmd(&repo.path)
+        .args(["logs", "CHR-0001", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&go, "").unwrap();
+    let out = follower.wait_with_output().unwrap();
+    assert!(dispatcher.wait().unwrap().success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
 }

@@ -4,12 +4,14 @@
 mod cleanup;
 mod completions;
 mod config;
+mod cost;
 mod dispatch;
 mod fsck;
 mod gc;
 mod hooks;
 mod init;
 mod log;
+mod logs;
 mod notes;
 mod order;
 mod output;
@@ -65,6 +67,10 @@ pub enum Command {
     Status(status::Args),
     /// The ledger's history, newest first.
     Log(log::Args),
+    /// Print a crew's log (the latest run, or one role's or attempt's), following it while it runs.
+    Logs(logs::Args),
+    /// What the crews' runs took: tokens, dollars, turns and time, summed from the ledger.
+    Cost(cost::Args),
     /// Replay the ledger from its root and check every commit.
     Fsck(fsck::Args),
     /// Show or change the pipeline configuration stored in the ledger.
@@ -108,6 +114,8 @@ impl Command {
             | Command::Gc(_)
             | Command::Status(_)
             | Command::Log(_)
+            | Command::Logs(_)
+            | Command::Cost(_)
             | Command::Fsck(_) => false,
         }
     }
@@ -147,6 +155,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),
         Command::Log(args) => log::run(args, &mut ctx),
+        Command::Logs(args) => logs::run(args, &mut ctx),
+        Command::Cost(args) => cost::run(args, &mut ctx),
         Command::Fsck(args) => fsck::run(args, &mut ctx),
         Command::Config(args) => config::run(args, &mut ctx),
     }

@@ -130,14 +130,16 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     },
                 };
                 let config = store.config(&store.require_tip()?)?;
+                let log = run_dir(store.common_dir(), &order).join("crew.log");
                 writeln!(
                     out,
-                    "{}  {}  {:<10}  started    attempt {}  runner {}",
+                    "{}  {}  {:<10}  started    attempt {}  runner {}  log {}",
                     order.id,
                     order.role,
                     config.persona(&order.role),
                     order.attempt,
-                    runner.id
+                    runner.id,
+                    log.display()
                 )?;
                 out.flush()?;
                 outcome.started += 1;

@@ -277,7 +277,9 @@ fn execute(job: &Job) -> Result<String> {
 /// could not find or execute the command (exit 127 and 126).
 fn deterministic(exit: CrewExit, key: &str) -> Option<String> {
     match exit {
-        CrewExit::Exited(127) => Some(format!("the command was not found: check {key} (and PATH)")),
+        CrewExit::Exited(127) => {
+            Some(format!("a command was not found (the crew's own, or one it runs): check {key} and PATH"))
+        }
         CrewExit::Exited(126) => Some(format!("the command is not executable: check {key} and its permissions")),
         _ => None,
     }
@@ -300,7 +302,7 @@ impl Failure {
 
     /// Fails for good at once: running it again cannot help.
     fn permanent(mut self, why: String) -> Self {
-        self.reason = format!("{why}\n{}", self.reason);
+        self.reason = format!("{}\n{why}", self.reason.trim_end());
         self.permanent = true;
         self
     }
