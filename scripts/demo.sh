@@ -45,7 +45,9 @@ run git config mso.gate.BLD.command 'test -s "src/$(echo "$MSO_ORDER" | tr A-Z a
 
 run git mso order new --title "Add login page" --ac "a user can log in" --ac "bad password is refused"
 run git mso order new --kind BUG --title "Login button misaligned" --voyage VOY-0001 --ac "the button lines up on narrow screens"
-run git mso order new --kind CHR --title "Bump dependencies" --ac "the lock file is current"
+# The demo builder skips the last step once when a brief asks it to: the tester's verdict sends it back.
+run git mso order new --kind CHR --title "Bump dependencies" --brief "The demo builder will skip the last step once." \
+  --ac "the lock file is current" --ac "the changelog names the bumps"
 run git mso status
 # FTR-0001's plan waits for review and holds VOY-0001 meanwhile: BUG-0001, on the
 # same voyage, waits too, so nothing builds on a plan nobody has read.
@@ -61,6 +63,9 @@ run git mso review approve BUG-0001
 run git mso dispatch --max-parallel 2
 run git mso status
 run git mso order show FTR-0001
+# CHR-0001's tester failed one criterion and sent it back to the builder, who fixed it.
+run git mso order show CHR-0001
+run git mso order show CHR-0001 --brief --role BLD
 echo
 echo "# the voyage branches carry the work, with notes saying who made each commit:"
 run git log --notes=mso --format='%h %s%n%N' voyage/VOY-0001
@@ -81,3 +86,7 @@ run git push -q origin main
 run git mso sync
 run git mso voyage show VOY-0001
 run git mso voyage list
+echo
+echo "# what every run took, from the run reports in the ledger:"
+run git mso cost --by role
+run git mso cost

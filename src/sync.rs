@@ -11,7 +11,7 @@ use gix::ObjectId;
 
 use crate::error::{Error, Result};
 use crate::gitcli::{self, git};
-use crate::store::{Integrated, LEDGER_REF, NOTES_REF, Store};
+use crate::store::{Integrated, LEDGER_REF, NOTES_REF, Notes, Store};
 
 const ATTEMPTS: u32 = 40;
 /// Push rejections that mean "someone else moved first": fetch and try again.
@@ -177,13 +177,10 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
                 report.lines.push(format!("pushed {branches} voyage branch(es)"));
             }
         }
-        // Notes are a mirror: a problem with them is reported, never a reason
-        // for the ledger and the branches not to sync.
-        if let Err(e) = sync_notes(dir, &store, remote, &mut report) {
-            report
-                .lines
-                .push(format!("warning: notes were not synced ({e}); `git mso notes rebuild` regenerates them"));
-        }
+        // Notes are a mirror and a record of evidence: a problem with them is
+        // reported (per ref, by sync_notes), never a reason for the ledger
+        // and the branches not to sync.
+        let _ = sync_notes(dir, &store, remote, &mut report);
         return Ok(report);
     }
     Err(Error::Conflict { attempts: ATTEMPTS })
@@ -507,40 +504,55 @@ pub fn publish_branch(dir: &Path, remote: &str, branch: &str, old: ObjectId, new
     push(dir, remote, &lease, &format!("{new}:{name}"))
 }
 
-/// Merge the remote's notes into ours and push the union (with a lease).
+/// Merge the remote's notes into ours and push the union (with a lease),
+/// for each notes ref git-mso keeps.
 fn sync_notes(dir: &Path, store: &Store, remote: &str, report: &mut Report) -> Result<()> {
+    // One notes ref that cannot be synced does not hold back the other.
+    let mut first_error = None;
+    for notes in crate::store::ALL_NOTES {
+        if let Err(e) = sync_one_notes(dir, store, remote, notes, report) {
+            report.lines.push(format!("warning: {} was not synced ({e}); the next sync tries again", notes.name));
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn sync_one_notes(dir: &Path, store: &Store, remote: &str, notes: Notes, report: &mut Report) -> Result<()> {
+    let name = notes.name;
+    let tracked = tracking(remote, &name["refs/".len()..]);
     // Another runner's notes may land between our fetch and our push: fetch
     // the notes again, merge, and push again, a few times.
     for attempt in 0..NOTES_ATTEMPTS {
         if attempt > 0 {
-            let spec = format!("+{NOTES_REF}:{}", tracking(remote, "notes/mso"));
-            git(dir, &["fetch", "--quiet", remote, &spec])?;
+            git(dir, &["fetch", "--quiet", remote, &format!("+{name}:{tracked}")])?;
         }
-        let theirs = store.ref_target(&tracking(remote, "notes/mso"))?;
+        let theirs = store.ref_target(&tracked)?;
         if let Some(theirs) = theirs {
-            let merged = store.merge_notes(theirs)?;
+            let merged = store.merge_notes(notes, theirs)?;
             if merged.skipped > 0 && attempt == 0 {
                 report.lines.push(format!(
-                    "warning: skipped {} note(s) from {remote} that are not plain notes on commits (directories, \
-                     odd names or over 64 KiB)",
-                    merged.skipped
+                    "warning: skipped {} note(s) of {name} from {remote} that are not plain notes on commits \
+                     (directories, odd names or over {} KiB)",
+                    merged.skipped,
+                    notes.max_note / 1024
                 ));
             }
             if merged.changed && attempt == 0 {
-                report.lines.push("merged the remote's notes".into());
+                report.lines.push(format!("merged the remote's {name}"));
             }
         }
-        let ours = store.ref_target(NOTES_REF)?;
+        let ours = store.ref_target(name)?;
         if ours.is_none() || ours == theirs {
             return Ok(());
         }
-        let lease = format!("--force-with-lease={NOTES_REF}:{}", theirs.map(|t| t.to_string()).unwrap_or_default());
-        if push(dir, remote, &lease, &format!("{NOTES_REF}:{NOTES_REF}"))? {
-            report.lines.push("pushed notes".into());
+        let lease = format!("--force-with-lease={name}:{}", theirs.map(|t| t.to_string()).unwrap_or_default());
+        if push(dir, remote, &lease, &format!("{name}:{name}"))? {
+            report.lines.push(format!("pushed {name}"));
             return Ok(());
         }
     }
-    report.lines.push(format!("warning: {remote}'s notes kept moving; the next sync pushes ours"));
+    report.lines.push(format!("warning: {remote}'s {name} kept moving; the next sync pushes ours"));
     Ok(())
 }
 

@@ -319,7 +319,7 @@ fn aider_edits_without_committing_and_runs_the_tests() {
     let args = aider.args("aider");
     assert_eq!(args[0], "--message-file");
     assert!(args[1].ends_with("/brief.md"), "{args:?}");
-    for flag in ["--yes-always", "--no-auto-commits", "--auto-test"] {
+    for flag in ["--yes-always", "--no-suggest-shell-commands", "--no-auto-commits", "--auto-test"] {
         assert!(args.contains(&flag.to_string()), "{flag}: {args:?}");
     }
     assert!(args.windows(2).any(|w| w == ["--test-cmd", "cargo test"]), "{args:?}");
@@ -341,6 +341,19 @@ fn aider_api_errors_and_empty_work_fail_the_role() {
     let (out, _) = aider.dispatch(&repo);
     assert!(out.contains("SEC  Lookout     succeeded"), "a read-only review changes nothing: {out}");
     assert!(aider.args("aider").windows(2).any(|w| w == ["--chat-mode", "ask"]));
+
+    // A tester may change nothing; its verdicts close its message.
+    let repo = adapter_repo("aider.sh", "TST");
+    let answer = "Checked.\n```mso-result\n{\"summary\": \"ok\"}\n```\n";
+    let aider = StandIn::new(&repo, "aider", answer, 0);
+    std::fs::write(
+        aider.bin.join("aider"),
+        std::fs::read_to_string(aider.bin.join("aider")).unwrap().replace("echo edited > edited.txt", "true"),
+    )
+    .unwrap();
+    let (out, code) = aider.dispatch(&repo);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("TST  Bosun       succeeded"), "{out}");
 }
 
 #[test]

@@ -202,12 +202,12 @@ fn briefs_carry_criteria_hand_offs_and_review_feedback() {
     assert!(first.contains("Use the $(house) style; `rm -rf /`"), "order text arrives verbatim: {first}");
     let second = read("PLN-2");
     assert!(
-        second.contains("## Review feedback\n\n- PLN rejected by alice: the plan misses the error path"),
+        second.contains("## Review feedback\n\n- PLN rejected by alice:\n> the plan misses the error path"),
         "{second}"
     );
     let bld = read("BLD-1");
     assert!(bld.contains("### PLN (Navigator)"), "{bld}");
-    assert!(bld.contains("PLAN-42: add a form\n\n1. form"), "BLD reads PLN's plan: {bld}");
+    assert!(bld.contains("> PLAN-42: add a form\n>\n> 1. form"), "BLD reads PLN's plan, quoted: {bld}");
     assert!(bld.contains("## Acceptance criteria\n\n1. a user can log in"), "{bld}");
     assert!(bld.contains("## Your instructions\n\nYou build."), "{bld}");
     let tst = read("TST-1");

@@ -348,10 +348,41 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
     let false_hold = hold_by_mallory(&s, &s.orphan);
     let on_voy3 = s.commit(&tree_of_commit(&s, &base), &[&base], "on VOY-0003\n");
     let hold_with_move = hold_by_mallory(&s, &on_voy3);
-    // 1,100 notes sharing one 64 KiB blob: small to push, 70 MB to read.
+    // 1,100 notes on real commits (pushed along), sharing one 64 KiB blob:
+    // small to push, 70 MB to read.
+    let chain = s.client.chain(1100);
     let heavy_notes: String = {
         let blob = s.blob(&vec![b'n'; 64 * 1024]);
-        (0..1100).map(|i| format!("100644 blob {blob}\t{i:040x}")).collect::<Vec<_>>().join("\n")
+        chain.iter().map(|c| format!("100644 blob {blob}\t{c}")).collect::<Vec<_>>().join("\n")
+    };
+    // mallory adds a record to the evidence of alice's PLN run: on the right
+    // commit, with the digest the ledger names, but not mallory's run.
+    let forged_evidence = {
+        let order = s.client.json(&["order", "show", "FTR-0001", "--json"]);
+        let digest =
+            order["history"].as_array().unwrap().iter().find(|e| e["type"] == "SUCCEEDED").unwrap()["run"]["brief"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        let evidence = s.server_rev("refs/notes/mso-evidence");
+        let honest =
+            s.git(&["--git-dir", s.server.to_str().unwrap(), "notes", "--ref=mso-evidence", "show", &plan_head]);
+        let forged = format!(
+            "{honest}\nMso-Evidence: FTR-0001 run 1 PLN attempt 1\nMso-Outcome: succeeded\nMso-Brief-Sha256: {digest}\n--- crew log\n| all tests pass\n"
+        );
+        let listing = s
+            .git(&["--git-dir", s.server.to_str().unwrap(), "ls-tree", &evidence])
+            .replace(&format!("\t{plan_head}"), &format!("\t{plan_head}.old"));
+        let listing: Vec<String> = listing.lines().filter(|l| !l.ends_with(".old")).map(str::to_string).collect();
+        let listing = format!("{}\n100644 blob {}\t{plan_head}", listing.join("\n"), s.blob(forged.as_bytes()));
+        let commit = s.commit(&s.mktree(listing.trim_start()), &[&evidence], "notes\n");
+        let wrong_digest = forged.replace(&digest, &"0".repeat(64));
+        let listing2 = listing.replace(&s.blob(forged.as_bytes()), &s.blob(wrong_digest.as_bytes()));
+        (commit, s.commit(&s.mktree(listing2.trim_start()), &[&evidence], "notes\n"))
+    };
+    let fake_note: String = {
+        let blob = s.blob(b"Mso-Order: FTR-0001\n");
+        format!("{notes_tree}\n100644 blob {blob}\t{}", "0".repeat(40))
     };
     // New names only: git itself drops updates it sees as non-fast-forwards before the hook runs.
     let many_branches: Vec<String> = (4..=1004).map(|n| format!("{base}:refs/heads/voyage/VOY-{n:04}")).collect();
@@ -424,14 +455,18 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         refs_case("a branch where the voyage directory goes", &[format!("{base}:refs/heads/voyage")], "would stand in the way of, or shadow, the voyage/… branches"),
         refs_case("a ref that shadows a voyage branch", &[format!("{}:refs/voyage/VOY-0001", s.orphan)], "would stand in the way of, or shadow"),
         refs_case("a hold pushed with a move of its branch", &[format!("{hold_with_move}:refs/mso/ledger"), format!("{on_voy3}:refs/heads/voyage/VOY-0003")], "comes with a push that moves voyage/VOY-0003"),
-        refs_case("notes over 64 MiB in all", &[format!("{}:refs/notes/mso", s.notes_commit(&heavy_notes, true))], "the notes hold more than 67108864 bytes"),
+        refs_case("notes over 64 MiB in all", &[format!("{}:refs/heads/chain", chain[chain.len() - 1]), format!("{}:refs/notes/mso", s.notes_commit(&heavy_notes, true))], "the notes hold more than 67108864 bytes"),
+        refs_case("evidence of someone else's run", &[format!("{}:refs/notes/mso-evidence", forged_evidence.0)], "mallory did not run run 1 of FTR-0001; only its runner keeps its evidence"),
+        as_pusher(refs_case("evidence naming another brief", &[format!("{}:refs/notes/mso-evidence", forged_evidence.1)], "names another brief than the ledger"), "alice"),
+        refs_case("a note on no commit", &[format!("{}:refs/notes/mso", s.notes_commit(&fake_note, true))], "is on no commit of this repository"),
+        refs_case("evidence on no commit", &[format!("{}:refs/notes/mso-evidence", s.commit(&s.mktree(&fake_note), &[&s.server_rev("refs/notes/mso-evidence")], "notes\n"))], "is on no commit of this repository"),
         // Refs that change what objects read as, or pose as ours.
         refs_case("a replace ref swapping main's first commit", &[format!("{}:refs/replace/{base}", s.orphan)], "replace refs would change what commits and trees read as"),
         refs_case("the ledger under another case", &[format!("{tip}:refs/MSO/ledger")], "only refs/mso/ledger and refs/mso/rejected/ORDER/N live under refs/mso/"),
         refs_case("a voyage branch under another case", &[format!("{base}:refs/heads/Voyage/VOY-0001")], "a case variant of git-mso's voyage branches"),
         refs_case("a tag named like a voyage branch", &[format!("{}:refs/tags/voyage/VOY-0001", s.orphan)], "a tag named like a voyage branch"),
         refs_case("another voyage id for the same voyage", &[format!("{plan_head}:refs/heads/voyage/VOY-000000001")], "named voyage/VOY-NNNN"),
-        refs_case("another ref starting refs/notes/mso", &[format!("{}:refs/notes/msox", s.server_rev("refs/notes/mso"))], "only refs/notes/mso itself"),
+        refs_case("another ref starting refs/notes/mso", &[format!("{}:refs/notes/msox", s.server_rev("refs/notes/mso"))], "only refs/notes/mso and refs/notes/mso-evidence are git-mso's"),
         refs_case("1,001 voyage branches in one push", &many_branches, "1001 voyage branch and rejected-work updates in one push, the limit is 1000"),
         case("a hold naming a commit that is not its branch's tip", false_hold, "HELD for FTR-0002 names"),
         as_pusher(case("a lease declared run out in the future", s.forge_at("alice", NOW_SECS + 200, vec![body(json!({"type": "LEASE_EXPIRED", "order": "CHR-0001", "role": "BLD", "runner": "farm:7"}))]), "is later than the server's clock"), "alice"),
@@ -440,7 +475,7 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         refs_case("a directory in the notes tree", &[format!("{}:refs/notes/mso", s.notes_commit(&format!("{notes_tree}\n040000 tree {tree}\tab"), true))], "'ab' is not a plain note"),
         refs_case("a note over 64 KiB", &[format!("{}:refs/notes/mso", s.notes_commit(&format!("{notes_tree}\n100644 blob {big_note}\t{base}"), true))], "has 66560 bytes, the limit is 65536"),
         refs_case("a note not named by a commit id", &[format!("{}:refs/notes/mso", s.notes_commit(&format!("{notes_tree}\n100644 blob {small_note}\tREADME"), true))], "'README' is not named by a commit id"),
-        refs_case("deleting the notes", &[":refs/notes/mso".into()], "deleting the notes is not allowed"),
+        refs_case("deleting the notes", &[":refs/notes/mso".into()], "deleting the notes (refs/notes/mso) is not allowed"),
         refs_case("notes that rewrite history", &[format!("+{}:refs/notes/mso", s.notes_commit(&notes_tree, false))], "is not a fast-forward"),
         // Transitions and form (kept from before the trust work).
         case("approval of an order not awaiting review", s.forge_by("bob", vec![

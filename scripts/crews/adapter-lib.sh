@@ -36,8 +36,8 @@ mso_stream() {
 }
 
 # mso_stream_capped OUT PATTERN MAX CMD...: like mso_stream, but stops CMD
-# once more than MAX lines of its output match PATTERN (its turns or steps),
-# and then returns 124.
+# once more than MAX lines of its output match PATTERN (an extended regex:
+# its turns or steps), and then returns 124.
 mso_stream_capped() {
   out=$1 pattern=$2 max=$3
   shift 3
@@ -46,7 +46,7 @@ mso_stream_capped() {
   { "$@" < "$MSO_BRIEF_FILE" & echo $! > "$pid_file"; wait $!; echo $? > "$status_file"; } | tee "$out" &
   pipe=$!
   while kill -0 "$pipe" 2>/dev/null; do
-    if [ "$(grep -c "$pattern" "$out" || true)" -gt "$max" ]; then
+    if [ "$(grep -Ec "$pattern" "$out" || true)" -gt "$max" ]; then
       # Stop the tool and stop listening; whatever it left running is
       # stopped with the crew's process group when this script exits.
       kill "$(cat "$pid_file")" "$pipe" 2>/dev/null || true

@@ -11,13 +11,15 @@
 #   model (its test-fix rounds): past it, aider is stopped and the role fails; git-mso
 #   starts no run once the order's budget is spent;
 # - Aider exits 0 even when the model API failed: API errors in its output, or a building
-#   role that changed nothing, fail the role.
+#   builder (BLD) that changed nothing, fail the role.
 set -eu
 . "$(dirname "$0")/adapter-lib.sh"
 mso_require aider
 model=$(mso_model "${AIDER_MODEL_DEEP:-opus}" "${AIDER_MODEL_STANDARD:-sonnet}" "${AIDER_MODEL_LIGHT:-haiku}")
-set -- --message-file "$MSO_BRIEF_FILE" --model "$model" --yes-always --no-auto-commits --no-pretty \
-  --no-check-update --no-show-model-warnings --no-gitignore --analytics-disable
+# --yes-always answers Aider's questions; --no-suggest-shell-commands keeps it
+# from running shell commands the model proposes (only --test-cmd runs).
+set -- --message-file "$MSO_BRIEF_FILE" --model "$model" --yes-always --no-suggest-shell-commands --no-auto-commits \
+  --no-pretty --no-check-update --no-show-model-warnings --no-gitignore --analytics-disable
 if mso_read_only; then
   set -- "$@" --chat-mode ask --dry-run
 elif [ -n "${MSO_TEST_COMMAND:-}" ]; then
@@ -31,9 +33,10 @@ mso_stream_capped "$raw" '^Tokens: ' "${MSO_MAX_TURNS:-1000000}" aider "$@" || s
 cp "$raw" "$MSO_RESULT_FILE"
 [ "$status" != 124 ] || mso_fail "aider was stopped after more than ${MSO_MAX_TURNS:-} exchanges (mso.crew.maxTurns)"
 [ "$status" = 0 ] || mso_fail "aider exited with status $status"
-if grep -qi 'litellm\.[A-Za-z]*Error\|API Error\|AuthenticationError\|RateLimitError\|^Error:' "$raw"; then
+if grep -Eqi 'litellm\.[A-Za-z]*Error|API Error|AuthenticationError|RateLimitError|^Error:' "$raw"; then
   mso_fail "aider reported an API error"
 fi
-if ! mso_read_only && [ -z "$(git status --porcelain)" ]; then
+# A builder that changed nothing did not build (other roles may rightly change nothing).
+if [ "${MSO_ROLE:-}" = BLD ] && [ -z "$(git status --porcelain)" ]; then
   mso_fail "aider changed nothing"
 fi

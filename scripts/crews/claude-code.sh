@@ -31,7 +31,7 @@ cp "$raw" "$MSO_RESULT_FILE"
 [ "$status" = 0 ] || mso_fail "claude exited with status $status"
 result=$(grep '"type"[[:space:]]*:[[:space:]]*"result"' "$raw" | tail -n 1)
 [ -n "$result" ] || mso_fail "claude printed no result event"
-if printf '%s' "$result" | grep -q '"is_error"[[:space:]]*:[[:space:]]*true\|"subtype"[[:space:]]*:[[:space:]]*"error'; then
+if printf '%s' "$result" | grep -Eq '"is_error"[[:space:]]*:[[:space:]]*true|"subtype"[[:space:]]*:[[:space:]]*"error'; then
   mso_fail "claude reported an error"
 fi
 printf '%s' "$result" | grep -q '"result"[[:space:]]*:[[:space:]]*"[^"]' || mso_fail "claude returned an empty result"

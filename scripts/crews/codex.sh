@@ -18,12 +18,12 @@ if mso_read_only; then sandbox=read-only; else sandbox=workspace-write; fi
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 status=0
-step='"type"[[:space:]]*:[[:space:]]*"item.completed".*"type"[[:space:]]*:[[:space:]]*"\(command_execution\|file_change\)"'
+step='"type"[[:space:]]*:[[:space:]]*"item.completed".*"type"[[:space:]]*:[[:space:]]*"(command_execution|file_change)"'
 mso_stream_capped "$raw" "$step" "${MSO_MAX_TURNS:-1000000}" codex exec --json -m "$model" --sandbox "$sandbox" - || status=$?
 cp "$raw" "$MSO_RESULT_FILE"
 [ "$status" != 124 ] || mso_fail "codex was stopped after more than ${MSO_MAX_TURNS:-} steps (mso.crew.maxTurns)"
 [ "$status" = 0 ] || mso_fail "codex exited with status $status"
-if grep -q '"type"[[:space:]]*:[[:space:]]*"\(turn.failed\|error\)"' "$raw"; then
+if grep -Eq '"type"[[:space:]]*:[[:space:]]*"(turn.failed|error)"' "$raw"; then
   mso_fail "codex reported a failed turn"
 fi
 grep -q '"type"[[:space:]]*:[[:space:]]*"agent_message"' "$raw" || mso_fail "codex gave no final message"

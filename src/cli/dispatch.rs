@@ -60,6 +60,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     if args.remote.is_none() {
         store.require_tip()?;
     }
+    // Evidence is never kept unredacted: bad redaction settings stop dispatch before any run.
+    store.evidence_settings()?;
     let max_parallel = match args.max_parallel {
         Some(n) => usize::from(n),
         None => configured_parallelism(&store)?,
@@ -111,7 +113,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let outcome = runtime::dispatch(&ctx.dir, &opts, &stop, ctx.out)?;
-    if outcome.started == 0 && outcome.missing_crews.is_empty() && outcome.backing_off.is_empty() {
+    let idle = outcome.missing_crews.is_empty() && outcome.config_errors.is_empty() && outcome.backing_off.is_empty();
+    if outcome.started == 0 && idle {
         writeln!(ctx.out, "nothing to dispatch")?;
     }
     for (id, at) in &outcome.backing_off {
@@ -123,6 +126,9 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     }
     if let Some(role) = outcome.missing_crews.iter().next() {
         return Err(Error::Input(missing_crew_message(role)).into());
+    }
+    if let Some(why) = outcome.config_errors.iter().next() {
+        return Err(Error::Input(format!("{why}; the order was left queued")).into());
     }
     if !outcome.failed.is_empty() {
         let ids: Vec<String> = outcome.failed.iter().map(|id| id.to_string()).collect();

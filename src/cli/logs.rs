@@ -52,7 +52,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         })?;
     let dir = crate::runtime::dispatch::run_dir_of(store.common_dir(), &order.id, run.role, run.attempt, run.number);
     let path = dir.join(if args.gate { "gate.log" } else { "crew.log" });
-    let Ok(mut file) = std::fs::File::open(&path) else {
+    // Only a regular file: never through a symlink a crew left, never a FIFO.
+    let Some(mut file) = crate::runtime::crew::open_regular(&path) else {
         return Err(Error::Input(format!(
             "no log of run #{} ({} attempt {}) here: {} is missing (it ran on another machine ({}), or `git mso cleanup` removed it)",
             run.number,

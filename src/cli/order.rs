@@ -121,8 +121,13 @@ pub struct ShowArgs {
     /// against the digest its result recorded in the ledger).
     #[arg(long)]
     brief: bool,
-    /// With --brief: only the runs of this role.
-    #[arg(long, requires = "brief")]
+    /// Print each run's evidence: the brief, the agent's final message, the
+    /// gate's output and the end of the crew log, as kept (redacted) on
+    /// refs/notes/mso-evidence.
+    #[arg(long, conflicts_with = "brief")]
+    evidence: bool,
+    /// With --brief or --evidence: only the runs of this role.
+    #[arg(long)]
     role: Option<Role>,
 }
 
@@ -241,8 +246,14 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let tip = store.require_tip()?;
     let order = store.order(&tip, &args.id)?.ok_or(TransitionError::UnknownOrder(args.id.clone()))?;
+    if args.role.is_some() && !args.brief && !args.evidence {
+        return Err(Error::Input("--role goes with --brief or --evidence".into()).into());
+    }
     if args.brief {
         return briefs(&store, &order, args.role.as_ref(), args.json, ctx);
+    }
+    if args.evidence {
+        return evidence(&store, &order, args.role.as_ref(), args.json, ctx);
     }
     if args.json {
         return output::json(ctx.out, &order);
@@ -411,39 +422,62 @@ fn briefs(
     json: bool,
     ctx: &mut Ctx<'_>,
 ) -> anyhow::Result<()> {
-    let mut all = Vec::new();
-    for run in report::runs(order).iter().filter(|r| role.is_none_or(|want| r.role == want)) {
+    let all = per_run(order, role, |run| {
         let digest =
             run.ended.as_ref().and_then(report::Ended::report).map(|r| r.brief.clone()).filter(|d| !d.is_empty());
         let (brief, missing) = received_brief(store, order, run, digest.as_deref());
-        all.push(ReceivedBrief {
-            run: run.number,
-            role: run.role.clone(),
-            attempt: run.attempt,
-            digest,
-            brief,
-            missing,
-        });
-    }
+        Ok(ReceivedBrief { run: run.number, role: run.role.clone(), attempt: run.attempt, digest, brief, missing })
+    })?;
+    print_runs(
+        ctx,
+        order,
+        role,
+        json,
+        &all,
+        |b| (b.run, b.role.clone(), b.attempt, String::new()),
+        |out, b| match (&b.brief, &b.missing) {
+            (Some(text), _) => write!(out, "{}", text::display(text, true)),
+            (None, Some(why)) => writeln!(out, "({why})"),
+            (None, None) => Ok(()),
+        },
+    )
+}
+
+/// One item per run of the order (of `role` only, when given).
+fn per_run<T>(
+    order: &crate::core::Order,
+    role: Option<&Role>,
+    mut item: impl FnMut(&report::Run<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    report::runs(order).iter().filter(|r| role.is_none_or(|want| r.role == want)).map(&mut item).collect()
+}
+
+/// Print per-run items as JSON, or each under a `=== run #N ROLE attempt A ===` line.
+fn print_runs<T: serde::Serialize>(
+    ctx: &mut Ctx<'_>,
+    order: &crate::core::Order,
+    role: Option<&Role>,
+    json: bool,
+    all: &[T],
+    head: impl Fn(&T) -> (usize, Role, u32, String),
+    body: impl Fn(&mut dyn std::io::Write, &T) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     if json {
         return output::json(ctx.out, &all);
     }
     if all.is_empty() {
         writeln!(ctx.out, "{} has no runs{}", order.id, role.map(|r| format!(" of {r}")).unwrap_or_default())?;
     }
-    for b in &all {
-        writeln!(ctx.out, "=== run #{} {} attempt {} ===", b.run, b.role, b.attempt)?;
-        match (&b.brief, &b.missing) {
-            (Some(text), _) => write!(ctx.out, "{}", text::display(text, true))?,
-            (None, Some(why)) => writeln!(ctx.out, "({why})")?,
-            (None, None) => {}
-        }
+    for item in all {
+        let (run, role, attempt, extra) = head(item);
+        writeln!(ctx.out, "=== run #{run} {role} attempt {attempt}{extra} ===")?;
+        body(&mut *ctx.out, item)?;
     }
     Ok(())
 }
 
-/// Find the brief of `run`: the copy in its run directory, shown only when
-/// it hashes to the recorded digest.
+/// Find the brief of `run`: the copy in its run directory, else the one in
+/// its evidence note; shown only when it hashes to the recorded digest.
 fn received_brief(
     store: &crate::store::Store,
     order: &crate::core::Order,
@@ -457,18 +491,71 @@ fn received_brief(
         );
     };
     let dir = crate::runtime::dispatch::run_dir_of(store.common_dir(), &order.id, run.role, run.attempt, run.number);
-    let kept = crate::runtime::crew::read_crew_file(&dir.join("brief.md"), 4 * 1024 * 1024)
+    let here = crate::runtime::crew::read_crew_file(&dir.join("brief.md"), 4 * 1024 * 1024)
         .map(|b| String::from_utf8_lossy(&b).into_owned());
-    if let Some(text) = kept.filter(|t| crate::core::brief::digest(t) == digest) {
+    let noted = || {
+        let record = store.evidence_of(order, run).ok().flatten()?;
+        crate::core::evidence::section(&record, "brief").filter(|(_, cut)| !cut).map(|(text, _)| text)
+    };
+    let matches = |t: &String| crate::core::brief::digest(t) == digest;
+    if let Some(text) = here.filter(matches).or_else(|| noted().filter(matches)) {
         return (Some(text), None);
     }
     (
         None,
         Some(format!(
-            "no copy matching its digest {} is here (it ran on another machine, or `git mso cleanup` removed it)",
+            "no copy matching its digest {} is here (`git mso sync` brings the evidence of runs elsewhere; a brief with a redacted secret in it does not match)",
             &digest[..12]
         )),
     )
+}
+
+/// A run's evidence record, as `order show --evidence --json` gives it.
+#[derive(serde::Serialize)]
+struct RunEvidence {
+    run: usize,
+    role: Role,
+    attempt: u32,
+    /// The commit the record is kept on.
+    commit: Option<String>,
+    /// The record's lines (sections start with `--- `, their text with `|`).
+    record: Option<Vec<String>>,
+}
+
+fn evidence(
+    store: &crate::store::Store,
+    order: &crate::core::Order,
+    role: Option<&Role>,
+    json: bool,
+    ctx: &mut Ctx<'_>,
+) -> anyhow::Result<()> {
+    let all = per_run(order, role, |run| {
+        Ok(RunEvidence {
+            run: run.number,
+            role: run.role.clone(),
+            attempt: run.attempt,
+            commit: crate::store::evidence::evidence_commit(run).map(|c| c.to_string()),
+            record: store.evidence_of(order, run)?,
+        })
+    })?;
+    let head = |e: &RunEvidence| {
+        let on = e.commit.as_deref().map(|c| format!(" on {}", &c[..7])).unwrap_or_default();
+        (e.run, e.role.clone(), e.attempt, on)
+    };
+    print_runs(ctx, order, role, json, &all, head, |out, e| match &e.record {
+        Some(lines) => {
+            for line in lines.iter().skip(1) {
+                let shown = line.strip_prefix("| ").or_else(|| line.strip_prefix('|')).unwrap_or(line);
+                writeln!(out, "{}", text::line(shown))?;
+            }
+            Ok(())
+        }
+        None => writeln!(
+            out,
+            "(no evidence of this run here: it has not ended, ran before evidence was kept, or ran elsewhere \
+             (`git mso sync` brings refs/notes/mso-evidence))"
+        ),
+    })
 }
 
 fn cancel(args: CancelArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {

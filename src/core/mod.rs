@@ -6,6 +6,7 @@ pub mod apply;
 pub mod brief;
 pub mod config;
 pub mod event;
+pub mod evidence;
 pub mod ids;
 pub mod layout;
 pub mod message;

@@ -81,6 +81,22 @@ pub fn render_bounded(blocks: &[Block], max: usize) -> String {
     render(&blocks[..kept])
 }
 
+/// The note text, at most `max` bytes: the latest blocks that fit (evidence:
+/// the newest runs matter most when many share a commit).
+pub fn render_latest(blocks: &[Block], max: usize) -> String {
+    let mut len = 1;
+    let mut first = blocks.len();
+    for (i, block) in blocks.iter().enumerate().rev() {
+        let size = block.iter().map(|l| l.len() + 1).sum::<usize>().saturating_sub(1) + 2;
+        if len + size > max + 2 {
+            break;
+        }
+        len += size;
+        first = i;
+    }
+    render(&blocks[first..])
+}
+
 /// The note text: blocks separated by blank lines.
 pub fn render(blocks: &[Block]) -> String {
     let mut text = blocks.iter().map(|b| b.join("\n")).collect::<Vec<_>>().join("\n\n");
@@ -110,6 +126,21 @@ mod tests {
             assert_eq!(text, render(&blocks[..kept]));
             if kept < blocks.len() {
                 assert!(render(&blocks[..kept + 1]).len() > max, "{max}: one more block would have fit");
+            }
+        }
+    }
+
+    #[test]
+    fn latest_rendering_keeps_the_newest_blocks_within_the_limit() {
+        let blocks: Vec<Block> = (0..100).map(|i| vec![format!("Mso-Pad: {i:03}"), "Mso-Role: PLN".into()]).collect();
+        for max in [1, 28, 29, 30, 60, 500, 10_000] {
+            let text = render_latest(&blocks, max);
+            let kept = parse(&text);
+            assert!(text.len() <= max.max(1), "{max}: {}", text.len());
+            assert_eq!(kept, blocks[blocks.len() - kept.len()..], "{max}");
+            if kept.len() < blocks.len() {
+                let one_more = &blocks[blocks.len() - kept.len() - 1..];
+                assert!(render(one_more).len() > max, "{max}: one more block would have fit");
             }
         }
     }

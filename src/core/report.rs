@@ -18,11 +18,11 @@ use super::state::Order;
 /// Bounds of a run report.
 pub mod bounds {
     /// Findings one run may record.
-    pub const FINDINGS: usize = 100;
+    pub const FINDINGS: usize = 50;
     /// A finding's title or a file path.
     pub const LINE: usize = 300;
     /// A verdict's reason or a finding's detail.
-    pub const DETAIL: usize = 4 * 1024;
+    pub const DETAIL: usize = 1024;
     /// A model name.
     pub const MODEL: usize = 100;
     /// Tokens one run may report (a sanity bound, not a price list).
@@ -171,8 +171,9 @@ impl RunReport {
             return bad(format!("wall time {} s is out of range", self.wall_secs));
         }
         if let Some(u) = &self.usage {
-            if !u.model.is_empty() {
-                super::text::check_token("model", &u.model, bounds::MODEL).map_err(TransitionError::BadInput)?;
+            let model_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-' | '/');
+            if u.model.len() > bounds::MODEL || !u.model.chars().all(model_char) {
+                return bad(format!("model {} is not a model name", super::ids::shown(&u.model)));
             }
             if u.tokens_in > bounds::TOKENS || u.tokens_out > bounds::TOKENS {
                 return bad("token counts are out of range".into());
@@ -205,7 +206,9 @@ impl RunReport {
             if f.title.trim().is_empty() {
                 return bad("a finding needs a title".into());
             }
-            super::apply::line("finding path", &f.path, bounds::LINE)?;
+            if !f.path.is_empty() {
+                super::apply::line("finding path", &f.path, bounds::LINE)?;
+            }
             long_text("finding detail", &f.detail, bounds::DETAIL)?;
         }
         Ok(())
@@ -269,9 +272,11 @@ pub fn send_back_target(order: &Order, role: &Role, config: &Config) -> Option<R
     (sent_back(order) < config.max_attempts).then_some(target)
 }
 
-/// How many times verdicts sent this order back.
+/// How many times verdicts sent this order back since it was last retried
+/// (a retry gives it a fresh set).
 pub fn sent_back(order: &Order) -> u32 {
-    let n = order.history.iter().filter(|e| matches!(&e.body, EventBody::Failed { to: Some(_), .. })).count();
+    let since = order.history.iter().rposition(|e| matches!(e.body, EventBody::Retried { .. })).map_or(0, |i| i + 1);
+    let n = order.history[since..].iter().filter(|e| matches!(&e.body, EventBody::Failed { to: Some(_), .. })).count();
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 

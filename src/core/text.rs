@@ -99,6 +99,18 @@ pub fn line(text: &str) -> Cow<'_, str> {
 }
 
 /// Cut `text` to at most `max` bytes on a character boundary, marking the cut.
+/// One line of at most `max` bytes, ending in `…` when cut.
+pub fn clip_line(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
 pub fn clip(mut text: String, max: usize) -> String {
     const MARK: &str = "\n[truncated]";
     if text.len() <= max {

@@ -15,7 +15,7 @@ use crate::core::state::REJECTED_PREFIX;
 use crate::core::time::{format_utc, parse_duration};
 use crate::core::{EventBody, Status};
 use crate::error::Result;
-use crate::store::{LEDGER_REF, NOTES_REF, ReplayError, ReplayRules, Store, short};
+use crate::store::{LEDGER_REF, ReplayError, ReplayRules, Store, short};
 
 /// What one push may carry to the ledger, and how long checking it may take.
 pub mod limits {
@@ -171,8 +171,8 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
                     return refuse(update, reason);
                 }
             }
-        } else if update.name == NOTES_REF
-            && let Some(reason) = refs::check_notes(store, update)?
+        } else if let Some(notes) = crate::store::Notes::named(&update.name)
+            && let Some(reason) = refs::check_notes(store, update, notes, &mut views[0], ctx.pusher.as_deref())?
         {
             return refuse(update, reason);
         }

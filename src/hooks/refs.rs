@@ -12,7 +12,7 @@ use crate::core::state::REJECTED_PREFIX;
 use crate::core::{Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
 use crate::store::objects::is_ancestor;
-use crate::store::{LEDGER_REF, MAX_NOTE_BYTES, MAX_NOTES, MAX_NOTES_BYTES, NOTES_REF, Store, Tip, short};
+use crate::store::{LEDGER_REF, MAX_NOTES, NOTES_REF, Notes, Store, Tip, short};
 
 pub(super) const VOYAGE_PREFIX: &str = "refs/heads/voyage/";
 
@@ -45,8 +45,10 @@ pub(super) fn namespace(name: &str) -> Option<String> {
     if lower.starts_with("refs/mso/") && name != LEDGER_REF && !name.starts_with(REJECTED_PREFIX) {
         return Some("only refs/mso/ledger and refs/mso/rejected/ORDER/N live under refs/mso/".into());
     }
-    if lower.starts_with(NOTES_REF) && name != NOTES_REF {
-        return Some("only refs/notes/mso itself is git-mso's; clones fetch refs/notes/mso*".into());
+    if lower.starts_with(NOTES_REF) && crate::store::Notes::named(name).is_none() {
+        return Some(
+            "only refs/notes/mso and refs/notes/mso-evidence are git-mso's; clones fetch refs/notes/mso*".into(),
+        );
     }
     if lower.starts_with(VOYAGE_PREFIX) && !name.starts_with(VOYAGE_PREFIX) {
         return Some("a case variant of git-mso's voyage branches".into());
@@ -348,18 +350,98 @@ pub(super) fn check_rejected(view: &mut LedgerView<'_>, update: &Update) -> Resu
     Ok(None)
 }
 
-/// A push to `refs/notes/mso`: never deleted, a fast-forward, and a flat
-/// tree of at most `MAX_NOTES` blobs named by commit id, `MAX_NOTE_BYTES` each.
-pub(super) fn check_notes(store: &Store, update: &Update) -> Result<Option<String>> {
+/// The records an evidence note adds: each must be the record of a run the
+/// ledger has, on that run's commit, naming the brief digest the ledger
+/// recorded, and, when the server knows who pushes, pushed by the run's own
+/// runner (the actor of its claim): nobody writes another's evidence.
+fn check_evidence(
+    store: &Store,
+    view: &mut LedgerView<'_>,
+    pusher: Option<&str>,
+    commit: ObjectId,
+    old: Option<ObjectId>,
+    new: ObjectId,
+) -> Result<Option<String>> {
+    use crate::core::report::{Ended, runs};
+    let blocks = |blob: ObjectId| -> Result<Vec<crate::core::notes::Block>> {
+        let blob = store.repo().find_blob(blob).map_err(|e| Error::git("reading pushed evidence", e))?;
+        Ok(crate::core::notes::parse(&String::from_utf8_lossy(&blob.data)))
+    };
+    let known: std::collections::HashSet<_> = match old {
+        Some(old) => blocks(old)?.into_iter().collect(),
+        None => Default::default(),
+    };
+    for block in blocks(new)?.into_iter().filter(|b| !known.contains(b)) {
+        let first = block.first().map(String::as_str).unwrap_or_default();
+        let words: Vec<&str> = first.strip_prefix("Mso-Evidence: ").unwrap_or_default().split(' ').collect();
+        let [order, "run", number, role, "attempt", attempt] = words.as_slice() else {
+            return Ok(Some(format!("{} is not the first line of an evidence record", crate::core::ids::shown(first))));
+        };
+        let (Ok(id), Ok(number)) = (order.parse::<OrderId>(), number.parse::<usize>()) else {
+            return Ok(Some(format!("{} names no run", crate::core::ids::shown(first))));
+        };
+        let Some(order) = view.order(&id)? else { return Ok(Some(format!("no order {id} in the ledger"))) };
+        let all = runs(&order);
+        let Some(run) = number.checked_sub(1).and_then(|i| all.get(i)) else {
+            return Ok(Some(format!("{id} has no run {number}")));
+        };
+        if run.role.as_str() != *role || run.attempt.to_string() != *attempt {
+            return Ok(Some(format!("run {number} of {id} is {} attempt {}", run.role, run.attempt)));
+        }
+        if crate::store::evidence::evidence_commit(run) != Some(commit) {
+            return Ok(Some(format!("run {number} of {id} keeps its evidence on another commit")));
+        }
+        let digest = run.ended.as_ref().and_then(Ended::report).map(|r| r.brief.as_str()).unwrap_or_default();
+        if !block.iter().any(|l| l.strip_prefix("Mso-Brief-Sha256: ") == Some(digest)) {
+            return Ok(Some(format!("the record of run {number} of {id} names another brief than the ledger")));
+        }
+        let claimed_by = order.history.iter().filter_map(|e| match &e.body {
+            crate::core::EventBody::Dispatched { lease, .. } => Some(lease.actor.as_str()),
+            _ => None,
+        });
+        if let Some(pusher) = pusher
+            && claimed_by.clone().nth(number - 1) != Some(pusher)
+        {
+            return Ok(Some(format!("{pusher} did not run run {number} of {id}; only its runner keeps its evidence")));
+        }
+    }
+    Ok(None)
+}
+
+/// A push to a notes ref of git-mso's: never deleted, a fast-forward, and a
+/// flat tree of at most `MAX_NOTES` blobs named by commit id, each and all
+/// within the ref's bounds. A note that is new or changed must be on a
+/// commit this repository has. A tree over the total bound is refused only
+/// when the push makes it larger, so pruning an over-full tree is accepted.
+pub(super) fn check_notes(
+    store: &Store,
+    update: &Update,
+    notes: Notes,
+    view: &mut LedgerView<'_>,
+    pusher: Option<&str>,
+) -> Result<Option<String>> {
     let refuse = |why: String| Ok(Some(why));
+    let (max_note, max_total) = (notes.max_note, notes.max_total);
     if update.new.is_null() {
-        return refuse("deleting the notes is not allowed (`git mso notes rebuild` regenerates them)".into());
+        return refuse(format!("deleting the notes ({}) is not allowed", notes.name));
     }
     let Ok(commit) = store.repo().find_commit(update.new) else {
         return refuse(format!("{} is not a commit", short(update.new)));
     };
     if !update.old.is_null() && !descends(store, update.new, update.old) {
         return refuse(format!("{}..{} is not a fast-forward", short(update.old), short(update.new)));
+    }
+    // The notes before the push: their blobs and total size.
+    let mut before = std::collections::HashMap::new();
+    let mut total_before = 0u64;
+    if let Ok(old) = store.repo().find_commit(update.old)
+        && let Ok(tree) = old.tree()
+    {
+        for entry in tree.iter().flatten().take(MAX_NOTES) {
+            let size = store.repo().find_header(entry.oid()).map(|h| h.size()).unwrap_or(0);
+            total_before = total_before.saturating_add(size);
+            before.insert(entry.filename().to_vec(), entry.oid().to_owned());
+        }
     }
     let tree = commit.tree().map_err(|e| Error::git("reading pushed notes", e))?;
     let mut total = 0u64;
@@ -377,12 +459,26 @@ pub(super) fn check_notes(store: &Store, update: &Update) -> Result<Option<Strin
             return refuse(format!("{shown} is not named by a commit id"));
         }
         let size = store.repo().find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);
-        if size > MAX_NOTE_BYTES {
-            return refuse(format!("the note on {} has {size} bytes, the limit is {MAX_NOTE_BYTES}", &name[..7]));
+        if size > max_note {
+            return refuse(format!("the note on {} has {size} bytes, the limit is {max_note}", &name[..7]));
+        }
+        let old_blob = before.get(entry.filename().as_ref() as &[u8]).copied();
+        if old_blob.as_ref().map(|b| b.as_ref()) != Some(entry.oid()) {
+            let Some(commit) = gix::ObjectId::from_hex(name.as_bytes())
+                .ok()
+                .filter(|id| store.repo().find_header(*id).is_ok_and(|h| h.kind() == gix::object::Kind::Commit))
+            else {
+                return refuse(format!("the note on {} is on no commit of this repository", &name[..7]));
+            };
+            if notes.name == crate::store::EVIDENCE_REF
+                && let Some(why) = check_evidence(store, view, pusher, commit, old_blob, entry.oid().to_owned())?
+            {
+                return refuse(format!("the note on {}: {why}", &name[..7]));
+            }
         }
         total = total.saturating_add(size);
-        if total > MAX_NOTES_BYTES {
-            return refuse(format!("the notes hold more than {MAX_NOTES_BYTES} bytes"));
+        if total > max_total && total > total_before {
+            return refuse(format!("the notes hold more than {max_total} bytes"));
         }
     }
     Ok(None)

@@ -163,7 +163,7 @@ pub fn pid_alive(pid: u32) -> bool {
 /// Open a file a crew could have written or replaced, only if it is a
 /// regular file: a symlink is not followed, and a FIFO or device neither
 /// blocks nor streams forever.
-fn open_regular(path: &Path) -> Option<File> {
+pub fn open_regular(path: &Path) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file =
         std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
@@ -177,6 +177,23 @@ pub fn read_crew_file(path: &Path, max: u64) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     open_regular(path)?.take(max).read_to_end(&mut out).ok()?;
     Some(out)
+}
+
+/// What a crew left in a result file, at most `max` bytes: all of it, or,
+/// when it is longer, its end from a line boundary (an agent's stream ends
+/// with its result). `None` when there is none or it is not a regular file.
+pub fn read_crew_file_end(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let mut file = open_regular(path)?;
+    let len = file.metadata().ok()?.len();
+    if len <= max {
+        return read_crew_file(path, max);
+    }
+    file.seek(std::io::SeekFrom::Start(len - max)).ok()?;
+    let mut out = Vec::new();
+    file.take(max).read_to_end(&mut out).ok()?;
+    let start = out.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+    Some(out.split_off(start))
 }
 
 /// The last `lines` lines of a log, at most `max` bytes, for a FAILED

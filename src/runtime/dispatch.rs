@@ -42,6 +42,8 @@ pub struct Outcome {
     pub started: usize,
     /// Roles with queued work but no `mso.crew.<ROLE>.command` on this machine.
     pub missing_crews: BTreeSet<Role>,
+    /// Settings of this machine's crews that could not be read, each reported once.
+    pub config_errors: BTreeSet<String>,
     /// Orders that could not be claimed, each reported once.
     pub skipped: BTreeSet<OrderId>,
     /// Orders that failed for good in this run.
@@ -98,7 +100,17 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 if busy.len() >= opts.max_parallel.max(1) {
                     break;
                 }
-                let Some(crew) = crew_spec(&store, &order.role).or_else(|| builtin_crew(&order.role)) else {
+                let crew = match crew_spec(&store, &order.role) {
+                    Ok(crew) => crew,
+                    // A setting this machine cannot read is an error here, not a failed run.
+                    Err(why) => {
+                        if outcome.config_errors.insert(why.clone()) {
+                            writeln!(out, "{}  {}  not started: {why}", order.id, order.role)?;
+                        }
+                        continue;
+                    }
+                };
+                let Some(crew) = crew.or_else(|| builtin_crew(&order.role)) else {
                     if outcome.missing_crews.insert(order.role.clone()) && opts.watch {
                         tracing::warn!("{}", missing_crew_message(&order.role));
                     }
@@ -213,14 +225,35 @@ pub fn builtin_crew(role: &Role) -> Option<CrewSpec> {
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(20 * 60);
 
 /// `mso.crew.<ROLE>.command`, `.timeout` and `.idleTimeout` from this
-/// machine's git config (never from the ledger).
-pub fn crew_spec(store: &Store, role: &Role) -> Option<CrewSpec> {
-    let command = config_string(store, &format!("mso.crew.{role}.command"))?;
-    let timeout = config_string(store, &format!("mso.crew.{role}.timeout")).and_then(|t| crew::parse_timeout(&t));
-    let idle = config_string(store, &format!("mso.crew.{role}.idleTimeout"))
-        .or_else(|| config_string(store, "mso.crew.idleTimeout"))
-        .map_or(Some(DEFAULT_IDLE), |t| if t.trim() == "off" { None } else { crew::parse_timeout(&t) });
-    Some(CrewSpec { command, timeout, idle, publish: false })
+/// machine's git config (never from the ledger); `Ok(None)` without a
+/// command, an error naming a setting that does not parse.
+pub fn crew_spec(store: &Store, role: &Role) -> std::result::Result<Option<CrewSpec>, String> {
+    let Some(command) = config_string(store, &format!("mso.crew.{role}.command")) else { return Ok(None) };
+    let duration = |key: String, text: String| {
+        crew::parse_timeout(&text).ok_or_else(|| {
+            format!("{key} is {}; give a duration such as 90, 90s, 15m or 2h", crate::core::ids::shown(&text))
+        })
+    };
+    let key = format!("mso.crew.{role}.timeout");
+    let timeout = config_string(store, &key).map(|t| duration(key, t)).transpose()?;
+    let idle = match crew_setting_key(store, role, "idleTimeout") {
+        None => Some(DEFAULT_IDLE),
+        Some((_, t)) if t.trim() == "off" => None,
+        Some((key, t)) => Some(duration(key, t)?),
+    };
+    if let Some((key, turns)) = crew_setting_key(store, role, "maxTurns")
+        && !turns.trim().parse::<u32>().is_ok_and(|n| (1..=10_000).contains(&n))
+    {
+        return Err(format!("{key} is {}; give a number from 1 to 10000", crate::core::ids::shown(&turns)));
+    }
+    Ok(Some(CrewSpec { command, timeout, idle, publish: false }))
+}
+
+/// A crew setting and the key it came from: `mso.crew.<ROLE>.<name>`, else `mso.crew.<name>`.
+fn crew_setting_key(store: &Store, role: &Role, name: &str) -> Option<(String, String)> {
+    [format!("mso.crew.{role}.{name}"), format!("mso.crew.{name}")]
+        .into_iter()
+        .find_map(|key| config_string(store, &key).map(|v| (key, v)))
 }
 
 /// A setting of this machine's git config for the crews of `role`:

@@ -146,7 +146,7 @@ fn execute(job: &Job) -> Result<String> {
     }
     if let Some(budget) = report::budget_micros(order, &config) {
         let left = budget.saturating_sub(report::spent_micros(order));
-        env.push(("MSO_BUDGET_USD", format!("{:.2}", left as f64 / 1e6)));
+        env.push(("MSO_BUDGET_USD", budget_text(left)));
     }
     let line = |what: String| format!("{}  {}  {persona:<10}  {what}", order.id, order.role);
 
@@ -160,9 +160,13 @@ fn execute(job: &Job) -> Result<String> {
     let exit = exit?;
 
     // What the crew reported, and what the run cost, go on the record whatever became of it.
-    let raw = crew::read_crew_file(&result_file, 4 * limits::SUMMARY as u64).unwrap_or_default();
-    let result = result::parse(&String::from_utf8_lossy(&raw), &order.acceptance);
+    let raw = crew::read_crew_file_end(&result_file, RESULT_BYTES).unwrap_or_default();
+    let mut result = result::parse(&String::from_utf8_lossy(&raw), &order.acceptance);
     note_problems(&log, &result.problems);
+    // Nothing a crew printed reaches the ledger (kept forever, pushed
+    // everywhere) or the evidence before its secrets are redacted.
+    let settings = store.evidence_settings()?;
+    redact_result(&mut result, &settings.redactor);
     let mut report = RunReport {
         brief: brief::digest(&brief_text),
         base: base.to_string(),
@@ -171,12 +175,21 @@ fn execute(job: &Job) -> Result<String> {
         verdicts: result.verdicts.clone(),
         findings: result.findings.clone(),
     };
-    let fail = |failure: Failure, report: RunReport| -> Result<String> {
+    let evidence =
+        Evidence { store: &store, settings: &settings, order, brief: &brief_text, message: &result.summary, dir: &dir };
+    let fail = |mut failure: Failure, report: RunReport| -> Result<String> {
+        failure.reason = settings.redactor.redact(&failure.reason);
         worktree::discard(&wt, base)?;
         let what = format!("{}: {}", failure.what, first_line(&failure.reason));
         let said = run_note(&report, &log);
+        let outcome = match &failure.to {
+            Some(to) => format!("sent back to {to}"),
+            None => "failed".into(),
+        };
+        let digest = report.brief.clone();
         let next = record_failure(&store, job, failure, Some(report))?;
-        Ok(line(format!("{what} → {next}{said}")))
+        let kept = evidence.keep(base, &outcome, &digest);
+        Ok(line(format!("{what} → {next}{said}{kept}")))
     };
     match (exit, interrupted) {
         (CrewExit::Stopped, Some(Interrupted::Cancelled)) => {
@@ -207,7 +220,9 @@ fn execute(job: &Job) -> Result<String> {
     }
 
     let changes = worktree::changes(&wt)?;
-    if read_only && (!changes.is_empty() || worktree::head(&wt)? != base) {
+    let left = if read_only { worktree::changes_with_ignored(&wt)? } else { Vec::new() };
+    if read_only && (!left.is_empty() || worktree::head(&wt)? != base) {
+        let changes = left;
         let listed: Vec<&str> = changes.iter().take(10).map(String::as_str).collect();
         let reason =
             format!("read-only role {} changed the tree; changes discarded:\n{}", order.role, listed.join("\n"));
@@ -217,15 +232,18 @@ fn execute(job: &Job) -> Result<String> {
     if !objections.is_empty() {
         // A verdict that finds fault sends the work back to be fixed; a
         // missing verdict is this role's own unfinished business.
-        let to = if report::finds_fault(&order.role, Some(&report), &config) {
-            report::send_back_target(order, &order.role, &config)
-        } else {
-            None
-        };
+        let fault = report::finds_fault(&order.role, Some(&report), &config);
+        let to = if fault { report::send_back_target(order, &order.role, &config) } else { None };
         let reason = objections.join("\n");
         let what = if to.is_some() { "sent back" } else { "failed (did not sign off)" };
         let mut failure = Failure::new(what, &reason, Some(0));
         failure.to = to;
+        if fault && failure.to.is_none() {
+            // Sent back as often as max_attempts allows: running this role
+            // again on the same work would find the same fault.
+            let why = format!("sent back {} times already; a person decides now", report::sent_back(order));
+            failure = failure.permanent(why);
+        }
         return fail(failure, report);
     }
     if let Some(gate) = &job.gate {
@@ -269,9 +287,82 @@ fn execute(job: &Job) -> Result<String> {
     }
     report.wall_secs = started.elapsed().as_secs();
     let said = run_note(&report, &log);
-    record_success(&store, job, head, result.summary, Some(report))
-        .map(|next| line(format!("succeeded → {next}{said}")))
+    let digest = report.brief.clone();
+    let next = record_success(&store, job, head, result.summary.clone(), Some(report))?;
+    let kept = evidence.keep(head, "succeeded", &digest);
+    Ok(line(format!("succeeded → {next}{said}{kept}")))
 }
+
+/// Redact what a crew reported before any of it is recorded.
+fn redact_result(result: &mut result::CrewResult, redactor: &crate::core::evidence::Redactor) {
+    result.summary = redactor.redact(&result.summary);
+    result.error = result.error.as_deref().map(|e| redactor.redact(e));
+    for v in &mut result.verdicts {
+        v.reason = redactor.redact(&v.reason);
+    }
+    for f in &mut result.findings {
+        f.title = redactor.redact(&f.title);
+        f.path = redactor.redact(&f.path);
+        f.detail = redactor.redact(&f.detail);
+    }
+}
+
+/// The end of a log, about `max` bytes, from a line boundary: whole lines
+/// only, so a secret at the cut is never left half there for redaction to miss.
+fn log_end(path: &std::path::Path, max: u64) -> String {
+    let bytes = crew::read_crew_file_end(path, max).unwrap_or_default();
+    text::display(&String::from_utf8_lossy(&bytes), true).into_owned()
+}
+
+/// What a run's evidence record is made of.
+struct Evidence<'a> {
+    store: &'a Store,
+    settings: &'a crate::store::evidence::Settings,
+    order: &'a Order,
+    brief: &'a str,
+    message: &'a str,
+    dir: &'a std::path::Path,
+}
+
+impl Evidence<'_> {
+    /// Keep the run's record on `commit`; returns what the dispatch line
+    /// should add (nothing when all went well).
+    fn keep(&self, commit: ObjectId, outcome: &str, digest: &str) -> String {
+        let settings = self.settings;
+        let order = self.order;
+        let run = order.history.iter().filter(|e| matches!(e.body, EventBody::Dispatched { .. })).count();
+        let max = settings.max_bytes;
+        // Twice what is kept is read: redaction runs on whole lines before the cut.
+        let gate = log_end(&self.dir.join("gate.log"), (max / 4) as u64);
+        let log = log_end(&self.dir.join("crew.log"), (2 * max) as u64);
+        use crate::core::evidence::{self, Section};
+        let sections = [
+            Section { name: "brief", text: self.brief, keep_end: false, share: max / 2 },
+            Section { name: "final message", text: self.message, keep_end: false, share: max / 4 },
+            Section { name: "gate output", text: &gate, keep_end: true, share: max / 8 },
+            Section { name: "crew log", text: &log, keep_end: true, share: max },
+        ];
+        let header = evidence::header(&order.id.to_string(), run, order.role.as_str(), order.attempt);
+        let trailers = [format!("Mso-Outcome: {outcome}"), format!("Mso-Brief-Sha256: {digest}")];
+        let record = evidence::record(header, &trailers, &sections, &settings.redactor, max);
+        match self.store.keep_evidence(commit, record) {
+            Ok(()) => String::new(),
+            Err(e) => format!(" (no evidence kept: {e})"),
+        }
+    }
+}
+
+/// Dollars for a crew's environment: at least cents, down to hundredths of a cent
+/// (`2.00`, `0.0042`), so a small remainder is never rounded to nothing.
+fn budget_text(micros: u64) -> String {
+    let text = format!("{:.4}", micros as f64 / 1e6);
+    let trimmed = text.trim_end_matches('0');
+    let decimals = trimmed.split_once('.').map_or(0, |(_, d)| d.len());
+    if decimals >= 2 { trimmed.to_string() } else { format!("{:.2}", micros as f64 / 1e6) }
+}
+
+/// How much of a result file is read: all of it up to this size, else its end.
+const RESULT_BYTES: u64 = 4 * limits::SUMMARY as u64;
 
 /// Why a failure will recur however often the role runs again: the shell
 /// could not find or execute the command (exit 127 and 126).

@@ -28,13 +28,15 @@ pub fn worktree_path(common_dir: &Path, voyage: VoyageId) -> PathBuf {
 }
 
 /// A clean worktree of the voyage at `tip` (detached, so a branch checked out
-/// elsewhere never blocks it). Reused when it already exists.
+/// elsewhere never blocks it). Reused when it already exists, with ignored
+/// files removed too: what one role's crew leaves there (an agent's local
+/// settings, say) must not reach the next role.
 pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
     let path = worktree_path(common_dir, voyage);
     let tip = tip.to_string();
     if path.join(".git").exists() {
         let reset =
-            git(&path, &["checkout", "-q", "--detach", "--force", &tip]).and_then(|_| git(&path, &["clean", "-fdq"]));
+            git(&path, &["checkout", "-q", "--detach", "--force", &tip]).and_then(|_| git(&path, &["clean", "-ffdxq"]));
         if reset.is_ok() {
             return Ok(path);
         }
@@ -65,6 +67,14 @@ pub fn changes(path: &Path) -> Result<Vec<String>> {
     Ok(git(path, &["status", "--porcelain", "--untracked-files=all"])?.lines().map(str::to_string).collect())
 }
 
+/// Like `changes`, with ignored files too: what a read-only role must not leave behind.
+pub fn changes_with_ignored(path: &Path) -> Result<Vec<String>> {
+    Ok(git(path, &["status", "--porcelain", "--untracked-files=all", "--ignored"])?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
 pub fn head(path: &Path) -> Result<ObjectId> {
     let text = git(path, &["rev-parse", "HEAD"])?;
     text.trim().parse().map_err(|_| Error::git("reading the worktree head", text.trim()))
@@ -79,10 +89,10 @@ pub fn commit_all(path: &Path, identity: &Identity, message: &str) -> Result<()>
     Ok(())
 }
 
-/// Throw away whatever the crew left: back to `tip`, untracked files removed.
+/// Throw away whatever the crew left: back to `tip`, untracked and ignored files removed.
 pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
     git(path, &["checkout", "-q", "--detach", "--force", &tip.to_string()])?;
-    git(path, &["clean", "-fdq"])?;
+    git(path, &["clean", "-ffdxq"])?;
     Ok(())
 }
 

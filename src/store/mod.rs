@@ -3,6 +3,7 @@
 
 mod branches;
 mod env;
+pub mod evidence;
 mod history;
 mod landing;
 mod notes;
@@ -22,7 +23,10 @@ use gix::ObjectId;
 
 pub use env::{Identity, host, now, random_u64, runner_id};
 pub use history::Entry;
-pub use notes::{MAX_NOTE_BYTES, MAX_NOTES, MAX_NOTES_BYTES, MergedNotes, NOTES_REF};
+pub use notes::{
+    ALL_NOTES, EVIDENCE_NOTES, EVIDENCE_REF, MAX_NOTE_BYTES, MAX_NOTES, MAX_NOTES_BYTES, MSO_NOTES, MergedNotes,
+    NOTES_REF, Notes,
+};
 pub use objects::RepoObjects;
 pub use rebase::{Integrated, Rebased, Stale};
 pub use rejected::SetAside;

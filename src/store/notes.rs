@@ -1,4 +1,7 @@
-//! `refs/notes/mso`: a derived mirror of the ledger on voyage commits.
+//! The notes refs git-mso keeps on voyage commits: `refs/notes/mso`, a
+//! derived mirror of the ledger, and `refs/notes/mso-evidence`, what crews
+//! received and produced. Both are lists of blocks per commit, merged by
+//! union, so clones' notes never overwrite each other.
 
 use std::collections::BTreeMap;
 
@@ -11,26 +14,63 @@ use crate::error::{Error, Result};
 
 pub const NOTES_REF: &str = "refs/notes/mso";
 
-/// The largest note read from a notes tree; larger ones are skipped.
+pub const EVIDENCE_REF: &str = "refs/notes/mso-evidence";
+
+/// The largest note read from `refs/notes/mso`; larger ones are skipped.
 pub const MAX_NOTE_BYTES: u64 = 64 * 1024;
+
+/// The largest evidence note (the records of the runs on one commit).
+pub const MAX_EVIDENCE_NOTE_BYTES: u64 = 512 * 1024;
 
 /// The most notes read from a notes tree; the rest are skipped.
 pub const MAX_NOTES: usize = 100_000;
 
-/// The most bytes of notes read from a notes tree; the rest are skipped.
+/// The most bytes of notes a notes tree may hold (what a server accepts).
 pub const MAX_NOTES_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most bytes an evidence notes tree may hold.
+pub const MAX_EVIDENCE_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// A notes ref git-mso keeps, and its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notes {
+    pub name: &'static str,
+    pub max_note: u64,
+    pub max_total: u64,
+    /// Over `max_note`, keep a note's latest blocks (else its earliest).
+    pub keep_latest: bool,
+}
+
+/// `refs/notes/mso`.
+pub const MSO_NOTES: Notes =
+    Notes { name: NOTES_REF, max_note: MAX_NOTE_BYTES, max_total: MAX_NOTES_BYTES, keep_latest: false };
+
+/// `refs/notes/mso-evidence`.
+pub const EVIDENCE_NOTES: Notes =
+    Notes { name: EVIDENCE_REF, max_note: MAX_EVIDENCE_NOTE_BYTES, max_total: MAX_EVIDENCE_BYTES, keep_latest: true };
+
+/// Every notes ref git-mso keeps, as sync exchanges them.
+pub const ALL_NOTES: [Notes; 2] = [MSO_NOTES, EVIDENCE_NOTES];
+
+impl Notes {
+    /// The notes ref git-mso keeps under this exact name.
+    pub fn named(name: &str) -> Option<Notes> {
+        ALL_NOTES.into_iter().find(|n| n.name == name)
+    }
+}
 
 /// What merging a fetched notes commit did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MergedNotes {
-    /// The local notes changed.
+    /// A note of ours changed (their notes added something).
     pub changed: bool,
     /// Entries of the fetched tree that are not plain, bounded notes on commits.
     pub skipped: usize,
 }
 
-/// Notes read from a notes tree, and how many entries were not plain notes.
-type ReadNotes = (BTreeMap<ObjectId, Vec<notes::Block>>, usize);
+/// The entries of a notes tree: the blob of each commit's note, and how
+/// many entries were not plain notes on commits.
+type Entries = (BTreeMap<ObjectId, ObjectId>, usize);
 
 impl Store {
     /// Add the notes `order`'s history implies for `commit`, merged with what is there.
@@ -39,53 +79,81 @@ impl Store {
             return Ok(());
         };
         let commit: ObjectId = commit.parse().map_err(|_| Error::Input(format!("bad commit id {commit}")))?;
-        self.write_notes(
-            |existing| {
-                let mut merged = existing.get(&commit).cloned().unwrap_or_default();
-                notes::merge(&mut merged, &blocks);
-                BTreeMap::from([(commit, merged)])
-            },
-            false,
-            None,
-        )
+        self.add_notes(MSO_NOTES, &BTreeMap::from([(commit, blocks)]))
     }
 
-    /// Merge the notes of `theirs` (a fetched notes commit) into `refs/notes/mso`:
-    /// the union of blocks per commit, never dropping either side's. Entries
-    /// that are not plain notes on commits are skipped and counted.
-    pub fn merge_notes(&self, theirs: ObjectId) -> Result<MergedNotes> {
-        let local = self.ref_target(NOTES_REF)?;
+    /// Merge `blocks` into the notes of their commits on `notes`.
+    pub fn add_notes(&self, notes: Notes, blocks: &BTreeMap<ObjectId, Vec<notes::Block>>) -> Result<()> {
+        self.write_notes(notes, None, |ours, _| {
+            let mut set = BTreeMap::new();
+            for (commit, new) in blocks {
+                let mut merged = match ours.get(commit) {
+                    Some(blob) => self.note_blocks(*blob, notes.max_note)?.unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                notes::merge(&mut merged, new);
+                set.insert(*commit, Note::Text(merged));
+            }
+            Ok(set)
+        })
+    }
+
+    /// The blocks of the note on `commit`, if there is one within bounds.
+    pub fn notes_on(&self, notes: Notes, commit: ObjectId) -> Result<Vec<notes::Block>> {
+        let Some(tip) = self.ref_target(notes.name)? else { return Ok(Vec::new()) };
+        let (entries, _) = self.note_entries(Some(self.tree_of(tip)?))?;
+        Ok(match entries.get(&commit) {
+            Some(blob) => self.note_blocks(*blob, notes.max_note)?.unwrap_or_default(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Merge the notes of `theirs` (a fetched notes commit) into `notes`:
+    /// the union of blocks per commit, never dropping either side's. Only
+    /// notes that differ are read. Entries that are not plain notes on
+    /// commits, or over the bounds, are skipped and counted.
+    pub fn merge_notes(&self, notes: Notes, theirs: ObjectId) -> Result<MergedNotes> {
+        let local = self.ref_target(notes.name)?;
         if local == Some(theirs) || self.is_ancestor(theirs, local)? {
             return Ok(MergedNotes::default());
         }
-        let tree_of = |id: ObjectId| -> Result<ObjectId> {
-            Ok(self
-                .repo
-                .find_commit(id)
-                .and_then(|c| c.tree_id())
-                .map_err(|e| Error::git("reading notes", e))?
-                .detach())
-        };
-        let (their_notes, skipped) = self.read_notes(Some(tree_of(theirs)?))?;
-        // The union stays within what a server accepts: at most MAX_NOTES notes.
+        let (their_entries, mut skipped) = self.note_entries(Some(self.tree_of(theirs)?))?;
         let over = std::cell::Cell::new(0);
-        self.write_notes(
-            |ours| {
-                over.set(0);
-                let mut merged = ours.clone();
-                for (commit, blocks) in &their_notes {
-                    if !merged.contains_key(commit) && merged.len() >= MAX_NOTES {
-                        over.set(over.get() + 1);
-                        continue;
-                    }
-                    notes::merge(merged.entry(*commit).or_default(), blocks);
+        let changed = std::cell::Cell::new(false);
+        self.write_notes(notes, Some(theirs), |ours, total| {
+            over.set(0);
+            let mut total = total;
+            let mut set = BTreeMap::new();
+            for (commit, blob) in &their_entries {
+                let size = self.blob_size(*blob);
+                let mine = ours.get(commit);
+                if mine == Some(blob) {
+                    continue;
                 }
-                merged
-            },
-            false,
-            Some(theirs),
-        )?;
-        Ok(MergedNotes { changed: true, skipped: skipped + over.get() })
+                if size > notes.max_note || (mine.is_none() && ours.len() + set.len() >= MAX_NOTES) {
+                    over.set(over.get() + 1);
+                    continue;
+                }
+                match mine {
+                    // A note only they have is taken as it is, if the whole stays in bounds.
+                    None if total.saturating_add(size) <= notes.max_total => {
+                        total += size;
+                        set.insert(*commit, Note::Blob(*blob));
+                    }
+                    None => over.set(over.get() + 1),
+                    Some(mine) => {
+                        let mut merged = self.note_blocks(*mine, notes.max_note)?.unwrap_or_default();
+                        let theirs = self.note_blocks(*blob, notes.max_note)?.unwrap_or_default();
+                        notes::merge(&mut merged, &theirs);
+                        set.insert(*commit, Note::Text(merged));
+                    }
+                }
+            }
+            changed.set(!set.is_empty());
+            Ok(set)
+        })?;
+        skipped += over.get();
+        Ok(MergedNotes { changed: changed.get(), skipped })
     }
 
     /// Whether `ancestor` is reachable from `tip` (a bounded walk).
@@ -93,7 +161,7 @@ impl Store {
         Ok(tip.is_some_and(|tip| super::objects::is_ancestor(&self.repo, ancestor, tip) == Some(true)))
     }
 
-    /// Regenerate every note from the ledger; returns how many commits carry one.
+    /// Regenerate every note of `refs/notes/mso` from the ledger; returns how many commits carry one.
     pub fn rebuild_notes(&self) -> Result<usize> {
         let tip = self.require_tip()?;
         let mut all: BTreeMap<ObjectId, Vec<notes::Block>> = BTreeMap::new();
@@ -107,17 +175,55 @@ impl Store {
             }
         }
         let count = all.len();
-        self.write_notes(move |_| all.clone(), true, None)?;
+        let fresh = || all.iter().map(|(c, b)| (*c, Note::Text(b.clone()))).collect();
+        self.replace_notes(MSO_NOTES, fresh)?;
         Ok(count)
     }
 
-    /// Read the current notes, let `update` say which notes to set, and
-    /// commit that on `refs/notes/mso` by compare-and-swap (retrying races).
+    fn tree_of(&self, commit: ObjectId) -> Result<ObjectId> {
+        Ok(self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree_id())
+            .map_err(|e| Error::git("reading notes", e))?
+            .detach())
+    }
+
+    fn blob_size(&self, blob: ObjectId) -> u64 {
+        self.repo.find_header(blob).map(|h| h.size()).unwrap_or(u64::MAX)
+    }
+
+    /// The blocks of a note blob; `None` when it is over `max` bytes.
+    fn note_blocks(&self, blob: ObjectId, max: u64) -> Result<Option<Vec<notes::Block>>> {
+        if self.blob_size(blob) > max {
+            return Ok(None);
+        }
+        let blob = self.repo.find_blob(blob).map_err(|e| Error::git("reading a note", e))?;
+        Ok(Some(notes::parse(&String::from_utf8_lossy(&blob.data))))
+    }
+
+    fn replace_notes(&self, notes: Notes, set: impl Fn() -> BTreeMap<ObjectId, Note>) -> Result<()> {
+        self.write_notes_with(notes, None, true, |_, _| Ok(set()))
+    }
+
     fn write_notes(
         &self,
-        update: impl Fn(&BTreeMap<ObjectId, Vec<notes::Block>>) -> BTreeMap<ObjectId, Vec<notes::Block>>,
-        replace_all: bool,
+        notes: Notes,
         merge_parent: Option<ObjectId>,
+        update: impl Fn(&BTreeMap<ObjectId, ObjectId>, u64) -> Result<BTreeMap<ObjectId, Note>>,
+    ) -> Result<()> {
+        self.write_notes_with(notes, merge_parent, false, update)
+    }
+
+    /// Read the current note entries, let `update` say which notes to set
+    /// (given the entries and their total size), and commit that on the
+    /// notes ref by compare-and-swap, retrying races.
+    fn write_notes_with(
+        &self,
+        notes: Notes,
+        merge_parent: Option<ObjectId>,
+        replace_all: bool,
+        update: impl Fn(&BTreeMap<ObjectId, ObjectId>, u64) -> Result<BTreeMap<ObjectId, Note>>,
     ) -> Result<()> {
         let repo = &self.repo;
         let fail = |what: &str| {
@@ -125,53 +231,57 @@ impl Store {
             move |e: gix::Error| Error::git(what, e)
         };
         for _ in 0..50 {
-            let old = self.ref_target(NOTES_REF)?;
-            let old_tree = match old {
-                Some(id) => Some(
-                    repo.find_commit(id)
-                        .map_err(fail("reading refs/notes/mso"))?
-                        .tree_id()
-                        .map_err(fail("reading refs/notes/mso"))?
-                        .detach(),
-                ),
-                None => None,
-            };
-            let (existing, _) = self.read_notes(old_tree)?;
-            let set = update(&existing);
+            let old = self.ref_target(notes.name)?;
+            let old_tree = old.map(|id| self.tree_of(id)).transpose()?;
+            let (existing, _) = if replace_all { (BTreeMap::new(), 0) } else { self.note_entries(old_tree)? };
+            let total = existing.values().map(|b| self.blob_size(*b)).fold(0u64, u64::saturating_add);
+            let set = update(&existing, total)?;
+            // A merge is written even when it changes no note: our notes must
+            // descend from theirs, or the push of the union is no fast-forward.
+            if set.is_empty() && !replace_all && merge_parent.is_none() {
+                return Ok(());
+            }
             let base = if replace_all { None } else { old_tree };
             let mut editor = repo
                 .edit_tree(base.unwrap_or_else(|| ObjectId::empty_tree(repo.object_hash())))
                 .map_err(fail("editing notes"))?;
-            for (commit, blocks) in &set {
+            for (commit, note) in &set {
                 let hex = commit.to_string();
                 // Drop a fanned-out copy (`ab/cdef…`) so the flat entry is the only one.
                 let _ = editor.remove(format!("{}/{}", &hex[..2], &hex[2..]).as_str());
-                let text = notes::render_bounded(blocks, MAX_NOTE_BYTES as usize);
-                let blob = repo.write_blob(text).map_err(fail("writing a note"))?;
-                editor
-                    .upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob.detach())
-                    .map_err(fail("editing notes"))?;
+                let blob = match note {
+                    Note::Blob(id) => *id,
+                    Note::Text(blocks) => {
+                        let text = if notes.keep_latest {
+                            notes::render_latest(blocks, notes.max_note as usize)
+                        } else {
+                            notes::render_bounded(blocks, notes.max_note as usize)
+                        };
+                        repo.write_blob(text).map_err(fail("writing a note"))?.detach()
+                    }
+                };
+                editor.upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob).map_err(fail("editing notes"))?;
             }
             let tree = editor.write().map_err(fail("writing notes"))?.detach();
             let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { "git-mso: notes updated" };
             let commit = self
                 .write_commit(tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), self.now())
                 .map_err(fail("writing a notes commit"))?;
-            match self.set_ref(NOTES_REF, super::write::expect(old), commit, message) {
+            match self.set_ref(notes.name, super::write::expect(old), commit, message) {
                 Ok(_) => return Ok(()),
                 Err(e) if super::tx::is_retryable(&e) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                Err(e) => return Err(Error::git("updating refs/notes/mso", e)),
+                Err(e) => return Err(Error::git(format!("updating {}", notes.name), e)),
             }
         }
         Err(Error::Conflict { attempts: 50 })
     }
 
-    /// Notes of a notes tree, flat or fanned out one level. Anything else (a
-    /// deeper directory, a name that is not a commit id, a note over
-    /// `MAX_NOTE_BYTES`, a symlink or submodule) is skipped and counted.
-    fn read_notes(&self, tree: Option<ObjectId>) -> Result<ReadNotes> {
+    /// The notes of a notes tree, flat or fanned out one level, by blob id.
+    /// Anything else (a deeper directory, a name that is not a commit id, a
+    /// symlink or submodule) and entries past `MAX_NOTES` are skipped and counted.
+    fn note_entries(&self, tree: Option<ObjectId>) -> Result<Entries> {
         let mut out = BTreeMap::new();
-        let (mut skipped, mut total) = (0, 0u64);
+        let mut skipped = 0;
         let Some(tree) = tree else { return Ok((out, skipped)) };
         let fail = |e: gix::Error| Error::git("reading notes", e);
         let mut stack = vec![(String::new(), tree)];
@@ -189,18 +299,10 @@ impl Store {
                     stack.push((name, entry.oid().to_owned()));
                     continue;
                 }
-                let size = self.repo.find_header(entry.oid()).map(|h| h.size()).unwrap_or(u64::MAX);
-                if out.len() >= MAX_NOTES || total.saturating_add(size) > MAX_NOTES_BYTES {
-                    skipped += 1;
-                    continue;
-                }
                 let note_on = name.parse::<ObjectId>().ok().filter(|_| name.len() == 40 && is_lower_hex(&name));
                 match note_on {
-                    Some(commit) if kind == gix::object::tree::EntryKind::Blob && size <= MAX_NOTE_BYTES => {
-                        total += size;
-                        let blob = self.repo.find_blob(entry.oid()).map_err(fail)?;
-                        let text = String::from_utf8_lossy(&blob.data);
-                        out.insert(commit, notes::parse(&text));
+                    Some(commit) if kind == gix::object::tree::EntryKind::Blob && out.len() < MAX_NOTES => {
+                        out.insert(commit, entry.oid().to_owned());
                     }
                     _ => skipped += 1,
                 }
@@ -208,4 +310,10 @@ impl Store {
         }
         Ok((out, skipped))
     }
+}
+
+/// What to set a note to: blocks to render, or a blob to take as it is.
+enum Note {
+    Text(Vec<notes::Block>),
+    Blob(ObjectId),
 }
