@@ -142,7 +142,7 @@ fn claude_code_builds_with_tests_allowed_limits_set_and_usage_recorded() {
     let claude = StandIn::new(&repo, "claude", CLAUDE_STREAM, 0);
     let (out, code) = claude.dispatch(&repo);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("CHR-0001  BLD  Shipwright  succeeded → completed  (0 s, $0.03, 1950 tokens; log "), "{out}");
+    assert!(out.contains("CHR-0001  BLD  Shipwright  succeeded → completed  (0 s, $0.03, 1950 tokens)\n"), "{out}");
     assert_eq!(
         claude.args("claude"),
         [

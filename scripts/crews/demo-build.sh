@@ -26,5 +26,8 @@ fi
 } > "$out"
 # What the planner handed over is in the brief too.
 handoff=$(sed -n '/^## Hand-offs from earlier roles/,$p' "$MSO_BRIEF_FILE" | grep -c '^### PLN' || true)
-printf '{"summary": "built %s from the plan (%s PLN hand-off in the brief)%s"}\n' "$out" "$handoff" "$note" > "$MSO_RESULT_FILE"
+# Usage as a coding agent would report it; the demo estimates tokens as bytes / 4 and costs nothing.
+tokens_in=$(( $(wc -c < "$MSO_BRIEF_FILE") / 4 )) tokens_out=$(( $(wc -c < "$out") / 4 ))
+printf '{"summary": "built %s from the plan (%s PLN hand-off in the brief)%s", "usage": {"model": "demo-sh", "tokens_in": %s, "tokens_out": %s, "turns": 1}}\n' \
+  "$out" "$handoff" "$note" "$tokens_in" "$tokens_out" > "$MSO_RESULT_FILE"
 echo "built $out$note"

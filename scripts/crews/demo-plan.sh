@@ -19,5 +19,8 @@ mkdir -p plans
   fi
 } > "$plan"
 steps=$(grep -c '^1\. ' "$plan")
-printf '{"summary": "wrote %s with %s steps", "plan": "see %s on the voyage branch"}\n' "$plan" "$steps" "$plan" > "$MSO_RESULT_FILE"
+# Usage as a coding agent would report it; the demo estimates tokens as bytes / 4 and costs nothing.
+tokens_in=$(( $(wc -c < "$MSO_BRIEF_FILE") / 4 )) tokens_out=$(( $(wc -c < "$plan") / 4 ))
+printf '{"summary": "wrote %s with %s steps", "plan": "see %s on the voyage branch", "usage": {"model": "demo-sh", "tokens_in": %s, "tokens_out": %s, "turns": 1}}\n' \
+  "$plan" "$steps" "$plan" "$tokens_in" "$tokens_out" > "$MSO_RESULT_FILE"
 echo "planned $MSO_ORDER: $plan"

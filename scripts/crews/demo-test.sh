@@ -24,5 +24,7 @@ while IFS= read -r line; do
 done <<LIST
 $criteria
 LIST
-printf '{"schema": "mso.result/1", "summary": "checked %s: %s of %s criteria pass", "criteria": [%s]}\n' \
-  "$out" "$passed" "$total" "$verdicts" > "$MSO_RESULT_FILE"
+# Usage as a coding agent would report it; the demo estimates tokens as bytes / 4 and costs nothing.
+tokens_in=$(( ($(wc -c < "$MSO_BRIEF_FILE") + $(wc -c < "$out")) / 4 )) tokens_out=$(( ${#verdicts} / 4 ))
+printf '{"schema": "mso.result/1", "summary": "checked %s: %s of %s criteria pass", "criteria": [%s], "usage": {"model": "demo-sh", "tokens_in": %s, "tokens_out": %s, "turns": 1}}\n' \
+  "$out" "$passed" "$total" "$verdicts" "$tokens_in" "$tokens_out" > "$MSO_RESULT_FILE"

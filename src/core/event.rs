@@ -328,7 +328,7 @@ impl EventBody {
                     None => format!("{role} failed"),
                 };
                 match (to, permanent) {
-                    (Some(to), _) => format!("{how}, back to {to}"),
+                    (Some(to), _) => format!("{role} sent the work back to {to}"),
                     (None, true) => format!("{how} for good"),
                     (None, false) => how,
                 }

@@ -181,7 +181,7 @@ fn execute(job: &Job) -> Result<String> {
         failure.reason = settings.redactor.redact(&failure.reason);
         worktree::discard(&wt, base)?;
         let what = format!("{}: {}", failure.what, first_line(&failure.reason));
-        let said = run_note(&report, &log);
+        let said = run_note(&report, Some(&log));
         let outcome = match &failure.to {
             Some(to) => format!("sent back to {to}"),
             None => "failed".into(),
@@ -286,7 +286,8 @@ fn execute(job: &Job) -> Result<String> {
         }
     }
     report.wall_secs = started.elapsed().as_secs();
-    let said = run_note(&report, &log);
+    // The started line named the log; a success needs only its time and cost.
+    let said = run_note(&report, None);
     let digest = report.brief.clone();
     let next = record_success(&store, job, head, result.summary.clone(), Some(report))?;
     let kept = evidence.keep(head, "succeeded", &digest);
@@ -407,8 +408,9 @@ fn first_line(reason: &str) -> String {
 }
 
 /// What a dispatch line says of a run: `  (12 s, $0.12, 3400 tokens; log PATH)`.
-fn run_note(report: &RunReport, log: &std::path::Path) -> String {
-    format!("  ({} s{}; log {})", report.wall_secs, cost_note(report), log.display())
+fn run_note(report: &RunReport, log: Option<&std::path::Path>) -> String {
+    let log = log.map(|l| format!("; log {}", l.display())).unwrap_or_default();
+    format!("  ({} s{}{log})", report.wall_secs, cost_note(report))
 }
 
 /// ", $0.12, 3400 tokens" when the agent reported them.
