@@ -356,7 +356,8 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         chain.iter().map(|c| format!("100644 blob {blob}\t{c}")).collect::<Vec<_>>().join("\n")
     };
     // mallory adds a record to the evidence of alice's PLN run: on the right
-    // commit, with the digest the ledger names, but not mallory's run.
+    // commit, with the brief digest the ledger names, but not the record whose
+    // SHA-256 the run's report names.
     let forged_evidence = {
         let order = s.client.json(&["order", "show", "FTR-0001", "--json"]);
         let digest =
@@ -456,8 +457,8 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         refs_case("a ref that shadows a voyage branch", &[format!("{}:refs/voyage/VOY-0001", s.orphan)], "would stand in the way of, or shadow"),
         refs_case("a hold pushed with a move of its branch", &[format!("{hold_with_move}:refs/mso/ledger"), format!("{on_voy3}:refs/heads/voyage/VOY-0003")], "comes with a push that moves voyage/VOY-0003"),
         refs_case("notes over 64 MiB in all", &[format!("{}:refs/heads/chain", chain[chain.len() - 1]), format!("{}:refs/notes/mso", s.notes_commit(&heavy_notes, true))], "the notes hold more than 67108864 bytes"),
-        refs_case("evidence of someone else's run", &[format!("{}:refs/notes/mso-evidence", forged_evidence.0)], "mallory did not run run 1 of FTR-0001; only its runner keeps its evidence"),
-        as_pusher(refs_case("evidence naming another brief", &[format!("{}:refs/notes/mso-evidence", forged_evidence.1)], "names another brief than the ledger"), "alice"),
+        refs_case("evidence of someone else's run", &[format!("{}:refs/notes/mso-evidence", forged_evidence.0)], "a record of FTR-0001 that no run report in the ledger names"),
+        as_pusher(refs_case("evidence naming another brief", &[format!("{}:refs/notes/mso-evidence", forged_evidence.1)], "a record of FTR-0001 that no run report in the ledger names"), "alice"),
         refs_case("a note on no commit", &[format!("{}:refs/notes/mso", s.notes_commit(&fake_note, true))], "is on no commit of this repository"),
         refs_case("evidence on no commit", &[format!("{}:refs/notes/mso-evidence", s.commit(&s.mktree(&fake_note), &[&s.server_rev("refs/notes/mso-evidence")], "notes\n"))], "is on no commit of this repository"),
         // Refs that change what objects read as, or pose as ours.

@@ -462,3 +462,27 @@ fn secrets_a_crew_prints_never_reach_the_ledger() {
     let notes = repo.git(&["log", "-p", "refs/notes/mso-evidence"]);
     assert!(!notes.contains("abcdefghijklmnopqrstuvwxyz0123"), "{notes}");
 }
+
+#[test]
+fn a_redacted_secret_never_pushes_a_field_past_its_bound() {
+    let repo = TestRepo::initialized();
+    // A verdict reason of exactly the 1024 bytes allowed, ending in a 9-byte secret
+    // that redaction replaces with the 10-byte [REDACTED].
+    let reason = format!("{}PASSWORD=changeme1", "r".repeat(1024 - "PASSWORD=changeme1".len()));
+    let test = repo.crew(
+        "test.sh",
+        &format!(
+            r#"printf '{{"criteria":[{{"criterion":1,"verdict":"pass","reason":"{reason}"}}]}}' > "$MSO_RESULT_FILE""#
+        ),
+    );
+    repo.set_crews(&[("TST", &test)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "TST", "--ac", "x"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("TST  Bosun       succeeded → completed"), "{out}");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    let recorded = order["history"].as_array().unwrap().iter().find(|e| e["type"] == "SUCCEEDED").unwrap()["run"]["verdicts"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!recorded.contains("changeme1") && recorded.len() <= 1024, "{recorded}");
+}

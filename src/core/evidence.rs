@@ -28,22 +28,28 @@ pub const REDACTED: &str = "[REDACTED]";
 /// Secrets as they commonly appear in agents' logs; a match (or its last
 /// group, when it has groups) is replaced by `[REDACTED]`.
 const BUILT_IN: &[&str] = &[
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
     // A key's body whose BEGIN line was cut off (the start of a log's window).
-    r"(?m)(?:^[A-Za-z0-9+/=]{40,}[ \t]*\r?\n)+-----END [A-Z ]*PRIVATE KEY-----",
-    r"\b(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,})",
+    r"(?m)(?:^[A-Za-z0-9+/=]{40,}[ \t]*\r?\n)+-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
+    r"\b(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}|sk_live_[A-Za-z0-9]{16,}|rk_live_[A-Za-z0-9]{16,})",
     r"\b(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})",
-    r"\b(glpat-[A-Za-z0-9_\-]{20,})",
+    r"\b(glpat-[A-Za-z0-9_\-]{20,}|npm_[A-Za-z0-9]{30,}|hf_[A-Za-z0-9]{30,})",
     r"\b(xox[abprs]-[A-Za-z0-9\-]{10,})",
+    r"hooks\.slack\.com/services/([A-Za-z0-9/]{20,})",
     r"\b(AKIA[0-9A-Z]{16})\b",
     r"\b(AIza[0-9A-Za-z_\-]{35})",
-    r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9._~+/=\-]{12,})",
-    // user:password@ in a URL.
+    // A JSON web token.
+    r"\b(eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
+    r"(?i)\bbearer\s+([A-Za-z0-9._~+/=\-]{12,})",
+    r"(?i)\bauthorization:\s*(?:basic|token)\s+([A-Za-z0-9._~+/=\-]{8,})",
+    // user:password@ in a URL, curl -u user:password.
     r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:([^\s@/]+)@",
+    r#"(?:^|\s)-u\s+["']?[^\s:'"]+:([^\s'"]+)"#,
     // --password VALUE, --token=VALUE.
     r#"(?i)--[a-z0-9\-]*(?:password|passwd|token|secret|api-?key)(?:=|\s+)["']?([^\s'"]+)"#,
-    // NAME=value, "name": "value", name: 'value' for secret-looking names.
-    r#"(?i)\b[A-Z0-9_.\-]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)[A-Z0-9_.\-]*["']?\s*[=:]\s*["']?([^\s'",]{6,})"#,
+    // NAME=value, "name": "value", \"name\": \"value\" (JSON inside JSON), X-Api-Key: value,
+    // for secret-looking names and values with a letter in them (not token counts).
+    r#"(?i)\b[A-Z0-9_.\-]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API[_\-]?KEY|ACCESS[_\-]?KEY|PRIVATE[_\-]?KEY|CREDENTIALS?|ACCOUNTKEY)[A-Z0-9_.\-]*\\?["']?\s*[=:]\s*\\?["']?([A-Za-z0-9_\-./+=~]*[A-Za-z][A-Za-z0-9_\-./+=~]{5,})"#,
 ];
 
 /// Replaces secrets in text: the built-in patterns, the configured ones,
@@ -66,19 +72,18 @@ impl Redactor {
         }
         let mut patterns = Vec::new();
         for (i, p) in BUILT_IN.iter().map(|p| p.to_string()).chain(extra.iter().cloned()).enumerate() {
+            // Patterns are named as `mso.evidence.redact` lists them, from 1.
+            let name = match i.checked_sub(BUILT_IN.len()) {
+                Some(n) => format!("mso.evidence.redact pattern {}", n + 1),
+                None => format!("built-in redaction pattern {}", i + 1),
+            };
             if p.len() > bounds::PATTERN {
-                return Err(format!(
-                    "mso.evidence.redact pattern {} is over {} bytes",
-                    i + 1 - BUILT_IN.len(),
-                    bounds::PATTERN
-                ));
+                return Err(format!("{name} is over {} bytes", bounds::PATTERN));
             }
-            let re = RegexBuilder::new(&p).size_limit(bounds::COMPILED).build().map_err(|e| {
-                format!(
-                    "mso.evidence.redact pattern {} is not a valid regex: {e}",
-                    (i + 1).saturating_sub(BUILT_IN.len())
-                )
-            })?;
+            let re = RegexBuilder::new(&p)
+                .size_limit(bounds::COMPILED)
+                .build()
+                .map_err(|e| format!("{name} is not a valid regex: {e}"))?;
             patterns.push(re);
         }
         let secret_name = |n: &str| {
@@ -177,6 +182,19 @@ fn cut(text: &str, max: usize, keep_end: bool) -> String {
     }
 }
 
+/// The SHA-256 (hex) of a record as a note keeps it (rendered and read
+/// back), which its run's report names in the ledger.
+pub fn digest(record: &Block) -> String {
+    use sha2::{Digest, Sha256};
+    let kept = super::notes::parse(&super::notes::render(std::slice::from_ref(record)));
+    let mut hash = Sha256::new();
+    for line in kept.iter().flatten() {
+        hash.update(line.as_bytes());
+        hash.update(b"\n");
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The text of section `name` of a record, and whether it was cut.
 pub fn section(block: &Block, name: &str) -> Option<(String, bool)> {
     let start = block.iter().position(|l| l == &format!("--- {name}"))?;
@@ -227,6 +245,16 @@ mod tests {
             assert!(!out.contains(secret), "{secret}: {out}");
         }
         assert!(out.contains("Authorization: Bearer [REDACTED]"), "{out}");
+        let more = "{\\\"api_key\\\": \\\"escapedsecret9\\\"}\nX-Api-Key: headersecret77\nAuthorization: token tokensecret55\n\
+                    curl -u deploy:curlsecret42 https://x\nsk_live_abcdefghijklmnopqrstuv\n\
+                    eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlc2ln";
+        let more = r.redact(more);
+        for secret in ["escapedsecret9", "headersecret77", "tokensecret55", "curlsecret42", "sk_live_", "eyJzdWIi"] {
+            assert!(!more.contains(secret), "{secret}: {more}");
+        }
+        // What is not a secret stays.
+        let plain = r.redact("a basic implementation\n\"output_tokens\": 123456");
+        assert_eq!(plain, "a basic implementation\n\"output_tokens\": 123456");
         assert!(out.contains("DB_PASSWORD=[REDACTED]"), "{out}");
         assert!(out.starts_with("key [REDACTED] ok"), "{out}");
     }

@@ -63,6 +63,10 @@ pub struct RunReport {
     pub verdicts: Vec<Verdict>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// SHA-256 (hex) of the run's evidence record: the server accepts that
+    /// record on refs/notes/mso-evidence, from anyone, and no other.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub evidence: String,
 }
 
 /// What the agent said a run used, from its machine-readable output.
@@ -163,6 +167,9 @@ impl RunReport {
         let bad = |m: String| Err(TransitionError::BadInput(format!("{}: run report: {m}", order.id)));
         if !self.brief.is_empty() && (self.brief.len() != 64 || !super::ids::is_lower_hex(&self.brief)) {
             return bad("the brief digest is not a SHA-256 in hex".into());
+        }
+        if !self.evidence.is_empty() && (self.evidence.len() != 64 || !super::ids::is_lower_hex(&self.evidence)) {
+            return bad("the evidence digest is not a SHA-256 in hex".into());
         }
         if !self.base.is_empty() && (self.base.len() != 40 || !super::ids::is_lower_hex(&self.base)) {
             return bad("the base is not a full commit id".into());

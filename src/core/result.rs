@@ -504,6 +504,7 @@ mod tests {
             usage: r.usage,
             verdicts: r.verdicts,
             findings: r.findings,
+            evidence: String::new(),
         };
         config.max_attempts = 3;
         report.check(&order).unwrap_or_else(|e| panic!("{raw}: {e}"));

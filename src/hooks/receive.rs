@@ -172,7 +172,7 @@ pub fn check(store: &Store, updates: &[Update], ctx: &Context) -> Result<Option<
                 }
             }
         } else if let Some(notes) = crate::store::Notes::named(&update.name)
-            && let Some(reason) = refs::check_notes(store, update, notes, &mut views[0], ctx.pusher.as_deref())?
+            && let Some(reason) = refs::check_notes(store, update, notes, &mut views[0], ctx.deadline)?
         {
             return refuse(update, reason);
         }

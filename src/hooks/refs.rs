@@ -350,15 +350,14 @@ pub(super) fn check_rejected(view: &mut LedgerView<'_>, update: &Update) -> Resu
     Ok(None)
 }
 
-/// The records an evidence note adds: each must be the record of a run the
-/// ledger has, on that run's commit, naming the brief digest the ledger
-/// recorded, and, when the server knows who pushes, pushed by the run's own
-/// runner (the actor of its claim): nobody writes another's evidence.
+/// The records an evidence note adds: each must be one the ledger vouches
+/// for, the record whose SHA-256 a run report of its order names. Anyone
+/// may bring such a record back (clones merge notes by union); nobody can
+/// write one the ledger does not name.
 fn check_evidence(
     store: &Store,
     view: &mut LedgerView<'_>,
-    pusher: Option<&str>,
-    commit: ObjectId,
+    vouched: &mut std::collections::HashMap<OrderId, std::collections::HashSet<String>>,
     old: Option<ObjectId>,
     new: ObjectId,
 ) -> Result<Option<String>> {
@@ -371,38 +370,30 @@ fn check_evidence(
         Some(old) => blocks(old)?.into_iter().collect(),
         None => Default::default(),
     };
+    let mut seen = std::collections::HashSet::new();
     for block in blocks(new)?.into_iter().filter(|b| !known.contains(b)) {
+        if !seen.insert(block.clone()) {
+            return Ok(Some("the same record twice".into()));
+        }
         let first = block.first().map(String::as_str).unwrap_or_default();
-        let words: Vec<&str> = first.strip_prefix("Mso-Evidence: ").unwrap_or_default().split(' ').collect();
-        let [order, "run", number, role, "attempt", attempt] = words.as_slice() else {
+        let order = first.strip_prefix("Mso-Evidence: ").and_then(|rest| rest.split(' ').next());
+        let Some(id) = order.and_then(|o| o.parse::<OrderId>().ok()) else {
             return Ok(Some(format!("{} is not the first line of an evidence record", crate::core::ids::shown(first))));
         };
-        let (Ok(id), Ok(number)) = (order.parse::<OrderId>(), number.parse::<usize>()) else {
-            return Ok(Some(format!("{} names no run", crate::core::ids::shown(first))));
-        };
-        let Some(order) = view.order(&id)? else { return Ok(Some(format!("no order {id} in the ledger"))) };
-        let all = runs(&order);
-        let Some(run) = number.checked_sub(1).and_then(|i| all.get(i)) else {
-            return Ok(Some(format!("{id} has no run {number}")));
-        };
-        if run.role.as_str() != *role || run.attempt.to_string() != *attempt {
-            return Ok(Some(format!("run {number} of {id} is {} attempt {}", run.role, run.attempt)));
+        if !vouched.contains_key(&id) {
+            let digests = match view.order(&id)? {
+                Some(order) => runs(&order)
+                    .iter()
+                    .filter_map(|r| r.ended.as_ref().and_then(Ended::report))
+                    .map(|r| r.evidence.clone())
+                    .filter(|d| !d.is_empty())
+                    .collect(),
+                None => Default::default(),
+            };
+            vouched.insert(id.clone(), digests);
         }
-        if crate::store::evidence::evidence_commit(run) != Some(commit) {
-            return Ok(Some(format!("run {number} of {id} keeps its evidence on another commit")));
-        }
-        let digest = run.ended.as_ref().and_then(Ended::report).map(|r| r.brief.as_str()).unwrap_or_default();
-        if !block.iter().any(|l| l.strip_prefix("Mso-Brief-Sha256: ") == Some(digest)) {
-            return Ok(Some(format!("the record of run {number} of {id} names another brief than the ledger")));
-        }
-        let claimed_by = order.history.iter().filter_map(|e| match &e.body {
-            crate::core::EventBody::Dispatched { lease, .. } => Some(lease.actor.as_str()),
-            _ => None,
-        });
-        if let Some(pusher) = pusher
-            && claimed_by.clone().nth(number - 1) != Some(pusher)
-        {
-            return Ok(Some(format!("{pusher} did not run run {number} of {id}; only its runner keeps its evidence")));
+        if !vouched[&id].contains(&crate::core::evidence::digest(&block)) {
+            return Ok(Some(format!("a record of {id} that no run report in the ledger names")));
         }
     }
     Ok(None)
@@ -418,8 +409,9 @@ pub(super) fn check_notes(
     update: &Update,
     notes: Notes,
     view: &mut LedgerView<'_>,
-    pusher: Option<&str>,
+    deadline: std::time::Instant,
 ) -> Result<Option<String>> {
+    let mut vouched = std::collections::HashMap::new();
     let refuse = |why: String| Ok(Some(why));
     let (max_note, max_total) = (notes.max_note, notes.max_total);
     if update.new.is_null() {
@@ -464,16 +456,21 @@ pub(super) fn check_notes(
         }
         let old_blob = before.get(entry.filename().as_ref() as &[u8]).copied();
         if old_blob.as_ref().map(|b| b.as_ref()) != Some(entry.oid()) {
-            let Some(commit) = gix::ObjectId::from_hex(name.as_bytes())
+            let on_commit = gix::ObjectId::from_hex(name.as_bytes())
                 .ok()
-                .filter(|id| store.repo().find_header(*id).is_ok_and(|h| h.kind() == gix::object::Kind::Commit))
-            else {
+                .is_some_and(|id| store.repo().find_header(id).is_ok_and(|h| h.kind() == gix::object::Kind::Commit));
+            if !on_commit {
                 return refuse(format!("the note on {} is on no commit of this repository", &name[..7]));
-            };
+            }
             if notes.name == crate::store::EVIDENCE_REF
-                && let Some(why) = check_evidence(store, view, pusher, commit, old_blob, entry.oid().to_owned())?
+                && let Some(why) = check_evidence(store, view, &mut vouched, old_blob, entry.oid().to_owned())?
             {
                 return refuse(format!("the note on {}: {why}", &name[..7]));
+            }
+            if std::time::Instant::now() > deadline {
+                return refuse(
+                    "validating the notes took longer than the push's time budget (mso.server.timeBudget)".into(),
+                );
             }
         }
         total = total.saturating_add(size);

@@ -209,6 +209,13 @@ pub fn log_tail(log: &Path, lines: usize, max: usize) -> String {
     if file.seek(std::io::SeekFrom::Start(start)).is_err() || file.take(max as u64).read_to_end(&mut text).is_err() {
         return String::new();
     }
+    // A window that starts mid-line starts at the next line: half a secret
+    // is one no redaction pattern recognizes.
+    if start > 0
+        && let Some(nl) = text.iter().position(|b| *b == b'\n')
+    {
+        text.drain(..=nl);
+    }
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
     let tail = all[all.len().saturating_sub(lines)..].join("\n");

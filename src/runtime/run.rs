@@ -60,7 +60,7 @@ pub(super) fn run(job: Job) {
             let failure = Failure::new("error", &format!("runner error: {err}"), None);
             let released = Store::discover(&job.dir)
                 .and_then(|store| record_failure(&store, &job, failure, None))
-                .unwrap_or_else(|e| format!("could not release the claim: {e}"));
+                .map_or_else(|e| format!("could not release the claim: {e}"), |(said, _)| said);
             format!("{}  {}  error: {err} → {released}", job.order.id, job.order.role)
         }
     };
@@ -174,10 +174,11 @@ fn execute(job: &Job) -> Result<String> {
         usage: result.usage.clone(),
         verdicts: result.verdicts.clone(),
         findings: result.findings.clone(),
+        evidence: String::new(),
     };
     let evidence =
         Evidence { store: &store, settings: &settings, order, brief: &brief_text, message: &result.summary, dir: &dir };
-    let fail = |mut failure: Failure, report: RunReport| -> Result<String> {
+    let fail = |mut failure: Failure, mut report: RunReport| -> Result<String> {
         failure.reason = settings.redactor.redact(&failure.reason);
         worktree::discard(&wt, base)?;
         let what = format!("{}: {}", failure.what, first_line(&failure.reason));
@@ -186,9 +187,10 @@ fn execute(job: &Job) -> Result<String> {
             Some(to) => format!("sent back to {to}"),
             None => "failed".into(),
         };
-        let digest = report.brief.clone();
-        let next = record_failure(&store, job, failure, Some(report))?;
-        let kept = evidence.keep(base, &outcome, &digest);
+        let record = evidence.record(&outcome, &report.brief);
+        report.evidence = crate::core::evidence::digest(&record);
+        let (next, recorded) = record_failure(&store, job, failure, Some(report))?;
+        let kept = if recorded { evidence.keep(base, record) } else { String::new() };
         Ok(line(format!("{what} → {next}{said}{kept}")))
     };
     match (exit, interrupted) {
@@ -288,23 +290,34 @@ fn execute(job: &Job) -> Result<String> {
     report.wall_secs = started.elapsed().as_secs();
     // The started line named the log; a success needs only its time and cost.
     let said = run_note(&report, None);
-    let digest = report.brief.clone();
-    let next = record_success(&store, job, head, result.summary.clone(), Some(report))?;
-    let kept = evidence.keep(head, "succeeded", &digest);
+    let record = evidence.record("succeeded", &report.brief);
+    report.evidence = crate::core::evidence::digest(&record);
+    let (next, recorded) = record_success(&store, job, head, result.summary.clone(), Some(report))?;
+    let kept = if recorded { evidence.keep(head, record) } else { String::new() };
     Ok(line(format!("succeeded → {next}{said}{kept}")))
 }
 
-/// Redact what a crew reported before any of it is recorded.
+/// Redact what a crew reported before any of it is recorded, within the
+/// ledger's bounds again (a secret's stand-in may be longer than the secret).
 fn redact_result(result: &mut result::CrewResult, redactor: &crate::core::evidence::Redactor) {
-    result.summary = redactor.redact(&result.summary);
-    result.error = result.error.as_deref().map(|e| redactor.redact(e));
+    use crate::core::report::bounds;
+    let many = |t: &str, max: usize| text::clip(redactor.redact(t), max);
+    let one = |t: &str, max: usize| text::clip_line(&redactor.redact(t), max);
+    result.summary = many(&result.summary, limits::SUMMARY);
+    result.error = result.error.as_deref().map(|e| many(e, 4096));
     for v in &mut result.verdicts {
-        v.reason = redactor.redact(&v.reason);
+        v.reason = many(&v.reason, bounds::DETAIL);
     }
     for f in &mut result.findings {
-        f.title = redactor.redact(&f.title);
-        f.path = redactor.redact(&f.path);
-        f.detail = redactor.redact(&f.detail);
+        f.title = one(&f.title, bounds::LINE);
+        f.path = one(&f.path, bounds::LINE);
+        f.detail = many(&f.detail, bounds::DETAIL);
+    }
+    if let Some(u) = &mut result.usage {
+        u.model = one(&u.model, bounds::MODEL);
+        if u.model.contains(crate::core::evidence::REDACTED) {
+            u.model.clear();
+        }
     }
 }
 
@@ -326,9 +339,8 @@ struct Evidence<'a> {
 }
 
 impl Evidence<'_> {
-    /// Keep the run's record on `commit`; returns what the dispatch line
-    /// should add (nothing when all went well).
-    fn keep(&self, commit: ObjectId, outcome: &str, digest: &str) -> String {
+    /// The run's record: its brief, final message, gate output and log end, redacted and bounded.
+    fn record(&self, outcome: &str, digest: &str) -> crate::core::notes::Block {
         let settings = self.settings;
         let order = self.order;
         let run = order.history.iter().filter(|e| matches!(e.body, EventBody::Dispatched { .. })).count();
@@ -345,7 +357,12 @@ impl Evidence<'_> {
         ];
         let header = evidence::header(&order.id.to_string(), run, order.role.as_str(), order.attempt);
         let trailers = [format!("Mso-Outcome: {outcome}"), format!("Mso-Brief-Sha256: {digest}")];
-        let record = evidence::record(header, &trailers, &sections, &settings.redactor, max);
+        evidence::record(header, &trailers, &sections, &settings.redactor, max)
+    }
+
+    /// Keep the run's record on `commit`; returns what the dispatch line
+    /// should add (nothing when all went well).
+    fn keep(&self, commit: ObjectId, record: crate::core::notes::Block) -> String {
         match self.store.keep_evidence(commit, record) {
             Ok(()) => String::new(),
             Err(e) => format!(" (no evidence kept: {e})"),
@@ -460,7 +477,7 @@ fn release(store: &Store, job: &Job, head: ObjectId) -> Result<String> {
         ));
     }
     let summary = format!("published {} as \"{}\": {}", order.voyage, published.title, published.url);
-    let said = record_success(store, job, head, summary, None)?;
+    let (said, _) = record_success(store, job, head, summary, None)?;
     Ok(format!(
         "{}  {}  built-in release  published to {} in {} s → {said}",
         order.id,
@@ -471,7 +488,14 @@ fn release(store: &Store, job: &Job, head: ObjectId) -> Result<String> {
 }
 
 /// SUCCEEDED, and in the same commit the hand-off when the role is not gated.
-fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String, run: Option<RunReport>) -> Result<String> {
+/// Returns what happens next, and whether the result was recorded.
+fn record_success(
+    store: &Store,
+    job: &Job,
+    head: ObjectId,
+    summary: String,
+    run: Option<RunReport>,
+) -> Result<(String, bool)> {
     let id = &job.order.id;
     let (next, committed) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
@@ -506,23 +530,28 @@ fn record_success(store: &Store, job: &Job, head: ObjectId, summary: String, run
             {
                 tracing::warn!("could not write the note on {head}: {e}");
             }
-            Ok(next)
+            Ok((next, true))
         }
-        _ => Ok("finished, but the order was cancelled or taken over meanwhile; result not recorded".into()),
+        _ => Ok(("finished, but the order was cancelled or taken over meanwhile; result not recorded".into(), false)),
     }
 }
 
 /// FAILED for this run (re-queued while attempts remain, after the backoff;
 /// sent back to an earlier role on objections); says what happens next.
-fn record_failure(store: &Store, job: &Job, failure: Failure, run: Option<RunReport>) -> Result<String> {
+fn record_failure(store: &Store, job: &Job, failure: Failure, run: Option<RunReport>) -> Result<(String, bool)> {
     let id = &job.order.id;
-    // The reason carries crew and git output: escaped and bounded, so it can always be recorded.
-    let reason = text::clip(text::display(&failure.reason, true).into_owned(), limits::REASON);
+    // The reason carries crew and git output: redacted, escaped and bounded,
+    // so it can always be recorded and never records a secret.
+    let reason = match store.evidence_settings() {
+        Ok(settings) => settings.redactor.redact(&failure.reason),
+        Err(_) => "the run failed; its reason is not recorded, as mso.evidence.redact does not compile".into(),
+    };
+    let reason = text::clip(text::display(&reason, true).into_owned(), limits::REASON);
     let exit = failure.exit;
     let (next, _) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
         if !still_ours(&current, job) {
-            return Ok("the order was no longer ours; nothing recorded".to_string());
+            return Ok(("the order was no longer ours; nothing recorded".to_string(), false));
         }
         tx.push(EventBody::Failed {
             order: id.clone(),
@@ -536,7 +565,7 @@ fn record_failure(store: &Store, job: &Job, failure: Failure, run: Option<RunRep
             to: failure.to.clone(),
         })?;
         let after = tx.order(id)?;
-        Ok(match (after.status, &failure.to) {
+        let said = match (after.status, &failure.to) {
             (Status::Failed, _) => {
                 let _ = job.report.send(Msg::FailedForGood(id.clone()));
                 format!("failed for good; retry with `git mso order retry {id}`")
@@ -550,7 +579,8 @@ fn record_failure(store: &Store, job: &Job, failure: Failure, run: Option<RunRep
                 ),
                 None => format!("queued again (attempt {})", after.attempt),
             },
-        })
+        };
+        Ok((said, true))
     })?;
     Ok(next)
 }

@@ -53,11 +53,17 @@ impl Store {
         self.add_notes(EVIDENCE_NOTES, &BTreeMap::from([(commit, vec![record])]))
     }
 
-    /// The evidence record of `run` of `order`, if this repository has it.
+    /// The evidence record of `run` of `order`, if this repository has it:
+    /// the one whose SHA-256 the run's report names in the ledger (a run
+    /// recorded before reports named one: the first with its header).
     pub fn evidence_of(&self, order: &Order, run: &Run<'_>) -> Result<Option<Block>> {
         let Some(commit) = evidence_commit(run) else { return Ok(None) };
         let header = evidence::header(&order.id.to_string(), run.number, run.role.as_str(), run.attempt);
-        Ok(self.notes_on(EVIDENCE_NOTES, commit)?.into_iter().find(|b| b.first() == Some(&header)))
+        let vouched = run.ended.as_ref().and_then(Ended::report).map(|r| r.evidence.as_str()).unwrap_or_default();
+        Ok(self
+            .notes_on(EVIDENCE_NOTES, commit)?
+            .into_iter()
+            .find(|b| b.first() == Some(&header) && (vouched.is_empty() || evidence::digest(b) == vouched)))
     }
 }
 
