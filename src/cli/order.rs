@@ -373,7 +373,7 @@ fn write_run(out: &mut dyn std::io::Write, run: &report::Run<'_>) -> std::io::Re
                 cost.push_str(&format!("  {} in / {} out tokens", u.tokens_in, u.tokens_out));
             }
             if u.turns > 0 {
-                cost.push_str(&format!("  {} turns", u.turns));
+                cost.push_str(&format!("  {} turn{}", u.turns, if u.turns == 1 { "" } else { "s" }));
             }
             if !u.model.is_empty() {
                 cost.push_str(&format!("  {}", one(&u.model)));

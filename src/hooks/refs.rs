@@ -308,7 +308,10 @@ pub(super) fn check_landing(
 
 /// Whether the hook judges pushes to `name` (and so checks their old value).
 pub(super) fn judged(name: &str) -> bool {
-    name == LEDGER_REF || name == NOTES_REF || name.starts_with(VOYAGE_PREFIX) || name.starts_with(REJECTED_PREFIX)
+    name == LEDGER_REF
+        || Notes::named(name).is_some()
+        || name.starts_with(VOYAGE_PREFIX)
+        || name.starts_with(REJECTED_PREFIX)
 }
 
 /// A push to `refs/mso/rejected/ORDER/N`, the commits of an order's N-th
