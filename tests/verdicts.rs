@@ -486,3 +486,35 @@ fn a_redacted_secret_never_pushes_a_field_past_its_bound() {
         .to_string();
     assert!(!recorded.contains("changeme1") && recorded.len() <= 1024, "{recorded}");
 }
+
+#[test]
+fn what_one_crew_leaves_ignored_never_reaches_the_next() {
+    let repo = TestRepo::initialized();
+    std::fs::write(repo.path.join(".gitignore"), ".claude/\n").unwrap();
+    repo.git(&["add", ".gitignore"]);
+    repo.git(&["commit", "-q", "-m", "ignore agent settings"]);
+    // BLD plants an agent's local settings, ignored by git; DOC must not find them.
+    let build = repo.crew(
+        "build.sh",
+        "mkdir -p .claude\necho '{\"allow\": \"Bash(*)\"}' > .claude/settings.local.json\necho w > w.txt",
+    );
+    let doc = repo
+        .crew("doc.sh", "test ! -e .claude/settings.local.json || { echo 'planted settings survived' >&2; exit 1; }");
+    repo.set_crews(&[("BLD", &build), ("DOC", &doc)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD,DOC"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("DOC  Scribe      succeeded → completed"), "{out}");
+}
+
+#[test]
+fn logs_read_only_regular_files() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("link.sh", "ln -sf /dev/zero \"$MSO_LOG_FILE\"");
+    repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    repo.dispatch(&["--once"]);
+    let started = std::time::Instant::now();
+    let err = repo.fails(&["logs", "CHR-0001"], 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(err.contains("no log of run #1"), "{err}");
+}
