@@ -28,12 +28,7 @@ fn run_template(template: &str) {
     let author = TestRepo::new();
     author.ok(&["init"]);
     author.ok(&["order", "new", "--kind", "CHR", "--title", "Bump dependencies", "--ac", "the lock file is current"]);
-    let server = author.root().join("server.git");
-    author.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
-    let out = author.mso_in(&server, &["hooks", "install", "--server"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    author.git(&["remote", "add", "origin", server.to_str().unwrap()]);
-    author.git(&["push", "-q", "origin", "main"]);
+    let server = common::hooked_server(&author);
     author.ok(&["sync"]);
 
     // What the CI job has: a full clone, git, git-mso on PATH, no identity.

@@ -9,12 +9,7 @@ use common::{Daemon, TestRepo};
 
 /// A bare server with hooks installed, seeded with `main` and an initialized ledger.
 fn server(seed: &TestRepo) -> PathBuf {
-    let server = seed.root().join("server.git");
-    seed.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
-    let out = seed.mso_in(&server, &["hooks", "install", "--server"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    seed.git(&["remote", "add", "origin", server.to_str().unwrap()]);
-    seed.git(&["push", "-q", "origin", "main"]);
+    let server = common::hooked_server(seed);
     seed.ok(&["sync"]);
     server
 }

@@ -348,12 +348,7 @@ fn evidence_is_kept_redacted_and_travels_with_sync() {
     author.set_crews(&[("BLD", &crew)]);
     author.git(&["config", "--add", "mso.evidence.redact", "internal-[0-9]+"]);
     author.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
-    let server = author.root().join("server.git");
-    author.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
-    let out = author.mso_in(&server, &["hooks", "install", "--server"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    author.git(&["remote", "add", "origin", server.to_str().unwrap()]);
-    author.git(&["push", "-q", "origin", "main"]);
+    let server = common::hooked_server(&author);
     let mut dispatch = author.mso_cmd(&author.path);
     dispatch
         .args(["dispatch", "--once", "--remote", "origin"])

@@ -87,10 +87,7 @@ pub struct NewArgs {
 fn parse_budget(text: &str) -> Result<u64, String> {
     let dollars: f64 =
         text.trim().trim_start_matches('$').parse().map_err(|_| format!("not a number of dollars: {text}"))?;
-    if !(dollars > 0.0 && dollars <= 1e6) {
-        return Err("a budget must be more than $0 and at most $1,000,000".into());
-    }
-    Ok((dollars * 1e6).round() as u64)
+    crate::core::config::budget_of_dollars(dollars).map_err(str::to_string)
 }
 
 #[derive(Debug, clap::Args)]

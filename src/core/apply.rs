@@ -260,8 +260,8 @@ pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<S
             voyage_event(voyage, event, &config, runner.as_deref(), objects)?;
         }
         EventBody::OrderCreated { order, title, brief, acceptance, roles, gates, voyage, budget_micros } => {
-            if budget_micros.is_some_and(|b| b == 0 || b > super::config::bounds::BUDGET_MICROS) {
-                return Err(TransitionError::BadInput("a budget must be more than $0 and at most $1,000,000".into()));
+            if budget_micros.is_some_and(|b| !super::config::budget_in_range(b)) {
+                return Err(TransitionError::BadInput(super::config::BUDGET_RANGE.into()));
             }
             create_order(&mut state, event, order, (title, brief, acceptance), (roles, gates), *voyage)?;
             if let Some(created) = state.orders.get_mut(order) {

@@ -263,8 +263,8 @@ impl Config {
             return invalid(format!("retry_backoff_secs must be at most {}", bounds::RETRY_BACKOFF_SECS));
         }
         let budgets = std::iter::once(self.budget_micros).chain(self.kinds.iter().map(|k| k.budget_micros));
-        if budgets.flatten().any(|b| b == 0 || b > bounds::BUDGET_MICROS) {
-            return invalid("a budget must be more than $0 and at most $1,000,000".into());
+        if budgets.flatten().any(|b| !budget_in_range(b)) {
+            return invalid(BUDGET_RANGE.into());
         }
         for (i, r) in self.roles.iter().enumerate() {
             if self.roles[..i].iter().any(|o| o.code == r.code) {
@@ -420,6 +420,22 @@ impl Config {
     }
 }
 
+/// Why a budget is refused: the one range every writer and the server check.
+pub const BUDGET_RANGE: &str = "a budget must be more than $0 and at most $1,000,000";
+
+/// Whether a budget in micro-dollars is in range.
+pub fn budget_in_range(micros: u64) -> bool {
+    micros > 0 && micros <= bounds::BUDGET_MICROS
+}
+
+/// A budget in dollars as micro-dollars, if in range.
+pub fn budget_of_dollars(dollars: f64) -> Result<u64, &'static str> {
+    if !(dollars > 0.0 && dollars <= 1e6) {
+        return Err(BUDGET_RANGE);
+    }
+    Ok((dollars * 1e6).round() as u64)
+}
+
 /// A budget in dollars (a number, or null for none) as micro-dollars.
 fn budget(key: &str, value: &serde_json::Value) -> Result<Option<u64>, ConfigError> {
     let bad = |reason: &str| ConfigError::BadValue { key: key.into(), reason: reason.into() };
@@ -427,10 +443,7 @@ fn budget(key: &str, value: &serde_json::Value) -> Result<Option<u64>, ConfigErr
         return Ok(None);
     }
     let dollars = value.as_f64().ok_or_else(|| bad("give a number of dollars, such as 2.50, or null for none"))?;
-    if !(dollars > 0.0 && dollars <= 1e6) {
-        return Err(bad("a budget must be more than $0 and at most $1,000,000"));
-    }
-    Ok(Some((dollars * 1e6).round() as u64))
+    budget_of_dollars(dollars).map(Some).map_err(bad)
 }
 
 /// A model tier: a short lower-case token (`deep`, `standard`, `gpt-5.1`).

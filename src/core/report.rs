@@ -155,6 +155,16 @@ impl fmt::Display for Severity {
     }
 }
 
+/// The characters model names use (`openrouter/anthropic/claude-sonnet-4.5`).
+pub fn is_model_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-' | '/')
+}
+
+/// How many runs of the order have started (its DISPATCHED events).
+pub fn started_runs(order: &Order) -> usize {
+    order.history.iter().filter(|e| matches!(e.body, EventBody::Dispatched { .. })).count()
+}
+
 /// Dollars for display: `$0.0123`, `$12.50`.
 pub fn dollars(micros: u64) -> String {
     let d = micros as f64 / 1e6;
@@ -178,8 +188,7 @@ impl RunReport {
             return bad(format!("wall time {} s is out of range", self.wall_secs));
         }
         if let Some(u) = &self.usage {
-            let model_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-' | '/');
-            if u.model.len() > bounds::MODEL || !u.model.chars().all(model_char) {
+            if u.model.len() > bounds::MODEL || !u.model.chars().all(is_model_char) {
                 return bad(format!("model {} is not a model name", super::ids::shown(&u.model)));
             }
             if u.tokens_in > bounds::TOKENS || u.tokens_out > bounds::TOKENS {

@@ -109,10 +109,7 @@ fn micros(dollars: Option<f64>) -> Option<u64> {
 
 /// A model name as the ledger keeps it: the characters model names use, bounded.
 fn model_name(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-' | '/'))
-        .take(bounds::MODEL)
-        .collect()
+    name.chars().filter(|c| super::report::is_model_char(*c)).take(bounds::MODEL).collect()
 }
 
 fn is_claude_result(v: &Value) -> bool {

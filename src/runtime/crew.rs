@@ -179,43 +179,33 @@ pub fn read_crew_file(path: &Path, max: u64) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// What a crew left in a result file, at most `max` bytes: all of it, or,
-/// when it is longer, its end from a line boundary (an agent's stream ends
-/// with its result). `None` when there is none or it is not a regular file.
+/// What a crew left in a file (its result, its log), at most `max` bytes:
+/// all of it, or, when it is longer, its end from a line boundary (an
+/// agent's stream ends with its result). `None` when there is none or it is
+/// not a regular file.
 pub fn read_crew_file_end(path: &Path, max: u64) -> Option<Vec<u8>> {
     use std::io::{Read, Seek};
     let mut file = open_regular(path)?;
-    let len = file.metadata().ok()?.len();
-    if len <= max {
-        return read_crew_file(path, max);
-    }
-    file.seek(std::io::SeekFrom::Start(len - max)).ok()?;
+    let start = file.metadata().ok()?.len().saturating_sub(max);
+    file.seek(std::io::SeekFrom::Start(start)).ok()?;
     let mut out = Vec::new();
     file.take(max).read_to_end(&mut out).ok()?;
-    let start = out.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
-    Some(out.split_off(start))
+    // A window that starts mid-line starts at the next line: half a secret
+    // is one no redaction pattern recognizes.
+    if start > 0
+        && let Some(nl) = out.iter().position(|b| *b == b'\n')
+    {
+        out.drain(..=nl);
+    }
+    Some(out)
 }
 
 /// The last `lines` lines of a log, at most `max` bytes, for a FAILED
 /// reason: escape sequences and other control or invisible characters are
 /// shown escaped, so whatever a crew printed, its failure can be recorded.
 pub fn log_tail(log: &Path, lines: usize, max: usize) -> String {
-    let Some(mut file) = open_regular(log) else { return String::new() };
     // Read only the end: a crew may have written gigabytes.
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(max as u64);
-    let mut text = Vec::new();
-    use std::io::{Read, Seek};
-    if file.seek(std::io::SeekFrom::Start(start)).is_err() || file.take(max as u64).read_to_end(&mut text).is_err() {
-        return String::new();
-    }
-    // A window that starts mid-line starts at the next line: half a secret
-    // is one no redaction pattern recognizes.
-    if start > 0
-        && let Some(nl) = text.iter().position(|b| *b == b'\n')
-    {
-        text.drain(..=nl);
-    }
+    let Some(text) = read_crew_file_end(log, max as u64) else { return String::new() };
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
     let tail = all[all.len().saturating_sub(lines)..].join("\n");

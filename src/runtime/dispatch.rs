@@ -451,7 +451,7 @@ fn recover_leases(store: &Store, me: &Runner, summaries: &[OrderSummary], out: &
 /// order's runs (a role can run at the same attempt number twice, when the
 /// order was sent back to an earlier role in between).
 pub fn run_dir(common_dir: &Path, order: &Order) -> PathBuf {
-    let runs = order.history.iter().filter(|e| matches!(e.body, EventBody::Dispatched { .. })).count();
+    let runs = crate::core::report::started_runs(order);
     run_dir_of(common_dir, &order.id, &order.role, order.attempt, runs)
 }
 

@@ -178,8 +178,8 @@ fn execute(job: &Job) -> Result<String> {
     };
     let evidence =
         Evidence { store: &store, settings: &settings, order, brief: &brief_text, message: &result.summary, dir: &dir };
-    let fail = |mut failure: Failure, mut report: RunReport| -> Result<String> {
-        failure.reason = settings.redactor.redact(&failure.reason);
+    let fail = |failure: Failure, mut report: RunReport| -> Result<String> {
+        let failure = failure.redact(&settings.redactor);
         worktree::discard(&wt, base)?;
         let what = format!("{}: {}", failure.what, first_line(&failure.reason));
         let said = run_note(&report, Some(&log));
@@ -343,7 +343,7 @@ impl Evidence<'_> {
     fn record(&self, outcome: &str, digest: &str) -> crate::core::notes::Block {
         let settings = self.settings;
         let order = self.order;
-        let run = order.history.iter().filter(|e| matches!(e.body, EventBody::Dispatched { .. })).count();
+        let run = report::started_runs(order);
         let max = settings.max_bytes;
         // Twice what is kept is read: redaction runs on whole lines before the cut.
         let gate = log_end(&self.dir.join("gate.log"), (max / 4) as u64);
@@ -402,11 +402,20 @@ struct Failure {
     exit: Option<i32>,
     permanent: bool,
     to: Option<crate::core::Role>,
+    /// The reason has been through the redactor already.
+    redacted: bool,
 }
 
 impl Failure {
     fn new(what: &str, reason: &str, exit: Option<i32>) -> Self {
-        Failure { what: what.into(), reason: reason.into(), exit, permanent: false, to: None }
+        Failure { what: what.into(), reason: reason.into(), exit, permanent: false, to: None, redacted: false }
+    }
+
+    /// The reason with its secrets redacted, before anything shows or records it.
+    fn redact(mut self, redactor: &crate::core::evidence::Redactor) -> Self {
+        self.reason = redactor.redact(&self.reason);
+        self.redacted = true;
+        self
     }
 
     /// Fails for good at once: running it again cannot help.
@@ -542,9 +551,13 @@ fn record_failure(store: &Store, job: &Job, failure: Failure, run: Option<RunRep
     let id = &job.order.id;
     // The reason carries crew and git output: redacted, escaped and bounded,
     // so it can always be recorded and never records a secret.
-    let reason = match store.evidence_settings() {
-        Ok(settings) => settings.redactor.redact(&failure.reason),
-        Err(_) => "the run failed; its reason is not recorded, as mso.evidence.redact does not compile".into(),
+    let reason = if failure.redacted {
+        failure.reason.clone()
+    } else {
+        match store.evidence_settings() {
+            Ok(settings) => settings.redactor.redact(&failure.reason),
+            Err(_) => "the run failed; its reason is not recorded, as mso.evidence.redact does not compile".into(),
+        }
     };
     let reason = text::clip(text::display(&reason, true).into_owned(), limits::REASON);
     let exit = failure.exit;

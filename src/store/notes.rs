@@ -99,13 +99,18 @@ impl Store {
     }
 
     /// The blocks of the note on `commit`, if there is one within bounds.
+    /// One path looked up (flat, or fanned out one level), not the whole tree listed.
     pub fn notes_on(&self, notes: Notes, commit: ObjectId) -> Result<Vec<notes::Block>> {
         let Some(tip) = self.ref_target(notes.name)? else { return Ok(Vec::new()) };
-        let (entries, _) = self.note_entries(Some(self.tree_of(tip)?))?;
-        Ok(match entries.get(&commit) {
-            Some(blob) => self.note_blocks(*blob, notes.max_note)?.unwrap_or_default(),
-            None => Vec::new(),
-        })
+        let tree = self.repo.find_tree(self.tree_of(tip)?).map_err(|e| Error::git("reading notes", e))?;
+        let hex = commit.to_string();
+        for path in [hex.clone(), format!("{}/{}", &hex[..2], &hex[2..])] {
+            let entry = tree.lookup_entry_by_path(path.as_str()).map_err(|e| Error::git("reading notes", e))?;
+            if let Some(entry) = entry.filter(|e| e.mode().kind() == gix::object::tree::EntryKind::Blob) {
+                return Ok(self.note_blocks(entry.object_id(), notes.max_note)?.unwrap_or_default());
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// Merge the notes of `theirs` (a fetched notes commit) into `notes`:

@@ -233,6 +233,18 @@ impl TestRepo {
     }
 }
 
+/// A bare `server.git` beside `repo` with the server hooks installed, added
+/// as `origin`, with `main` pushed to it.
+pub fn hooked_server(repo: &TestRepo) -> PathBuf {
+    let server = repo.root().join("server.git");
+    repo.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
+    let out = repo.mso_in(&server, &["hooks", "install", "--server"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    repo.git(&["remote", "add", "origin", server.to_str().unwrap()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    server
+}
+
 /// Crew script lines that give a `pass` verdict on every acceptance
 /// criterion of the brief (for stand-in TST crews).
 pub const PASS_ALL_CRITERIA: &str = r#"n=$(sed -n '/^## Acceptance criteria/,/^## /p' "$MSO_BRIEF_FILE" | grep -c '^[0-9][0-9]*\. ' || true)
