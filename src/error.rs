@@ -35,6 +35,11 @@ pub enum Error {
     Message { commit: String, source: MessageError },
     #[error("refs/mso/ledger kept moving under us ({attempts} attempts); nothing was written, run the command again")]
     Conflict { attempts: u32 },
+    #[error(
+        "{what} is locked: {lock} was held for over {waited:.1} s by another writer; if no git or git-mso \
+         process is writing this repository, remove it and run the command again"
+    )]
+    Locked { what: String, lock: String, waited: f64 },
     #[error("{context}: {message}")]
     Git { context: String, message: String },
     #[error("{context}: {source}")]
@@ -54,7 +59,24 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        let context = context.into();
+        match source.raw_os_error() {
+            Some(code) if code == libc::ENOSPC || code == libc::EDQUOT => Error::Io {
+                context: format!("{context} (the disk is full: free some space and run the command again)"),
+                source,
+            },
+            _ => Error::Io { context, source },
+        }
+    }
+
+    /// A failed git write (an object, a ref), saying so when the disk is full.
+    pub fn from_git_write(context: impl Into<String>, err: gix::Error) -> Self {
+        match err.downcast_any_ref::<std::io::Error>().and_then(|e| e.raw_os_error()) {
+            Some(code) if code == libc::ENOSPC || code == libc::EDQUOT => {
+                Error::io(context, std::io::Error::from_raw_os_error(code))
+            }
+            _ => Error::git(context, err),
+        }
     }
 
     /// True when the error is a refusal that happened before anything was written.
@@ -68,5 +90,22 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl From<std::io::Error> for Error {
     fn from(source: std::io::Error) -> Self {
         Error::Io { context: "writing output".into(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_as_such_whichever_layer_saw_it() {
+        let full = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let direct = Error::io("writing the brief", full()).to_string();
+        assert!(direct.contains("the disk is full: free some space"), "{direct}");
+        let through_gix = Error::from_git_write("writing the ledger tree", gix::Error::from_error(full())).to_string();
+        assert!(through_gix.starts_with("writing the ledger tree (the disk is full"), "{through_gix}");
+        let other =
+            Error::from_git_write("writing the ledger tree", gix::Error::from_error(std::io::Error::other("x")));
+        assert!(!other.to_string().contains("disk is full"));
     }
 }

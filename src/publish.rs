@@ -302,6 +302,7 @@ fn run_adapter(store: &Store, command: &str, voyage: &Voyage, remote: &str, titl
         &log,
         crate::runtime::crew::Limits { timeout, idle: None },
         &stop,
+        None,
     )?;
     if !exit.success() {
         return Err(Error::Input(format!(

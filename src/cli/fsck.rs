@@ -9,8 +9,10 @@ use super::output;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Checks that the ledger is linear, every message parses, every event is a legal \
-transition, event ids are unique, and every commit's tree equals the state its events produce. \
-Exits 1 on the first problem and names the commit; nothing is repaired.")]
+transition, event ids are unique, every commit's tree equals the state its events produce, and every \
+ledger commit and every object of the tip's tree hashes to its id. Warns when the reflog shows \
+refs/mso/ledger moved backwards (events left behind). Exits 1 on the first problem and names the \
+commit; nothing is repaired.")]
 pub struct Args {
     #[arg(long)]
     json: bool,
@@ -24,6 +26,8 @@ struct Report {
     /// Commits the ledger names that this repository lacks (not an error: see the README).
     missing_commits: u64,
     problem: Option<Problem>,
+    /// Things that are not corruption but need a person: a ledger that moved backwards.
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,13 +38,15 @@ struct Problem {
 
 pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
-    let report = match store.fsck()? {
+    let warnings = store.ledger_rollbacks()?;
+    let mut report = match store.fsck()? {
         Ok(done) => Report {
             ok: true,
             commits: done.commits,
             events: done.events,
             missing_commits: done.missing_objects,
             problem: None,
+            warnings: Vec::new(),
         },
         Err(p) => Report {
             ok: false,
@@ -48,14 +54,16 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             events: 0,
             missing_commits: 0,
             problem: Some(Problem { commit: p.commit.to_string(), reason: p.reason }),
+            warnings: Vec::new(),
         },
     };
+    report.warnings = warnings;
     if args.json {
         output::json(ctx.out, &report)?;
     } else if report.ok {
         writeln!(
             ctx.out,
-            "ok: {} commits, {} events, every tree equals the replayed state",
+            "ok: {} commits, {} events, every tree equals the replayed state, every object at the tip matches its id",
             report.commits, report.events
         )?;
         if report.missing_commits > 0 {
@@ -65,6 +73,11 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                  this clone does not fetch); they were checked when the server accepted them",
                 report.missing_commits
             )?;
+        }
+    }
+    if !args.json {
+        for warning in &report.warnings {
+            writeln!(ctx.out, "warning: {warning}")?;
         }
     }
     match report.problem {

@@ -210,8 +210,15 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     })?;
     let order = committed.order(&id).expect("the transaction created it");
     if new_voyage {
+        // The order is recorded: failing now would make a retry file it twice.
+        // Dispatch creates the branch whenever it is missing.
         let voyage = &committed.state.voyages[&order.voyage];
-        store.ensure_voyage_branch(voyage)?;
+        if let Err(e) = store.ensure_voyage_branch(voyage) {
+            tracing::warn!(
+                "{id} is recorded, but {} was not created: {e}; dispatch creates it later",
+                voyage.id.branch()
+            );
+        }
     }
     if args.json {
         return output::json(ctx.out, order);

@@ -224,7 +224,7 @@ pub fn run(cmd: ReviewCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 tracing::warn!("the rejection is recorded, but its note was not written: {e}");
             }
             let voyage = committed.order(&args.id).and_then(|o| committed.state.voyages.get(&o.voyage));
-            if let (Some(voyage), Some(tip)) = (voyage, store.tip()?) {
+            if let (Some(voyage), Some(tip)) = (voyage, store.tip().ok().flatten()) {
                 match store.set_aside_rejected(&tip, voyage) {
                     Ok(crate::store::SetAside::Moved(said)) => writeln!(ctx.out, "  {said}")?,
                     Ok(crate::store::SetAside::Blocked(why)) => writeln!(ctx.out, "  warning: {why}")?,

@@ -177,7 +177,9 @@ fn new(store: &crate::store::Store, args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow:
         Ok(id)
     })?;
     let voyage = &committed.state.voyages[&id];
-    store.ensure_voyage_branch(voyage)?;
+    if let Err(e) = store.ensure_voyage_branch(voyage) {
+        tracing::warn!("{id} is recorded, but {} was not created: {e}; dispatch creates it later", voyage.id.branch());
+    }
     if args.json {
         return output::json(ctx.out, voyage);
     }

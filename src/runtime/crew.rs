@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -74,9 +73,11 @@ pub struct Limits {
 
 /// Run `sh -c command` in `cwd` and wait for it, killing its whole process
 /// group on timeout, after `limits.idle` without output, or when `stop`
-/// becomes true. The crew runs in a session of its own: it has no
-/// controlling terminal, so a prompt that would read one fails at once
-/// instead of waiting for a human.
+/// becomes true. The crew runs in a session of its own under a supervisor
+/// that takes the group down if this process dies (see `supervise`): it has
+/// no controlling terminal, so a prompt that would read one fails at once
+/// instead of waiting for a human. `occupancy` (the worktree's lock) is
+/// inherited by every crew process.
 pub fn run(
     command: &str,
     cwd: &Path,
@@ -84,41 +85,22 @@ pub fn run(
     log: &Path,
     limits: Limits,
     stop: &AtomicBool,
+    occupancy: Option<&File>,
 ) -> Result<CrewExit> {
     let out = File::create(log).map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
-    let err = out.try_clone().map_err(|e| Error::io("duplicating the log handle", e))?;
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(command).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err);
-    // A crew's git must see its worktree, not whatever repository started us.
-    crate::gitcli::clear_repo_env(&mut cmd);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    // SAFETY: setsid(2) is async-signal-safe and touches no memory of ours.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| Error::io("starting the crew (sh -c)", e))?;
-    let pgid = child.id() as i32;
+    let spec = super::supervise::Spawn { command, cwd, env: super::supervise::crew_env(env), log: &out, occupancy };
+    let pgid = super::supervise::spawn(&spec).map_err(|e| Error::io("starting the crew (sh -c)", e))?;
+    drop(out);
     let started = Instant::now();
     let log_len = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     let (mut last_len, mut last_output) = (log_len(), Instant::now());
     // Poll quickly at first so short crews are not charged a fixed delay, then back off.
     let mut nap = Duration::from_millis(1);
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| Error::io("waiting for the crew", e))? {
-            // The shell is gone; take down anything it left running in its group.
+        if let Some(status) = try_wait(pgid)? {
+            // The crew is gone; take down anything it left running in its group.
             kill_group(pgid);
-            return Ok(match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
-                (Some(code), _) => CrewExit::Exited(code),
-                (None, Some(sig)) => CrewExit::Signaled(sig),
-                (None, None) => CrewExit::Signaled(0),
-            });
+            return Ok(status);
         }
         if limits.idle.is_some() {
             let len = log_len();
@@ -134,11 +116,37 @@ pub fn run(
         };
         if let Some(ended) = ended {
             kill_group(pgid);
-            let _ = child.wait();
+            while try_wait(pgid)?.is_none() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             return Ok(ended);
         }
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The supervisor's exit, if it has ended (it ends the way its crew did).
+fn try_wait(pid: i32) -> Result<Option<CrewExit>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child, writing into a local.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc == 0 {
+            return Ok(None);
+        }
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::io("waiting for the crew", err));
+        }
+        return Ok(Some(if libc::WIFEXITED(status) {
+            CrewExit::Exited(libc::WEXITSTATUS(status))
+        } else {
+            CrewExit::Signaled(libc::WTERMSIG(status))
+        }));
     }
 }
 

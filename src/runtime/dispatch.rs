@@ -46,6 +46,8 @@ pub struct Outcome {
     pub config_errors: BTreeSet<String>,
     /// Orders that could not be claimed, each reported once.
     pub skipped: BTreeSet<OrderId>,
+    /// Voyages whose worktree an earlier attempt's crew still held, each reported once.
+    pub occupied: BTreeSet<VoyageId>,
     /// Orders that failed for good in this run.
     pub failed: BTreeSet<OrderId>,
     /// Queued orders waiting out a retry backoff when the dispatcher stopped, and until when.
@@ -116,6 +118,18 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     }
                     continue;
                 };
+                // A worktree belongs to one attempt: a crew of a killed runner
+                // may still be dying there.
+                if super::worktree::in_use(store.common_dir(), order.voyage) {
+                    if outcome.occupied.insert(order.voyage) {
+                        writeln!(
+                            out,
+                            "{}  {}  waiting: a crew of an earlier attempt still runs in the worktree of {}",
+                            order.id, order.role, order.voyage
+                        )?;
+                    }
+                    continue;
+                }
                 let gate = gate_command(&store, &order.role);
                 let order = match claim(&store, &runner, &order.id) {
                     Ok(Claim::Taken(order)) => *order,

@@ -98,6 +98,7 @@ fn execute(job: &Job) -> Result<String> {
         return release(&store, job, base);
     }
     let common = store.common_dir().to_path_buf();
+    let occupancy = occupy_worktree(&common, voyage.id)?;
     let wt = worktree::prepare(&common, voyage.id, base)?;
 
     let dir = run_dir(&common, order);
@@ -154,7 +155,7 @@ fn execute(job: &Job) -> Result<String> {
     let (done, watcher) = spawn_watcher(job, &stop);
     let started = Instant::now();
     let limits = crew::Limits { timeout: job.crew.timeout, idle: job.crew.idle };
-    let exit = crew::run(&job.crew.command, &wt, &env, &log, limits, &stop);
+    let exit = crew::run(&job.crew.command, &wt, &env, &log, limits, &stop, Some(&occupancy));
     drop(done);
     let interrupted = watcher.join().unwrap_or(None);
     let exit = exit?;
@@ -251,7 +252,7 @@ fn execute(job: &Job) -> Result<String> {
     if let Some(gate) = &job.gate {
         let gate_log = dir.join("gate.log");
         let gate_limits = crew::Limits { timeout: job.crew.timeout, idle: None };
-        let gate_exit = crew::run(gate, &wt, &env, &gate_log, gate_limits, &stop)?;
+        let gate_exit = crew::run(gate, &wt, &env, &gate_log, gate_limits, &stop, Some(&occupancy))?;
         if !gate_exit.success() {
             let key = format!("mso.gate.{}.command", order.role);
             let reason =
@@ -295,6 +296,26 @@ fn execute(job: &Job) -> Result<String> {
     let (next, recorded) = record_success(&store, job, head, result.summary.clone(), Some(report))?;
     let kept = if recorded { evidence.keep(head, record) } else { String::new() };
     Ok(line(format!("succeeded → {next}{said}{kept}")))
+}
+
+/// Take the voyage's worktree for this attempt. The dispatcher checked it
+/// was free before the claim; a crew of a killed runner may still be dying
+/// (its supervisor killed it, the kernel is reaping it), so wait a little.
+fn occupy_worktree(common: &std::path::Path, voyage: crate::core::VoyageId) -> Result<std::fs::File> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(lock) = worktree::occupy(common, voyage)? {
+            return Ok(lock);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Input(format!(
+                "a crew of an earlier attempt still runs in the worktree of {voyage} (it holds {}); \
+                 stop it, or wait for it to end",
+                worktree::occupancy_path(common, voyage).display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Redact what a crew reported before any of it is recorded, within the

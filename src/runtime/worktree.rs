@@ -27,6 +27,36 @@ pub fn worktree_path(common_dir: &Path, voyage: VoyageId) -> PathBuf {
     mso_dir(common_dir).join("worktrees").join(voyage.to_string())
 }
 
+/// The lock that gives a voyage's worktree to one attempt at a time
+/// (`<git dir>/mso/locks/worktree-VOY-NNNN`, flock). The runner holds it
+/// for the run and every process of the crew inherits it, so it is free
+/// only once the last of them is gone, however the runner ended.
+pub fn occupancy_path(common_dir: &Path, voyage: VoyageId) -> PathBuf {
+    mso_dir(common_dir).join("locks").join(format!("worktree-{voyage}"))
+}
+
+/// Take the voyage's worktree for one attempt; `None` while a crew of an
+/// earlier attempt (of this runner or a dead one) still runs there.
+pub fn occupy(common_dir: &Path, voyage: VoyageId) -> Result<Option<std::fs::File>> {
+    let path = occupancy_path(common_dir, voyage);
+    std::fs::create_dir_all(path.parent().expect("lock paths have a parent"))
+        .map_err(|e| Error::io("creating the git-mso locks directory", e))?;
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+    Ok((rc == 0).then_some(file))
+}
+
+/// Whether a crew still runs in the voyage's worktree.
+pub fn in_use(common_dir: &Path, voyage: VoyageId) -> bool {
+    matches!(occupy(common_dir, voyage), Ok(None))
+}
+
 /// A clean worktree of the voyage at `tip` (detached, so a branch checked out
 /// elsewhere never blocks it). Reused when it already exists, with ignored
 /// files removed too: what one role's crew leaves there (an agent's local
@@ -34,6 +64,13 @@ pub fn worktree_path(common_dir: &Path, voyage: VoyageId) -> PathBuf {
 pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
     let path = worktree_path(common_dir, voyage);
     let tip = tip.to_string();
+    if path.join(".git").exists() && !belongs_here(common_dir, &path) {
+        // A copy of the repository (`cp -a`) brings worktrees whose git
+        // directory is the original's: git there would write into the
+        // original repository. Start over with one of our own.
+        tracing::warn!(path = %path.display(), "worktree belongs to another repository, recreating it");
+        std::fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    }
     if path.join(".git").exists() {
         let reset =
             git(&path, &["checkout", "-q", "--detach", "--force", &tip]).and_then(|_| git(&path, &["clean", "-ffdxq"]));
@@ -60,6 +97,18 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
         std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
     }
     Err(last.expect("three attempts were made"))
+}
+
+/// Whether the worktree at `path` is one of this repository's: its `.git`
+/// file names a directory under this repository's `worktrees/`.
+fn belongs_here(common_dir: &Path, path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path.join(".git")) else { return false };
+    let Some(gitdir) = text.lines().next().and_then(|l| l.strip_prefix("gitdir: ")) else { return false };
+    let gitdir = path.join(gitdir.trim());
+    match (std::fs::canonicalize(&gitdir), std::fs::canonicalize(common_dir.join("worktrees"))) {
+        (Ok(gitdir), Ok(ours)) => gitdir.parent() == Some(ours.as_path()),
+        _ => false,
+    }
 }
 
 /// Paths changed or added in the worktree, as `git status --porcelain` lines.
@@ -104,6 +153,10 @@ pub fn remove_all(common_dir: &Path, keep: &[VoyageId]) -> Result<usize> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if keep.iter().any(|v| v.to_string() == name) {
+            continue;
+        }
+        // A crew still running there (a killed runner's, dying) keeps it.
+        if name.parse::<VoyageId>().is_ok_and(|v| in_use(common_dir, v)) {
             continue;
         }
         let path = entry.path();

@@ -68,7 +68,7 @@ impl Store {
         }
         let head = self.recorded_head(voyage)?;
         self.set_ref(&name, PreviousValue::MustNotExist, head, &format!("git-mso: {} created", voyage.id))
-            .map_err(|e| Error::git(format!("creating {}", voyage.id.branch()), e))?;
+            .map_err(|e| e.into_error(format!("creating {}", voyage.id.branch())))?;
         Ok(true)
     }
 
@@ -129,7 +129,7 @@ impl Store {
         let name = format!("refs/heads/{}", voyage.id.branch());
         let message = format!("git-mso: crew result on {}", voyage.id);
         self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(old)), new, &message)
-            .map_err(|e| Error::git(format!("moving {} (it changed during the run?)", voyage.id.branch()), e))
+            .map_err(|e| e.into_error(format!("moving {} (it changed during the run?)", voyage.id.branch())))
     }
 }
 
@@ -181,11 +181,7 @@ impl Store {
         if edits.is_empty() {
             return Ok(Vec::new());
         }
-        let who = self.signature(self.now());
-        let mut time = gix::date::parse::TimeBuf::default();
-        self.repo
-            .edit_references_as(edits, Some(who.to_ref(&mut time)))
-            .map_err(|e| Error::git("renaming renumbered voyage branches", e))?;
+        self.edit_refs(edits).map_err(|e| e.into_error("renaming renumbered voyage branches"))?;
         Ok(moves.into_iter().map(|(from, to, _)| (from, to)).collect())
     }
 }

@@ -6,6 +6,7 @@ mod env;
 pub mod evidence;
 mod history;
 mod landing;
+mod lock;
 mod notes;
 pub mod objects;
 mod partial;

@@ -133,8 +133,8 @@ impl Store {
             let message = "git-mso: notes taken from the remote";
             match self.set_ref(notes.name, super::write::expect(local), theirs, message) {
                 Ok(_) => return Ok(MergedNotes { changed: their_entries.len() != ours.len(), skipped }),
-                Err(e) if super::tx::is_retryable(&e) => {}
-                Err(e) => return Err(Error::git(format!("updating {}", notes.name), e)),
+                Err(e) if e.is_race() => {}
+                Err(e) => return Err(e.into_error(format!("updating {}", notes.name))),
             }
         }
         let over = std::cell::Cell::new(0);
@@ -257,7 +257,7 @@ impl Store {
         let repo = &self.repo;
         let fail = |what: &str| {
             let what = what.to_string();
-            move |e: gix::Error| Error::git(what, e)
+            move |e: gix::Error| Error::from_git_write(what, e)
         };
         for _ in 0..50 {
             let old = self.ref_target(notes.name)?;
@@ -298,8 +298,8 @@ impl Store {
                 .map_err(fail("writing a notes commit"))?;
             match self.set_ref(notes.name, super::write::expect(old), commit, message) {
                 Ok(_) => return Ok(()),
-                Err(e) if super::tx::is_retryable(&e) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                Err(e) => return Err(Error::git(format!("updating {}", notes.name), e)),
+                Err(e) if e.is_race() => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Err(e) => return Err(e.into_error(format!("updating {}", notes.name))),
             }
         }
         Err(Error::Conflict { attempts: 50 })

@@ -20,8 +20,20 @@ impl Store {
         if !entry.mode().is_blob() {
             return Err(Error::Corrupt { commit: short(tree.id), reason: format!("{path} is not a file") });
         }
-        let blob = entry.object().map_err(|e| Error::git(format!("reading {path}"), e))?;
-        Ok(Some(blob.detach().data))
+        Ok(Some(self.verified_blob(entry.object_id(), path)?))
+    }
+
+    /// A ledger blob, read whole and checked against its id: a damaged or
+    /// replaced object file is an error, never a silently different state.
+    pub(crate) fn verified_blob(&self, id: ObjectId, what: &str) -> Result<Vec<u8>> {
+        let object = self.repo.find_object(id).map_err(|e| Error::git(format!("reading {what}"), e))?;
+        if object.kind != gix::object::Kind::Blob {
+            return Err(Error::Corrupt { commit: short(id), reason: format!("{what} is not a file") });
+        }
+        let data = object.detach().data;
+        check_object_id(id, gix::object::Kind::Blob, &data)
+            .map_err(|reason| Error::Corrupt { commit: short(id), reason: format!("{what}: {reason}") })?;
+        Ok(data)
     }
 
     /// The text of a regular file in a commit's tree, if it is there and at
@@ -110,8 +122,8 @@ impl Store {
         for shard_dir in self.subtrees(tip, tip.tree, layout::ORDERS)? {
             let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
             let Some(entry) = tree.find_entry(INDEX) else { continue };
-            let blob = self.repo.find_blob(entry.object_id()).map_err(|e| Error::git("reading a shard index", e))?;
-            let parsed = layout::parse_index(&blob.data)
+            let blob = self.verified_blob(entry.object_id(), "a shard index")?;
+            let parsed = layout::parse_index(&blob)
                 .map_err(|e| Error::Corrupt { commit: short(tip.commit), reason: format!("a shard index: {e}") })?;
             out.extend(parsed);
         }
@@ -125,8 +137,8 @@ impl Store {
             let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading voyages", e))?;
             for entry in tree.iter() {
                 let entry = entry.map_err(|e| Error::git("reading voyages", e))?;
-                let blob = self.repo.find_blob(entry.oid()).map_err(|e| Error::git("reading a voyage", e))?;
-                let voyage: Voyage = layout::from_blob(&blob.data).map_err(|e| Error::Corrupt {
+                let blob = self.verified_blob(entry.oid().to_owned(), "a voyage")?;
+                let voyage: Voyage = layout::from_blob(&blob).map_err(|e| Error::Corrupt {
                     commit: short(tip.commit),
                     reason: format!("voyage {}: {e}", entry.filename()),
                 })?;
@@ -161,5 +173,16 @@ impl Store {
             }
         }
         Ok(ids)
+    }
+}
+
+/// Whether `data`, as an object of `kind`, hashes to `id`.
+pub(crate) fn check_object_id(id: ObjectId, kind: gix::object::Kind, data: &[u8]) -> std::result::Result<(), String> {
+    match gix::objs::compute_hash(id.kind(), kind, data) {
+        Ok(actual) if actual == id => Ok(()),
+        Ok(actual) => Err(format!(
+            "object {id} is damaged: its content hashes to {actual}; restore it from a clone or the server"
+        )),
+        Err(e) => Err(format!("object {id} cannot be hashed: {e}")),
     }
 }

@@ -323,11 +323,7 @@ impl Store {
             None => PreviousValue::MustNotExist,
         };
         self.set_ref(super::LEDGER_REF, expected, new, "git-mso: sync").map_err(|e| {
-            if super::tx::is_retryable(&e) {
-                Error::Conflict { attempts: 1 }
-            } else {
-                Error::git("updating refs/mso/ledger", e)
-            }
+            if e.is_race() { Error::Conflict { attempts: 1 } } else { e.into_error("updating refs/mso/ledger") }
         })
     }
 }

@@ -65,7 +65,7 @@ impl Store {
         match self.ref_target(&kept)? {
             None => self
                 .set_ref(&kept, PreviousValue::MustNotExist, branch, &format!("git-mso: {order} rejection {number}"))
-                .map_err(|e| Error::git(format!("keeping the rejected commits at {kept}"), e))?,
+                .map_err(|e| e.into_error(format!("keeping the rejected commits at {kept}")))?,
             Some(there) if there == branch => {}
             Some(there) => {
                 return Ok(SetAside::Blocked(format!(
@@ -80,7 +80,7 @@ impl Store {
         self.require_commit(recorded, &format!("the recorded head of {}", voyage.id))?;
         let message = format!("git-mso: {order} rejected; back to the recorded head");
         self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(branch)), recorded, &message)
-            .map_err(|e| Error::git(format!("moving {} back to {}", voyage.id.branch(), short(recorded)), e))?;
+            .map_err(|e| e.into_error(format!("moving {} back to {}", voyage.id.branch(), short(recorded))))?;
         Ok(SetAside::Moved(format!(
             "{} back at {} (the rejected commits up to {} are kept at {kept})",
             voyage.id.branch(),
@@ -146,11 +146,7 @@ impl Store {
                 gix::refs::FullName::try_from(name.as_str()).map_err(|e| Error::git("naming rejected work", e))?;
             edits.push(RefEdit { change, name, deref: false });
         }
-        let who = self.signature(self.now());
-        let mut time = gix::date::parse::TimeBuf::default();
-        self.repo
-            .edit_references_as(edits, Some(who.to_ref(&mut time)))
-            .map_err(|e| Error::git("naming rejected work", e))?;
+        self.edit_refs(edits).map_err(|e| e.into_error("naming rejected work"))?;
         Ok(())
     }
 }

@@ -174,6 +174,10 @@ impl Store {
                 commit.extra_headers.push(("gpgsig".into(), signature.into()));
             }
         }
-        Ok(self.repo.write_object(&commit).map_err(|e| Error::git("writing the ledger commit", e))?.detach())
+        Ok(self
+            .repo
+            .write_object(&commit)
+            .map_err(|e| Error::from_git_write("writing the ledger commit", gix::Error::from_error(e)))?
+            .detach())
     }
 }

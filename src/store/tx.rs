@@ -18,8 +18,6 @@ use crate::core::{Config, Event, EventBody, Order, OrderId, State, Timestamp, Vo
 use crate::error::{Error, Result};
 
 const MAX_ATTEMPTS: u32 = 200;
-/// A ref lock older than this is left over from a killed writer.
-const STALE_LOCK: Duration = Duration::from_secs(30);
 
 /// A transaction under construction against one tip.
 pub struct Tx<'s> {
@@ -49,7 +47,7 @@ impl Committed {
 }
 
 enum CommitError {
-    /// Someone else moved the ledger (or holds its lock): rebuild and retry.
+    /// Someone else moved the ledger first: rebuild and retry.
     Race,
     Fatal(Error),
 }
@@ -132,7 +130,7 @@ impl<'s> Tx<'s> {
         apply::check_transaction(&self.partial.state, &self.events)?;
         let fatal = |context: &str| {
             let context = context.to_string();
-            move |e: gix::Error| Error::git(context, e)
+            move |e: gix::Error| Error::from_git_write(context, e)
         };
         let tip = self.partial.base();
         let files = self.partial.files(self.store, &self.events, tip)?;
@@ -162,29 +160,10 @@ impl<'s> Tx<'s> {
                 }
                 Ok(Committed { commit, events: self.events, state })
             }
-            Err(err) if is_race(&err) => Err(CommitError::Race),
-            Err(err) if is_lock_contention(&err) => {
-                self.store.recover_stale_lock();
-                Err(CommitError::Race)
-            }
-            Err(err) => Err(CommitError::Fatal(Error::git("updating refs/mso/ledger", err))),
+            Err(err) if err.is_race() => Err(CommitError::Race),
+            Err(err) => Err(CommitError::Fatal(err.into_error("updating refs/mso/ledger"))),
         }
     }
-}
-
-/// A lost compare-and-swap or a held lock: worth retrying.
-pub(crate) fn is_retryable(err: &gix::Error) -> bool {
-    is_race(err) || is_lock_contention(err)
-}
-
-fn is_race(err: &gix::Error) -> bool {
-    use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
-    err.downcast_any_ref::<ReferenceOutOfDate>().is_some() || err.downcast_any_ref::<MustNotExist>().is_some()
-}
-
-/// Another writer holds `refs/mso/ledger.lock` right now.
-fn is_lock_contention(err: &gix::Error) -> bool {
-    err.downcast_any_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
 }
 
 impl Store {
@@ -213,7 +192,7 @@ impl Store {
             match tx.commit() {
                 Ok(committed) => {
                     tracing::debug!(attempt, old, new = %committed.commit, "appended to the ledger");
-                    self.maybe_pack(committed.state.stats.events);
+                    self.maybe_pack();
                     return Ok((value, Some(committed)));
                 }
                 Err(CommitError::Race) => {
@@ -226,14 +205,31 @@ impl Store {
         Err(Error::Conflict { attempts: MAX_ATTEMPTS })
     }
 
-    /// Every `PACK_EVERY` events, start `git gc --auto` in the background:
-    /// appends leave small loose objects, and git packs them once its own
-    /// threshold (`gc.auto`) is reached. Never waited for, never an error.
-    fn maybe_pack(&self, events: u64) {
-        const PACK_EVERY: u64 = 512;
-        if !events.is_multiple_of(PACK_EVERY) || std::env::var_os("MSO_NO_AUTO_GC").is_some() {
+    /// Start `git gc --auto` in the background once the repository holds
+    /// more loose objects than git's own threshold (`gc.auto`, 6700 by
+    /// default), estimated as git does from one fan-out directory, and at
+    /// most once a minute. Every append leaves a few loose objects, whatever
+    /// the events were. Never waited for, never an error.
+    fn maybe_pack(&self) {
+        const AT_MOST_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+        if std::env::var_os("MSO_NO_AUTO_GC").is_some() {
             return;
         }
+        let threshold = self.repo.config_snapshot().integer("gc.auto").map_or(6700, |n| u64::try_from(n).unwrap_or(0));
+        if threshold == 0 || loose_objects_estimate(&self.common_dir().join("objects")) <= threshold {
+            return;
+        }
+        let stamp = self.common_dir().join("mso").join("gc.started");
+        let recent = std::fs::metadata(&stamp)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < AT_MOST_EVERY);
+        if recent {
+            return;
+        }
+        let _ = std::fs::create_dir_all(self.common_dir().join("mso"));
+        let _ = std::fs::write(&stamp, b"");
         let spawned = crate::gitcli::command(&self.top_dir(), &["gc", "--auto", "--quiet"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -246,19 +242,14 @@ impl Store {
             Err(e) => tracing::debug!("could not start git gc --auto: {e}"),
         }
     }
+}
 
-    /// Remove `refs/mso/ledger.lock` if a killed writer left it behind long ago.
-    fn recover_stale_lock(&self) {
-        let lock = self.repo.common_dir().join("refs/mso/ledger.lock");
-        let age = std::fs::metadata(&lock).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-        match age {
-            Some(age) if age > STALE_LOCK => {
-                tracing::warn!(path = %lock.display(), "removing a stale ledger lock left by a killed writer");
-                let _ = std::fs::remove_file(&lock);
-            }
-            _ => {}
-        }
-    }
+/// How many loose objects `objects` holds, estimated as `git gc --auto`
+/// does: the entries of the `17/` fan-out directory, times 256.
+pub(crate) fn loose_objects_estimate(objects: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(objects.join("17")) else { return 0 };
+    let names = entries.flatten().filter(|e| e.file_name().len() == 38).count() as u64;
+    names * 256
 }
 
 /// Jittered exponential backoff, capped at 50 ms.

@@ -165,7 +165,97 @@ impl Store {
             Err(ReplayError::Problem(p)) => return Ok(Err(p)),
             Err(ReplayError::Io(e)) => return Err(e),
         };
+        if let Some(problem) = self.check_objects(tip, &chain)? {
+            return Ok(Err(problem));
+        }
         Ok(self.check_branches(tip)?.map_or(Ok(done), Err))
+    }
+
+    /// Moves of `refs/mso/ledger` in its reflog that were not made by
+    /// appending or by `git mso sync` and left events behind: a rollback
+    /// (`git update-ref`, a forced fetch, a restored backup) makes
+    /// dispatchers run again work the lost events recorded. The newest
+    /// `MAX_ROLLBACKS` are returned as lines.
+    pub fn ledger_rollbacks(&self) -> Result<Vec<String>> {
+        const MAX_ROLLBACKS: usize = 20;
+        let Some(reference) =
+            self.repo.try_find_reference(super::LEDGER_REF).map_err(|e| Error::git("reading refs/mso/ledger", e))?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut platform = reference.log_iter();
+        let Some(lines) = platform.all().map_err(|e| Error::io("reading the reflog of refs/mso/ledger", e))? else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for line in lines {
+            let Ok(line) = line else { continue };
+            let (old, new) = (line.previous_oid(), line.new_oid());
+            let message = line.message.to_string();
+            if old.is_null() || new.is_null() || old == new || message.starts_with("git-mso: sync") {
+                continue;
+            }
+            // A move that keeps the old tip in the new history lost nothing.
+            if super::objects::is_ancestor(&self.repo, old, new) != Some(false) {
+                continue;
+            }
+            let at = line.signature.time().map(|t| t.seconds).unwrap_or_default();
+            found.push(format!(
+                "refs/mso/ledger moved from {} to {} at {} ({}), leaving events behind; dispatchers may run \
+                 that work again. If it was a mistake: git update-ref refs/mso/ledger {old}",
+                short(old),
+                short(new),
+                crate::core::time::format_utc(at),
+                crate::core::text::line(&message)
+            ));
+            if found.len() > MAX_ROLLBACKS {
+                found.remove(0);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every ledger commit, and every tree and blob of the tip's tree, must
+    /// hash to its id: the replay compares trees by id and reads the state
+    /// it replays, not the tip's files, so a damaged or replaced object
+    /// file at the tip would pass it and mislead every later read.
+    fn check_objects(&self, tip: ObjectId, chain: &[ObjectId]) -> Result<Option<Problem>> {
+        use gix::object::Kind;
+        let check = |id: ObjectId, kind: Kind, path: &str| -> Option<String> {
+            let reason = match self.repo.find_object(id) {
+                Err(e) => format!("cannot read object {id}: {e}"),
+                Ok(o) if o.kind != kind => format!("object {id} is a {}, not a {kind}", o.kind),
+                Ok(o) => match super::read::check_object_id(id, kind, &o.data) {
+                    Ok(()) => return None,
+                    Err(reason) => reason,
+                },
+            };
+            Some(if path.is_empty() { reason } else { format!("{} ({reason})", crate::core::text::line(path)) })
+        };
+        for &commit in chain {
+            if let Some(reason) = check(commit, Kind::Commit, "") {
+                return Ok(Some(Problem { commit, reason }));
+            }
+        }
+        let root = self.tip_of(tip)?.tree;
+        let mut stack = vec![(String::new(), root)];
+        while let Some((path, tree_id)) = stack.pop() {
+            if let Some(reason) = check(tree_id, Kind::Tree, &path) {
+                return Ok(Some(Problem { commit: tip, reason: format!("at the tip, {reason}") }));
+            }
+            let tree = self.repo.find_tree(tree_id).map_err(|e| Error::git("reading the ledger tree", e))?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(|e| Error::git("reading the ledger tree", e))?;
+                let child = format!("{path}{}{}", if path.is_empty() { "" } else { "/" }, entry.filename());
+                let id = entry.oid().to_owned();
+                if entry.mode().is_tree() {
+                    stack.push((child, id));
+                } else if let Some(reason) = check(id, Kind::Blob, &child) {
+                    return Ok(Some(Problem { commit: tip, reason: format!("at the tip, {reason}") }));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Every voyage branch here must still contain the head the ledger

@@ -6,6 +6,7 @@ use gix::refs::Target;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use super::Store;
+use super::lock::RefError;
 use crate::core::Timestamp;
 
 /// The compare-and-swap condition for a ref expected at `old` (or absent).
@@ -24,19 +25,40 @@ impl Store {
         expected: PreviousValue,
         new: ObjectId,
         message: &str,
-    ) -> std::result::Result<(), gix::Error> {
+    ) -> std::result::Result<(), RefError> {
+        // The ledger's reflog is what shows it moving backwards (fsck warns);
+        // git logs refs/mso/* only when told to.
+        let force_create_reflog = name == super::LEDGER_REF;
         let edit = RefEdit {
             change: Change::Update {
-                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: message.into() },
+                log: LogChange { mode: RefLog::AndReference, force_create_reflog, message: message.into() },
                 expected,
                 new: Target::Object(new),
             },
-            name: name.try_into().map_err(gix::Error::from_error)?,
+            name: name.try_into().map_err(|e| RefError::Git(gix::Error::from_error(e)))?,
             deref: false,
         };
-        let signature = self.signature(self.now());
-        let mut time_buf = gix::date::parse::TimeBuf::default();
-        self.repo.edit_references_as([edit], Some(signature.to_ref(&mut time_buf))).map(|_| ())
+        self.edit_refs(vec![edit])
+    }
+
+    /// Apply ref edits as one transaction under the lock policy (see
+    /// `lock`), writing reflogs as this store's identity.
+    pub(crate) fn edit_refs(&self, edits: Vec<RefEdit>) -> std::result::Result<(), RefError> {
+        let names: Vec<(String, String)> = edits
+            .iter()
+            .map(|e| {
+                let value = match &e.change {
+                    Change::Update { new: Target::Object(id), .. } => id.to_string(),
+                    _ => String::new(),
+                };
+                (e.name.as_bstr().to_string(), value)
+            })
+            .collect();
+        self.edit_refs_locked(&names, || {
+            let signature = self.signature(self.now());
+            let mut time_buf = gix::date::parse::TimeBuf::default();
+            self.repo.edit_references_as(edits.clone(), Some(signature.to_ref(&mut time_buf))).map(|_| ())
+        })
     }
 
     /// The commit and reflog signature of this store's identity at `time`.

@@ -1,0 +1,210 @@
+//! Crews die with their runner. A crew runs as `sh -c <command>` under a
+//! supervisor: a forked copy of the runner that leads the crew's session and
+//! process group and does nothing but wait. The kernel sends the supervisor
+//! SIGTERM when the runner's thread that started it dies (a parent-death
+//! signal, so even a SIGKILLed runner counts), and the supervisor then kills
+//! its whole group. No crew keeps writing into a worktree that recovery
+//! hands to the next attempt.
+//!
+//! The supervisor is forked without exec, so after `fork` only
+//! async-signal-safe calls are made: everything it needs (argv, environment,
+//! paths, descriptors) is prepared before.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Where a crew finds the descriptor that marks its worktree as in use
+/// (see `worktree::occupy`). Every process of the crew inherits it, so the
+/// worktree counts as in use until the last of them is gone.
+pub const OCCUPANCY_FD: RawFd = 200;
+
+/// How a supervised crew is started.
+pub struct Spawn<'a> {
+    pub command: &'a str,
+    pub cwd: &'a Path,
+    /// The crew's whole environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Where its stdout and stderr go.
+    pub log: &'a File,
+    /// The worktree's occupancy lock, inherited by every crew process.
+    pub occupancy: Option<&'a File>,
+}
+
+/// Start the crew; returns the supervisor's pid, which is also the crew's
+/// process group id.
+pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<i32> {
+    let cstr =
+        |b: &[u8]| CString::new(b).map_err(|_| std::io::Error::other("a NUL byte in a crew's command or environment"));
+    let sh = cstr(b"/bin/sh")?;
+    let argv_owned = [cstr(b"sh")?, cstr(b"-c")?, cstr(spec.command.as_bytes())?];
+    let mut argv: Vec<*const libc::c_char> = argv_owned.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let env_owned = spec
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut pair = k.as_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(v.as_bytes());
+            cstr(&pair)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut envp: Vec<*const libc::c_char> = env_owned.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let cwd = cstr(spec.cwd.as_os_str().as_bytes())?;
+    let null = File::open("/dev/null")?;
+    let (null_fd, log_fd) = (null.as_raw_fd(), spec.log.as_raw_fd());
+    let occupancy = spec.occupancy.map(|f| f.as_raw_fd());
+    // SAFETY: getpid has no preconditions.
+    let runner = unsafe { libc::getpid() };
+
+    // SAFETY: the child runs only async-signal-safe calls on memory prepared above, then exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the forked child; see `supervise`.
+        unsafe { supervise(runner, &sh, &argv, &envp, &cwd, null_fd, log_fd, occupancy) }
+    }
+    Ok(pid)
+}
+
+/// SIGTERM (the runner died) or SIGHUP: the whole group goes, the supervisor with it.
+extern "C" fn kill_group(_: libc::c_int) {
+    // SAFETY: kill(2) is async-signal-safe; pid 0 is the caller's own process group.
+    unsafe {
+        libc::kill(0, libc::SIGKILL);
+    }
+}
+
+/// The supervisor: lead a new session, die with the runner, run the crew,
+/// and end the way the crew ended.
+#[allow(clippy::too_many_arguments)]
+unsafe fn supervise(
+    runner: libc::pid_t,
+    sh: &CString,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    cwd: &CString,
+    null_fd: RawFd,
+    log_fd: RawFd,
+    occupancy: Option<RawFd>,
+) -> ! {
+    // SAFETY (whole body): only async-signal-safe system calls, on values
+    // prepared before the fork; every path ends in _exit, execve or a kill
+    // of the caller's own group.
+    unsafe {
+        if libc::setsid() == -1 {
+            libc::_exit(126);
+        }
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = kill_group as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+        libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut());
+        let mut unblock: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut unblock);
+        libc::sigaddset(&mut unblock, libc::SIGTERM);
+        libc::sigaddset(&mut unblock, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+        // The runner may have died before the parent-death signal was armed.
+        if libc::getppid() != runner {
+            libc::kill(0, libc::SIGKILL);
+        }
+        // Nothing of the runner's stays open here but the crew's own descriptors.
+        if libc::dup2(null_fd, 0) < 0 || libc::dup2(log_fd, 1) < 0 || libc::dup2(log_fd, 2) < 0 {
+            libc::_exit(126);
+        }
+        let mut keep_from = 3;
+        if let Some(fd) = occupancy {
+            if libc::dup2(fd, OCCUPANCY_FD) < 0 || libc::fcntl(OCCUPANCY_FD, libc::F_SETFD, 0) < 0 {
+                libc::_exit(126);
+            }
+            close_range(3, OCCUPANCY_FD as u32 - 1);
+            keep_from = OCCUPANCY_FD + 1;
+        }
+        close_range(keep_from as u32, u32::MAX);
+        let crew = libc::fork();
+        if crew < 0 {
+            libc::_exit(126);
+        }
+        if crew == 0 {
+            // The crew: default signal handling, nothing blocked, then sh.
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(libc::SIGTERM, &dfl, std::ptr::null_mut());
+            libc::sigaction(libc::SIGHUP, &dfl, std::ptr::null_mut());
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                libc::_exit(126);
+            }
+            libc::execve(sh.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+        let mut status = 0;
+        loop {
+            let rc = libc::waitpid(crew, &mut status, 0);
+            if rc == crew {
+                break;
+            }
+            if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                libc::_exit(126);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        // Killed by a signal: end by the same signal, without a core file.
+        let signal = libc::WTERMSIG(status);
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(signal, &dfl, std::ptr::null_mut());
+        let mut only: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut only);
+        libc::sigaddset(&mut only, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &only, std::ptr::null_mut());
+        libc::kill(libc::getpid(), signal);
+        libc::_exit(128 + signal);
+    }
+}
+
+/// Close descriptors `first..=last`; by close_range(2), else one by one.
+unsafe fn close_range(first: u32, last: u32) {
+    // SAFETY: closing descriptors is async-signal-safe; none of them is used afterwards.
+    unsafe {
+        if first > last {
+            return;
+        }
+        if libc::syscall(libc::SYS_close_range, first, last, 0) == 0 {
+            return;
+        }
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 { limit.rlim_cur.min(65_536) } else { 4096 };
+        let mut fd = first as u64;
+        while fd <= last as u64 && fd < max {
+            libc::close(fd as i32);
+            fd += 1;
+        }
+    }
+}
+
+/// The environment a crew starts with: the runner's, without the variables
+/// that point git at a particular repository, with replace refs off and `vars` added.
+pub fn crew_env(vars: &[(&str, String)]) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !crate::gitcli::REPO_ENV.iter().any(|r| OsStr::new(r) == k))
+        .filter(|(k, _)| k != "GIT_NO_REPLACE_OBJECTS" && !vars.iter().any(|(v, _)| OsStr::new(v) == k))
+        .collect();
+    env.push(("GIT_NO_REPLACE_OBJECTS".into(), "1".into()));
+    env.extend(vars.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    env
+}

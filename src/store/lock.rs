@@ -1,0 +1,207 @@
+//! One lock policy for every ref git-mso moves: the ledger, the notes refs
+//! and voyage branches.
+//!
+//! git guards a ref update with `<ref>.lock`, a file that a killed writer
+//! leaves behind. Every git-mso writer therefore holds an owner record,
+//! `<git dir>/mso/locks/<ref>` (flock: the kernel releases it when the
+//! process dies, even by SIGKILL), while it updates a ref, and writes into it
+//! its pid, host and the value it is writing. A writer that meets a
+//! `<ref>.lock`:
+//! - takes the owner record first, so no live git-mso writer of this host is
+//!   inside its update of that ref;
+//! - finds the record left "updating" by a process of this host, with the
+//!   value the lock holds: that writer died with the lock held, so the lock
+//!   is removed at once;
+//! - otherwise cannot tell whose lock it is (git itself, a writer on
+//!   another host sharing the repository): it waits, and removes it once it
+//!   is older than `STALE_UNKNOWN`;
+//! - gives up after `WAIT`, with an error naming the lock file and the fix.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{Store, env};
+use crate::error::{Error, Result};
+
+/// A lock whose owner cannot be identified counts as stale past this age.
+pub const STALE_UNKNOWN: Duration = Duration::from_secs(5);
+
+/// How long a writer waits for a ref lock before it gives up, unless
+/// `MSO_LOCK_WAIT_MS` says otherwise: past `STALE_UNKNOWN`, so that any lock
+/// whose writer is gone is recovered within the wait.
+const WAIT: Duration = Duration::from_secs(8);
+
+fn wait() -> Duration {
+    std::env::var("MSO_LOCK_WAIT_MS").ok().and_then(|v| v.parse().ok()).map_or(WAIT, Duration::from_millis)
+}
+
+/// A git-mso writer's claim on one ref while it updates it.
+struct Owner {
+    file: File,
+    /// What the record said before this writer took it.
+    before: String,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = write_record(&mut self.file, "idle");
+    }
+}
+
+fn write_record(file: &mut File, text: &str) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(text.as_bytes())
+}
+
+/// Why a ref could not be updated.
+#[derive(Debug)]
+pub(crate) enum RefError {
+    /// Another writer held the ref's lock for longer than a writer waits,
+    /// and it was not stale (or the lock records could not be written).
+    Locked(Error),
+    Git(gix::Error),
+}
+
+impl RefError {
+    /// Someone else moved the ref first: a compare-and-swap lost.
+    pub(crate) fn is_race(&self) -> bool {
+        use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
+        match self {
+            RefError::Git(e) => {
+                e.downcast_any_ref::<ReferenceOutOfDate>().is_some() || e.downcast_any_ref::<MustNotExist>().is_some()
+            }
+            RefError::Locked(_) => false,
+        }
+    }
+
+    /// The error a user sees, with `context` for git's own.
+    pub(crate) fn into_error(self, context: impl Into<String>) -> Error {
+        match self {
+            RefError::Locked(e) => e,
+            RefError::Git(e) => Error::from_git_write(context, e),
+        }
+    }
+}
+
+impl Store {
+    fn owner_path(&self, name: &str) -> PathBuf {
+        self.common_dir().join("mso").join("locks").join(name)
+    }
+
+    fn ref_lock_path(&self, name: &str) -> PathBuf {
+        self.common_dir().join(format!("{name}.lock"))
+    }
+
+    /// Take the owner records of `names` (sorted, so writers never deadlock),
+    /// marking each as updating to its value; `None` while another git-mso
+    /// writer of this host holds one.
+    fn take_owners(&self, names: &[(String, String)]) -> Result<Option<Vec<Owner>>> {
+        let mut owners = Vec::new();
+        for (name, value) in names {
+            let path = self.owner_path(name);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the git-mso locks directory", e))?;
+            }
+            let mut file = File::options()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                return Ok(None);
+            }
+            let mut before = String::new();
+            let _ = (&file).take(4096).read_to_string(&mut before);
+            let record = format!("updating {} {} {value}\n", std::process::id(), env::host());
+            write_record(&mut file, &record).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            owners.push(Owner { file, before });
+        }
+        Ok(Some(owners))
+    }
+
+    /// Apply one ref transaction under the lock policy. `edits` names each
+    /// ref with the value it is set to ("" for a deletion).
+    pub(crate) fn edit_refs_locked(
+        &self,
+        names: &[(String, String)],
+        mut edit: impl FnMut() -> std::result::Result<(), gix::Error>,
+    ) -> std::result::Result<(), RefError> {
+        let mut names = names.to_vec();
+        names.sort();
+        let start = Instant::now();
+        let wait = wait();
+        let mut nap = Duration::from_millis(1);
+        loop {
+            let owners = self.take_owners(&names).map_err(RefError::Locked)?;
+            if let Some(owners) = &owners {
+                match edit() {
+                    Err(e) if is_lock_held(&e) => {
+                        if self.clear_stale(&names, owners) {
+                            continue;
+                        }
+                    }
+                    other => return other.map_err(RefError::Git),
+                }
+            }
+            drop(owners);
+            if start.elapsed() >= wait {
+                return Err(RefError::Locked(self.locked_error(&names, wait)));
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Remove the ref locks of `names` that the policy says are stale;
+    /// whether any was.
+    fn clear_stale(&self, names: &[(String, String)], owners: &[Owner]) -> bool {
+        let mut cleared = false;
+        for ((name, _), owner) in names.iter().zip(owners) {
+            let lock = self.ref_lock_path(name);
+            let Ok(meta) = std::fs::symlink_metadata(&lock) else { continue };
+            let held = std::fs::read(&lock).map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+            let dead_writer = dead_owner(&owner.before).is_some_and(|value| value == held);
+            let age = meta.modified().ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
+            if dead_writer || age > STALE_UNKNOWN {
+                let whose = if dead_writer { "a git-mso writer that died" } else { "a writer that is gone" };
+                tracing::warn!(lock = %lock.display(), age_ms = age.as_millis() as u64, "removing a stale lock left by {whose}");
+                cleared |= std::fs::remove_file(&lock).is_ok();
+            }
+        }
+        cleared
+    }
+
+    fn locked_error(&self, names: &[(String, String)], waited: Duration) -> Error {
+        let locks: Vec<PathBuf> =
+            names.iter().map(|(n, _)| self.ref_lock_path(n)).filter(|p| p.symlink_metadata().is_ok()).collect();
+        let shown = locks.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        Error::Locked {
+            what: names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+            lock: if shown.is_empty() { "(released meanwhile)".into() } else { shown },
+            waited: waited.as_secs_f64(),
+        }
+    }
+}
+
+/// The value a dead git-mso writer of this host was writing, from the
+/// owner record it left "updating" (its flock is free, so it is not inside
+/// an update any more: it died there).
+fn dead_owner(record: &str) -> Option<String> {
+    let mut words = record.split_whitespace();
+    (words.next()? == "updating").then_some(())?;
+    let _pid = words.next()?;
+    let host = words.next()?;
+    (host == env::host()).then(|| words.next().unwrap_or_default().to_string())
+}
+
+/// The ref's lock file exists: someone else is updating it, or left it behind.
+fn is_lock_held(err: &gix::Error) -> bool {
+    err.downcast_any_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+}

@@ -1,0 +1,347 @@
+//! An operator's bad day: runners killed mid-run, locks left behind, damaged
+//! state files, a copied repository, a rolled-back ledger.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::TestRepo;
+
+/// Whether a process runs (a zombie waiting to be reaped counts as gone).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+fn wait_until(budget: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < budget {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+/// Hold an flock on `path`, as a crew of an earlier attempt would.
+fn hold_flock(path: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::options().create(true).truncate(false).write(true).open(path).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    file
+}
+
+#[test]
+fn a_crew_dies_with_its_killed_dispatcher_and_the_next_attempt_gets_a_clean_worktree() {
+    let repo = TestRepo::initialized();
+    let pids = repo.root().join("pids");
+    let started = repo.root().join("started");
+    // The first attempt leaves a writer behind in the background, then waits.
+    let body = format!(
+        "if [ \"$MSO_ATTEMPT\" = 1 ]; then\n\
+         (while :; do echo stray >> stray.txt; sleep 0.02; done) &\n\
+         echo $! > '{pids}'\n\
+         touch '{started}'\n\
+         sleep 60\n\
+         fi\n\
+         echo done > work.txt",
+        pids = pids.display(),
+        started = started.display()
+    );
+    let crew = repo.crew("crew.sh", &body);
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let mut dispatcher = repo.mso_cmd(&repo.path);
+    dispatcher.args(["dispatch", "--once"]).env("COUNT_FILE", repo.count_file()).stdout(std::process::Stdio::null());
+    let mut child = dispatcher.spawn().unwrap();
+    assert!(common::wait_for_file(&started, Duration::from_secs(20)), "the crew never started");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stray: i32 = std::fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !alive(stray)), "the crew's background writer outlived its runner");
+
+    // Recovery (same host, dead pid) runs the role again, on a worktree no one else writes.
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("recovered"), "{out}");
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 1", "CHR-0001 BLD 2"]);
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "voyage/VOY-0001"]);
+    assert!(files.contains("work.txt"), "{files}");
+    assert!(!files.contains("stray.txt"), "a killed attempt's output reached the voyage branch: {files}");
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn no_attempt_starts_while_a_crew_of_an_earlier_one_still_holds_the_worktree() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let lock = repo.path.join(".git/mso/locks/worktree-VOY-0001");
+    let held = hold_flock(&lock);
+    let out = repo.dispatch(&["--once"]);
+    assert!(
+        out.contains("CHR-0001  BLD  waiting: a crew of an earlier attempt still runs in the worktree of VOY-0001"),
+        "{out}"
+    );
+    assert!(repo.runs().is_empty(), "a crew started in an occupied worktree");
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "queued");
+    drop(held);
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 1"]);
+}
+
+#[test]
+fn a_crew_holds_its_worktree_until_its_last_process_is_gone() {
+    let repo = TestRepo::initialized();
+    let pids = repo.root().join("pids");
+    // The crew's shell exits at once; its background child lives on in the group
+    // until the runner kills the group, which frees the worktree.
+    let crew = repo.crew("crew.sh", &format!("sleep 30 &\necho $! > '{}'", pids.display()));
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    repo.dispatch(&["--once"]);
+    let background: i32 = std::fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !alive(background)), "the crew's leftover outlived the run");
+    let lock = repo.path.join(".git/mso/locks/worktree-VOY-0001");
+    drop(hold_flock(&lock));
+}
+
+/// Leave `<ref>.lock` as a writer killed inside its update would: git's lock
+/// holding the value it was writing, and (`git_mso`) the owner record a
+/// git-mso writer of this host keeps while it updates the ref.
+fn leave_ref_lock(repo: &TestRepo, name: &str, git_mso: bool, age: Duration) -> std::path::PathBuf {
+    let value = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let lock = repo.path.join(".git").join(format!("{name}.lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, format!("{value}\n")).unwrap();
+    let file = std::fs::File::options().write(true).open(&lock).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age).unwrap();
+    if git_mso {
+        let owner = repo.path.join(".git/mso/locks").join(name);
+        std::fs::create_dir_all(owner.parent().unwrap()).unwrap();
+        std::fs::write(owner, format!("updating 999999 testhost {value}\n")).unwrap();
+    }
+    lock
+}
+
+fn mso_logged(repo: &TestRepo, args: &[&str]) -> (String, String) {
+    let out = repo
+        .mso_cmd(&repo.path)
+        .args(args)
+        .env("MSO_LOG", "warn")
+        .env("COUNT_FILE", repo.count_file())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "git mso {args:?} failed: {stderr}\n{stdout}");
+    (stdout.into_owned(), stderr.into_owned())
+}
+
+#[test]
+fn a_ledger_lock_left_by_a_killed_git_mso_writer_is_removed_at_once() {
+    let repo = TestRepo::initialized();
+    // Fresh: only knowing whose it is lets the next writer remove it without waiting.
+    let lock = leave_ref_lock(&repo, "refs/mso/ledger", true, Duration::ZERO);
+    let (_, log) = mso_logged(&repo, &["order", "new", "--kind", "CHR", "--title", "after a crash"]);
+    assert!(log.contains("removing a stale lock left by a git-mso writer that died"), "{log}");
+    assert!(!lock.exists());
+    assert_eq!(repo.json(&["order", "list", "--json"]).as_array().unwrap().len(), 1);
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn a_lock_whose_owner_is_unknown_is_stale_once_it_is_five_seconds_old() {
+    let repo = TestRepo::initialized();
+    let lock = leave_ref_lock(&repo, "refs/mso/ledger", false, Duration::from_secs(6));
+    let (_, log) = mso_logged(&repo, &["order", "new", "--kind", "CHR", "--title", "t"]);
+    assert!(log.contains("removing a stale lock left by a writer that is gone"), "{log}");
+    assert!(!lock.exists());
+}
+
+#[test]
+fn a_live_lock_is_waited_for_and_the_error_names_the_lock_file_and_the_fix() {
+    let repo = TestRepo::initialized();
+    // A git-mso writer of this host is inside its update (its owner record is
+    // held) and its lock is fresh: nothing may be removed.
+    let lock = leave_ref_lock(&repo, "refs/mso/ledger", false, Duration::ZERO);
+    let owner = hold_flock(&repo.path.join(".git/mso/locks/refs/mso/ledger"));
+    let tip = repo.tip();
+    let out = repo
+        .mso_cmd(&repo.path)
+        .args(["order", "new", "--kind", "CHR", "--title", "t"])
+        .env("MSO_LOCK_WAIT_MS", "300")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("refs/mso/ledger is locked: {}", lock.display())), "{stderr}");
+    assert!(stderr.contains("if no git or git-mso process is writing this repository, remove it"), "{stderr}");
+    assert!(lock.exists(), "a live writer's lock was removed");
+    drop(owner);
+    assert_eq!(repo.tip(), tip, "nothing was written");
+}
+
+#[test]
+fn stale_notes_and_voyage_branch_locks_neither_slow_results_nor_use_up_attempts() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["config", "max_attempts", "1"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let notes = leave_ref_lock(&repo, "refs/notes/mso", true, Duration::ZERO);
+    let branch = leave_ref_lock(&repo, "refs/heads/voyage/VOY-0001", false, Duration::from_secs(60));
+    let (out, _) = mso_logged(&repo, &["dispatch", "--once"]);
+    assert!(out.contains("CHR-0001  BLD") && out.contains("succeeded"), "{out}");
+    assert!(!notes.exists() && !branch.exists());
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+    let noted = repo.git(&["notes", "--ref=mso", "list"]);
+    assert!(!noted.trim().is_empty(), "the result wrote no note");
+}
+
+/// Replace the loose object file of `id` with the object `other`'s file: valid
+/// zlib, a valid object, the wrong content for its name.
+fn replace_object(repo: &TestRepo, id: &str, other: &str) {
+    let path = |id: &str| repo.path.join(".git/objects").join(&id[..2]).join(&id[2..]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path(id), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::copy(path(other), path(id)).unwrap();
+}
+
+#[test]
+fn fsck_and_every_read_refuse_a_state_file_whose_content_does_not_match_its_id() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "second"]);
+    repo.ok(&["fsck"]);
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "refs/mso/ledger"]);
+    let order_file = files.lines().find(|l| l.ends_with("CHR-0002.json")).expect("an order file").to_string();
+    let blob = repo.git(&["rev-parse", &format!("refs/mso/ledger:{order_file}")]).trim().to_string();
+    // Valid JSON of the right shape, under the wrong name: the other order.
+    let other_file = files.lines().find(|l| l.ends_with("CHR-0001.json")).unwrap();
+    let other = repo.git(&["rev-parse", &format!("refs/mso/ledger:{other_file}")]).trim().to_string();
+    replace_object(&repo, &blob, &other);
+
+    let err = repo.fails(&["fsck"], 1);
+    assert!(err.contains(&order_file) && err.contains("is damaged"), "{err}");
+    let err = repo.fails(&["order", "show", "CHR-0002"], 1);
+    assert!(err.contains("is damaged"), "{err}");
+}
+
+#[test]
+fn fsck_and_order_list_refuse_a_damaged_shard_index() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "refs/mso/ledger"]);
+    let index =
+        files.lines().find(|l| l.starts_with("orders/") && l.ends_with("_index.jsonl")).expect("an index").to_string();
+    let blob = repo.git(&["rev-parse", &format!("refs/mso/ledger:{index}")]).trim().to_string();
+    let garbage = repo.path.join("garbage");
+    std::fs::write(&garbage, "{\"not\": \"an index\"}").unwrap();
+    let other = repo.git(&["hash-object", "-w", garbage.to_str().unwrap()]).trim().to_string();
+    replace_object(&repo, &blob, &other);
+    let err = repo.fails(&["fsck"], 1);
+    assert!(err.contains(&index) && err.contains("is damaged"), "{err}");
+    let err = repo.fails(&["order", "list"], 1);
+    assert!(err.contains("is damaged"), "{err}");
+}
+
+#[test]
+fn fsck_warns_when_the_ledger_was_rolled_back_under_the_dispatchers() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    let before = repo.tip();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "second"]);
+    let ahead = repo.tip();
+    assert!(repo.path.join(".git/logs/refs/mso/ledger").exists(), "no reflog for the ledger");
+    assert!(!repo.ok(&["fsck"]).contains("warning"));
+    // An operator's bad day: the ledger is reset to an older commit.
+    repo.git(&["update-ref", "refs/mso/ledger", &before]);
+    let out = repo.ok(&["fsck"]);
+    assert!(out.contains(&format!("warning: refs/mso/ledger moved from {} to {}", &ahead[..7], &before[..7])), "{out}");
+    assert!(out.contains(&format!("git update-ref refs/mso/ledger {ahead}")), "{out}");
+    let json = repo.json(&["fsck", "--json"]);
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 1, "{json}");
+}
+
+#[test]
+fn appends_start_git_gc_once_loose_objects_pass_git_s_threshold_whatever_the_events() {
+    let repo = TestRepo::initialized();
+    repo.git(&["config", "gc.auto", "256"]);
+    // git estimates loose objects from objects/17/: put two there.
+    let mut planted = 0;
+    for i in 0.. {
+        let content = format!("filler {i}\n");
+        let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::object::Kind::Blob, content.as_bytes()).unwrap();
+        if id.to_string().starts_with("17") {
+            let file = repo.root().join("filler");
+            std::fs::write(&file, content).unwrap();
+            repo.git(&["hash-object", "-w", file.to_str().unwrap()]);
+            planted += 1;
+            if planted == 2 {
+                break;
+            }
+        }
+    }
+    let packs = || {
+        std::fs::read_dir(repo.path.join(".git/objects/pack"))
+            .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".pack")).count())
+    };
+    assert_eq!(packs(), 0);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "one order on a new voyage"]);
+    assert!(wait_until(Duration::from_secs(30), || packs() > 0), "git gc --auto never ran");
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn a_copied_repository_dispatches_into_worktrees_of_its_own() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo \"$MSO_ORDER\" >> work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    repo.dispatch(&["--once"]);
+    let original_worktree = repo.path.join(".git/mso/worktrees/VOY-0001");
+    let original_head = repo.git_in(&original_worktree, &["rev-parse", "HEAD"]);
+    let original_refs = repo.refs_in(&repo.path);
+
+    let copy = repo.root().join("copy");
+    let status = std::process::Command::new("cp").args(["-a"]).arg(&repo.path).arg(&copy).status().unwrap();
+    assert!(status.success());
+    let out = repo.mso_in(&copy, &["order", "new", "--kind", "CHR", "--title", "second", "--voyage", "VOY-0001"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = repo.dispatch_in(&copy, &["--once"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHR-0002  BLD"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // The original is untouched; the copy has every commit its ledger names.
+    assert_eq!(repo.git_in(&original_worktree, &["rev-parse", "HEAD"]), original_head);
+    assert_eq!(repo.refs_in(&repo.path), original_refs);
+    let work = repo.git_in(&copy, &["show", "voyage/VOY-0001:work.txt"]);
+    assert_eq!(work.lines().collect::<Vec<_>>(), ["CHR-0001", "CHR-0002"]);
+    repo.git_in(&copy, &["fsck", "--no-dangling"]);
+    let out = repo.mso_in(&copy, &["fsck"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn an_order_whose_branch_cannot_be_created_is_still_reported_as_filed_once() {
+    let repo = TestRepo::initialized();
+    // The branch's reflog cannot be written (as on a full disk): a file
+    // stands where its directory must go.
+    std::fs::create_dir_all(repo.path.join(".git/logs/refs/heads")).unwrap();
+    std::fs::write(repo.path.join(".git/logs/refs/heads/voyage"), "in the way").unwrap();
+    let out = repo.mso(&["order", "new", "--kind", "CHR", "--title", "filed once"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the order was written but the command failed: {stderr}");
+    assert!(stderr.contains("CHR-0001 is recorded, but voyage/VOY-0001 was not created"), "{stderr}");
+    assert_eq!(repo.json(&["order", "list", "--json"]).as_array().unwrap().len(), 1);
+    // Once the way is clear, dispatch creates the branch and runs the order.
+    std::fs::remove_file(repo.path.join(".git/logs/refs/heads/voyage")).unwrap();
+    let crew = repo.crew("crew.sh", "true");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+}
