@@ -86,6 +86,36 @@ fn push_all(dir: &Path, remote: &str, specs: &[(String, String)]) -> Result<bool
     Err(Error::git(format!("git push {remote}"), text.trim()))
 }
 
+/// Run `op` (a sync, a push) until it succeeds, riding out a server that
+/// is briefly unreachable: an error that is not a refusal (the server's
+/// hook, a rule of the ledger) is retried with backoff, 0.25 s doubling to
+/// 10 s, for up to `patience` or until `stop` is set.
+pub fn patiently<T>(
+    what: &str,
+    patience: std::time::Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let mut nap = Duration::from_millis(250);
+    loop {
+        match op() {
+            Ok(value) => return Ok(value),
+            Err(e)
+                if !e.is_refusal()
+                    && start.elapsed() + nap < patience
+                    && !stop.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                tracing::warn!("{what} failed, trying again in {:.1} s: {e}", nap.as_secs_f64());
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// What a sync did, in words.
 #[derive(Debug, Default)]
 pub struct Report {

@@ -69,25 +69,28 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let mut workers = Vec::new();
     let mut outcome = Outcome::default();
     loop {
-        if !stop.drain.load(Ordering::SeqCst) {
-            if let Some(remote) = &opts.remote {
-                match crate::sync::sync(dir, remote) {
-                    Ok(report) => {
-                        for line in
-                            report.lines.iter().filter(|l| l.starts_with("dropped") || l.starts_with("renumbered"))
-                        {
-                            writeln!(out, "sync: {line}")?;
-                        }
+        let mut can_claim = true;
+        if !stop.drain.load(Ordering::SeqCst)
+            && let Some(remote) = &opts.remote
+        {
+            match crate::sync::sync(dir, remote) {
+                Ok(report) => {
+                    for line in report.lines.iter().filter(|l| l.starts_with("dropped") || l.starts_with("renumbered"))
+                    {
+                        writeln!(out, "sync: {line}")?;
                     }
-                    // A watching runner outlives a server that is briefly unreachable.
-                    Err(e) if opts.watch => {
-                        tracing::warn!("sync with {remote} failed, trying again later: {e}");
-                        std::thread::sleep(opts.poll);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
                 }
+                // A runner outlives a server that is briefly unreachable:
+                // a watching one, or one with runs in flight, takes no
+                // new work this pass and tries again on the next.
+                Err(e) if opts.watch || !busy.is_empty() => {
+                    tracing::warn!("sync with {remote} failed, trying again later: {e}");
+                    can_claim = false;
+                }
+                Err(e) => return Err(e),
             }
+        }
+        if can_claim && !stop.drain.load(Ordering::SeqCst) {
             // Re-open each pass: a long-running dispatcher sees config changes.
             let store = Store::discover(dir)?;
             // One read of the shard indexes serves recovery and the search for
@@ -150,7 +153,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 // With a remote, the claim is ours only once our push of it lands.
                 let order = match &opts.remote {
                     None => order,
-                    Some(remote) => match confirm_claim(dir, remote, &runner, &order)? {
+                    Some(remote) => match confirm_claim(dir, remote, &runner, &order, patience(opts), &stop.hard)? {
                         Some(order) => order,
                         None => continue,
                     },
@@ -178,6 +181,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     gate,
                     hard_stop: stop.hard.clone(),
                     remote: opts.remote.clone(),
+                    patience: patience(opts),
                     report: tx.clone(),
                 };
                 workers.push(std::thread::spawn(move || run::run(job)));
@@ -217,6 +221,16 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
         }
     }
     Ok(outcome)
+}
+
+/// How long a runner's pushes ride out a server that cannot be reached:
+/// a watching runner waits for it to come back (until it is stopped); a
+/// single pass gives up after a minute (`MSO_PATIENCE_SECS` overrides both).
+fn patience(opts: &Options) -> Duration {
+    if let Some(secs) = std::env::var("MSO_PATIENCE_SECS").ok().and_then(|s| s.parse::<u64>().ok()) {
+        return Duration::from_secs(secs);
+    }
+    if opts.watch { Duration::from_secs(7 * 24 * 3600) } else { Duration::from_secs(60) }
 }
 
 /// The error for a role this machine has no crew for.
@@ -408,8 +422,17 @@ fn unreviewed(store: &Store, voyage: &crate::core::Voyage) -> Result<Option<(Str
 }
 
 /// Push a claim; after the sync the order is still ours only if our DISPATCHED landed.
-fn confirm_claim(dir: &Path, remote: &str, runner: &Runner, order: &Order) -> Result<Option<Order>> {
-    crate::sync::sync(dir, remote)?;
+fn confirm_claim(
+    dir: &Path,
+    remote: &str,
+    runner: &Runner,
+    order: &Order,
+    patience: Duration,
+    stop: &AtomicBool,
+) -> Result<Option<Order>> {
+    crate::sync::patiently(&format!("pushing the claim of {} to {remote}", order.id), patience, stop, || {
+        crate::sync::sync(dir, remote)
+    })?;
     let store = Store::discover(dir)?;
     let tip = store.require_tip()?;
     Ok(store.order(&tip, &order.id)?.filter(|o| {

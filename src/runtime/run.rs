@@ -41,6 +41,8 @@ pub(super) struct Job {
     pub hard_stop: Arc<AtomicBool>,
     pub report: Sender<Msg>,
     pub remote: Option<String>,
+    /// How long pushes to the remote ride out a server that cannot be reached.
+    pub patience: std::time::Duration,
 }
 
 /// Why the watcher stopped a crew.
@@ -65,7 +67,10 @@ pub(super) fn run(job: Job) {
         }
     };
     if let Some(remote) = &job.remote
-        && let Err(e) = crate::sync::sync(&job.dir, remote)
+        && let Err(e) =
+            crate::sync::patiently(&format!("pushing the result to {remote}"), job.patience, &job.hard_stop, || {
+                crate::sync::sync(&job.dir, remote)
+            })
     {
         line.push_str(&format!(" (not yet pushed to {remote}: {e}; the next sync retries)"));
     }
@@ -279,8 +284,26 @@ fn execute(job: &Job) -> Result<String> {
             return fail(Failure::new("failed (voyage branch moved)", &e.to_string(), Some(0)), report);
         }
         // With a remote, the commit must be on the server before the ledger names it.
+        let published = match &job.remote {
+            None => Ok(true),
+            Some(remote) => crate::sync::patiently(
+                &format!("pushing {} to {remote}", voyage.id.branch()),
+                job.patience,
+                &job.hard_stop,
+                || crate::sync::publish_branch(&job.dir, remote, &voyage.id.branch(), base, head),
+            ),
+        };
+        // A result that is not on the server is not one: the branch goes back
+        // to where the ledger has it, so no later push carries unrecorded work.
+        let published = match published {
+            Ok(published) => published,
+            Err(e) => {
+                store.advance_branch(&voyage, head, base)?;
+                return Err(e);
+            }
+        };
         if let Some(remote) = &job.remote
-            && !crate::sync::publish_branch(&job.dir, remote, &voyage.id.branch(), base, head)?
+            && !published
         {
             store.advance_branch(&voyage, head, base)?;
             let reason =

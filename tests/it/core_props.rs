@@ -9,9 +9,7 @@ use git_mso::core::message;
 use git_mso::core::{Config, Event, EventBody, Order, OrderId, Role, State, Status, VoyageId};
 use proptest::prelude::*;
 
-mod common;
-
-use common::model::{ADMIN, Cmd, Gen, HEAD, ModelObjects, cmd, commit, role, transaction};
+use crate::common::model::{ADMIN, Cmd, Gen, HEAD, ModelObjects, cmd, commit, role, transaction};
 
 fn check_invariants(state: &State) {
     let mut counts: BTreeMap<(Role, Status), u64> = BTreeMap::new();

@@ -1,8 +1,6 @@
 //! End-to-end: the built binary on real repositories.
 
-mod common;
-
-use common::TestRepo;
+use crate::common::TestRepo;
 
 #[test]
 fn init_writes_the_default_pipeline_and_a_second_init_changes_nothing() {

@@ -5,11 +5,11 @@
 
 #![allow(clippy::result_large_err)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
-use common::TestRepo;
+use crate::common::TestRepo;
 use git_mso::core::{EventBody, Lease};
 
 struct Setup {

@@ -4,9 +4,7 @@
 //! arguments and stdin and replays the output shapes the real tool prints,
 //! errors included.
 
-mod common;
-
-use common::TestRepo;
+use crate::common::TestRepo;
 
 fn crews_dir() -> String {
     format!("{}/scripts/crews", env!("CARGO_MANIFEST_DIR"))

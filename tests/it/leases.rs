@@ -2,9 +2,9 @@
 
 #![allow(clippy::result_large_err)]
 
-mod common;
+use crate::common;
 
-use common::TestRepo;
+use crate::common::TestRepo;
 use git_mso::core::{EventBody, Lease, OrderId};
 use git_mso::store::Store;
 

@@ -7,11 +7,11 @@
 
 #![allow(clippy::result_large_err)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
-use common::{NOW_SECS, TestRepo};
+use crate::common::{NOW_SECS, TestRepo};
 use git_mso::core::{Event, EventBody, Lease, message};
 use serde_json::json;
 

@@ -2,11 +2,11 @@
 //! and a result that descends from theirs, so pushing it is a fast-forward
 //! the server accepts, even when their notes add nothing to ours.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
-use common::TestRepo;
+use crate::common::TestRepo;
 use git_mso::store::{EVIDENCE_NOTES, MSO_NOTES};
 
 fn block(line: &str) -> Vec<Vec<String>> {

@@ -1,9 +1,9 @@
 //! The pipeline end to end: real crews (sh scripts) dispatched into real
 //! worktrees, counted on the crew side, never by the ledger.
 
-mod common;
+use crate::common;
 
-use common::TestRepo;
+use crate::common::TestRepo;
 
 fn pipeline() -> TestRepo {
     let repo = TestRepo::initialized();

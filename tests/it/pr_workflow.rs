@@ -6,11 +6,11 @@
 
 #![allow(clippy::result_large_err)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Daemon, TestRepo};
+use crate::common::{Daemon, TestRepo};
 use git_mso::core::EventBody;
 
 /// A client `repo` whose origin is `server.git` (hooks installed) served by a

@@ -5,12 +5,10 @@
 
 #![allow(clippy::result_large_err)]
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::TestRepo;
-use common::model::{Gen, cmd, realize, transaction};
+use crate::common::TestRepo;
+use crate::common::model::{Gen, cmd, realize, transaction};
 use git_mso::core::apply::apply_transaction;
 use git_mso::core::{Config, EventBody, State, layout};
 use git_mso::store::{Entry, RepoObjects, Store};

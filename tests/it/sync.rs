@@ -1,11 +1,11 @@
 //! Many clones, one git server: sync and dispatch --remote over a file
 //! remote and a real `git daemon` on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Daemon, TestRepo};
+use crate::common::{Daemon, TestRepo};
 
 /// A bare server with hooks installed, seeded with `main` and an initialized ledger.
 fn server(seed: &TestRepo) -> PathBuf {
@@ -95,10 +95,12 @@ fn a_review_made_on_both_sides_lands_once_and_the_loser_is_told() {
     ok_in(&seed, &server, &["fsck"]);
 }
 
-/// Three runner clones dispatch 30 orders through `url`: every role of every order runs exactly once.
+/// Three runner clones dispatch orders through `url` (8, or 30 with
+/// `MSO_LONG_TESTS` set): every role of every order runs exactly once.
 fn three_runners(seed: &TestRepo, server: &Path, url: &str) {
+    let orders: u32 = if std::env::var_os("MSO_LONG_TESTS").is_some() { 30 } else { 8 };
     seed.ok(&["config", "kinds.FTR.gates", "[]"]);
-    for i in 0..30 {
+    for i in 0..orders {
         seed.ok(&["order", "new", "--title", &format!("order {i}")]);
     }
     seed.ok(&["sync"]);
@@ -140,9 +142,9 @@ fn three_runners(seed: &TestRepo, server: &Path, url: &str) {
     assert_eq!(again.trim(), "nothing to dispatch");
     let mut runs = seed.runs();
     runs.sort();
-    assert_eq!(runs, common::every_role_once(30), "every role of every order ran exactly once");
+    assert_eq!(runs, common::every_role_once(orders), "every role of every order ran exactly once");
     let status = json_in(seed, server, &["status", "--json"]);
-    assert_eq!(status["completed"], 30, "{status}");
+    assert_eq!(status["completed"], orders, "{status}");
     ok_in(seed, server, &["fsck"]);
     // The crews' work is on the server's voyage branches.
     let work = seed.git_in(server, &["show", "voyage/VOY-0007:w-FTR-0007.txt"]);
@@ -153,7 +155,7 @@ fn three_runners(seed: &TestRepo, server: &Path, url: &str) {
         assert!(notes.contains(&format!("Mso-Order: FTR-0007\nMso-Role: {role}")), "{role} note missing: {notes}");
     }
     let all_notes = seed.git_in(server, &["notes", "--ref=mso", "list"]);
-    assert_eq!(all_notes.lines().count(), 90, "one note per crew commit: {all_notes}");
+    assert_eq!(all_notes.lines().count(), 3 * orders as usize, "one note per crew commit: {all_notes}");
 }
 
 #[test]
@@ -531,4 +533,65 @@ fn a_hold_the_branch_moved_past_is_dropped_by_sync_and_made_again() {
     let order = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
     assert_eq!((order["status"].as_str(), order["held"].as_str()), (Some("review"), Some(second.as_str())), "{order}");
     assert!(seed.runs().is_empty());
+}
+
+#[test]
+fn a_remote_runner_rides_out_a_server_outage_during_its_result_push() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    let down = seed.root().join("server.down");
+    let outage = seed.root().join("outage");
+    // The crew does its work, then the server goes away as the run ends.
+    let crew = seed.crew(
+        "work.sh",
+        &format!("echo work > work.txt\nmv '{}' '{}'\ntouch '{}'", server.display(), down.display(), outage.display()),
+    );
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
+    let mut cmd = seed.mso_cmd(&runner);
+    cmd.args(["dispatch", "--once", "--remote", "origin"]).env("COUNT_FILE", seed.count_file());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    assert!(common::wait_for_file(&outage, std::time::Duration::from_secs(20)), "the crew never ran");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::fs::rename(&down, &server).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the runner gave up: {stderr}\n{stdout}");
+    assert!(stderr.contains("trying again"), "{stderr}");
+    assert!(!stdout.contains("not yet pushed"), "{stdout}");
+    // The server has the result and the commit it names.
+    let order = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "completed", "{order}");
+    assert_eq!(seed.git_in(&server, &["show", "voyage/VOY-0001:work.txt"]), "work\n");
+    ok_in(&seed, &server, &["fsck"]);
+}
+
+#[test]
+fn a_result_whose_branch_cannot_be_pushed_leaves_no_unrecorded_commit_on_the_local_branch() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["config", "max_attempts", "1"]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    let down = seed.root().join("server.down");
+    // The server goes away for good during the run.
+    let crew = seed.crew("work.sh", &format!("echo work > work.txt\nmv '{}' '{}'", server.display(), down.display()));
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
+    ok_in(&seed, &runner, &["sync"]);
+    let recorded = seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]);
+    let out = seed
+        .mso_cmd(&runner)
+        .args(["dispatch", "--once", "--remote", "origin"])
+        .env("COUNT_FILE", seed.count_file())
+        .env("MSO_PATIENCE_SECS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CHR-0001  BLD") && stdout.contains("error"), "{stdout}");
+    // The local branch is back where the ledger has it: no later sync carries unrecorded work.
+    assert_eq!(seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]), recorded);
+    let order = json_in(&seed, &runner, &["order", "show", "CHR-0001", "--json"]);
+    assert_ne!(order["status"], "completed", "{order}");
 }

@@ -3,9 +3,7 @@
 //! pipeline put the order back to review, and no crew runs on them until a
 //! reviewer approves them.
 
-mod common;
-
-use common::TestRepo;
+use crate::common::TestRepo;
 
 /// FTR-0001 planned and approved: BLD is queued on VOY-0001. The BLD crew
 /// records whether it saw a human's file.

@@ -1,12 +1,12 @@
 //! An operator's bad day: runners killed mid-run, locks left behind, damaged
 //! state files, a copied repository, a rolled-back ledger.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::TestRepo;
+use crate::common::TestRepo;
 
 /// Whether a process runs (a zombie waiting to be reaped counts as gone).
 fn alive(pid: i32) -> bool {

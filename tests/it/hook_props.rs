@@ -6,10 +6,8 @@
 
 #![allow(clippy::result_large_err)]
 
-mod common;
-
-use common::model::{ADMIN, Cmd, Gen, cmd, realize, transaction};
-use common::{NOW_SECS, TestRepo};
+use crate::common::model::{ADMIN, Cmd, Gen, cmd, realize, transaction};
+use crate::common::{NOW_SECS, TestRepo};
 use git_mso::core::apply::apply_transaction;
 use git_mso::core::{Config, Event, EventBody, State, message};
 use git_mso::hooks::{Context, Update, check};

@@ -4,9 +4,7 @@
 
 #![allow(clippy::result_large_err)]
 
-mod common;
-
-use common::TestRepo;
+use crate::common::TestRepo;
 use git_mso::core::apply::hand_off;
 use git_mso::core::{EventBody, Lease, OrderId};
 use git_mso::store::Store;

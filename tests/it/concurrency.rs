@@ -1,10 +1,10 @@
 //! Many processes appending at once lose nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::TestRepo;
+use crate::common::TestRepo;
 
 #[test]
 fn four_writers_times_fifty_orders_give_two_hundred_distinct_orders() {

@@ -4,11 +4,11 @@
 //! actors, checked by the server hook, by `sync` for what it fetches, and by
 //! `fsck`. Keys are made by ssh-keygen in the test.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Daemon, TestRepo};
+use crate::common::{Daemon, TestRepo};
 
 /// An ed25519 key pair made by ssh-keygen; returns the private key's path and the public key.
 fn keygen(repo: &TestRepo, name: &str) -> (PathBuf, String) {

@@ -3,9 +3,9 @@
 //! recur fail at once, retries back off, silent crews are stopped, budgets
 //! stop spending, and every run's brief and cost are on the record.
 
-mod common;
+use crate::common;
 
-use common::TestRepo;
+use crate::common::TestRepo;
 
 /// A TST crew that fails criterion 2 until the build holds `fixed`, then passes both.
 const TESTER: &str = r#"echo "checking $MSO_ORDER, attempt $MSO_ATTEMPT"

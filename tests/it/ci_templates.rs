@@ -2,11 +2,11 @@
 //! markers, taken from the YAML as written, run in a fresh clone of a bare
 //! remote with the server hooks installed, as a CI job would run them.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::TestRepo;
+use crate::common::TestRepo;
 
 const START: &str = "# --- git-mso runner steps ---";
 const END: &str = "# --- end of git-mso runner steps ---";
