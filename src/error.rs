@@ -36,8 +36,8 @@ pub enum Error {
     #[error("refs/mso/ledger kept moving under us ({attempts} attempts); nothing was written, run the command again")]
     Conflict { attempts: u32 },
     #[error(
-        "{what} is locked: {lock} was held for over {waited:.1} s by another writer; if no git or git-mso \
-         process is writing this repository, remove it and run the command again"
+        "{what} is locked ({lock}) for over {waited:.1} s; if no git or git-mso process is writing this \
+         repository, remove the lock file and run the command again"
     )]
     Locked { what: String, lock: String, waited: f64 },
     #[error("{context}: {message}")]

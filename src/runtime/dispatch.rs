@@ -351,6 +351,15 @@ fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
     {
         return Err(crate::error::Error::Input(why));
     }
+    // A branch ahead with the commits of a run whose runner died before it
+    // recorded the run goes back to the recorded head (the run is re-done).
+    if let Some(tip) = store.tip()?
+        && let Some(order) = store.order(&tip, id)?
+        && let Some(voyage) = store.voyage(&tip, order.voyage)?
+        && let Some(said) = store.set_aside_unrecorded(&voyage)?
+    {
+        tracing::warn!("{said}");
+    }
     let (claimed, committed) = store.transact_if(|tx| {
         let ttl = tx.config()?.lease_ttl_secs as i64;
         let order = tx.order(id)?.clone();

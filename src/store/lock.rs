@@ -10,8 +10,8 @@
 //! - takes the owner record first, so no live git-mso writer of this host is
 //!   inside its update of that ref;
 //! - finds the record left "updating" by a process of this host, with the
-//!   value the lock holds: that writer died with the lock held, so the lock
-//!   is removed at once;
+//!   value the lock holds (or an empty lock, created but not yet written):
+//!   that writer died with the lock held, so the lock is removed at once;
 //! - otherwise cannot tell whose lock it is (git itself, a writer on
 //!   another host sharing the repository): it waits, and removes it once it
 //!   is older than `STALE_UNKNOWN`;
@@ -97,9 +97,9 @@ impl Store {
     }
 
     /// Take the owner records of `names` (sorted, so writers never deadlock),
-    /// marking each as updating to its value; `None` while another git-mso
-    /// writer of this host holds one.
-    fn take_owners(&self, names: &[(String, String)]) -> Result<Option<Vec<Owner>>> {
+    /// marking each as updating to its value; `Err(record)` with the record
+    /// of the one another git-mso writer of this host holds.
+    fn take_owners(&self, names: &[(String, String)]) -> Result<std::result::Result<Vec<Owner>, String>> {
         let mut owners = Vec::new();
         for (name, value) in names {
             let path = self.owner_path(name);
@@ -113,17 +113,18 @@ impl Store {
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            let mut before = String::new();
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                return Ok(None);
+                let _ = (&file).take(4096).read_to_string(&mut before);
+                return Ok(Err(format!("{} ({})", path.display(), before.trim())));
             }
-            let mut before = String::new();
             let _ = (&file).take(4096).read_to_string(&mut before);
             let record = format!("updating {} {} {value}\n", std::process::id(), env::host());
             write_record(&mut file, &record).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             owners.push(Owner { file, before });
         }
-        Ok(Some(owners))
+        Ok(Ok(owners))
     }
 
     /// Apply one ref transaction under the lock policy. `edits` names each
@@ -139,35 +140,62 @@ impl Store {
         let wait = wait();
         let mut nap = Duration::from_millis(1);
         loop {
-            let owners = self.take_owners(&names).map_err(RefError::Locked)?;
-            if let Some(owners) = &owners {
-                match edit() {
+            // What holds the ref now, for the error.
+            let blocker = match self.take_owners(&names).map_err(RefError::Locked)? {
+                Ok(owners) => match edit() {
                     Err(e) if is_lock_held(&e) => {
-                        if self.clear_stale(&names, owners) {
+                        if self.clear_stale(&names, &owners) {
                             continue;
                         }
+                        self.present_locks(&names)
+                            .unwrap_or_else(|| crate::core::text::line(&e.to_string()).into_owned())
                     }
                     other => return other.map_err(RefError::Git),
-                }
-            }
-            drop(owners);
+                },
+                Err(record) => format!("another git-mso writer holds {record}"),
+            };
             if start.elapsed() >= wait {
-                return Err(RefError::Locked(self.locked_error(&names, wait)));
+                return Err(RefError::Locked(Error::Locked {
+                    what: names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                    lock: blocker,
+                    waited: wait.as_secs_f64(),
+                }));
             }
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(50));
         }
     }
 
-    /// Remove the ref locks of `names` that the policy says are stale;
-    /// whether any was.
+    /// The lock files of `names` (and of packed-refs, which a ref update
+    /// may need) that exist now.
+    fn present_locks(&self, names: &[(String, String)]) -> Option<String> {
+        let shown: Vec<String> = self
+            .lock_candidates(names)
+            .into_iter()
+            .filter(|p| p.symlink_metadata().is_ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        (!shown.is_empty()).then(|| shown.join(", "))
+    }
+
+    /// Every lock file an update of `names` may meet: theirs and packed-refs'.
+    fn lock_candidates(&self, names: &[(String, String)]) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = names.iter().map(|(n, _)| self.ref_lock_path(n)).collect();
+        all.push(self.common_dir().join("packed-refs.lock"));
+        all
+    }
+
+    /// Remove the locks an update of `names` meets that the policy says are
+    /// stale; whether any was.
     fn clear_stale(&self, names: &[(String, String)], owners: &[Owner]) -> bool {
         let mut cleared = false;
-        for ((name, _), owner) in names.iter().zip(owners) {
-            let lock = self.ref_lock_path(name);
+        for (i, lock) in self.lock_candidates(names).into_iter().enumerate() {
             let Ok(meta) = std::fs::symlink_metadata(&lock) else { continue };
             let held = std::fs::read(&lock).map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
-            let dead_writer = dead_owner(&owner.before).is_some_and(|value| value == held);
+            // Only a ref's own owner record can name its writer; packed-refs' is always unknown.
+            // An empty lock is one the dead writer created and was killed before it wrote.
+            let dead_writer =
+                owners.get(i).and_then(|o| dead_owner(&o.before)).is_some_and(|value| value == held || held.is_empty());
             let age = meta.modified().ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
             if dead_writer || age > STALE_UNKNOWN {
                 let whose = if dead_writer { "a git-mso writer that died" } else { "a writer that is gone" };
@@ -176,17 +204,6 @@ impl Store {
             }
         }
         cleared
-    }
-
-    fn locked_error(&self, names: &[(String, String)], waited: Duration) -> Error {
-        let locks: Vec<PathBuf> =
-            names.iter().map(|(n, _)| self.ref_lock_path(n)).filter(|p| p.symlink_metadata().is_ok()).collect();
-        let shown = locks.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-        Error::Locked {
-            what: names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-            lock: if shown.is_empty() { "(released meanwhile)".into() } else { shown },
-            waited: waited.as_secs_f64(),
-        }
     }
 }
 

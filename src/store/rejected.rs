@@ -95,6 +95,63 @@ impl Store {
         Ok(self.checked_out_branches()?.remove(name))
     }
 
+    /// Take work of runs the ledger never recorded off a voyage branch: a
+    /// runner moves the branch to its crew's commit just before it records
+    /// the run, so one killed in between leaves the branch ahead of the
+    /// recorded head with commits no SUCCEEDED names. When no order runs on
+    /// the voyage (so no runner is between those two steps), and every
+    /// commit past the recorded head is a crew commit (single parent, with
+    /// git-mso's `Mso-Order`/`Mso-Role`/`Mso-Attempt` trailers), the branch
+    /// goes back to the recorded head; the commits stay in its reflog.
+    /// Anything else (a person's commit) is left for review. Says what it did.
+    pub fn set_aside_unrecorded(&self, voyage: &Voyage) -> Result<Option<String>> {
+        const MAX_COMMITS: usize = 50;
+        if voyage.active.is_some() {
+            return Ok(None);
+        }
+        let Some(branch) = self.branch_tip(voyage)? else { return Ok(None) };
+        let Ok(recorded) = voyage.head.parse::<ObjectId>() else { return Ok(None) };
+        if branch == recorded || super::objects::is_ancestor(&self.repo, branch, recorded) == Some(true) {
+            return Ok(None);
+        }
+        let mut runs = std::collections::BTreeSet::new();
+        let mut id = branch;
+        for _ in 0..MAX_COMMITS {
+            if id == recorded {
+                let name = format!("refs/heads/{}", voyage.id.branch());
+                if self.checked_out(&name)?.is_some() {
+                    return Ok(None);
+                }
+                let message = "git-mso: commits of runs never recorded set aside";
+                self.set_ref(&name, PreviousValue::MustExistAndMatch(Target::Object(branch)), recorded, message)
+                    .map_err(|e| e.into_error(format!("moving {} back to {}", voyage.id.branch(), short(recorded))))?;
+                let runs: Vec<String> = runs.into_iter().collect();
+                return Ok(Some(format!(
+                    "{} back at its recorded head {}: the commits of {}, never recorded (its runner died), \
+                     were set aside (git reflog {})",
+                    voyage.id.branch(),
+                    short(recorded),
+                    runs.join(", "),
+                    voyage.id.branch()
+                )));
+            }
+            let Ok(commit) = self.repo.find_commit(id) else { return Ok(None) };
+            let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
+            let [parent] = parents[..] else { return Ok(None) };
+            let raw = commit.message_raw_sloppy();
+            let text = String::from_utf8_lossy(&raw[..raw.len().min(64 * 1024)]);
+            let trailer = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).map(str::to_string);
+            let (Some(order), Some(role), Some(attempt)) =
+                (trailer("Mso-Order: "), trailer("Mso-Role: "), trailer("Mso-Attempt: "))
+            else {
+                return Ok(None);
+            };
+            runs.insert(crate::core::text::line(&format!("{order} {role} attempt {attempt}")).into_owned());
+            id = parent;
+        }
+        Ok(None)
+    }
+
     /// Branches checked out in a worktree (full ref name → worktree path).
     /// A worktree whose directory is gone ("prunable") holds nothing.
     pub fn checked_out_branches(&self) -> Result<std::collections::HashMap<String, String>> {

@@ -165,22 +165,34 @@ fn a_lock_whose_owner_is_unknown_is_stale_once_it_is_five_seconds_old() {
 #[test]
 fn a_live_lock_is_waited_for_and_the_error_names_the_lock_file_and_the_fix() {
     let repo = TestRepo::initialized();
-    // A git-mso writer of this host is inside its update (its owner record is
-    // held) and its lock is fresh: nothing may be removed.
-    let lock = leave_ref_lock(&repo, "refs/mso/ledger", false, Duration::ZERO);
-    let owner = hold_flock(&repo.path.join(".git/mso/locks/refs/mso/ledger"));
     let tip = repo.tip();
-    let out = repo
-        .mso_cmd(&repo.path)
-        .args(["order", "new", "--kind", "CHR", "--title", "t"])
-        .env("MSO_LOCK_WAIT_MS", "300")
-        .output()
-        .unwrap();
+    let new_order = || {
+        repo.mso_cmd(&repo.path)
+            .args(["order", "new", "--kind", "CHR", "--title", "t"])
+            .env("MSO_LOCK_WAIT_MS", "300")
+            .output()
+            .unwrap()
+    };
+    // A fresh lock whose writer cannot be identified may be live: it is waited for, not removed.
+    let lock = leave_ref_lock(&repo, "refs/mso/ledger", false, Duration::ZERO);
+    let out = new_order();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("refs/mso/ledger is locked: {}", lock.display())), "{stderr}");
-    assert!(stderr.contains("if no git or git-mso process is writing this repository, remove it"), "{stderr}");
+    assert!(stderr.contains(&format!("refs/mso/ledger is locked ({})", lock.display())), "{stderr}");
+    assert!(
+        stderr.contains("if no git or git-mso process is writing this repository, remove the lock file"),
+        "{stderr}"
+    );
     assert!(lock.exists(), "a live writer's lock was removed");
+    std::fs::remove_file(&lock).unwrap();
+
+    // A git-mso writer of this host inside its update holds the owner record: nothing is removed.
+    let record = repo.path.join(".git/mso/locks/refs/mso/ledger");
+    let owner = hold_flock(&record);
+    let out = new_order();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("another git-mso writer holds {}", record.display())), "{stderr}");
     drop(owner);
     assert_eq!(repo.tip(), tip, "nothing was written");
 }
@@ -344,4 +356,69 @@ fn an_order_whose_branch_cannot_be_created_is_still_reported_as_filed_once() {
     repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
     repo.dispatch(&["--once"]);
     assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+}
+
+/// Claim an order as a runner of this host whose process is gone would have.
+#[allow(clippy::result_large_err)]
+fn claim_as_dead_runner(repo: &TestRepo, id: &str) {
+    use git_mso::core::{EventBody, Lease, OrderId};
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let store = git_mso::store::Store::discover(&repo.path).unwrap();
+    let id: OrderId = id.parse().unwrap();
+    store
+        .transact(|tx| {
+            let order = tx.order(&id)?.clone();
+            let lease = Lease {
+                runner: format!("testhost:{pid}"),
+                host: "testhost".into(),
+                pid,
+                expires: tx.now() + 600,
+                actor: "alice".into(),
+            };
+            tx.push(EventBody::Dispatched { order: id.clone(), role: order.role, attempt: order.attempt, lease })
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_crew_commit_whose_run_was_never_recorded_is_set_aside_and_the_role_runs_again() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo \"attempt $MSO_ATTEMPT\" > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    claim_as_dead_runner(&repo, "CHR-0001");
+    // The dead runner had moved the branch to its crew's commit, and died
+    // before it recorded the run.
+    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
+    std::fs::write(repo.path.join("work.txt"), "attempt 1, never recorded\n").unwrap();
+    repo.git(&["add", "work.txt"]);
+    repo.git(&["commit", "-q", "-m", "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1"]);
+    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
+    repo.git(&["checkout", "-q", "main"]);
+
+    let (_, log) = mso_logged(&repo, &["dispatch", "--once"]);
+    assert!(log.contains("the commits of CHR-0001 BLD attempt 1, never recorded"), "{log}");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "completed", "{order}");
+    assert_eq!(repo.git(&["show", "voyage/VOY-0001:work.txt"]), "attempt 2\n");
+    let history = repo.git(&["log", "--format=%H", "voyage/VOY-0001"]);
+    assert!(!history.contains(&orphan), "the unrecorded commit stayed on the branch");
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn a_person_s_commit_past_the_recorded_head_is_held_for_review_not_set_aside() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    repo.git(&["checkout", "-q", "voyage/VOY-0001"]);
+    repo.git(&["commit", "-q", "--allow-empty", "-m", "a human was here"]);
+    repo.git(&["checkout", "-q", "main"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("CHR-0001  held for review"), "{out}");
+    assert!(repo.runs().is_empty());
 }

@@ -9,6 +9,7 @@ mod core_props;
 mod crew_adapters;
 mod dispatch;
 mod faults;
+mod harness;
 mod hook_props;
 mod leases;
 mod ledger_cli;
