@@ -77,6 +77,46 @@ fn create(store: &Store, count: usize) {
         .expect("append");
 }
 
+/// Take every order of `ids` through one claim and one recovered lease, as
+/// one transaction per 500 orders: 2 events per order.
+fn claim_and_expire(store: &Store, ids: &[OrderId]) {
+    use git_mso::core::Lease;
+    for chunk in ids.chunks(500) {
+        store
+            .transact(|tx| {
+                let actor = tx.actor().to_string();
+                for id in chunk {
+                    let order = tx.order(id)?.clone();
+                    let lease = Lease {
+                        runner: "bench:1".into(),
+                        host: "bench".into(),
+                        pid: 1,
+                        expires: tx.now() + 600,
+                        actor: actor.clone(),
+                    };
+                    tx.push(EventBody::Dispatched {
+                        order: id.clone(),
+                        role: order.role.clone(),
+                        attempt: order.attempt,
+                        lease,
+                    })?;
+                    tx.push(EventBody::LeaseExpired { order: id.clone(), role: order.role, runner: "bench:1".into() })?;
+                }
+                Ok(())
+            })
+            .expect("claim and expire");
+    }
+}
+
+/// Bytes of loose objects and of packs, from `git count-objects -v`.
+fn object_bytes(dir: &Path) -> (u64, u64) {
+    let text = git(dir, &["count-objects", "-v"]);
+    let field = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0) * 1024
+    };
+    (field("size:"), field("size-pack:"))
+}
+
 /// Append one order with git CLI plumbing: the same files git-mso writes
 /// (order, shard index, stats), trees rebuilt level by level
 /// with ls-tree + mktree, then commit-tree and update-ref with the old value.
@@ -278,6 +318,80 @@ fn main() {
             "baseline: git show stats.json".into(),
         ));
         rows.push((format!("order show, {n} orders"), ms(show), "-".into(), "one blob".into()));
+    }
+
+    // --- scale: 10,000 orders, 100,000 events ---
+    {
+        let repo = new_repo(root.path(), "scale");
+        mso(&repo, &["config", "max_attempts", "20"]);
+        let store = Store::discover(&repo).unwrap();
+        // Appends on an empty ledger, for comparison.
+        let empty_repo = new_repo(root.path(), "scale-empty");
+        let empty = Store::discover(&empty_repo).unwrap();
+        let (loose_before, _) = object_bytes(&empty_repo);
+        let start = Instant::now();
+        for _ in 0..N {
+            create(&empty, 1);
+        }
+        let append_empty = start.elapsed() / N as u32;
+        let (loose_after, _) = object_bytes(&empty_repo);
+        let loose_per_event = (loose_after.saturating_sub(loose_before)) / N as u64;
+
+        for _ in 0..10 {
+            create(&store, 1000);
+        }
+        let ids: Vec<OrderId> = (1..=10_000).map(|n| format!("FTR-{n:04}").parse().unwrap()).collect();
+        // 10,000 created + 4 × 2 × 10,000 + 2 × 5,000 = 100,000 events.
+        for _ in 0..4 {
+            claim_and_expire(&store, &ids);
+        }
+        claim_and_expire(&store, &ids[..5_000]);
+        let events = store.stats(&store.require_tip().unwrap()).unwrap().events;
+        git(&repo, &["gc", "-q"]);
+        let (_, packed) = object_bytes(&repo);
+        let start = Instant::now();
+        for _ in 0..N {
+            create(&store, 1);
+        }
+        let append_full = start.elapsed() / N as u32;
+        let status = median((0..10).map(|_| mso(&repo, &["status"])).collect());
+        let list = median((0..10).map(|_| mso(&repo, &["order", "list"])).collect());
+        let show = median((0..10).map(|_| mso(&repo, &["order", "show", "FTR-0500"])).collect());
+        let show_small = median((0..10).map(|_| mso(&empty_repo, &["order", "show", "FTR-0001"])).collect());
+        let git_show = median(
+            (0..10)
+                .map(|_| {
+                    let s = Instant::now();
+                    git(&repo, &["show", "refs/mso/ledger:orders/FTR-05/FTR-0500.json"]);
+                    s.elapsed()
+                })
+                .collect(),
+        );
+        let scale = format!("{events} events");
+        rows.push((format!("status, 10,000 orders, {scale}"), ms(status), "-".into(), "target < 100 ms".into()));
+        rows.push((format!("order list, 10,000 orders, {scale}"), ms(list), "-".into(), "target < 100 ms".into()));
+        rows.push((
+            format!("order show, 10,000 orders, {scale}"),
+            ms(show),
+            ms(git_show),
+            format!("{} on an empty ledger; baseline: git show of the order's file", ms(show_small)),
+        ));
+        rows.push((
+            format!("append 1 event at {scale} (library, packed)"),
+            ms(append_full),
+            "-".into(),
+            format!(
+                "{} on an empty ledger (loose objects): {:.2}x; target within 2x",
+                ms(append_empty),
+                append_full.as_secs_f64() / append_empty.as_secs_f64()
+            ),
+        ));
+        rows.push((
+            "bytes on disk per event".into(),
+            format!("{loose_per_event} B"),
+            format!("{} B", packed / events.max(1)),
+            "loose (one event per append) / packed after git gc".into(),
+        ));
     }
 
     // --- dispatcher overhead per role, no-op crew ---

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
     let _ = stdout.flush();
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
+        // A reader that stopped early (`git mso log | head -1`) is not an error.
+        Err(err) if closed_pipe(&err) => ExitCode::from(exit::OK as u8),
         Err(err) => {
             let lib = err.chain().find_map(|e| e.downcast_ref::<Error>());
             let suffix = if writes && lib.is_some_and(Error::is_refusal) { "; nothing was written" } else { "" };
@@ -25,6 +27,18 @@ fn main() -> ExitCode {
             ExitCode::from(lib.map_or(exit::ERROR, Error::exit_code) as u8)
         }
     }
+}
+
+/// Whether the error is a write to a pipe whose reader has gone.
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        let io = e.downcast_ref::<std::io::Error>().or_else(|| match e.downcast_ref::<Error>() {
+            Some(Error::Io { source, .. }) => Some(source),
+            _ => None,
+        });
+        let json = e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind);
+        io.map(std::io::Error::kind).or(json) == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The error and its causes on one line.

@@ -68,12 +68,14 @@ fn push_all(dir: &Path, remote: &str, specs: &[(String, String)]) -> Result<bool
     args.extend(specs.iter().map(|(_, refspec)| refspec.as_str()));
     let out = gitcli::command(dir, &args).output().map_err(|e| Error::io("running git push", e))?;
     if out.status.success() {
+        tracing::debug!(remote, refs = specs.len(), "push landed");
         return Ok(true);
     }
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let refusal = text.lines().find(|l| l.contains("git-mso: refusing"));
     // The server's hook saw the ref move under this push: a race, retried.
     if refusal.is_some_and(|l| l.contains("stale info")) {
+        tracing::debug!(remote, "push lost the race");
         return Ok(false);
     }
     if text.contains("hook declined") || refusal.is_some() {
@@ -81,6 +83,7 @@ fn push_all(dir: &Path, remote: &str, specs: &[(String, String)]) -> Result<bool
         return Err(Error::Input(reason.trim_start_matches("remote: ").trim().to_string()));
     }
     if RETRYABLE.iter().any(|w| text.contains(w)) {
+        tracing::debug!(remote, "push lost the race");
         return Ok(false);
     }
     Err(Error::git(format!("git push {remote}"), text.trim()))

@@ -15,6 +15,10 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "git-mso", ctx.out);
+    // Generated whole, then written: clap_complete panics on a write error,
+    // and a reader that stops early (`| head`) is no reason to panic.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "git-mso", &mut script);
+    ctx.out.write_all(&script)?;
     Ok(())
 }

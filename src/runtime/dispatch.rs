@@ -101,8 +101,11 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             }
             let (ready, backing_off) = ready(summaries, &busy, crate::store::now());
             outcome.backing_off = backing_off;
+            // Claims are made here first, then confirmed together: with a
+            // remote, one push claims every order of the pass.
+            let mut claimed = Vec::new();
             for order in ready {
-                if busy.len() >= opts.max_parallel.max(1) {
+                if busy.len() + claimed.len() >= opts.max_parallel.max(1) {
                     break;
                 }
                 let crew = match crew_spec(&store, &order.role) {
@@ -150,14 +153,20 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                         continue;
                     }
                 };
-                // With a remote, the claim is ours only once our push of it lands.
-                let order = match &opts.remote {
-                    None => order,
-                    Some(remote) => match confirm_claim(dir, remote, &runner, &order, patience(opts), &stop.hard)? {
-                        Some(order) => order,
-                        None => continue,
-                    },
-                };
+                claimed.push((order, crew, gate));
+            }
+            // With a remote, a claim is ours only once our push of it lands.
+            if let Some(remote) = &opts.remote
+                && !claimed.is_empty()
+            {
+                let orders: Vec<&Order> = claimed.iter().map(|(o, _, _)| o).collect();
+                let mut ours = confirm_claims(dir, remote, &runner, &orders, patience(opts), &stop.hard)?;
+                claimed = claimed
+                    .into_iter()
+                    .filter_map(|(o, crew, gate)| ours.remove(&o.id).map(|o| (o, crew, gate)))
+                    .collect();
+            }
+            for (order, crew, gate) in claimed {
                 let config = store.config(&store.require_tip()?)?;
                 let log = run_dir(store.common_dir(), &order).join("crew.log");
                 writeln!(
@@ -430,25 +439,32 @@ fn unreviewed(store: &Store, voyage: &crate::core::Voyage) -> Result<Option<(Str
     )))
 }
 
-/// Push a claim; after the sync the order is still ours only if our DISPATCHED landed.
-fn confirm_claim(
+/// Push claims, all in one sync; after it, an order is still ours only if
+/// our DISPATCHED landed. Returns those that are.
+fn confirm_claims(
     dir: &Path,
     remote: &str,
     runner: &Runner,
-    order: &Order,
+    orders: &[&Order],
     patience: Duration,
     stop: &AtomicBool,
-) -> Result<Option<Order>> {
-    crate::sync::patiently(&format!("pushing the claim of {} to {remote}", order.id), patience, stop, || {
-        crate::sync::sync(dir, remote)
-    })?;
+) -> Result<BTreeMap<OrderId, Order>> {
+    let what = format!("pushing {} claim(s) to {remote}", orders.len());
+    crate::sync::patiently(&what, patience, stop, || crate::sync::sync(dir, remote))?;
     let store = Store::discover(dir)?;
     let tip = store.require_tip()?;
-    Ok(store.order(&tip, &order.id)?.filter(|o| {
-        o.status == Status::Running
-            && o.attempt == order.attempt
-            && o.lease.as_ref().is_some_and(|l| l.runner == runner.id)
-    }))
+    let mut ours = BTreeMap::new();
+    for claimed in orders {
+        let still = store.order(&tip, &claimed.id)?.filter(|o| {
+            o.status == Status::Running
+                && o.attempt == claimed.attempt
+                && o.lease.as_ref().is_some_and(|l| l.runner == runner.id)
+        });
+        if let Some(order) = still {
+            ours.insert(order.id.clone(), order);
+        }
+    }
+    Ok(ours)
 }
 
 /// Turn runs whose runner is gone into LEASE_EXPIRED: the lease ran out, or

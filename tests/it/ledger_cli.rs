@@ -410,3 +410,24 @@ fn replace_refs_never_change_what_git_mso_reads() {
     repo.ok(&["order", "new", "--title", "next"]);
     repo.ok(&["fsck"]);
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly_with_status_0() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    for args in [&["log"][..], &["log", "--json"], &["completions", "bash"], &["order", "show", "CHR-0001"]] {
+        let mut child = repo
+            .mso_cmd(&repo.path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "git mso {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "git mso {args:?} complained: {stderr}");
+    }
+}
