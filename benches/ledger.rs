@@ -49,6 +49,8 @@ fn new_repo(root: &Path, name: &str) -> PathBuf {
     git(&path, &["init", "-q", "-b", "main"]);
     git(&path, &["config", "user.name", "bench"]);
     git(&path, &["config", "user.email", "bench@example.com"]);
+    // No background gc: it would race the bench's own `git gc` and blur its timings.
+    git(&path, &["config", "gc.auto", "0"]);
     git(&path, &["commit", "-q", "--allow-empty", "-m", "first"]);
     mso(&path, &["init"]);
     mso(&path, &["voyage", "new"]);

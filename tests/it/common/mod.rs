@@ -261,6 +261,11 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(base: &Path, home: &Path) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Daemon::start_on(base, home, port)
+    }
+
+    /// Start serving on `port` (again, after an outage).
+    pub fn start_on(base: &Path, home: &Path, port: u16) -> Daemon {
         let mut cmd = Command::new("git");
         cmd.args([
             "daemon",
