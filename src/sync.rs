@@ -107,6 +107,7 @@ pub fn patiently<T>(
             Ok(value) => return Ok(value),
             Err(e)
                 if !e.is_refusal()
+                    && !needs_a_person(&e)
                     && start.elapsed() + nap < patience
                     && !stop.load(std::sync::atomic::Ordering::SeqCst) =>
             {
@@ -117,6 +118,20 @@ pub fn patiently<T>(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Errors no wait mends: the server does not let this machine in.
+fn needs_a_person(err: &Error) -> bool {
+    const WORDS: &[&str] = &[
+        "Permission denied",
+        "Authentication failed",
+        "could not read Username",
+        "Host key verification failed",
+        "access denied",
+        "not found in upstream origin",
+    ];
+    let text = err.to_string();
+    WORDS.iter().any(|w| text.contains(w))
 }
 
 /// What a sync did, in words.

@@ -52,7 +52,31 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// The dispatcher's output: a reader that went away (`| head`, a log
+/// collector restarting) must not stop the runs in flight, so writes to a
+/// closed pipe are dropped and dispatch goes on.
+struct Tolerant<'a>(&'a mut dyn std::io::Write);
+
+impl std::io::Write for Tolerant<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+}
+
 pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let mut tolerant = Tolerant(&mut *ctx.out);
+    let mut ctx = Ctx { dir: ctx.dir.clone(), out: &mut tolerant };
+    let ctx = &mut ctx;
     if !(0.01..=3600.0).contains(&args.poll) {
         return Err(Error::Input("--poll must be between 0.01 and 3600 seconds".into()).into());
     }

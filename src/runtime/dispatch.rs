@@ -68,6 +68,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let mut busy: BTreeSet<VoyageId> = BTreeSet::new();
     let mut workers = Vec::new();
     let mut outcome = Outcome::default();
+    let mut pending = Vec::new();
     loop {
         let mut can_claim = true;
         if !stop.drain.load(Ordering::SeqCst)
@@ -103,7 +104,8 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             outcome.backing_off = backing_off;
             // Claims are made here first, then confirmed together: with a
             // remote, one push claims every order of the pass.
-            let mut claimed = Vec::new();
+            // Claims an earlier pass could not confirm (the server was away) come first.
+            let mut claimed = std::mem::take(&mut pending);
             for order in ready {
                 if busy.len() + claimed.len() >= opts.max_parallel.max(1) {
                     break;
@@ -160,11 +162,25 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 && !claimed.is_empty()
             {
                 let orders: Vec<&Order> = claimed.iter().map(|(o, _, _)| o).collect();
-                let mut ours = confirm_claims(dir, remote, &runner, &orders, patience(opts), &stop.hard)?;
-                claimed = claimed
-                    .into_iter()
-                    .filter_map(|(o, crew, gate)| ours.remove(&o.id).map(|o| (o, crew, gate)))
-                    .collect();
+                match confirm_claims(dir, remote, &runner, &orders, patience(opts), &stop.drain) {
+                    Ok(mut ours) => {
+                        claimed = claimed
+                            .into_iter()
+                            .filter_map(|(o, crew, gate)| ours.remove(&o.id).map(|o| (o, crew, gate)))
+                            .collect();
+                    }
+                    // Runs in flight, or a watching runner: never abandoned for
+                    // this. The claims wait, recorded here, for the next pass.
+                    Err(e) if opts.watch || !busy.is_empty() => {
+                        tracing::warn!(
+                            "could not confirm {} claim(s) with {remote}, trying again later: {e}",
+                            orders.len()
+                        );
+                        pending = claimed;
+                        claimed = Vec::new();
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             for (order, crew, gate) in claimed {
                 let config = store.config(&store.require_tip()?)?;
@@ -364,8 +380,7 @@ fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
     // recorded the run goes back to the recorded head (the run is re-done).
     if let Some(tip) = store.tip()?
         && let Some(order) = store.order(&tip, id)?
-        && let Some(voyage) = store.voyage(&tip, order.voyage)?
-        && let Some(said) = store.set_aside_unrecorded(&voyage)?
+        && let Some(said) = store.set_aside_unrecorded(order.voyage)?
     {
         tracing::warn!("{said}");
     }

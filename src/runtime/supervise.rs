@@ -12,7 +12,8 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -56,8 +57,21 @@ pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<i32> {
     envp.push(std::ptr::null());
     let cwd = cstr(spec.cwd.as_os_str().as_bytes())?;
     let null = File::open("/dev/null")?;
-    let (null_fd, log_fd) = (null.as_raw_fd(), spec.log.as_raw_fd());
-    let occupancy = spec.occupancy.map(|f| f.as_raw_fd());
+    // The supervisor and the crew's child report a failure to start here
+    // (errno and step); a successful exec closes the crew's copy.
+    let mut ends = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned here.
+    let (reader, writer) = unsafe { (File::from_raw_fd(ends[0]), File::from_raw_fd(ends[1])) };
+    let fds = Fds {
+        null: null.as_raw_fd(),
+        log: spec.log.as_raw_fd(),
+        occupancy: spec.occupancy.map(|f| f.as_raw_fd()),
+        report: writer.as_raw_fd(),
+    };
     // SAFETY: getpid has no preconditions.
     let runner = unsafe { libc::getpid() };
 
@@ -68,9 +82,56 @@ pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<i32> {
     }
     if pid == 0 {
         // SAFETY: in the forked child; see `supervise`.
-        unsafe { supervise(runner, &sh, &argv, &envp, &cwd, null_fd, log_fd, occupancy) }
+        unsafe { supervise(runner, &sh, &argv, &envp, &cwd, fds) }
+    }
+    drop(writer);
+    let mut report = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut (&reader).take(64), &mut report);
+    if let [a, b, c, d, step, ..] = report[..] {
+        // The supervisor exits at once after a failure: reap it.
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, writing into a local.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let errno = i32::from_le_bytes([a, b, c, d]);
+        let what = match step {
+            STEP_SESSION => "starting a session",
+            STEP_FDS => "setting up its descriptors",
+            STEP_FORK => "forking",
+            STEP_CWD => "entering its worktree",
+            _ => "executing /bin/sh",
+        };
+        let err = std::io::Error::from_raw_os_error(errno);
+        return Err(std::io::Error::new(err.kind(), format!("the crew could not start ({what}: {err})")));
     }
     Ok(pid)
+}
+
+/// The descriptors the supervisor arranges before it forks the crew.
+#[derive(Clone, Copy)]
+struct Fds {
+    null: RawFd,
+    log: RawFd,
+    occupancy: Option<RawFd>,
+    report: RawFd,
+}
+
+/// Where the supervisor keeps the report pipe (close-on-exec).
+const REPORT_FD: RawFd = OCCUPANCY_FD + 1;
+const STEP_SESSION: u8 = 1;
+const STEP_FDS: u8 = 2;
+const STEP_FORK: u8 = 3;
+const STEP_CWD: u8 = 4;
+const STEP_EXEC: u8 = 5;
+
+/// Report a failed step and errno on the report pipe, and exit.
+unsafe fn fail(step: u8) -> ! {
+    // SAFETY: errno, write(2) and _exit(2) are async-signal-safe.
+    unsafe {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0).to_le_bytes();
+        let message = [errno[0], errno[1], errno[2], errno[3], step];
+        libc::write(REPORT_FD, message.as_ptr().cast(), message.len());
+        libc::_exit(126);
+    }
 }
 
 /// SIGTERM (the runner died) or SIGHUP: the whole group goes, the supervisor with it.
@@ -81,25 +142,49 @@ extern "C" fn kill_group(_: libc::c_int) {
     }
 }
 
+/// Every signal back to its default action: a runner ignores SIGPIPE (as
+/// every Rust program does), and a crew must not inherit that.
+unsafe fn default_signals() {
+    // SAFETY: sigaction is async-signal-safe; SIGKILL and SIGSTOP fail harmlessly.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..=64 {
+            libc::sigaction(signal, &dfl, std::ptr::null_mut());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
 /// The supervisor: lead a new session, die with the runner, run the crew,
 /// and end the way the crew ended.
-#[allow(clippy::too_many_arguments)]
 unsafe fn supervise(
     runner: libc::pid_t,
     sh: &CString,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
     cwd: &CString,
-    null_fd: RawFd,
-    log_fd: RawFd,
-    occupancy: Option<RawFd>,
+    fds: Fds,
 ) -> ! {
     // SAFETY (whole body): only async-signal-safe system calls, on values
     // prepared before the fork; every path ends in _exit, execve or a kill
     // of the caller's own group.
     unsafe {
-        if libc::setsid() == -1 {
+        // Every descriptor moves above the fixed ones first, so that placing
+        // one at 0-2, OCCUPANCY_FD or REPORT_FD never overwrites another.
+        let high = |fd: RawFd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 300);
+        let (null, log, report) = (high(fds.null), high(fds.log), high(fds.report));
+        let occupancy = fds.occupancy.map(high);
+        if report < 0 || libc::dup3(report, REPORT_FD, libc::O_CLOEXEC) < 0 {
             libc::_exit(126);
+        }
+        if null < 0 || log < 0 || occupancy.is_some_and(|fd| fd < 0) {
+            fail(STEP_FDS);
+        }
+        if libc::setsid() == -1 {
+            fail(STEP_SESSION);
         }
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = kill_group as *const () as libc::sighandler_t;
@@ -117,37 +202,37 @@ unsafe fn supervise(
             libc::kill(0, libc::SIGKILL);
         }
         // Nothing of the runner's stays open here but the crew's own descriptors.
-        if libc::dup2(null_fd, 0) < 0 || libc::dup2(log_fd, 1) < 0 || libc::dup2(log_fd, 2) < 0 {
-            libc::_exit(126);
+        if libc::dup2(null, 0) < 0 || libc::dup2(log, 1) < 0 || libc::dup2(log, 2) < 0 {
+            fail(STEP_FDS);
         }
-        let mut keep_from = 3;
-        if let Some(fd) = occupancy {
-            if libc::dup2(fd, OCCUPANCY_FD) < 0 || libc::fcntl(OCCUPANCY_FD, libc::F_SETFD, 0) < 0 {
-                libc::_exit(126);
+        match occupancy {
+            // dup2 leaves the copy inheritable: every crew process holds it.
+            Some(fd) => {
+                if libc::dup2(fd, OCCUPANCY_FD) < 0 {
+                    fail(STEP_FDS);
+                }
             }
-            close_range(3, OCCUPANCY_FD as u32 - 1);
-            keep_from = OCCUPANCY_FD + 1;
+            None => {
+                libc::close(OCCUPANCY_FD);
+            }
         }
-        close_range(keep_from as u32, u32::MAX);
+        close_range(3, OCCUPANCY_FD as u32 - 1);
+        close_range(REPORT_FD as u32 + 1, u32::MAX);
         let crew = libc::fork();
         if crew < 0 {
-            libc::_exit(126);
+            fail(STEP_FORK);
         }
         if crew == 0 {
             // The crew: default signal handling, nothing blocked, then sh.
-            let mut dfl: libc::sigaction = std::mem::zeroed();
-            dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(libc::SIGTERM, &dfl, std::ptr::null_mut());
-            libc::sigaction(libc::SIGHUP, &dfl, std::ptr::null_mut());
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            default_signals();
             if libc::chdir(cwd.as_ptr()) != 0 {
-                libc::_exit(126);
+                fail(STEP_CWD);
             }
             libc::execve(sh.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            libc::_exit(127);
+            fail(STEP_EXEC);
         }
+        // The crew started (or reports why not) on its own copy.
+        libc::close(REPORT_FD);
         let mut status = 0;
         loop {
             let rc = libc::waitpid(crew, &mut status, 0);

@@ -41,8 +41,9 @@ fn wait() -> Duration {
 /// A git-mso writer's claim on one ref while it updates it.
 struct Owner {
     file: File,
-    /// What the record said before this writer took it.
+    /// What the record said before this writer took it, and when it was written.
     before: String,
+    before_at: Option<std::time::SystemTime>,
 }
 
 impl Drop for Owner {
@@ -120,9 +121,10 @@ impl Store {
                 return Ok(Err(format!("{} ({})", path.display(), before.trim())));
             }
             let _ = (&file).take(4096).read_to_string(&mut before);
+            let before_at = file.metadata().and_then(|m| m.modified()).ok();
             let record = format!("updating {} {} {value}\n", std::process::id(), env::host());
             write_record(&mut file, &record).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-            owners.push(Owner { file, before });
+            owners.push(Owner { file, before, before_at });
         }
         Ok(Ok(owners))
     }
@@ -192,11 +194,24 @@ impl Store {
         for (i, lock) in self.lock_candidates(names).into_iter().enumerate() {
             let Ok(meta) = std::fs::symlink_metadata(&lock) else { continue };
             let held = std::fs::read(&lock).map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
-            // Only a ref's own owner record can name its writer; packed-refs' is always unknown.
-            // An empty lock is one the dead writer created and was killed before it wrote.
-            let dead_writer =
-                owners.get(i).and_then(|o| dead_owner(&o.before)).is_some_and(|value| value == held || held.is_empty());
-            let age = meta.modified().ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
+            let made = meta.modified().ok();
+            // Only a ref's own owner record can name its writer; packed-refs'
+            // is always unknown. An empty lock is the dead writer's only if it
+            // was made just after its record (created, then killed before it
+            // wrote): git's own empty locks (pack-refs) come at any time.
+            let just_after = |record: Option<std::time::SystemTime>| match (record, made) {
+                (Some(record), Some(made)) => made.duration_since(record).is_ok_and(|d| d <= Duration::from_secs(2)),
+                _ => false,
+            };
+            let dead_writer = owners.get(i).is_some_and(|o| {
+                dead_owner(&o.before).is_some_and(|value| value == held || (held.is_empty() && just_after(o.before_at)))
+            });
+            // A lock made "in the future" (the clock was set back) has an
+            // unknown age: past the same margin, it counts as stale too.
+            let age = match made {
+                Some(made) => std::time::SystemTime::now().duration_since(made).unwrap_or_else(|e| e.duration()),
+                None => Duration::ZERO,
+            };
             if dead_writer || age > STALE_UNKNOWN {
                 let whose = if dead_writer { "a git-mso writer that died" } else { "a writer that is gone" };
                 tracing::warn!(lock = %lock.display(), age_ms = age.as_millis() as u64, "removing a stale lock left by {whose}");

@@ -80,6 +80,17 @@ impl Store {
                 .into();
         // Order, index and config blobs are small and read repeatedly.
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        // A bare repository (a server) logs no ref updates by default; the
+        // ledger's reflog is what shows it moving backwards (fsck), so keep
+        // reflogs for the refs git-mso moves unless core.logAllRefUpdates
+        // says false outright.
+        let logs_refused = repo.config_snapshot().string("core.logAllRefUpdates").is_some_and(|v| {
+            let v = v.to_string();
+            v.eq_ignore_ascii_case("false") || v == "0" || v.eq_ignore_ascii_case("no") || v.eq_ignore_ascii_case("off")
+        });
+        if repo.refs.write_reflog == gix::refs::store::WriteReflog::Disable && !logs_refused {
+            repo.refs.write_reflog = gix::refs::store::WriteReflog::Normal;
+        }
         let (identity, signer) = {
             let config = repo.config_snapshot();
             (Identity::from_config(&config), Signer::from_config(&config).map_err(|e| e.to_string()))
@@ -151,6 +162,13 @@ impl Store {
             .map_err(|_| Error::Corrupt { commit: id.to_string(), reason: "its message is not UTF-8".into() })?;
         message::check_schema(text).map_err(|source| Error::Message { commit: short(id), source })?;
         let tree = commit.tree_id().map_err(|e| Error::git("reading the ledger tip", e))?.detach();
+        // The tip commit and its root tree are read whole and checked against
+        // their ids: a damaged or replaced object file is an error, never an
+        // older state read as the current one.
+        let damaged = |reason: String| Error::Corrupt { commit: id.to_string(), reason };
+        read::check_object_id(id, gix::object::Kind::Commit, &commit.data).map_err(damaged)?;
+        let root = self.repo.find_object(tree).map_err(|e| Error::git("reading the ledger tree", e))?;
+        read::check_object_id(tree, gix::object::Kind::Tree, &root.data).map_err(damaged)?;
         Ok(Some(Tip { commit: id, tree }))
     }
 

@@ -98,27 +98,39 @@ impl Store {
     /// Take work of runs the ledger never recorded off a voyage branch: a
     /// runner moves the branch to its crew's commit just before it records
     /// the run, so one killed in between leaves the branch ahead of the
-    /// recorded head with commits no SUCCEEDED names. When no order runs on
-    /// the voyage (so no runner is between those two steps), and every
-    /// commit past the recorded head is a crew commit (single parent, with
-    /// git-mso's `Mso-Order`/`Mso-Role`/`Mso-Attempt` trailers), the branch
-    /// goes back to the recorded head; the commits stay in its reflog.
+    /// recorded head with commits no SUCCEEDED names. The branch goes back
+    /// to the recorded head (the commits stay in its reflog) only when
+    /// - no order runs on the voyage (no runner is between those two steps),
+    /// - every commit past the recorded head is a crew commit (one parent,
+    ///   git-mso's `Mso-Order`/`Mso-Role`/`Mso-Attempt` trailers in its last
+    ///   paragraph) of an order of this voyage whose attempt the ledger
+    ///   records as ended without success (LEASE_EXPIRED or FAILED), and
+    /// - no remote-tracking branch holds them (on a server they are a
+    ///   published branch the next sync brings back: held for review).
+    ///
     /// Anything else (a person's commit) is left for review. Says what it did.
-    pub fn set_aside_unrecorded(&self, voyage: &Voyage) -> Result<Option<String>> {
+    pub fn set_aside_unrecorded(&self, voyage: crate::core::VoyageId) -> Result<Option<String>> {
         const MAX_COMMITS: usize = 50;
+        // The branch first, then the ledger: a run that moved the branch
+        // after this read is still running in the ledger read below.
+        let name = format!("refs/heads/{}", voyage.branch());
+        let Some(branch) = self.ref_target(&name)? else { return Ok(None) };
+        let Some(tip) = self.tip()? else { return Ok(None) };
+        let Some(voyage) = self.voyage(&tip, voyage)? else { return Ok(None) };
         if voyage.active.is_some() {
             return Ok(None);
         }
-        let Some(branch) = self.branch_tip(voyage)? else { return Ok(None) };
         let Ok(recorded) = voyage.head.parse::<ObjectId>() else { return Ok(None) };
         if branch == recorded || super::objects::is_ancestor(&self.repo, branch, recorded) == Some(true) {
+            return Ok(None);
+        }
+        if self.published_anywhere(&voyage, branch)? {
             return Ok(None);
         }
         let mut runs = std::collections::BTreeSet::new();
         let mut id = branch;
         for _ in 0..MAX_COMMITS {
             if id == recorded {
-                let name = format!("refs/heads/{}", voyage.id.branch());
                 if self.checked_out(&name)?.is_some() {
                     return Ok(None);
                 }
@@ -140,16 +152,58 @@ impl Store {
             let [parent] = parents[..] else { return Ok(None) };
             let raw = commit.message_raw_sloppy();
             let text = String::from_utf8_lossy(&raw[..raw.len().min(64 * 1024)]);
-            let trailer = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).map(str::to_string);
-            let (Some(order), Some(role), Some(attempt)) =
-                (trailer("Mso-Order: "), trailer("Mso-Role: "), trailer("Mso-Attempt: "))
-            else {
+            let Some((order, role, attempt)) = run_trailers(&text) else { return Ok(None) };
+            if !self.attempt_ended(&tip, &voyage, &order, &role, attempt)? {
                 return Ok(None);
-            };
-            runs.insert(crate::core::text::line(&format!("{order} {role} attempt {attempt}")).into_owned());
+            }
+            runs.insert(format!("{order} {role} attempt {attempt}"));
             id = parent;
         }
         Ok(None)
+    }
+
+    /// Whether a remote-tracking branch of the voyage holds `commit`.
+    fn published_anywhere(&self, voyage: &Voyage, commit: ObjectId) -> Result<bool> {
+        let suffix = format!("/{}", voyage.id.branch());
+        let refs = self.repo.references().map_err(|e| Error::git("listing remote-tracking branches", e))?;
+        let remotes = refs.remote_branches().map_err(|e| Error::git("listing remote-tracking branches", e))?;
+        for reference in remotes.flatten() {
+            let name = reference.name().as_bstr().to_string();
+            if !name.ends_with(&suffix) {
+                continue;
+            }
+            if let Some(tip) = reference.target().try_id().map(ToOwned::to_owned)
+                && (tip == commit || super::objects::is_ancestor(&self.repo, commit, tip) != Some(false))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether `order` belongs to `voyage` and the ledger records its
+    /// attempt of `role` as ended without success.
+    fn attempt_ended(&self, tip: &Tip, voyage: &Voyage, order: &str, role: &str, attempt: u32) -> Result<bool> {
+        use crate::core::EventBody;
+        let Ok(id) = order.parse::<OrderId>() else { return Ok(false) };
+        let Some(order) = self.order(tip, &id)? else { return Ok(false) };
+        if order.voyage != voyage.id {
+            return Ok(false);
+        }
+        let mut dispatched = false;
+        for event in &order.history {
+            match &event.body {
+                EventBody::Dispatched { role: r, attempt: a, .. } => dispatched = r.as_str() == role && *a == attempt,
+                EventBody::LeaseExpired { role: r, .. } | EventBody::Failed { role: r, .. }
+                    if dispatched && r.as_str() == role =>
+                {
+                    return Ok(true);
+                }
+                EventBody::Succeeded { .. } => dispatched = false,
+                _ => {}
+            }
+        }
+        Ok(false)
     }
 
     /// Branches checked out in a worktree (full ref name → worktree path).
@@ -206,4 +260,13 @@ impl Store {
         self.edit_refs(edits).map_err(|e| e.into_error("naming rejected work"))?;
         Ok(())
     }
+}
+
+/// The order, role and attempt of a crew commit, from git-mso's trailers
+/// in the message's last paragraph (the trailer block), nowhere else.
+fn run_trailers(message: &str) -> Option<(String, String, u32)> {
+    let last = message.trim_end().rsplit("\n\n").next()?;
+    let value = |key: &str| last.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string());
+    let attempt = value("Mso-Attempt: ")?.parse().ok()?;
+    Some((value("Mso-Order: ")?, value("Mso-Role: ")?, attempt))
 }

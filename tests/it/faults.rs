@@ -422,3 +422,81 @@ fn a_person_s_commit_past_the_recorded_head_is_held_for_review_not_set_aside() {
     assert!(out.contains("CHR-0001  held for review"), "{out}");
     assert!(repo.runs().is_empty());
 }
+
+#[test]
+fn a_crew_starts_with_default_signals_and_holds_its_worktree_while_it_runs() {
+    let repo = TestRepo::initialized();
+    let seen = repo.root().join("seen");
+    // SIGPIPE ignored (as in every Rust program) would make `yes | head -1` spin for ever.
+    let crew = repo.crew(
+        "crew.sh",
+        &format!(
+            "grep -E '^(SigIgn|SigBlk)' /proc/self/status > '{seen}'\n\
+             yes | head -1 >/dev/null\n\
+             lock=\"$(git rev-parse --git-common-dir)/mso/locks/worktree-$MSO_VOYAGE\"\n\
+             if flock -n \"$lock\" true; then echo free >> '{seen}'; else echo held >> '{seen}'; fi",
+            seen = seen.display()
+        ),
+    );
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    repo.dispatch(&["--once"]);
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let mask = |name: &str| {
+        let line = seen.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{seen}"));
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "the crew started with signals blocked: {seen}");
+    // Signals 1-31 at their defaults (32 and up belong to the C library).
+    assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "the crew started with signals ignored: {seen}");
+    assert!(seen.ends_with("held\n"), "the worktree was not held while the crew ran: {seen}");
+}
+
+#[test]
+fn a_dispatcher_whose_reader_went_away_finishes_its_runs() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "sleep 0.2\necho work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "one"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "two"]);
+    let mut child = repo
+        .mso_cmd(&repo.path)
+        .args(["dispatch", "--once", "--max-parallel", "2"])
+        .env("COUNT_FILE", repo.count_file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for id in ["CHR-0001", "CHR-0002"] {
+        assert_eq!(repo.json(&["order", "show", id, "--json"])["status"], "completed", "{id}");
+    }
+}
+
+#[test]
+fn a_tip_commit_replaced_by_an_older_one_is_an_error_not_an_older_state() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    let older = repo.tip();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "second"]);
+    let tip = repo.tip();
+    replace_object(&repo, &tip, &older);
+    let err = repo.fails(&["order", "list"], 1);
+    assert!(err.contains("is damaged"), "{err}");
+    let err = repo.fails(&["order", "new", "--kind", "CHR", "--title", "third"], 1);
+    assert!(err.contains("is damaged"), "{err}");
+}
+
+#[test]
+fn a_bare_repository_keeps_the_ledger_s_reflog_so_fsck_can_see_a_rollback() {
+    let repo = TestRepo::initialized();
+    let bare = repo.root().join("bare.git");
+    repo.git(&["init", "-q", "--bare", bare.to_str().unwrap()]);
+    repo.git_in(&bare, &["config", "user.name", "alice"]);
+    repo.git_in(&bare, &["config", "user.email", "alice@example.com"]);
+    let init = repo.mso_in(&bare, &["init"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(bare.join("logs/refs/mso/ledger").exists(), "no reflog for the ledger in a bare repository");
+}

@@ -130,7 +130,7 @@ fn writers_and_dispatchers_killed_at_random_lose_no_acknowledged_write_and_recov
             "exec 9>'{locks}'/\"$MSO_ORDER-$MSO_ROLE\"\n\
              flock -n 9 || echo \"two live crews of $MSO_ORDER $MSO_ROLE\" >> '{anomalies}'\n\
              echo \"$MSO_ROLE $MSO_ATTEMPT\" >> \"work-$MSO_ORDER.txt\"\n\
-             sleep 0.05",
+             sleep 0.3",
             locks = locks.display(),
             anomalies = anomalies.display()
         ),

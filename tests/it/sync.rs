@@ -595,3 +595,33 @@ fn a_result_whose_branch_cannot_be_pushed_leaves_no_unrecorded_commit_on_the_loc
     let order = json_in(&seed, &runner, &["order", "show", "CHR-0001", "--json"]);
     assert_ne!(order["status"], "completed", "{order}");
 }
+
+#[test]
+fn crew_like_commits_on_the_server_s_branch_are_held_for_review_not_set_aside() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["config", "max_attempts", "3"]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    // A commit that looks like a crew's, published on the server's branch.
+    seed.git(&["checkout", "-q", "voyage/VOY-0001"]);
+    seed.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1",
+    ]);
+    seed.git(&["push", "-q", "origin", "voyage/VOY-0001"]);
+    seed.git(&["checkout", "-q", "main"]);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    let crew = seed.crew("work.sh", "echo work > work.txt");
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
+    let out = seed.dispatch_in(&runner, &["--once", "--remote", "origin"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("CHR-0001  held for review"), "{stdout}");
+    ok_in(&seed, &runner, &["sync"]);
+    let order = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "review", "{order}");
+    assert!(seed.runs().is_empty());
+}
