@@ -61,6 +61,17 @@ pub fn run(cmd: HooksCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 writeln!(ctx.out, "{:<22} {said}", hook.name)?;
             }
             writeln!(ctx.out, "hooks in {} call {}", dir.display(), binary.display())?;
+            if args.server {
+                // git logs no ref updates in a bare repository unless the log
+                // file exists: with it, every push that moves the ledger is in
+                // its reflog, and `git mso fsck` can see a rollback.
+                let log = store.common_dir().join("logs").join(crate::store::LEDGER_REF);
+                if !log.exists() {
+                    std::fs::create_dir_all(log.parent().expect("a reflog path has a parent"))?;
+                    std::fs::File::create(&log)?;
+                    writeln!(ctx.out, "reflog of refs/mso/ledger kept in {}", log.display())?;
+                }
+            }
         }
         HooksCommand::Uninstall => {
             for hook in &HOOKS {

@@ -74,7 +74,16 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
         if !stop.drain.load(Ordering::SeqCst)
             && let Some(remote) = &opts.remote
         {
-            match crate::sync::sync(dir, remote) {
+            // A single pass with nothing in flight waits for the server a
+            // while; otherwise one try, and the loop comes back to it.
+            let synced = if opts.watch || !busy.is_empty() {
+                crate::sync::sync(dir, remote)
+            } else {
+                crate::sync::patiently(&format!("sync with {remote}"), patience(opts), &stop.drain, || {
+                    crate::sync::sync(dir, remote)
+                })
+            };
+            match synced {
                 Ok(report) => {
                     for line in report.lines.iter().filter(|l| l.starts_with("dropped") || l.starts_with("renumbered"))
                     {
@@ -235,6 +244,17 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     }
     for w in workers {
         let _ = w.join();
+    }
+    // Claims never confirmed (the server was away): say so; they run again
+    // once their leases run out.
+    for (order, _, _) in &pending {
+        let until = order.lease.as_ref().map_or_else(String::new, |l| crate::core::time::format_utc(l.expires));
+        writeln!(
+            out,
+            "{}  {}  claimed but not started: the claim could not be confirmed with the remote; \
+             it is run again once its lease runs out ({until})",
+            order.id, order.role
+        )?;
     }
     while let Ok(msg) = rx.try_recv() {
         match msg {
@@ -468,12 +488,16 @@ fn confirm_claims(
     crate::sync::patiently(&what, patience, stop, || crate::sync::sync(dir, remote))?;
     let store = Store::discover(dir)?;
     let tip = store.require_tip()?;
+    // A claim that took most of its lease to land (the server was away) is
+    // not started: others may declare it run out while its crew starts.
+    let ttl = store.config(&tip)?.lease_ttl_secs as i64;
+    let now = store.now();
     let mut ours = BTreeMap::new();
     for claimed in orders {
         let still = store.order(&tip, &claimed.id)?.filter(|o| {
             o.status == Status::Running
                 && o.attempt == claimed.attempt
-                && o.lease.as_ref().is_some_and(|l| l.runner == runner.id)
+                && o.lease.as_ref().is_some_and(|l| l.runner == runner.id && l.expires - now > ttl / 2)
         });
         if let Some(order) = still {
             ours.insert(order.id.clone(), order);

@@ -56,6 +56,7 @@ pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<i32> {
     let mut envp: Vec<*const libc::c_char> = env_owned.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
     let cwd = cstr(spec.cwd.as_os_str().as_bytes())?;
+    ensure_open_files()?;
     let null = File::open("/dev/null")?;
     // The supervisor and the crew's child report a failure to start here
     // (errno and step); a successful exec closes the crew's copy.
@@ -125,13 +126,45 @@ const STEP_EXEC: u8 = 5;
 
 /// Report a failed step and errno on the report pipe, and exit.
 unsafe fn fail(step: u8) -> ! {
+    // SAFETY: see `fail_through`.
+    unsafe { fail_through(REPORT_FD, step) }
+}
+
+/// Report a failed step and errno on `fd`, and exit.
+unsafe fn fail_through(fd: RawFd, step: u8) -> ! {
     // SAFETY: errno, write(2) and _exit(2) are async-signal-safe.
     unsafe {
         let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0).to_le_bytes();
         let message = [errno[0], errno[1], errno[2], errno[3], step];
-        libc::write(REPORT_FD, message.as_ptr().cast(), message.len());
+        libc::write(fd, message.as_ptr().cast(), message.len());
         libc::_exit(126);
     }
+}
+
+/// The fewest open files a runner needs to start crews (their fixed
+/// descriptors sit at 200 and 201, with room for copies above them).
+const MIN_OPEN_FILES: u64 = 512;
+
+/// Raise the soft open-file limit to `MIN_OPEN_FILES` when it is lower and
+/// the hard limit allows; an error saying so when it does not.
+fn ensure_open_files() -> std::io::Result<()> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= MIN_OPEN_FILES {
+        return Ok(());
+    }
+    if limit.rlim_max < MIN_OPEN_FILES {
+        return Err(std::io::Error::other(format!(
+            "the open-file limit is {} (ulimit -n); a runner needs {MIN_OPEN_FILES} to start crews",
+            limit.rlim_max
+        )));
+    }
+    let raised = libc::rlimit { rlim_cur: MIN_OPEN_FILES, rlim_max: limit.rlim_max };
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// SIGTERM (the runner died) or SIGHUP: the whole group goes, the supervisor with it.
@@ -174,11 +207,13 @@ unsafe fn supervise(
     unsafe {
         // Every descriptor moves above the fixed ones first, so that placing
         // one at 0-2, OCCUPANCY_FD or REPORT_FD never overwrites another.
-        let high = |fd: RawFd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 300);
+        // (`spawn` made sure the open-file limit leaves room for this.)
+        let high = |fd: RawFd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, REPORT_FD + 1);
         let (null, log, report) = (high(fds.null), high(fds.log), high(fds.report));
         let occupancy = fds.occupancy.map(high);
         if report < 0 || libc::dup3(report, REPORT_FD, libc::O_CLOEXEC) < 0 {
-            libc::_exit(126);
+            // Report through the pipe's original descriptor, still open here.
+            fail_through(fds.report, STEP_FDS);
         }
         if null < 0 || log < 0 || occupancy.is_some_and(|fd| fd < 0) {
             fail(STEP_FDS);

@@ -141,12 +141,13 @@ impl Store {
         let start = Instant::now();
         let wait = wait();
         let mut nap = Duration::from_millis(1);
+        let mut seen = std::collections::HashMap::new();
         loop {
             // What holds the ref now, for the error.
             let blocker = match self.take_owners(&names).map_err(RefError::Locked)? {
                 Ok(owners) => match edit() {
                     Err(e) if is_lock_held(&e) => {
-                        if self.clear_stale(&names, &owners) {
+                        if self.clear_stale(&names, &owners, &mut seen) {
                             continue;
                         }
                         self.present_locks(&names)
@@ -189,7 +190,12 @@ impl Store {
 
     /// Remove the locks an update of `names` meets that the policy says are
     /// stale; whether any was.
-    fn clear_stale(&self, names: &[(String, String)], owners: &[Owner]) -> bool {
+    fn clear_stale(
+        &self,
+        names: &[(String, String)],
+        owners: &[Owner],
+        seen: &mut std::collections::HashMap<PathBuf, (Option<std::time::SystemTime>, Instant)>,
+    ) -> bool {
         let mut cleared = false;
         for (i, lock) in self.lock_candidates(names).into_iter().enumerate() {
             let Ok(meta) = std::fs::symlink_metadata(&lock) else { continue };
@@ -206,11 +212,16 @@ impl Store {
             let dead_writer = owners.get(i).is_some_and(|o| {
                 dead_owner(&o.before).is_some_and(|value| value == held || (held.is_empty() && just_after(o.before_at)))
             });
-            // A lock made "in the future" (the clock was set back) has an
-            // unknown age: past the same margin, it counts as stale too.
-            let age = match made {
-                Some(made) => std::time::SystemTime::now().duration_since(made).unwrap_or_else(|e| e.duration()),
-                None => Duration::ZERO,
+            // A lock dated in the future (the clock was set back, or another
+            // host's runs ahead) has no age to read: it is as old as this
+            // writer has watched it stay the same.
+            let watched = seen.entry(lock.clone()).or_insert((made, Instant::now()));
+            if watched.0 != made {
+                *watched = (made, Instant::now());
+            }
+            let age = match made.map(|m| std::time::SystemTime::now().duration_since(m)) {
+                Some(Ok(age)) => age,
+                _ => watched.1.elapsed(),
             };
             if dead_writer || age > STALE_UNKNOWN {
                 let whose = if dead_writer { "a git-mso writer that died" } else { "a writer that is gone" };

@@ -153,7 +153,13 @@ impl Store {
             let raw = commit.message_raw_sloppy();
             let text = String::from_utf8_lossy(&raw[..raw.len().min(64 * 1024)]);
             let Some((order, role, attempt)) = run_trailers(&text) else { return Ok(None) };
-            if !self.attempt_ended(&tip, &voyage, &order, &role, attempt)? {
+            let Some((from, to)) = self.attempt_ended(&tip, &voyage, &order, &role, attempt)? else {
+                return Ok(None);
+            };
+            // Made during that attempt (a minute's slack), not a person's
+            // later amend or cherry-pick that kept the trailers.
+            let made = commit.time().map(|t| t.seconds).unwrap_or(i64::MIN);
+            if made < from.saturating_sub(60) || made > to.saturating_add(60) {
                 return Ok(None);
             }
             runs.insert(format!("{order} {role} attempt {attempt}"));
@@ -181,29 +187,38 @@ impl Store {
         Ok(false)
     }
 
-    /// Whether `order` belongs to `voyage` and the ledger records its
-    /// attempt of `role` as ended without success.
-    fn attempt_ended(&self, tip: &Tip, voyage: &Voyage, order: &str, role: &str, attempt: u32) -> Result<bool> {
+    /// When the ledger says `order` (of `voyage`) started and ended its
+    /// attempt of `role` without success: `None` when it did not.
+    fn attempt_ended(
+        &self,
+        tip: &Tip,
+        voyage: &Voyage,
+        order: &str,
+        role: &str,
+        attempt: u32,
+    ) -> Result<Option<(i64, i64)>> {
         use crate::core::EventBody;
-        let Ok(id) = order.parse::<OrderId>() else { return Ok(false) };
-        let Some(order) = self.order(tip, &id)? else { return Ok(false) };
+        let Ok(id) = order.parse::<OrderId>() else { return Ok(None) };
+        let Some(order) = self.order(tip, &id)? else { return Ok(None) };
         if order.voyage != voyage.id {
-            return Ok(false);
+            return Ok(None);
         }
-        let mut dispatched = false;
+        let mut started = None;
         for event in &order.history {
             match &event.body {
-                EventBody::Dispatched { role: r, attempt: a, .. } => dispatched = r.as_str() == role && *a == attempt,
-                EventBody::LeaseExpired { role: r, .. } | EventBody::Failed { role: r, .. }
-                    if dispatched && r.as_str() == role =>
-                {
-                    return Ok(true);
+                EventBody::Dispatched { role: r, attempt: a, .. } => {
+                    started = (r.as_str() == role && *a == attempt).then_some(event.at);
                 }
-                EventBody::Succeeded { .. } => dispatched = false,
+                EventBody::LeaseExpired { role: r, .. } | EventBody::Failed { role: r, .. } if r.as_str() == role => {
+                    if let Some(from) = started {
+                        return Ok(Some((from, event.at)));
+                    }
+                }
+                EventBody::Succeeded { .. } => started = None,
                 _ => {}
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Branches checked out in a worktree (full ref name → worktree path).

@@ -365,7 +365,8 @@ fn claim_as_dead_runner(repo: &TestRepo, id: &str) {
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     let pid = gone.id();
     gone.wait().unwrap();
-    let store = git_mso::store::Store::discover(&repo.path).unwrap();
+    let mut store = git_mso::store::Store::discover(&repo.path).unwrap();
+    store.pin_clock(crate::common::NOW_SECS);
     let id: OrderId = id.parse().unwrap();
     store
         .transact(|tx| {
@@ -499,4 +500,67 @@ fn a_bare_repository_keeps_the_ledger_s_reflog_so_fsck_can_see_a_rollback() {
     let init = repo.mso_in(&bare, &["init"]);
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     assert!(bare.join("logs/refs/mso/ledger").exists(), "no reflog for the ledger in a bare repository");
+}
+
+#[test]
+fn a_low_open_file_limit_is_raised_or_named_never_mistaken_for_a_crew_that_cannot_run() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "soft limit"]);
+    let bin = assert_cmd::cargo::cargo_bin("git-mso");
+    let dispatch = |limit: &str| {
+        let mut cmd = repo.mso_cmd(&repo.path);
+        let program = format!("ulimit {limit}; exec '{}' dispatch --once", bin.display());
+        cmd.env("COUNT_FILE", repo.count_file());
+        let mut sh = std::process::Command::new("sh");
+        sh.args(["-c", &program]).current_dir(&repo.path);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        sh.output().unwrap()
+    };
+    // A low soft limit is raised: the crew runs.
+    let out = dispatch("-Sn 64");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+    // A hard limit too low is named, and the order is only retried, not failed for good.
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "hard limit"]);
+    let out = dispatch("-n 64");
+    let order = repo.json(&["order", "show", "CHR-0002", "--json"]);
+    assert_eq!(order["status"], "queued", "{}\n{order}", String::from_utf8_lossy(&out.stdout));
+    assert!(order["last_error"].as_str().unwrap().contains("open-file limit is 64"), "{order}");
+}
+
+#[test]
+fn a_crew_like_commit_made_long_after_its_attempt_is_held_for_review_not_set_aside() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    claim_as_dead_runner(&repo, "CHR-0001");
+    // A person's cherry-pick a month later keeps the crew's trailers.
+    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
+    let mut commit = std::process::Command::new("git");
+    commit
+        .args([
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1",
+        ])
+        .current_dir(&repo.path);
+    crate::common::isolate(&mut commit, &repo.home);
+    commit.env("GIT_COMMITTER_DATE", "2026-12-25T12:00:00Z");
+    assert!(commit.status().unwrap().success());
+    let picked = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &picked]);
+    repo.git(&["checkout", "-q", "main"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("CHR-0001  held for review"), "{out}");
+    assert_eq!(repo.git(&["rev-parse", "voyage/VOY-0001"]).trim(), picked, "the person's commit was taken off");
 }

@@ -57,6 +57,27 @@ fn lock_files(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// A crew that works for `seconds` and, while it runs, holds an flock of its
+/// order and role: a second live crew of the same role cannot take it and
+/// says so in the returned anomalies file.
+fn watched_crew(repo: &TestRepo, seconds: &str) -> (String, std::path::PathBuf) {
+    let locks = repo.root().join("crew-locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let anomalies = repo.root().join("anomalies");
+    let crew = repo.crew(
+        "crew.sh",
+        &format!(
+            "exec 9>'{locks}'/\"$MSO_ORDER-$MSO_ROLE\"\n\
+             flock -n 9 || echo \"two live crews of $MSO_ORDER $MSO_ROLE\" >> '{anomalies}'\n\
+             echo \"$MSO_ROLE $MSO_ATTEMPT\" >> \"work-$MSO_ORDER.txt\"\n\
+             sleep {seconds}",
+            locks = locks.display(),
+            anomalies = anomalies.display()
+        ),
+    );
+    (crew, anomalies)
+}
+
 /// Voyage branch commits in `dir` made by a run (they carry git-mso's
 /// trailers) that no SUCCEEDED of `succeeded` (order, role, attempt, head) names.
 fn unrecorded_voyage_commits(
@@ -120,21 +141,7 @@ fn writers_and_dispatchers_killed_at_random_lose_no_acknowledged_write_and_recov
     let max = 20;
     repo.ok(&["config", "max_attempts", &max.to_string()]);
     repo.ok(&["config", "retry_backoff_secs", "0"]);
-    let locks = repo.root().join("crew-locks");
-    std::fs::create_dir_all(&locks).unwrap();
-    let anomalies = repo.root().join("anomalies");
-    // Two live crews of one role would both get this flock: the second says so.
-    let crew = repo.crew(
-        "crew.sh",
-        &format!(
-            "exec 9>'{locks}'/\"$MSO_ORDER-$MSO_ROLE\"\n\
-             flock -n 9 || echo \"two live crews of $MSO_ORDER $MSO_ROLE\" >> '{anomalies}'\n\
-             echo \"$MSO_ROLE $MSO_ATTEMPT\" >> \"work-$MSO_ORDER.txt\"\n\
-             sleep 0.3",
-            locks = locks.display(),
-            anomalies = anomalies.display()
-        ),
-    );
+    let (crew, anomalies) = watched_crew(&repo, "0.3");
     repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
 
     let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
@@ -294,20 +301,7 @@ fn remote_runners_ride_out_a_git_daemon_killed_and_restarted() {
     let mut daemon = Some(crate::common::Daemon::start(seed.root(), &seed.home));
     let port = daemon.as_ref().unwrap().port;
     let url = daemon.as_ref().unwrap().url("server.git");
-    let locks = seed.root().join("crew-locks");
-    std::fs::create_dir_all(&locks).unwrap();
-    let anomalies = seed.root().join("anomalies");
-    let crew = seed.crew(
-        "crew.sh",
-        &format!(
-            "exec 9>'{locks}'/\"$MSO_ORDER-$MSO_ROLE\"\n\
-             flock -n 9 || echo \"two live crews of $MSO_ORDER $MSO_ROLE\" >> '{anomalies}'\n\
-             echo \"$MSO_ROLE $MSO_ATTEMPT\" >> \"work-$MSO_ORDER.txt\"\n\
-             sleep 0.2",
-            locks = locks.display(),
-            anomalies = anomalies.display()
-        ),
-    );
+    let (crew, anomalies) = watched_crew(&seed, "0.2");
     let runners: Vec<Child> = (0..3)
         .map(|i| {
             let dir = seed.root().join(format!("runner{i}"));

@@ -625,3 +625,18 @@ fn crew_like_commits_on_the_server_s_branch_are_held_for_review_not_set_aside() 
     assert_eq!(order["status"], "review", "{order}");
     assert!(seed.runs().is_empty());
 }
+
+#[test]
+fn a_server_keeps_the_ledger_s_reflog_so_fsck_there_sees_a_rollback() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    let server = server(&seed);
+    let before = seed.git_in(&server, &["rev-parse", "refs/mso/ledger"]).trim().to_string();
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "second"]);
+    seed.ok(&["sync"]);
+    let ahead = seed.git_in(&server, &["rev-parse", "refs/mso/ledger"]).trim().to_string();
+    assert_ne!(before, ahead);
+    seed.git_in(&server, &["update-ref", "refs/mso/ledger", &before]);
+    let out = ok_in(&seed, &server, &["fsck"]);
+    assert!(out.contains(&format!("warning: refs/mso/ledger moved from {}", &ahead[..7])), "{out}");
+}
