@@ -231,6 +231,14 @@ fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
 fn list(args: ListArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let tip = store.require_tip()?;
+    // A filter on a role or kind the pipeline does not have is a mistake, not an empty list.
+    let config = store.config(&tip)?;
+    if let Some(role) = args.role.as_ref().filter(|r| config.role(r).is_none()) {
+        return Err(Error::Input(format!("unknown role {role} (configured: {})", config.role_list())).into());
+    }
+    if let Some(kind) = args.kind.as_ref().filter(|k| config.kind(k).is_none()) {
+        return Err(Error::Input(format!("unknown kind {kind} (configured: {})", config.kind_list())).into());
+    }
     let mut orders = store.summaries(&tip)?;
     orders.retain(|s| {
         args.status.is_none_or(|st| s.status == st)

@@ -8,10 +8,16 @@ use super::Ctx;
 use super::output;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  git mso status\n  git mso status --all     # also roles no kind uses\n  git mso status --json"
+)]
 pub struct Args {
-    /// Counts as JSON.
+    /// Counts as JSON (every role).
     #[arg(long)]
     json: bool,
+    /// Show every role, also those no kind's sequence uses and no order is at.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,9 +68,16 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     if args.json {
         return output::json(ctx.out, &report);
     }
+    // A role no kind walks, with no order at it, is noise on a first look.
+    let used = |r: &RoleRow| {
+        config.kinds.iter().any(|k| k.sequence.iter().any(|s| s.as_str() == r.role))
+            || r.queued + r.running + r.review + r.failed > 0
+    };
+    let hidden = if args.all { 0 } else { report.roles.iter().filter(|r| !used(r)).count() };
     let rows: Vec<Vec<String>> = report
         .roles
         .iter()
+        .filter(|r| args.all || used(r))
         .map(|r| {
             vec![
                 r.role.clone(),
@@ -86,5 +99,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         report.events,
         crate::store::short(tip.commit)
     )?;
+    if hidden > 0 {
+        writeln!(ctx.out, "{hidden} role(s) no kind uses are not shown (--all shows them)")?;
+    }
     Ok(())
 }

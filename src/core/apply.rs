@@ -69,13 +69,18 @@ pub trait Objects {
 }
 
 /// Why an event cannot be applied to a state.
+/// For an "order" id that names a voyage (`VOY-0001`): where to look instead.
+fn voyage_hint(id: &OrderId) -> String {
+    if id.kind().as_str() == "VOY" { format!(": {id} is a voyage (`git mso voyage show {id}`)") } else { String::new() }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("the pipeline is not initialized: run `git mso init`")]
     NotInitialized,
     #[error("the pipeline is already initialized")]
     AlreadyInitialized,
-    #[error("no order {0}")]
+    #[error("no order {0}{hint}", hint = voyage_hint(.0))]
     UnknownOrder(OrderId),
     #[error("order {0} already exists")]
     OrderExists(OrderId),

@@ -10,8 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("malformed {what} {shown}: expected {expected}")]
-    Malformed { what: &'static str, shown: String, expected: &'static str },
+    #[error("malformed {what} {shown}: expected {expected}{hint}")]
+    Malformed { what: &'static str, shown: String, expected: &'static str, hint: String },
     #[error("{what} number {number} is out of range (1 to 999999999)")]
     OutOfRange { what: &'static str, number: u64 },
 }
@@ -23,6 +23,12 @@ pub fn shown(input: &str) -> String {
         out.push('…');
     }
     format!("'{out}'")
+}
+
+/// "; did you mean 'X'?" when `s` in upper case would parse as `T`.
+fn upper_case_hint<T: FromStr>(s: &str) -> String {
+    let upper = s.to_ascii_uppercase();
+    if upper != s && upper.parse::<T>().is_ok() { format!("; did you mean '{upper}'?") } else { String::new() }
 }
 
 /// Whether `s` is made of lower-case hexadecimal digits (ids, commit names).
@@ -56,6 +62,11 @@ macro_rules! code_newtype {
                         what: $what,
                         shown: shown(s),
                         expected: "2 to 8 upper-case letters",
+                        hint: if is_code(&s.to_ascii_uppercase()) {
+                            format!("; did you mean '{}'?", s.to_ascii_uppercase())
+                        } else {
+                            String::new()
+                        },
                     })
                 }
             }
@@ -131,11 +142,16 @@ impl OrderId {
 impl FromStr for OrderId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let err = || IdError::Malformed { what: "order id", shown: shown(s), expected: "KIND-NNNN such as FTR-0007" };
-        let (kind, digits) = s.split_once('-').ok_or_else(err)?;
-        let kind = kind.parse().map_err(|_| err())?;
-        let number = parse_number(digits).ok_or_else(err)?;
-        Ok(Self { kind, number })
+        let parsed = s.split_once('-').and_then(|(kind, digits)| Some((kind.parse().ok()?, parse_number(digits)?)));
+        match parsed {
+            Some((kind, number)) => Ok(Self { kind, number }),
+            None => Err(IdError::Malformed {
+                what: "order id",
+                shown: shown(s),
+                expected: "KIND-NNNN such as FTR-0007",
+                hint: upper_case_hint::<OrderId>(s),
+            }),
+        }
     }
 }
 
@@ -170,6 +186,7 @@ impl FromStr for VoyageId {
             what: "voyage id",
             shown: shown(s),
             expected: "VOY-NNNN such as VOY-0003",
+            hint: upper_case_hint::<VoyageId>(s),
         })
     }
 }

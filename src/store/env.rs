@@ -74,3 +74,71 @@ impl Identity {
         Identity { actor, name, email }
     }
 }
+
+/// The settings `git -c key=value` passes to the commands it runs, from
+/// GIT_CONFIG_PARAMETERS, as `key=value` overrides. git quotes each item
+/// (`'key'='value'`, or `'key=value'` from older versions, a quote inside
+/// written `'\''`); a key without a value means true. Anything that does
+/// not parse ends the list.
+pub fn config_parameters() -> Vec<String> {
+    std::env::var("GIT_CONFIG_PARAMETERS").map(|text| parse_config_parameters(&text)).unwrap_or_default()
+}
+
+fn parse_config_parameters(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    // One single-quoted word, with git's `'\''` for a quote inside.
+    let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
+        if chars.next()? != '\'' {
+            return None;
+        }
+        let mut word = String::new();
+        loop {
+            match chars.next()? {
+                '\'' if chars.peek() == Some(&'\\') => {
+                    chars.next();
+                    if chars.next()? != '\'' || chars.next()? != '\'' {
+                        return None;
+                    }
+                    word.push('\'');
+                }
+                '\'' => return Some(word),
+                c => word.push(c),
+            }
+        }
+    };
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return out;
+        }
+        let Some(first) = quoted(&mut chars) else { return out };
+        let item = if chars.peek() == Some(&'=') {
+            chars.next();
+            let Some(value) = quoted(&mut chars) else { return out };
+            format!("{first}={value}")
+        } else if first.contains('=') {
+            first
+        } else {
+            format!("{first}=true")
+        };
+        out.push(item);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_config_parameters;
+
+    #[test]
+    fn git_c_settings_parse_in_both_of_git_s_quotings() {
+        assert_eq!(parse_config_parameters("'mso.user'='alice'"), ["mso.user=alice"]);
+        assert_eq!(parse_config_parameters("'mso.user=alice' 'a.b'='x y'"), ["mso.user=alice", "a.b=x y"]);
+        assert_eq!(parse_config_parameters("'a.b'='it'\\''s'"), ["a.b=it's"]);
+        assert_eq!(parse_config_parameters("'core.flag'"), ["core.flag=true"]);
+        assert_eq!(parse_config_parameters("'a.b'='ok' garbage"), ["a.b=ok"]);
+        assert!(parse_config_parameters("").is_empty());
+    }
+}

@@ -71,9 +71,14 @@ impl Store {
     pub fn discover(dir: &Path) -> Result<Self> {
         // Replace refs (`refs/replace/*`) would let anyone who can push one
         // change what a commit or tree id reads as: git-mso never honours them.
+        // `git -c key=value mso …` hands its settings over in
+        // GIT_CONFIG_PARAMETERS, which gix does not read: they apply here as
+        // they would to any git command, above the repository's own config.
+        let mut overrides = env::config_parameters();
+        overrides.push(NO_REPLACE.to_string());
         let mut trust = gix::sec::trust::Mapping::<gix::open::Options>::default();
-        trust.full = trust.full.config_overrides([NO_REPLACE]);
-        trust.reduced = trust.reduced.config_overrides([NO_REPLACE]);
+        trust.full = trust.full.config_overrides(overrides.clone());
+        trust.reduced = trust.reduced.config_overrides(overrides);
         let mut repo: gix::Repository =
             gix::ThreadSafeRepository::discover_with_environment_overrides_opts(dir, Default::default(), trust)
                 .map_err(|_| Error::NotARepository { path: dir.display().to_string() })?

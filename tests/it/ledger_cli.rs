@@ -431,3 +431,67 @@ fn a_reader_that_stops_early_ends_the_command_quietly_with_status_0() {
         assert!(stderr.is_empty(), "git mso {args:?} complained: {stderr}");
     }
 }
+
+#[test]
+fn settings_given_with_git_c_are_honoured_for_identity_and_crews() {
+    let repo = TestRepo::initialized();
+    let bin_dir = assert_cmd::cargo::cargo_bin("git-mso").parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let git_mso = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(args).current_dir(&repo.path);
+        crate::common::isolate(&mut cmd, &repo.home);
+        cmd.env("PATH", &path).env("COUNT_FILE", repo.count_file());
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git_mso(&["-c", "mso.user=zed", "mso", "order", "new", "--kind", "CHR", "--title", "t"]);
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["history"][0]["actor"], "zed", "{order}");
+    let crew = repo.crew("crew.sh", "echo from-c > work.txt");
+    let out = git_mso(&[
+        "-c",
+        &format!("mso.crew.BLD.command={crew}"),
+        "-c",
+        "mso.crew.TST.command=true",
+        "mso",
+        "dispatch",
+        "--once",
+    ]);
+    assert!(out.contains("CHR-0001  TST") && out.contains("completed"), "{out}");
+    assert_eq!(repo.git(&["show", "voyage/VOY-0001:work.txt"]), "from-c\n");
+}
+
+#[test]
+fn mistyped_ids_kinds_and_roles_get_a_hint_not_a_puzzle() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let err = repo.fails(&["order", "show", "VOY-0001"], 1);
+    assert!(err.contains("VOY-0001 is a voyage (`git mso voyage show VOY-0001`)"), "{err}");
+    let err = repo.fails(&["order", "show", "chr-0001"], 2);
+    assert!(err.contains("did you mean 'CHR-0001'?"), "{err}");
+    let err = repo.fails(&["order", "new", "--kind", "bug", "--title", "t"], 2);
+    assert!(err.contains("did you mean 'BUG'?"), "{err}");
+    let err = repo.fails(&["order", "new", "--kind", "QA", "--title", "t"], 1);
+    assert!(err.contains("unknown kind QA (configured: FTR,BUG,CHR,DOC)"), "{err}");
+    let err = repo.fails(&["order", "list", "--role", "XYZ"], 1);
+    assert!(err.contains("unknown role XYZ (configured: PLN,BLD,TST,DOC,SEC,REL)"), "{err}");
+    let err = repo.fails(&["voyage", "show", "voy-0001"], 2);
+    assert!(err.contains("did you mean 'VOY-0001'?"), "{err}");
+}
+
+#[test]
+fn status_shows_the_roles_kinds_use_and_all_with_all() {
+    let repo = TestRepo::initialized();
+    let out = repo.ok(&["status"]);
+    assert!(!out.contains("\nSEC ") && !out.contains("\nREL "), "{out}");
+    assert!(out.contains("2 role(s) no kind uses are not shown (--all shows them)"), "{out}");
+    let all = repo.ok(&["status", "--all"]);
+    assert!(all.contains("\nSEC ") && all.contains("\nREL "), "{all}");
+    // An order at a role no kind uses shows it anyway.
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "SEC"]);
+    let out = repo.ok(&["status"]);
+    assert!(out.contains("\nSEC ") && out.contains("1 role(s) no kind uses"), "{out}");
+    assert_eq!(repo.json(&["status", "--json"])["roles"].as_array().unwrap().len(), 6);
+}
