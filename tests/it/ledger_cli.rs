@@ -495,3 +495,65 @@ fn status_shows_the_roles_kinds_use_and_all_with_all() {
     assert!(out.contains("\nSEC ") && out.contains("1 role(s) no kind uses"), "{out}");
     assert_eq!(repo.json(&["status", "--json"])["roles"].as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn config_refuses_mistakes_with_an_example_and_creates_only_when_told() {
+    let repo = TestRepo::initialized();
+    let tip = repo.tip();
+    let err = repo.fails(&["config", "roles.QA.model", "deep"], 1);
+    assert!(err.contains("unknown role 'QA' in 'roles.QA.model' (configured: PLN,BLD,TST,DOC,SEC,REL)"), "{err}");
+    assert!(err.contains("git mso config --create roles.QA.model"), "{err}");
+    let err = repo.fails(&["config", "kinds.SPIKE.gates", "[]"], 1);
+    assert!(err.contains("unknown kind 'SPIKE'"), "{err}");
+    let err = repo.fails(&["config", "approvers", "alice"], 1);
+    assert!(err.contains("for example: git mso config approvers '[\"alice\"]'"), "{err}");
+    let err = repo.fails(&["config", "lease_ttl_secs", "5x"], 1);
+    assert!(err.contains("for example: git mso config lease_ttl_secs 10m"), "{err}");
+    let err = repo.fails(&["config", "--unset", "max_attempts"], 1);
+    assert!(err.contains("'max_attempts' cannot be unset"), "{err}");
+    assert_eq!(repo.tip(), tip, "a refused setting wrote nothing");
+
+    assert!(repo.ok(&["config", "lease_ttl_secs", "15m"]).contains("lease_ttl_secs = 900"));
+    repo.ok(&["config", "budget_usd", "25"]);
+    assert_eq!(repo.json(&["config"])["budget_micros"], 25_000_000);
+    repo.ok(&["config", "--unset", "budget_usd"]);
+    assert!(repo.json(&["config"])["budget_micros"].is_null());
+    repo.ok(&["config", "--create", "roles.QA.model", "deep"]);
+    assert_eq!(repo.json(&["config", "roles.QA.model"]), "deep");
+    let set = repo.json(&["config", "--json", "max_attempts", "4"]);
+    assert_eq!(set, serde_json::json!({ "key": "max_attempts", "value": 4 }));
+}
+
+#[test]
+fn bash_completes_git_mso_through_git_s_own_completion() {
+    let git_completion = std::path::Path::new("/usr/share/bash-completion/completions/git");
+    if !git_completion.exists() {
+        eprintln!("skipped: git's bash completion is not installed here");
+        return;
+    }
+    let repo = TestRepo::initialized();
+    let bin = assert_cmd::cargo::cargo_bin("git-mso");
+    let script = repo.root().join("git-mso.bash");
+    let out = std::process::Command::new(&bin).args(["completions", "bash"]).output().unwrap();
+    std::fs::write(&script, &out.stdout).unwrap();
+    let complete = |line: &str| {
+        let program = format!(
+            "source '{}'; source '{}'\n\
+             COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n\
+             read -ra COMP_WORDS <<< \"$COMP_LINE\"\n\
+             [[ \"$COMP_LINE\" == *' ' ]] && COMP_WORDS+=('')\n\
+             COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
+             if [ \"${{COMP_WORDS[0]}}\" = git ]; then __git_wrap__git_main; else _git__mso git-mso \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; fi\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            git_completion.display(),
+            script.display()
+        );
+        let out = std::process::Command::new("bash").args(["-c", &program]).current_dir(&repo.path).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(complete("git mso or"), ["order"]);
+    assert!(complete("git mso order ").contains(&"show".to_string()), "{:?}", complete("git mso order "));
+    assert_eq!(complete("git mso order show --js"), ["--json"]);
+    assert!(complete("git-mso dis").contains(&"dispatch".to_string()));
+    assert!(complete("git-mso voyage ").contains(&"publish".to_string()), "{:?}", complete("git-mso voyage "));
+}
