@@ -12,6 +12,7 @@ mod hooks;
 mod init;
 mod log;
 mod logs;
+mod man;
 mod notes;
 mod order;
 mod output;
@@ -89,6 +90,8 @@ pub enum Command {
     Gc(gc::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
+    /// Print or install the manual pages (`git mso --help` and `git help mso` show them).
+    Man(man::Args),
     /// What the installed hook shims call.
     #[command(hide = true)]
     Hook(hooks::HookArgs),
@@ -111,6 +114,7 @@ impl Command {
             | Command::Hook(_)
             | Command::Sync(_)
             | Command::Completions(_)
+            | Command::Man(_)
             | Command::Gc(_)
             | Command::Status(_)
             | Command::Log(_)
@@ -151,6 +155,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Hooks(cmd) => hooks::run(cmd, &mut ctx),
         Command::Sync(args) => sync::run(args, &mut ctx),
         Command::Completions(args) => completions::run(args, &mut ctx),
+        Command::Man(args) => man::run(args, &mut ctx),
         Command::Gc(args) => gc::run(args, &mut ctx),
         Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),

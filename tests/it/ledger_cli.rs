@@ -557,3 +557,39 @@ fn bash_completes_git_mso_through_git_s_own_completion() {
     assert!(complete("git-mso dis").contains(&"dispatch".to_string()));
     assert!(complete("git-mso voyage ").contains(&"publish".to_string()), "{:?}", complete("git-mso voyage "));
 }
+
+#[test]
+fn man_pages_install_where_git_help_finds_them() {
+    let repo = TestRepo::initialized();
+    let man = repo.root().join("share/man");
+    let out = repo.ok(&["man", "--install", "--dir", man.join("man1").to_str().unwrap()]);
+    assert!(out.contains("manual pages to"), "{out}");
+    for page in ["git-mso.1", "git-mso-order.1", "git-mso-order-new.1", "git-mso-config.1", "git-mso-dispatch.1"] {
+        let text = std::fs::read_to_string(man.join("man1").join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page} is not a manual page");
+    }
+    let config = std::fs::read_to_string(man.join("man1/git-mso-config.1")).unwrap();
+    assert!(config.contains("Examples"), "the config page lacks its examples");
+    let printed = repo.ok(&["man"]);
+    assert!(printed.starts_with(".ie") && printed.contains(".SH SUBCOMMANDS"), "{printed}");
+
+    if std::process::Command::new("man").arg("--version").output().is_err() {
+        eprintln!("skipped rendering: man is not installed here");
+        return;
+    }
+    let bin_dir = assert_cmd::cargo::cargo_bin("git-mso").parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    for args in [&["mso", "--help"][..], &["help", "mso"]] {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(args).current_dir(&repo.path);
+        crate::common::isolate(&mut cmd, &repo.home);
+        cmd.env("PATH", &path).env("MANPATH", format!("{}:", man.display())).env("MANPAGER", "cat").env("PAGER", "cat");
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("git-mso(1)") && text.contains("SUBCOMMANDS"),
+            "git {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
