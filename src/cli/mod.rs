@@ -1,6 +1,7 @@
 //! The command line: one file per command, each an `Args` struct and a `run`
 //! function writing to the writer it is given.
 
+mod board;
 mod cleanup;
 mod completions;
 mod config;
@@ -90,6 +91,8 @@ pub enum Command {
     Gc(gc::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
+    /// The pipeline at a glance: role columns on the terminal, or a self-contained HTML page.
+    Board(board::Args),
     /// Print or install the manual pages (`git mso --help` and `git help mso` show them).
     Man(man::Args),
     /// What the installed hook shims call.
@@ -115,6 +118,7 @@ impl Command {
             | Command::Sync(_)
             | Command::Completions(_)
             | Command::Man(_)
+            | Command::Board(_)
             | Command::Gc(_)
             | Command::Status(_)
             | Command::Log(_)
@@ -156,6 +160,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Sync(args) => sync::run(args, &mut ctx),
         Command::Completions(args) => completions::run(args, &mut ctx),
         Command::Man(args) => man::run(args, &mut ctx),
+        Command::Board(args) => board::run(args, &mut ctx),
         Command::Gc(args) => gc::run(args, &mut ctx),
         Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod board;
 mod ci_templates;
 mod concurrency;
 mod core_props;
