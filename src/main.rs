@@ -5,6 +5,8 @@ use clap::Parser;
 use git_mso::cli::{Cli, run};
 use git_mso::error::{Error, exit};
 
+mod pager;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -13,9 +15,16 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     let writes = cli.command.writes();
-    let mut stdout = std::io::stdout().lock();
-    let result = run(cli, &mut stdout);
-    let _ = stdout.flush();
+    let pager = pager::choose(&cli);
+    let result = match pager {
+        Some(command) => pager::run_through(&command, |out| run(cli, out)),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            let result = run(cli, &mut stdout);
+            let _ = stdout.flush();
+            result
+        }
+    };
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
         // A reader that stopped early (`git mso log | head -1`) is not an error.

@@ -39,6 +39,13 @@ struct Board {
     roles: Vec<Role>,
 }
 
+impl Args {
+    /// Whether it writes a page instead of printing.
+    pub fn writes_file(&self) -> bool {
+        self.html.is_some()
+    }
+}
+
 pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let tip = store.require_tip()?;

@@ -98,3 +98,10 @@ fn still_running(store: &crate::store::Store, id: &OrderId, number: usize) -> cr
     let Some(order) = store.order(&tip, id)? else { return Ok(false) };
     Ok(report::runs(&order).get(number - 1).is_some_and(|r| r.ended.is_none()))
 }
+
+impl Args {
+    /// Whether it follows a running log (no pager then).
+    pub fn follows(&self) -> bool {
+        self.follow
+    }
+}

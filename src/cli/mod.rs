@@ -6,6 +6,7 @@ mod cleanup;
 mod completions;
 mod config;
 mod cost;
+mod crews;
 mod dispatch;
 mod fsck;
 mod gc;
@@ -46,6 +47,12 @@ pub struct Cli {
     /// Run as if started in this directory.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Send the output through git's pager even when it is not a terminal.
+    #[arg(short = 'p', long, global = true, conflicts_with = "no_pager")]
+    pub paginate: bool,
+    /// Never use a pager (long reading commands use git's on a terminal).
+    #[arg(short = 'P', long, global = true)]
+    pub no_pager: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -91,6 +98,9 @@ pub enum Command {
     Gc(gc::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
+    /// The crews and forge adapters that ship with git-mso, in one stable place.
+    #[command(subcommand)]
+    Crews(crews::CrewsCommand),
     /// The pipeline at a glance: role columns on the terminal, or a self-contained HTML page.
     Board(board::Args),
     /// Print or install the manual pages (`git mso --help` and `git help mso` show them).
@@ -101,6 +111,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command prints something to read, long enough for a
+    /// pager on a terminal (as `git log` does): never one that writes, runs
+    /// crews, or follows a log.
+    pub fn pages(&self) -> bool {
+        match self {
+            Command::Log(_) | Command::Cost(_) | Command::Fsck(_) => true,
+            Command::Logs(args) => !args.follows(),
+            Command::Board(args) => !args.writes_file(),
+            Command::Order(c) => !c.writes(),
+            Command::Voyage(c) => !c.writes(),
+            Command::Review(c) => !c.writes(),
+            _ => false,
+        }
+    }
+
     /// Whether a refusal of this command means nothing was written (the error says so).
     /// Not for dispatch: it may have run other orders before reporting a problem.
     pub fn writes(&self) -> bool {
@@ -119,6 +144,7 @@ impl Command {
             | Command::Completions(_)
             | Command::Man(_)
             | Command::Board(_)
+            | Command::Crews(_)
             | Command::Gc(_)
             | Command::Status(_)
             | Command::Log(_)
@@ -161,6 +187,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Completions(args) => completions::run(args, &mut ctx),
         Command::Man(args) => man::run(args, &mut ctx),
         Command::Board(args) => board::run(args, &mut ctx),
+        Command::Crews(cmd) => crews::run(cmd, &mut ctx),
         Command::Gc(args) => gc::run(args, &mut ctx),
         Command::Hook(args) => hooks::run_hook(args, &mut ctx),
         Command::Status(args) => status::run(args, &mut ctx),

@@ -371,3 +371,34 @@ fn a_missing_agent_fails_the_role_for_good_at_once() {
         assert!(stdout.contains(" is not installed or not on PATH → failed for good"), "{adapter}: {stdout}");
     }
 }
+
+#[test]
+fn the_shipped_crews_install_in_one_stable_place_and_run_from_any_repository() {
+    let repo = TestRepo::initialized();
+    let dir = repo.ok(&["crews", "path"]).trim().to_string();
+    assert_eq!(std::path::Path::new(&dir), repo.home.join(".local/share/git-mso/crews"));
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/crews");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&shipped).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    let listed: Vec<String> =
+        repo.ok(&["crews", "list"]).lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    assert_eq!(listed, names, "every script in scripts/crews ships");
+    use std::os::unix::fs::PermissionsExt;
+    for name in &names {
+        let installed = std::path::Path::new(&dir).join(name);
+        assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(shipped.join(name)).unwrap(), "{name}");
+        assert_eq!(installed.metadata().unwrap().permissions().mode() & 0o111, 0o111, "{name} is not executable");
+    }
+    // A second call changes nothing and says the same.
+    assert_eq!(repo.ok(&["crews", "path"]).trim(), dir);
+    // The demo crews, named from there, take an order through the pipeline.
+    repo.set_crews(&[
+        ("PLN", &format!("{dir}/demo-plan.sh")),
+        ("BLD", &format!("{dir}/demo-build.sh")),
+        ("TST", &format!("{dir}/demo-test.sh")),
+    ]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "Bump deps", "--ac", "deps are bumped"]);
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+}

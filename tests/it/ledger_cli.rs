@@ -593,3 +593,33 @@ fn man_pages_install_where_git_help_finds_them() {
         );
     }
 }
+
+#[test]
+fn long_output_goes_through_git_s_pager_when_asked_or_on_a_terminal() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let run = |args: &[&str], pager: &str| {
+        let out = repo.mso_cmd(&repo.path).args(args).env("GIT_PAGER", pager).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let paged = run(&["-p", "log"], "sed 's/^/paged: /'");
+    assert!(paged.lines().all(|l| l.starts_with("paged: ")) && !paged.is_empty(), "{paged}");
+    // Not a terminal, not asked: no pager.
+    assert!(!run(&["log"], "sed 's/^/paged: /'").contains("paged: "));
+    // core.pager from the repository's config, when GIT_PAGER is not set.
+    repo.git(&["config", "core.pager", "sed 's/^/core: /'"]);
+    let out = repo
+        .mso_cmd(&repo.path)
+        .args(["-p", "order", "list"])
+        .env_remove("GIT_PAGER")
+        .env_remove("PAGER")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("core: "), "{text}");
+    // A pager of `cat` is no pager; a reader that quits early is no error.
+    assert!(!run(&["-p", "log"], "cat").contains("paged"));
+    let out = repo.mso_cmd(&repo.path).args(["-p", "log"]).env("GIT_PAGER", "true").output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}

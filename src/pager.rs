@@ -1,0 +1,55 @@
+//! Long output goes through git's pager, as `git log` does: on a terminal
+//! (or with `-p`), never with `-P`/`--no-pager`, and not at all when the
+//! pager git would use is `cat` or empty.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use git_mso::cli::Cli;
+
+/// The pager command for this run, if its output is to be paged.
+pub fn choose(cli: &Cli) -> Option<String> {
+    if cli.no_pager || !(cli.paginate || (cli.command.pages() && stdout_is_terminal())) {
+        return None;
+    }
+    // `git var GIT_PAGER` applies git's own order: GIT_PAGER, core.pager
+    // (with `git -c` too), PAGER, then the built-in default.
+    let mut var = Command::new("git");
+    var.args(["var", "GIT_PAGER"]).stdin(Stdio::null()).stderr(Stdio::null());
+    if let Some(dir) = &cli.dir {
+        var.current_dir(dir);
+    }
+    let out = var.output().ok().filter(|o| o.status.success())?;
+    let pager = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!pager.is_empty() && pager != "cat").then_some(pager)
+}
+
+fn stdout_is_terminal() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(1) == 1 }
+}
+
+/// Run `body` with its output going to `pager` (`sh -c`, with git's
+/// `LESS=FRX` and `LV=-c` unless set), and wait for the reader.
+pub fn run_through(pager: &str, body: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let mut command = Command::new("sh");
+    command.args(["-c", pager]).stdin(Stdio::piped());
+    for (name, value) in [("LESS", "FRX"), ("LV", "-c")] {
+        if std::env::var_os(name).is_none() {
+            command.env(name, value);
+        }
+    }
+    let Ok(mut child) = command.spawn() else {
+        // No pager to be had: print as if there were none.
+        let mut stdout = std::io::stdout().lock();
+        let result = body(&mut stdout);
+        let _ = stdout.flush();
+        return result;
+    };
+    let mut input = std::io::BufWriter::new(child.stdin.take().expect("stdin was piped"));
+    let result = body(&mut input);
+    let flushed = input.flush();
+    drop(input);
+    let _ = child.wait();
+    result.and(flushed.map_err(Into::into))
+}
