@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     let writes = cli.command.writes();
+    git_mso::cli::set_colour(pager::colour(&cli));
     let pager = pager::choose(&cli);
     let result = match pager {
         Some(command) => pager::run_through(&command, |out| run(cli, out)),

@@ -53,3 +53,18 @@ pub fn run_through(pager: &str, body: impl FnOnce(&mut dyn Write) -> anyhow::Res
     let _ = child.wait();
     result.and(flushed.map_err(Into::into))
 }
+
+/// Whether to colour: only on a terminal, and not when `NO_COLOR` is set
+/// or `color.ui` says `never`/`false`.
+pub fn colour(cli: &Cli) -> bool {
+    if !stdout_is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    let mut get = Command::new("git");
+    get.args(["config", "--get", "color.ui"]).stdin(Stdio::null()).stderr(Stdio::null());
+    if let Some(dir) = &cli.dir {
+        get.current_dir(dir);
+    }
+    let setting = get.output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_ascii_lowercase());
+    !matches!(setting.as_deref(), Some("never" | "false" | "no" | "off" | "0"))
+}

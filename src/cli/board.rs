@@ -105,11 +105,11 @@ fn terminal(board: &Board, all: bool, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         )?;
         for o in here {
             let title: String = text::line(&o.title).chars().take(48).collect();
+            let status = super::output::paint_status(&format!("{:<9}", o.status.as_str()));
             writeln!(
                 ctx.out,
-                "  {:<10} {:<9} {:<8} a{}  {title}",
+                "  {:<10} {status} {:<8} a{}  {title}",
                 o.id.to_string(),
-                o.status.as_str(),
                 o.voyage.to_string(),
                 o.attempt
             )?;

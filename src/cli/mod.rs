@@ -155,6 +155,11 @@ impl Command {
     }
 }
 
+/// Colour terminal output or not (see `output::paint_status`).
+pub fn set_colour(on: bool) {
+    output::set_colour(on);
+}
+
 /// What every command gets: where it runs and where it writes.
 pub struct Ctx<'a> {
     pub dir: PathBuf,

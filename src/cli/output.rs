@@ -6,6 +6,31 @@ use serde::Serialize;
 
 use crate::core::{Config, Order, OrderSummary, Role};
 
+/// Whether terminal output is coloured (set once at start: a terminal,
+/// `color.ui`, `NO_COLOR`).
+static COLOUR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_colour(on: bool) {
+    COLOUR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A status word in its colour (queued blue, running yellow, review
+/// magenta, failed red, completed and landed green), when colour is on.
+pub fn paint_status(text: &str) -> String {
+    if !COLOUR.load(std::sync::atomic::Ordering::Relaxed) {
+        return text.to_string();
+    }
+    let code = match text.trim_end() {
+        "queued" => "34",
+        "running" => "33",
+        "review" | "held" => "35",
+        "failed" => "31",
+        "completed" | "landed" => "32",
+        _ => return text.to_string(),
+    };
+    format!("\u{1b}[{code}m{text}\u{1b}[m")
+}
+
 /// Write `value` as pretty JSON followed by a newline.
 pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
@@ -21,18 +46,23 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> anyh
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    // A STATUS column is coloured after padding, so escapes never count as width.
+    let status = header.iter().position(|h| *h == "STATUS");
+    let line = |cells: Vec<&str>, paint: bool| {
         let last = cells.len().saturating_sub(1);
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == last { c.to_string() } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                let cell = if i == last { c.to_string() } else { format!("{c:<w$}", w = widths[i]) };
+                if paint && Some(i) == status { paint_status(&cell) } else { cell }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };
-    writeln!(out, "{}", line(header.to_vec()).trim_end())?;
+    writeln!(out, "{}", line(header.to_vec(), false).trim_end())?;
     for row in rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()).trim_end())?;
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect(), true).trim_end())?;
     }
     Ok(())
 }

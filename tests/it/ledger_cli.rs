@@ -623,3 +623,41 @@ fn long_output_goes_through_git_s_pager_when_asked_or_on_a_terminal() {
     let out = repo.mso_cmd(&repo.path).args(["-p", "log"]).env("GIT_PAGER", "true").output().unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn on_a_terminal_output_is_coloured_and_paged_unless_told_otherwise() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1), to give the command a terminal, is not installed here");
+        return;
+    }
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let bin = assert_cmd::cargo::cargo_bin("git-mso");
+    // `script` runs the command on a pseudo-terminal and copies what it printed.
+    let on_terminal = |args: &str, env: &[(&str, &str)]| {
+        let cmd = repo.mso_cmd(&repo.path);
+        let mut script = std::process::Command::new("script");
+        script.args(["-qec", &format!("'{}' {args}", bin.display()), "/dev/null"]).current_dir(&repo.path);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        script.env_remove("NO_COLOR").env("GIT_PAGER", "sed 's/^/paged: /'");
+        for (k, v) in env {
+            script.env(k, v);
+        }
+        String::from_utf8_lossy(&script.output().unwrap().stdout).replace('\r', "")
+    };
+    let out = on_terminal("order list", &[]);
+    assert!(out.contains("paged: CHR-0001  \u{1b}[34mqueued"), "{out:?}");
+    let plain = on_terminal("--no-pager order list", &[("NO_COLOR", "1")]);
+    assert!(plain.contains("CHR-0001  queued") && !plain.contains("paged:") && !plain.contains('\u{1b}'), "{plain:?}");
+    repo.git(&["config", "color.ui", "never"]);
+    let never = on_terminal("-P order list", &[]);
+    assert!(!never.contains('\u{1b}'), "{never:?}");
+    // Writing commands are never paged.
+    let wrote = on_terminal("order new --kind CHR --title u", &[]);
+    assert!(wrote.contains("CHR-0002") && !wrote.contains("paged:"), "{wrote:?}");
+}
