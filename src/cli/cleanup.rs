@@ -8,7 +8,10 @@ use super::Ctx;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Removes crew worktrees, briefs, results and logs under <git dir>/mso. \
 refs/mso/ledger and refs/notes/mso are never touched, so cleanup cannot change what is dispatched next. \
-Worktrees of crews still running on this host are kept.")]
+Worktrees of crews still running on this host are kept.
+
+Examples:
+  git mso cleanup")]
 pub struct Args {}
 
 pub fn run(_args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {

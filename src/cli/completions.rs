@@ -10,6 +10,7 @@ use super::{Cli, Ctx};
     after_help = "Examples:\n  git mso completions bash > ~/.local/share/bash-completion/completions/git-mso\n  git mso completions zsh > ~/.zfunc/_git-mso"
 )]
 pub struct Args {
+    /// The shell to complete for.
     shell: Shell,
 }
 

@@ -34,6 +34,7 @@ The directory is $XDG_DATA_HOME/git-mso/crews (~/.local/share/git-mso/crews), or
         dir: Option<PathBuf>,
     },
     /// List the shipped crews and what each is for.
+    #[command(after_help = "Examples:\n  git mso crews list")]
     List,
 }
 

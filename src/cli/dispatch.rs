@@ -21,7 +21,12 @@ MSO_ORDER, MSO_ROLE, MSO_ATTEMPT, MSO_VOYAGE, MSO_PERSONA, MSO_MODEL, MSO_BRIEF_
 
 --once (the default) runs until no queued order can start, then exits. --watch keeps waiting for
 work. Either way the first SIGINT/SIGTERM stops taking work and lets running crews finish, a
-second one stops them and releases their orders (FAILED, queued again while attempts remain).")]
+second one stops them and releases their orders (FAILED, queued again while attempts remain).
+
+Examples:
+  git mso dispatch
+  git mso dispatch --watch --max-parallel 4
+  git mso dispatch --watch --remote origin      # a runner coordinating through the server")]
 pub struct Args {
     /// Run until no work is ready, then exit (the default).
     #[arg(long, conflicts_with = "watch")]

@@ -12,8 +12,13 @@ use super::output;
 transition, event ids are unique, every commit's tree equals the state its events produce, and every \
 ledger commit and every object of the tip's tree hashes to its id. Warns when the reflog shows \
 refs/mso/ledger moved backwards (events left behind). Exits 1 on the first problem and names the \
-commit; nothing is repaired.")]
+commit; nothing is repaired.
+
+Examples:
+  git mso fsck
+  git mso fsck --json")]
 pub struct Args {
+    /// The report as JSON (with any warnings).
     #[arg(long)]
     json: bool,
 }

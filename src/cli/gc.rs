@@ -5,9 +5,9 @@ use crate::gitcli::git;
 use super::Ctx;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Every append writes a few small loose objects; git-mso also starts `git gc --auto` \
-in the background every 512 events, which packs them once git's own threshold (gc.auto) is reached. \
-This command packs now and writes a commit-graph, which speeds up `git mso log` and `fsck` on long ledgers.")]
+#[command(after_help = "Every append writes a few small loose objects; once there are more than git's own \
+threshold (gc.auto), an append starts `git gc --auto` in the background. This command packs now and writes \
+a commit-graph, which speeds up `git mso log` and `fsck` on long ledgers.\n\nExamples:\n  git mso gc")]
 pub struct Args {}
 
 fn loose_objects(dir: &std::path::Path) -> anyhow::Result<String> {

@@ -28,11 +28,17 @@ bounded notes) and refuses other refs under refs/mso/. See the README's Trust se
 
 Client (a clone that runs crews):
   git mso hooks install
-  git config mso.dispatch.auto true         # wake the dispatcher when a fetch moves the ledger")]
+  git config mso.dispatch.auto true         # wake the dispatcher when a fetch moves the ledger
+
+Examples:
+  git mso hooks install --server
+  git mso hooks install")]
     Install(InstallArgs),
     /// Remove git-mso's hooks and restore the ones they chained.
+    #[command(after_help = "Examples:\n  git mso hooks uninstall")]
     Uninstall,
     /// Show which hooks are installed.
+    #[command(after_help = "Examples:\n  git mso hooks status")]
     Status,
 }
 

@@ -7,7 +7,9 @@ use super::Ctx;
 use super::output::sequence;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "A second `init` changes nothing. Change the pipeline later with `git mso config`.")]
+#[command(
+    after_help = "A second `init` changes nothing. Change the pipeline later with `git mso config`.\n\nExamples:\n  git mso init\n  git mso init --persona-set heist"
+)]
 pub struct Args {
     /// Display names for the roles.
     #[arg(long, value_enum)]

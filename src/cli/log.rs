@@ -11,6 +11,7 @@ use super::Ctx;
 use super::output;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  git mso log\n  git mso log FTR-0001\n  git mso log -n 20 --json")]
 pub struct Args {
     /// Only commits that touch this order.
     order: Option<OrderId>,

@@ -14,6 +14,7 @@ use super::Ctx;
     after_help = "Examples:\n  git mso logs FTR-0001\n  git mso logs FTR-0001 --role TST --attempt 2\n  git mso logs FTR-0001 --follow"
 )]
 pub struct Args {
+    /// The order whose run to show.
     id: OrderId,
     /// The latest run of this role (default: the order's latest run).
     #[arg(long)]

@@ -203,3 +203,45 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Config(args) => config::run(args, &mut ctx),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command a user can run, with its path (`order new`).
+    fn leaves(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        let visible: Vec<&clap::Command> =
+            command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help").collect();
+        if visible.is_empty() {
+            out.push((path.clone(), command.clone()));
+        }
+        for sub in visible {
+            let name = if path.is_empty() { sub.get_name().to_string() } else { format!("{path} {}", sub.get_name()) };
+            leaves(sub, name, out);
+        }
+    }
+
+    #[test]
+    fn every_command_teaches_by_example_and_every_argument_says_what_it_is() {
+        let root = Cli::command();
+        root.clone().debug_assert();
+        let mut all = Vec::new();
+        leaves(&root, String::new(), &mut all);
+        let mut missing = Vec::new();
+        for (path, command) in &all {
+            let after = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            if !after.contains("Example") {
+                missing.push(format!("`git mso {path}` has no examples"));
+            }
+            for arg in command.get_arguments().filter(|a| !a.is_hide_set() && !a.is_global_set()) {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("`git mso {path}`: argument {id} has no help"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+}

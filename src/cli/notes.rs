@@ -7,6 +7,7 @@ use super::Ctx;
 #[derive(Debug, Subcommand)]
 pub enum NotesCommand {
     /// Regenerate every note on voyage commits from the ledger (notes are a derived mirror).
+    #[command(after_help = "Examples:\n  git mso notes rebuild\n  git log --notes=mso voyage/VOY-0001")]
     Rebuild,
 }
 

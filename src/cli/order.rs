@@ -91,13 +91,20 @@ fn parse_budget(text: &str) -> Result<u64, String> {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  git mso order list\n  git mso order list --status review\n  git mso order list --role BLD --kind BUG\n  git mso order list --voyage VOY-0002 --json"
+)]
 pub struct ListArgs {
+    /// Only orders in this status.
     #[arg(long, value_enum)]
     status: Option<Status>,
+    /// Only orders at this role.
     #[arg(long)]
     role: Option<Role>,
+    /// Only orders of this kind.
     #[arg(long)]
     kind: Option<Kind>,
+    /// Only orders on this voyage.
     #[arg(long)]
     voyage: Option<VoyageId>,
     /// One JSON array of order summaries.
@@ -110,6 +117,7 @@ pub struct ListArgs {
     after_help = "Examples:\n  git mso order show FTR-0001\n  git mso order show FTR-0001 --brief --role BLD\n  git mso order show FTR-0001 --evidence"
 )]
 pub struct ShowArgs {
+    /// The order to show.
     id: OrderId,
     /// The order file exactly as stored in the ledger (with --brief: the briefs as JSON).
     #[arg(long)]
@@ -129,7 +137,11 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "A running crew is stopped and its changes discarded; the voyage branch keeps what earlier roles did.\n\nExamples:\n  git mso order cancel FTR-0003 --reason \"not needed any more\""
+)]
 pub struct CancelArgs {
+    /// The order to cancel.
     id: OrderId,
     /// Why; recorded in the ledger.
     #[arg(long, default_value = "")]
@@ -137,7 +149,11 @@ pub struct CancelArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "A failed order is queued again at the role it failed, its attempts counted afresh.\n\nExamples:\n  git mso order retry BUG-0002"
+)]
 pub struct RetryArgs {
+    /// The failed order to queue again.
     id: OrderId,
 }
 

@@ -35,6 +35,7 @@ pub(super) fn under_review(order: &crate::core::Order, voyage: &crate::core::Voy
 #[derive(Debug, Subcommand)]
 pub enum ReviewCommand {
     /// Orders awaiting review, with the range of commits each would approve.
+    #[command(after_help = "Examples:\n  git mso review list\n  git mso review list --json")]
     List(ListArgs),
     /// What approving would accept: the role's commits, diffstat and diff, its hand-off and gate.
     #[command(after_help = "The range is what the role added to the voyage: from the head the ledger recorded \
@@ -48,9 +49,18 @@ Examples:
     Show(ShowArgs),
     /// Approve the reviewed role: the order moves to its next role (or completes) in the same commit.
     #[command(after_help = "The approval is pinned to the voyage commit the crew produced, recorded when the role \
-succeeded. Approving an order that is not awaiting review is an error naming its state; nothing is written.")]
+succeeded. Approving an order that is not awaiting review is an error naming its state; nothing is written.
+
+Examples:
+  git mso review approve FTR-0001
+  git mso review approve FTR-0001 --comment \"plan looks right\"")]
     Approve(ApproveArgs),
     /// Send the order back to the same role, or an earlier one, with a reason the next crew reads.
+    #[command(
+        after_help = "The rejected commits leave the voyage branch and are kept at refs/mso/rejected/ORDER/N.\n\n\
+Examples:\n  git mso review reject FTR-0001 --reason \"the plan misses the settings page\"\n  \
+git mso review reject FTR-0001 --to PLN --reason \"start over from the plan\""
+    )]
     Reject(RejectArgs),
 }
 
@@ -69,6 +79,7 @@ pub struct ListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
+    /// The order whose role awaits review.
     id: OrderId,
     /// Commits and diffstat only, no patch.
     #[arg(long)]
@@ -80,6 +91,7 @@ pub struct ShowArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ApproveArgs {
+    /// The order whose role to approve.
     id: OrderId,
     /// A note recorded with the approval.
     #[arg(long, default_value = "")]
@@ -88,6 +100,7 @@ pub struct ApproveArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RejectArgs {
+    /// The order whose role to reject.
     id: OrderId,
     /// Why; it goes into the brief of the crew that runs next.
     #[arg(long)]

@@ -9,7 +9,11 @@ what arrived, fast-forwards or replays local transactions on top (re-validating 
 taken on the remote is renumbered and reported; a transaction that is no longer legal is reported
 and left out), then pushes with --atomic and a lease, never a forced update. Voyage branches and
 refs/notes/mso travel too (notes are merged, never clobbered). A plain `git clone` gets the whole
-pipeline with one `git mso sync`.")]
+pipeline with one `git mso sync`.
+
+Examples:
+  git mso sync
+  git mso sync --remote upstream")]
 pub struct Args {
     /// The remote to exchange with.
     #[arg(long, default_value = "origin")]

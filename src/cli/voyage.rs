@@ -22,7 +22,7 @@ pub enum VoyageCommand {
     /// List voyages with their state (open, published, landed, closed).
     #[command(after_help = "Listing notices voyages that landed: when a voyage's recorded head is in its target \
 branch (here or in a remote-tracking branch), or a commit there carries its Mso-Voyage trailer, VOYAGE_LANDED is \
-recorded.")]
+recorded.\n\nExamples:\n  git mso voyage list\n  git mso voyage list --json")]
     List(ListArgs),
     /// Show a voyage: state, orders and their roles, commits with their notes, ahead/behind its target.
     #[command(after_help = "Like `voyage list`, it records a landing it notices in the remote-tracking branches \
