@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let result = match pager {
         Some(command) => pager::run_through(&command, |out| run(cli, out)),
         None => {
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = pager::Watched(std::io::stdout().lock());
             let result = run(cli, &mut stdout);
             let _ = stdout.flush();
             result
@@ -28,8 +28,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
-        // A reader that stopped early (`git mso log | head -1`) is not an error.
-        Err(err) if closed_pipe(&err) => ExitCode::from(exit::OK as u8),
+        // A reader that stopped early (`git mso log | head -1`) is not an
+        // error: only when it was our own output that was closed.
+        Err(err) if pager::output_closed() && closed_pipe(&err) => ExitCode::from(exit::OK as u8),
         Err(err) => {
             let lib = err.chain().find_map(|e| e.downcast_ref::<Error>());
             let suffix = if writes && lib.is_some_and(Error::is_refusal) { "; nothing was written" } else { "" };

@@ -29,6 +29,36 @@ fn stdout_is_terminal() -> bool {
     unsafe { libc::isatty(1) == 1 }
 }
 
+/// Set when a write to our own output (stdout, or the pager's input) found
+/// its reader gone: only then is a broken pipe a quiet exit.
+static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn output_closed() -> bool {
+    CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Our output, noting when its reader has gone.
+pub struct Watched<W: Write>(pub W);
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        note(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        note(self.0.flush())
+    }
+}
+
+fn note<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+    if let Err(e) = &result
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    result
+}
+
 /// Run `body` with its output going to `pager` (`sh -c`, with git's
 /// `LESS=FRX` and `LV=-c` unless set), and wait for the reader.
 pub fn run_through(pager: &str, body: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
@@ -41,12 +71,12 @@ pub fn run_through(pager: &str, body: impl FnOnce(&mut dyn Write) -> anyhow::Res
     }
     let Ok(mut child) = command.spawn() else {
         // No pager to be had: print as if there were none.
-        let mut stdout = std::io::stdout().lock();
+        let mut stdout = Watched(std::io::stdout().lock());
         let result = body(&mut stdout);
         let _ = stdout.flush();
         return result;
     };
-    let mut input = std::io::BufWriter::new(child.stdin.take().expect("stdin was piped"));
+    let mut input = Watched(std::io::BufWriter::new(child.stdin.take().expect("stdin was piped")));
     let result = body(&mut input);
     let flushed = input.flush();
     drop(input);
@@ -57,7 +87,10 @@ pub fn run_through(pager: &str, body: impl FnOnce(&mut dyn Write) -> anyhow::Res
 /// Whether to colour: only on a terminal, and not when `NO_COLOR` is set
 /// or `color.ui` says `never`/`false`.
 pub fn colour(cli: &Cli) -> bool {
-    if !stdout_is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+    if !stdout_is_terminal()
+        || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || std::env::var("TERM").is_ok_and(|t| t == "dumb")
+    {
         return false;
     }
     let mut get = Command::new("git");

@@ -60,7 +60,13 @@ _git_mso() {
         Shell::Fish => Some(
             r#"
 # `git mso …`: the same completions after `git mso`.
-complete -c git -n '__fish_seen_subcommand_from mso' -f -a '(set -l words (commandline -opc); set -e words[1..2]; complete -C "git-mso $words "(commandline -ct))'
+function __git_mso_words
+    set -l words (commandline -opc)
+    set -l at (contains -i -- mso $words)
+    and set -e words[1..$at]
+    and echo $words
+end
+complete -c git -n '__fish_seen_subcommand_from mso' -f -a '(complete -C "git-mso "(__git_mso_words)" "(commandline -ct))'
 "#,
         ),
         _ => None,

@@ -13,7 +13,7 @@ max_attempts            1 to 20\n  \
 lease_ttl_secs          seconds, or a duration: 600, 10m\n  \
 retry_backoff_secs      seconds, or a duration: 30, 1m\n  \
 budget_usd              dollars per order (--unset for none)\n  \
-approvers, admins       JSON lists of actors (--unset: anyone named)\n  \
+approvers, admins       JSON lists of actors (--unset approvers: anyone named)\n  \
 require_signatures      true | false\n  \
 signers.<ACTOR>         JSON list of SSH public keys\n  \
 roles.<ROLE>.model      deep | standard | light\n  \
@@ -30,7 +30,7 @@ pub struct Args {
     key: Option<String>,
     /// The new value: JSON, or a plain word for strings.
     value: Option<String>,
-    /// Remove the setting (budgets, instructions, fail_on, back_to, approvers, admins, signers).
+    /// Remove the setting (budgets, instructions, fail_on, back_to, approvers, signers).
     #[arg(long, conflicts_with = "value", requires = "key")]
     unset: bool,
     /// Allow a key that adds a role or a kind the pipeline does not have yet.
@@ -65,11 +65,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             return output::json(ctx.out, found);
         }
         (_, true) => unset_value(&key).ok_or_else(|| {
-            Error::Input(format!(
-                "{} cannot be unset; set it instead, for example: git mso config {}",
-                crate::core::ids::shown(&key),
-                example(&key).unwrap_or("max_attempts 5")
-            ))
+            let instead = example(&key).map(|e| format!(", for example: git mso config {e}")).unwrap_or_default();
+            Error::Input(format!("{} cannot be unset; set it instead{instead}", crate::core::ids::shown(&key)))
         })?,
         (Some(raw), false) => parse_value(&key, &raw),
     };
@@ -136,7 +133,7 @@ fn unset_value(key: &str) -> Option<serde_json::Value> {
         ["budget_usd"] | ["kinds", _, "budget_usd"] | ["roles", _, "instructions" | "fail_on" | "back_to"] => {
             Some(serde_json::Value::Null)
         }
-        ["approvers"] | ["admins"] | ["signers", _, ..] => Some(serde_json::json!([])),
+        ["approvers"] | ["signers", _, ..] => Some(serde_json::json!([])),
         _ => None,
     }
 }

@@ -74,13 +74,28 @@ fn install(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     for (name, script) in SHIPPED {
         let path = dir.join(name);
-        if std::fs::read(&path).ok().as_deref() != Some(script.as_bytes()) {
-            // Replaced whole, never edited in place under a crew that runs it.
-            let fresh = dir.join(format!(".{name}.new"));
-            std::fs::write(&fresh, script).map_err(|e| Error::io(format!("writing {}", fresh.display()), e))?;
-            std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| Error::io(format!("making {} executable", fresh.display()), e))?;
-            std::fs::rename(&fresh, &path).map_err(|e| Error::io(format!("installing {}", path.display()), e))?;
+        let current = || std::fs::read(&path).ok().as_deref() == Some(script.as_bytes());
+        if current() {
+            continue;
+        }
+        // Written whole under a name of its own (never a file another
+        // install writes, never through a planted link), then renamed into
+        // place: a crew starting it sees the old script or the new one.
+        let fresh = dir.join(format!(".{name}.{}.{}", std::process::id(), crate::store::random_u64()));
+        let written = (|| {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&fresh)?;
+            file.write_all(script.as_bytes())?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&fresh, &path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&fresh);
+            // Another install may have put the same script there meanwhile.
+            if !current() {
+                return Err(Error::io(format!("installing {}", path.display()), e).into());
+            }
         }
     }
     Ok(())

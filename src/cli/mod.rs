@@ -119,9 +119,10 @@ impl Command {
             Command::Log(_) | Command::Cost(_) | Command::Fsck(_) => true,
             Command::Logs(args) => !args.follows(),
             Command::Board(args) => !args.writes_file(),
-            Command::Order(c) => !c.writes(),
-            Command::Voyage(c) => !c.writes(),
-            Command::Review(c) => !c.writes(),
+            // Reading subcommands only, named: publish pushes and may prompt.
+            Command::Order(c) => matches!(c, order::OrderCommand::List(_) | order::OrderCommand::Show(_)),
+            Command::Voyage(c) => matches!(c, voyage::VoyageCommand::List(_) | voyage::VoyageCommand::Show(_)),
+            Command::Review(c) => matches!(c, review::ReviewCommand::List(_) | review::ReviewCommand::Show(_)),
             _ => false,
         }
     }
@@ -220,6 +221,34 @@ mod tests {
         for sub in visible {
             let name = if path.is_empty() { sub.get_name().to_string() } else { format!("{path} {}", sub.get_name()) };
             leaves(sub, name, out);
+        }
+    }
+
+    #[test]
+    fn only_reading_commands_are_paged() {
+        use clap::Parser;
+        let pages =
+            |args: &[&str]| Cli::parse_from(std::iter::once("git-mso").chain(args.iter().copied())).command.pages();
+        for reading in [
+            &["log"][..],
+            &["order", "list"],
+            &["order", "show", "FTR-0001"],
+            &["voyage", "show", "VOY-0001"],
+            &["board"],
+            &["fsck"],
+        ] {
+            assert!(pages(reading), "{reading:?} is not paged");
+        }
+        for other in [
+            &["voyage", "publish", "VOY-0001"][..],
+            &["order", "new", "--title", "t"],
+            &["review", "approve", "FTR-0001"],
+            &["dispatch"],
+            &["logs", "FTR-0001", "--follow"],
+            &["board", "--html", "b.html"],
+            &["config"],
+        ] {
+            assert!(!pages(other), "{other:?} is paged");
         }
     }
 

@@ -37,7 +37,7 @@ scripts/crews/gh-pr.sh and glab-mr.sh) that command opens the pull request and i
 Examples:
   git mso voyage publish VOY-0001
   git mso voyage publish VOY-0001 --remote upstream
-  git config mso.publish.command \"$(git rev-parse --show-toplevel)/scripts/crews/gh-pr.sh\"")]
+  git config mso.publish.command \"$(git mso crews path)/gh-pr.sh\"")]
     Publish(PublishArgs),
     /// Give up a voyage that will not land: cancels its open orders and records VOYAGE_CLOSED.
     #[command(after_help = "Example:\n  git mso voyage close VOY-0003 --reason \"superseded by VOY-0004\"")]

@@ -77,17 +77,22 @@ impl Identity {
 
 /// The settings `git -c key=value` passes to the commands it runs, from
 /// GIT_CONFIG_PARAMETERS, as `key=value` overrides. git quotes each item
-/// (`'key'='value'`, or `'key=value'` from older versions, a quote inside
-/// written `'\''`); a key without a value means true. Anything that does
-/// not parse ends the list.
-pub fn config_parameters() -> Vec<String> {
-    std::env::var("GIT_CONFIG_PARAMETERS").map(|text| parse_config_parameters(&text)).unwrap_or_default()
+/// (`'key'='value'`, or `'key=value'` from older versions; a quote or `!`
+/// inside is written `'\''`, `'\!'`); a key without a value (`'key'` or
+/// `'key'=`) means true. A list that does not parse is an error, as it is
+/// for git; a key holding `=` is left out (no override could say it).
+pub fn config_parameters() -> Result<Vec<String>, String> {
+    match std::env::var("GIT_CONFIG_PARAMETERS") {
+        Ok(text) => parse_config_parameters(&text),
+        Err(_) => Ok(Vec::new()),
+    }
 }
 
-fn parse_config_parameters(text: &str) -> Vec<String> {
+fn parse_config_parameters(text: &str) -> Result<Vec<String>, String> {
+    let bogus = || format!("bogus format in GIT_CONFIG_PARAMETERS: {}", crate::core::ids::shown(text));
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
-    // One single-quoted word, with git's `'\''` for a quote inside.
+    // One single-quoted word; `'\X'` between quoted parts is a literal X.
     let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
         if chars.next()? != '\'' {
             return None;
@@ -97,10 +102,10 @@ fn parse_config_parameters(text: &str) -> Vec<String> {
             match chars.next()? {
                 '\'' if chars.peek() == Some(&'\\') => {
                     chars.next();
-                    if chars.next()? != '\'' || chars.next()? != '\'' {
+                    word.push(chars.next()?);
+                    if chars.next()? != '\'' {
                         return None;
                     }
-                    word.push('\'');
                 }
                 '\'' => return Some(word),
                 c => word.push(c),
@@ -112,19 +117,27 @@ fn parse_config_parameters(text: &str) -> Vec<String> {
             chars.next();
         }
         if chars.peek().is_none() {
-            return out;
+            return Ok(out);
         }
-        let Some(first) = quoted(&mut chars) else { return out };
-        let item = if chars.peek() == Some(&'=') {
+        let first = quoted(&mut chars).ok_or_else(bogus)?;
+        let (key, value) = if chars.peek() == Some(&'=') {
             chars.next();
-            let Some(value) = quoted(&mut chars) else { return out };
-            format!("{first}={value}")
-        } else if first.contains('=') {
-            first
+            if matches!(chars.peek(), None | Some(' ')) {
+                (first, "true".to_string())
+            } else {
+                (first, quoted(&mut chars).ok_or_else(bogus)?)
+            }
         } else {
-            format!("{first}=true")
+            match first.split_once('=') {
+                Some((key, value)) => (key.to_string(), value.to_string()),
+                None => (first, "true".to_string()),
+            }
         };
-        out.push(item);
+        if key.contains('=') {
+            tracing::warn!("git -c {}: a key with '=' in it is not passed on", crate::core::ids::shown(&key));
+            continue;
+        }
+        out.push(format!("{key}={value}"));
     }
 }
 
@@ -134,11 +147,15 @@ mod tests {
 
     #[test]
     fn git_c_settings_parse_in_both_of_git_s_quotings() {
-        assert_eq!(parse_config_parameters("'mso.user'='alice'"), ["mso.user=alice"]);
-        assert_eq!(parse_config_parameters("'mso.user=alice' 'a.b'='x y'"), ["mso.user=alice", "a.b=x y"]);
-        assert_eq!(parse_config_parameters("'a.b'='it'\\''s'"), ["a.b=it's"]);
-        assert_eq!(parse_config_parameters("'core.flag'"), ["core.flag=true"]);
-        assert_eq!(parse_config_parameters("'a.b'='ok' garbage"), ["a.b=ok"]);
-        assert!(parse_config_parameters("").is_empty());
+        let parse = |t: &str| parse_config_parameters(t).unwrap();
+        assert_eq!(parse("'mso.user'='alice'"), ["mso.user=alice"]);
+        assert_eq!(parse("'mso.user=alice' 'a.b'='x y'"), ["mso.user=alice", "a.b=x y"]);
+        assert_eq!(parse("'a.b'='it'\\''s'"), ["a.b=it's"]);
+        assert_eq!(parse("'a.b'='a'\\!'b' 'mso.user'='bob'"), ["a.b=a!b", "mso.user=bob"]);
+        assert_eq!(parse("'core.flag'"), ["core.flag=true"]);
+        assert_eq!(parse("'x.flag'= 'mso.user'='bob'"), ["x.flag=true", "mso.user=bob"]);
+        assert_eq!(parse("'x.empty'=''"), ["x.empty="]);
+        assert!(parse("").is_empty());
+        assert!(parse_config_parameters("'a.b'='ok' garbage").unwrap_err().contains("bogus format"));
     }
 }

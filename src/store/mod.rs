@@ -74,7 +74,7 @@ impl Store {
         // `git -c key=value mso …` hands its settings over in
         // GIT_CONFIG_PARAMETERS, which gix does not read: they apply here as
         // they would to any git command, above the repository's own config.
-        let mut overrides = env::config_parameters();
+        let mut overrides = env::config_parameters().map_err(Error::Input)?;
         overrides.push(NO_REPLACE.to_string());
         let mut trust = gix::sec::trust::Mapping::<gix::open::Options>::default();
         trust.full = trust.full.config_overrides(overrides.clone());

@@ -73,7 +73,9 @@ impl Signer {
             .spawn()
             .map_err(|e| Error::Signing(format!("running {} to sign the ledger commit: {e}", self.program)))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(payload).map_err(|e| Error::io("passing the commit to the signer", e))?;
+            // A signer that stops reading (a missing key) says why by its
+            // exit status below; the write error itself says nothing more.
+            let _ = stdin.write_all(payload);
         }
         let out = child.wait_with_output().map_err(|e| Error::io("waiting for the signer", e))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

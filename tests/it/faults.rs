@@ -564,3 +564,22 @@ fn a_crew_like_commit_made_long_after_its_attempt_is_held_for_review_not_set_asi
     assert!(out.contains("CHR-0001  held for review"), "{out}");
     assert_eq!(repo.git(&["rev-parse", "voyage/VOY-0001"]).trim(), picked, "the person's commit was taken off");
 }
+
+#[test]
+fn a_signer_that_quits_without_reading_is_a_failure_never_a_quiet_success() {
+    let repo = TestRepo::initialized();
+    let signer = repo.root().join("quit-signer.sh");
+    std::fs::write(&signer, "#!/bin/sh\necho 'no such key' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&signer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    repo.git(&["config", "mso.sign", "true"]);
+    repo.git(&["config", "user.signingKey", "/nonexistent/key"]);
+    repo.git(&["config", "gpg.ssh.program", signer.to_str().unwrap()]);
+    let tip = repo.tip();
+    // The write to a signer that already quit can break its pipe: never read as "the reader went away".
+    for _ in 0..10 {
+        let err = repo.fails(&["order", "new", "--kind", "CHR", "--title", "t"], 1);
+        assert!(err.contains("no such key"), "{err}");
+    }
+    assert_eq!(repo.tip(), tip);
+}

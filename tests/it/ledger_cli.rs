@@ -661,3 +661,43 @@ fn on_a_terminal_output_is_coloured_and_paged_unless_told_otherwise() {
     let wrote = on_terminal("order new --kind CHR --title u", &[]);
     assert!(wrote.contains("CHR-0002") && !wrote.contains("paged:"), "{wrote:?}");
 }
+
+#[test]
+fn git_c_values_with_bangs_quotes_and_bare_keys_all_arrive() {
+    let repo = TestRepo::initialized();
+    let bin_dir = assert_cmd::cargo::cargo_bin("git-mso").parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut n = 0;
+    for (before, who) in [(&["-c", "x.y=a!b"][..], "bob"), (&["-c", "x.flag"], "carol"), (&["-c", "x.q=it's"], "dave")]
+    {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(before).args([
+            "-c",
+            &format!("mso.user={who}"),
+            "mso",
+            "order",
+            "new",
+            "--kind",
+            "CHR",
+            "--title",
+            "t",
+        ]);
+        cmd.current_dir(&repo.path);
+        crate::common::isolate(&mut cmd, &repo.home);
+        cmd.env("PATH", &path);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        n += 1;
+        let order = repo.json(&["order", "show", &format!("CHR-{n:04}"), "--json"]);
+        assert_eq!(order["history"][0]["actor"], who, "{before:?}");
+    }
+    // What git itself would call bogus is refused, not half read.
+    let out = repo
+        .mso_cmd(&repo.path)
+        .args(["status"])
+        .env("GIT_CONFIG_PARAMETERS", "'mso.user'='x' garbage")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus format in GIT_CONFIG_PARAMETERS"));
+}
