@@ -435,14 +435,8 @@ fn a_reader_that_stops_early_ends_the_command_quietly_with_status_0() {
 #[test]
 fn settings_given_with_git_c_are_honoured_for_identity_and_crews() {
     let repo = TestRepo::initialized();
-    let bin_dir = assert_cmd::cargo::cargo_bin("git-mso").parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let git_mso = |args: &[&str]| {
-        let mut cmd = std::process::Command::new("git");
-        cmd.args(args).current_dir(&repo.path);
-        crate::common::isolate(&mut cmd, &repo.home);
-        cmd.env("PATH", &path).env("COUNT_FILE", repo.count_file());
-        let out = cmd.output().unwrap();
+        let out = repo.git_with_mso(args).output().unwrap();
         assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -577,13 +571,9 @@ fn man_pages_install_where_git_help_finds_them() {
         eprintln!("skipped rendering: man is not installed here");
         return;
     }
-    let bin_dir = assert_cmd::cargo::cargo_bin("git-mso").parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     for args in [&["mso", "--help"][..], &["help", "mso"]] {
-        let mut cmd = std::process::Command::new("git");
-        cmd.args(args).current_dir(&repo.path);
-        crate::common::isolate(&mut cmd, &repo.home);
-        cmd.env("PATH", &path).env("MANPATH", format!("{}:", man.display())).env("MANPAGER", "cat").env("PAGER", "cat");
+        let mut cmd = repo.git_with_mso(args);
+        cmd.env("MANPATH", format!("{}:", man.display())).env("MANPAGER", "cat").env("PAGER", "cat");
         let out = cmd.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -665,27 +655,13 @@ fn on_a_terminal_output_is_coloured_and_paged_unless_told_otherwise() {
 #[test]
 fn git_c_values_with_bangs_quotes_and_bare_keys_all_arrive() {
     let repo = TestRepo::initialized();
-    let bin_dir = assert_cmd::cargo::cargo_bin("git-mso").parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut n = 0;
     for (before, who) in [(&["-c", "x.y=a!b"][..], "bob"), (&["-c", "x.flag"], "carol"), (&["-c", "x.q=it's"], "dave")]
     {
-        let mut cmd = std::process::Command::new("git");
-        cmd.args(before).args([
-            "-c",
-            &format!("mso.user={who}"),
-            "mso",
-            "order",
-            "new",
-            "--kind",
-            "CHR",
-            "--title",
-            "t",
-        ]);
-        cmd.current_dir(&repo.path);
-        crate::common::isolate(&mut cmd, &repo.home);
-        cmd.env("PATH", &path);
-        let out = cmd.output().unwrap();
+        let user = format!("mso.user={who}");
+        let mut args = before.to_vec();
+        args.extend(["-c", &user, "mso", "order", "new", "--kind", "CHR", "--title", "t"]);
+        let out = repo.git_with_mso(&args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         n += 1;
         let order = repo.json(&["order", "show", &format!("CHR-{n:04}"), "--json"]);

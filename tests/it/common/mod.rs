@@ -89,6 +89,18 @@ impl TestRepo {
         self.git_in(&self.path, args)
     }
 
+    /// `git ARGS` in the repository, isolated, with the built `git-mso` on
+    /// PATH so that `git mso …` (and git's own -c, help and completion) reach it.
+    pub fn git_with_mso(&self, args: &[&str]) -> Command {
+        let bin_dir = assert_cmd::cargo::cargo_bin("git-mso").parent().unwrap().to_path_buf();
+        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let mut cmd = Command::new("git");
+        cmd.args(args).current_dir(&self.path);
+        isolate(&mut cmd, &self.home);
+        cmd.env("PATH", path).env("COUNT_FILE", self.count_file());
+        cmd
+    }
+
     pub fn mso_cmd(&self, dir: &Path) -> Command {
         let mut cmd = Command::cargo_bin("git-mso").expect("binary built");
         cmd.current_dir(dir).stdin(std::process::Stdio::null());
