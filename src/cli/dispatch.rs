@@ -100,6 +100,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         watch: args.watch,
         poll: Duration::from_secs_f64(args.poll),
         remote: args.remote.clone(),
+        // SAFETY: isatty only inspects the descriptor.
+        live: args.watch && unsafe { libc::isatty(1) == 1 } && std::env::var("TERM").map_or(true, |t| t != "dumb"),
     };
     let stop = std::sync::Arc::new(StopSignal::default());
     // Crews run in their own process groups, so a Ctrl-C must not just kill

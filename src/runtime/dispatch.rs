@@ -27,6 +27,68 @@ pub struct Options {
     pub poll: Duration,
     /// Coordinate through this remote: claims and results are pushed there.
     pub remote: Option<String>,
+    /// Keep a live status line (what runs where, for how long, its last log
+    /// line) at the bottom of a terminal while watching.
+    pub live: bool,
+}
+
+/// How often a watching dispatcher with nothing to do says it is still there.
+const HEARTBEAT: Duration = Duration::from_secs(600);
+
+/// What the watcher shows about runs in flight.
+struct Running {
+    label: String,
+    since: std::time::Instant,
+    log: PathBuf,
+}
+
+/// The watch display: plain lines, plus a status line on a terminal.
+struct Display {
+    live: bool,
+    /// A status line is on screen and must be cleared before a plain line.
+    drawn: bool,
+    idle_since: Option<std::time::Instant>,
+    last_heartbeat: Option<std::time::Instant>,
+    told_stopping: bool,
+}
+
+impl Display {
+    fn line(&mut self, out: &mut dyn Write, text: &str) -> Result<()> {
+        if self.drawn {
+            write!(out, "\r\u{1b}[K")?;
+            self.drawn = false;
+        }
+        writeln!(out, "{text}")?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Redraw the status line: every run with its elapsed time and the
+    /// last line of its log.
+    fn status(&mut self, out: &mut dyn Write, running: &BTreeMap<VoyageId, Running>, queued: usize) -> Result<()> {
+        if !self.live {
+            return Ok(());
+        }
+        let runs: Vec<String> = running
+            .values()
+            .map(|r| {
+                let last = crew::log_tail(&r.log, 1, 200);
+                let last: String = last.chars().take(60).collect();
+                format!(
+                    "{} {}s {}",
+                    r.label,
+                    r.since.elapsed().as_secs(),
+                    if last.is_empty() { "…".into() } else { last }
+                )
+            })
+            .collect();
+        let what = if runs.is_empty() { format!("idle, watching · {queued} waiting") } else { runs.join(" | ") };
+        let stamp = crate::core::time::format_utc(crate::store::now());
+        write!(out, "\r\u{1b}[K{} {what}", &stamp[11..19])?;
+        out.flush()?;
+        self.drawn = true;
+        Ok(())
+    }
 }
 
 /// Set from signal handlers: `drain` stops taking work, `hard` also stops running crews.
@@ -69,7 +131,18 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let mut workers = Vec::new();
     let mut outcome = Outcome::default();
     let mut pending = Vec::new();
+    let mut running: BTreeMap<VoyageId, Running> = BTreeMap::new();
+    let mut display =
+        Display { live: opts.live, drawn: false, idle_since: None, last_heartbeat: None, told_stopping: false };
     loop {
+        if stop.drain.load(Ordering::SeqCst) && !display.told_stopping {
+            display.told_stopping = true;
+            let n = busy.len();
+            display.line(
+                out,
+                &format!("stopping: taking no new work; {n} running crew(s) finish first (Ctrl-C again stops them)"),
+            )?;
+        }
         let mut can_claim = true;
         if !stop.drain.load(Ordering::SeqCst)
             && let Some(remote) = &opts.remote
@@ -194,19 +267,22 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             for (order, crew, gate) in claimed {
                 let config = store.config(&store.require_tip()?)?;
                 let log = run_dir(store.common_dir(), &order).join("crew.log");
-                writeln!(
+                display.line(
                     out,
-                    "{}  {}  {:<10}  started    attempt {}  runner {}  log {}",
-                    order.id,
-                    order.role,
-                    config.persona(&order.role),
-                    order.attempt,
-                    runner.id,
-                    log.display()
+                    &format!(
+                        "{}  {}  {:<10}  started    attempt {}  runner {}  log {}",
+                        order.id,
+                        order.role,
+                        config.persona(&order.role),
+                        order.attempt,
+                        runner.id,
+                        log.display()
+                    ),
                 )?;
-                out.flush()?;
                 outcome.started += 1;
                 busy.insert(order.voyage);
+                let label = format!("{} {}", order.id, order.role);
+                running.insert(order.voyage, Running { label, since: std::time::Instant::now(), log });
                 let job = run::Job {
                     dir: dir.to_path_buf(),
                     runner: runner.clone(),
@@ -223,18 +299,35 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
         }
         if busy.is_empty() {
             if opts.watch && !stop.drain.load(Ordering::SeqCst) {
+                // Idle: say so once, then now and then, so a log shows the runner is alive.
+                let now = std::time::Instant::now();
+                let since = *display.idle_since.get_or_insert(now);
+                if display.last_heartbeat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
+                    display.last_heartbeat = Some(now);
+                    let waited = since.elapsed().as_secs() / 60;
+                    let text = if waited == 0 {
+                        "idle: no work ready; watching (Ctrl-C stops)".to_string()
+                    } else {
+                        format!("idle for {waited} min; still watching")
+                    };
+                    if !display.live {
+                        display.line(out, &text)?;
+                    }
+                }
+                display.status(out, &running, outcome.backing_off.len())?;
                 std::thread::sleep(opts.poll);
                 continue;
             }
             break;
         }
+        display.idle_since = None;
+        display.last_heartbeat = None;
+        display.status(out, &running, outcome.backing_off.len())?;
         match rx.recv_timeout(opts.poll) {
-            Ok(Msg::Line(line)) => {
-                writeln!(out, "{line}")?;
-                out.flush()?;
-            }
+            Ok(Msg::Line(line)) => display.line(out, &line)?,
             Ok(Msg::Done(voyage)) => {
                 busy.remove(&voyage);
+                running.remove(&voyage);
             }
             Ok(Msg::FailedForGood(id)) => {
                 outcome.failed.insert(id);
@@ -244,6 +337,9 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     }
     for w in workers {
         let _ = w.join();
+    }
+    if display.drawn {
+        write!(out, "\r\u{1b}[K")?;
     }
     // Claims never confirmed (the server was away): say so; they run again
     // once their leases run out.

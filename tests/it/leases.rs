@@ -109,6 +109,13 @@ fn sigterm_on_watch_lets_the_running_crew_finish_and_leaves_nothing_claimed() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("CHR-0001  BLD  Shipwright  succeeded"), "the crew finished: {stdout}");
     assert!(!stdout.contains("TST  Bosun       started"), "no new work after the signal: {stdout}");
+    // It said it was idle before the order came, and acknowledged the signal.
+    assert!(stdout.starts_with("idle: no work ready; watching (Ctrl-C stops)\n"), "{stdout}");
+    assert!(
+        stdout.contains("stopping: taking no new work; 1 running crew(s) finish first (Ctrl-C again stops them)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\u{1b}'), "a status line off a terminal: {stdout:?}");
     let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
     assert_eq!((order["role"].as_str(), order["status"].as_str()), (Some("TST"), Some("queued")));
     assert_eq!(repo.runs(), ["CHR-0001 BLD 1"]);
@@ -177,4 +184,35 @@ fn a_second_signal_stops_running_crews_and_releases_their_orders() {
         (Some("queued"), Some("the runner was stopped while the crew ran"))
     );
     repo.ok(&["fsck"]);
+}
+
+#[test]
+fn on_a_terminal_a_watching_dispatcher_shows_what_runs_for_how_long_and_its_last_log_line() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1), to give the command a terminal, is not installed here");
+        return;
+    }
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("chatty.sh", "echo 'compiling widgets'\nsleep 2\necho done > done.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let bin = assert_cmd::cargo::cargo_bin("git-mso");
+    // A terminal for the dispatcher; SIGINT after a while, as a person's Ctrl-C.
+    let program = format!("timeout -s INT 1.5 '{}' dispatch --watch --poll 0.2", bin.display());
+    let cmd = repo.mso_cmd(&repo.path);
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &program, "/dev/null"]).current_dir(&repo.path);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    script.env("COUNT_FILE", repo.count_file()).env("TERM", "xterm");
+    let out = script.output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("\r\u{1b}[K"), "no status line: {screen:?}");
+    assert!(screen.contains("CHR-0001 BLD ") && screen.contains("compiling widgets"), "{screen:?}");
+    assert!(screen.contains("stopping: taking no new work"), "{screen:?}");
+    assert!(screen.contains("CHR-0001  BLD  Shipwright  succeeded"), "{screen:?}");
 }
