@@ -69,6 +69,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let Some(path) = args.html else {
         return terminal(&board, args.all, ctx);
     };
+    // Relative to where the command runs (`-C DIR` included), as git's own paths are.
+    let path = ctx.dir.join(path);
     for summary in &board.orders {
         if let Some(order) = store.order(&tip, &summary.id)? {
             board.details.insert(summary.id.to_string(), order);

@@ -80,10 +80,17 @@ fn pages(root: clap::Command) -> Vec<(String, clap::Command)> {
 /// `<prefix>/share/man/man1` for the binary at `<prefix>/bin/git-mso`.
 fn default_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let prefix = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| Error::Input(format!("cannot tell the install prefix of {}; give --dir", exe.display())))?;
+    // Only a binary in `<prefix>/bin` says where its pages go.
+    let prefix =
+        exe.parent().filter(|dir| dir.file_name().is_some_and(|n| n == "bin")).and_then(Path::parent).ok_or_else(
+            || {
+                Error::Input(format!(
+                    "{} is not in a bin directory, so its manual pages have no obvious place; give one: \
+                 git mso man --install --dir ~/.local/share/man/man1",
+                    exe.display()
+                ))
+            },
+        )?;
     Ok(prefix.join("share").join("man").join("man1"))
 }
 

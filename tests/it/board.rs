@@ -128,6 +128,10 @@ fn a_thousand_orders_make_one_readable_page() {
     assert_eq!(select(&page, ".card").len(), 999);
     assert!(source.len() < 1_000_000, "{} bytes for 999 orders", source.len());
     assert!(source.contains("@media print"), "no print layout");
+    // A relative FILE is relative to where the command runs, -C included.
+    std::fs::create_dir_all(repo.path.join("sub")).unwrap();
+    repo.ok(&["-C", "sub", "board", "--html", "here.html"]);
+    assert!(repo.path.join("sub/here.html").exists());
 }
 
 #[test]

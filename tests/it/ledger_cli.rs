@@ -564,6 +564,9 @@ fn man_pages_install_where_git_help_finds_them() {
     }
     let config = std::fs::read_to_string(man.join("man1/git-mso-config.1")).unwrap();
     assert!(config.contains("Examples"), "the config page lacks its examples");
+    // A binary outside a bin directory (this one is in target/debug) asks where.
+    let err = repo.fails(&["man", "--install"], 1);
+    assert!(err.contains("is not in a bin directory") && err.contains("--dir"), "{err}");
     let printed = repo.ok(&["man"]);
     assert!(printed.starts_with(".ie") && printed.contains(".SH SUBCOMMANDS"), "{printed}");
 
