@@ -19,6 +19,9 @@ pub const REPO_ENV: &[&str] = &[
     "GIT_PREFIX",
 ];
 
+/// What turns replace refs off for git and for crews' git.
+pub const NO_REPLACE_ENV: (&str, &str) = ("GIT_NO_REPLACE_OBJECTS", "1");
+
 /// Clear `REPO_ENV` from a command's environment, and turn replace refs
 /// off: a pushed `refs/replace/*` must not change what any git command
 /// git-mso starts (or a crew's git) reads from an object id.
@@ -26,7 +29,7 @@ pub fn clear_repo_env(cmd: &mut Command) -> &mut Command {
     for var in REPO_ENV {
         cmd.env_remove(var);
     }
-    cmd.env("GIT_NO_REPLACE_OBJECTS", "1");
+    cmd.env(NO_REPLACE_ENV.0, NO_REPLACE_ENV.1);
     cmd
 }
 

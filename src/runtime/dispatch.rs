@@ -483,22 +483,21 @@ enum Claim {
 /// review when its voyage branch has commits nobody reviewed: a role only
 /// ever starts from the head the ledger recorded.
 fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
-    // A branch still at rejected work (rejected elsewhere, or the move back
-    // failed) goes back to the recorded head first, the work kept aside.
     if let Some(tip) = store.tip()?
         && let Some(order) = store.order(&tip, id)?
-        && let Some(voyage) = store.voyage(&tip, order.voyage)?
-        && let crate::store::SetAside::Blocked(why) = store.set_aside_rejected(&tip, &voyage)?
     {
-        return Err(crate::error::Error::Input(why));
-    }
-    // A branch ahead with the commits of a run whose runner died before it
-    // recorded the run goes back to the recorded head (the run is re-done).
-    if let Some(tip) = store.tip()?
-        && let Some(order) = store.order(&tip, id)?
-        && let Some(said) = store.set_aside_unrecorded(order.voyage)?
-    {
-        tracing::warn!("{said}");
+        // A branch still at rejected work (rejected elsewhere, or the move back
+        // failed) goes back to the recorded head first, the work kept aside.
+        if let Some(voyage) = store.voyage(&tip, order.voyage)?
+            && let crate::store::SetAside::Blocked(why) = store.set_aside_rejected(&tip, &voyage)?
+        {
+            return Err(crate::error::Error::Input(why));
+        }
+        // A branch ahead with the commits of a run whose runner died before it
+        // recorded the run goes back to the recorded head (the run is re-done).
+        if let Some(said) = store.set_aside_unrecorded(order.voyage)? {
+            tracing::warn!("{said}");
+        }
     }
     let (claimed, committed) = store.transact_if(|tx| {
         let ttl = tx.config()?.lease_ttl_secs as i64;

@@ -318,13 +318,15 @@ unsafe fn close_range(first: u32, last: u32) {
 }
 
 /// The environment a crew starts with: the runner's, without the variables
-/// that point git at a particular repository, with replace refs off and `vars` added.
+/// that point git at a particular repository, with replace refs off and
+/// `vars` added (what `gitcli::clear_repo_env` does for a `Command`).
 pub fn crew_env(vars: &[(&str, String)]) -> Vec<(OsString, OsString)> {
+    use crate::gitcli::{NO_REPLACE_ENV, REPO_ENV};
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-        .filter(|(k, _)| !crate::gitcli::REPO_ENV.iter().any(|r| OsStr::new(r) == k))
-        .filter(|(k, _)| k != "GIT_NO_REPLACE_OBJECTS" && !vars.iter().any(|(v, _)| OsStr::new(v) == k))
+        .filter(|(k, _)| !REPO_ENV.iter().any(|r| OsStr::new(r) == k))
+        .filter(|(k, _)| k != NO_REPLACE_ENV.0 && !vars.iter().any(|(v, _)| OsStr::new(v) == k))
         .collect();
-    env.push(("GIT_NO_REPLACE_OBJECTS".into(), "1".into()));
+    env.push((NO_REPLACE_ENV.0.into(), NO_REPLACE_ENV.1.into()));
     env.extend(vars.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
     env
 }

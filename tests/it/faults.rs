@@ -460,16 +460,9 @@ fn a_dispatcher_whose_reader_went_away_finishes_its_runs() {
     repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "one"]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "two"]);
-    let mut child = repo
-        .mso_cmd(&repo.path)
-        .args(["dispatch", "--once", "--max-parallel", "2"])
-        .env("COUNT_FILE", repo.count_file())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let mut dispatch = repo.mso_cmd(&repo.path);
+    dispatch.args(["dispatch", "--once", "--max-parallel", "2"]).env("COUNT_FILE", repo.count_file());
+    let out = crate::common::output_with_reader_gone(dispatch);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for id in ["CHR-0001", "CHR-0002"] {
         assert_eq!(repo.json(&["order", "show", id, "--json"])["status"], "completed", "{id}");
@@ -510,17 +503,11 @@ fn a_low_open_file_limit_is_raised_or_named_never_mistaken_for_a_crew_that_canno
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "soft limit"]);
     let bin = assert_cmd::cargo::cargo_bin("git-mso");
     let dispatch = |limit: &str| {
-        let mut cmd = repo.mso_cmd(&repo.path);
         let program = format!("ulimit {limit}; exec '{}' dispatch --once", bin.display());
-        cmd.env("COUNT_FILE", repo.count_file());
         let mut sh = std::process::Command::new("sh");
         sh.args(["-c", &program]).current_dir(&repo.path);
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => sh.env(k, v),
-                None => sh.env_remove(k),
-            };
-        }
+        crate::common::isolate(&mut sh, &repo.home);
+        sh.env("COUNT_FILE", repo.count_file());
         sh.output().unwrap()
     };
     // A low soft limit is raised: the crew runs.

@@ -199,15 +199,9 @@ fn on_a_terminal_a_watching_dispatcher_shows_what_runs_for_how_long_and_its_last
     let bin = assert_cmd::cargo::cargo_bin("git-mso");
     // A terminal for the dispatcher; SIGINT after a while, as a person's Ctrl-C.
     let program = format!("timeout -s INT 1.5 '{}' dispatch --watch --poll 0.2", bin.display());
-    let cmd = repo.mso_cmd(&repo.path);
     let mut script = std::process::Command::new("script");
     script.args(["-qec", &program, "/dev/null"]).current_dir(&repo.path);
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
+    crate::common::isolate(&mut script, &repo.home);
     script.env("COUNT_FILE", repo.count_file()).env("TERM", "xterm");
     let out = script.output().unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);

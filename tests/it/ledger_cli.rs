@@ -416,16 +416,10 @@ fn a_reader_that_stops_early_ends_the_command_quietly_with_status_0() {
     let repo = TestRepo::initialized();
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
     for args in [&["log"][..], &["log", "--json"], &["completions", "bash"], &["order", "show", "CHR-0001"]] {
-        let mut child = repo
-            .mso_cmd(&repo.path)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut cmd = repo.mso_cmd(&repo.path);
+        cmd.args(args);
         // The reader is gone before the command writes a byte.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = crate::common::output_with_reader_gone(cmd);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "git mso {args:?}: {stderr}");
         assert!(stderr.is_empty(), "git mso {args:?} complained: {stderr}");
@@ -628,15 +622,9 @@ fn on_a_terminal_output_is_coloured_and_paged_unless_told_otherwise() {
     let bin = assert_cmd::cargo::cargo_bin("git-mso");
     // `script` runs the command on a pseudo-terminal and copies what it printed.
     let on_terminal = |args: &str, env: &[(&str, &str)]| {
-        let cmd = repo.mso_cmd(&repo.path);
         let mut script = std::process::Command::new("script");
         script.args(["-qec", &format!("'{}' {args}", bin.display()), "/dev/null"]).current_dir(&repo.path);
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => script.env(k, v),
-                None => script.env_remove(k),
-            };
-        }
+        crate::common::isolate(&mut script, &repo.home);
         script.env_remove("NO_COLOR").env("GIT_PAGER", "sed 's/^/paged: /'");
         for (k, v) in env {
             script.env(k, v);

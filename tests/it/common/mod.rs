@@ -245,6 +245,15 @@ impl TestRepo {
     }
 }
 
+/// Run `cmd` with its stdout a pipe whose reader is gone before the command
+/// writes (`| head` that quit at once); stderr is captured.
+pub fn output_with_reader_gone(mut cmd: Command) -> Output {
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("it starts");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("it ends")
+}
+
 /// A bare `server.git` beside `repo` with the server hooks installed, added
 /// as `origin`, with `main` pushed to it.
 pub fn hooked_server(repo: &TestRepo) -> PathBuf {
