@@ -240,9 +240,8 @@ pub fn body(voyage: &Voyage, orders: &[Order], request_pull: &str) -> String {
                 let _ = writeln!(out, "- {} at {}: {}", h.role, short(&h.head), one(first));
             }
         }
-        let approvals: Vec<String> = order
-            .history
-            .iter()
+        let approvals: Vec<String> = crate::core::report::standing_approvals(order)
+            .into_iter()
             .filter_map(|e| match &e.body {
                 EventBody::Approved { role, by, .. } => {
                     Some(format!("- {role} approved by {} ({})", one(by), format_utc(e.at)))

@@ -56,6 +56,9 @@ impl CommitInfo {
         for by in field("Mso-Approved-By:") {
             said.push_str(&format!(", approved by {by}"));
         }
+        for by in field("Mso-Approval-Withdrawn-By:") {
+            said.push_str(&format!(", approval withdrawn by {by}"));
+        }
         for by in field("Mso-Rejected-By:") {
             said.push_str(&format!(", rejected by {by}"));
         }

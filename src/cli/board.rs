@@ -272,6 +272,9 @@ fn html(board: &Board, timeline: &[crate::store::Entry]) -> String {
                 EventBody::Rejected { role, by, reason, .. } => {
                     reviews.push((event.at, order, role, "rejected", by.clone(), reason.clone()))
                 }
+                EventBody::ApprovalWithdrawn { role, by, .. } => {
+                    reviews.push((event.at, order, role, "approval withdrawn", by.clone(), String::new()))
+                }
                 EventBody::Failed { role, attempt, reason, .. } => {
                     failures.push((event.at, order, role, *attempt, reason.clone()))
                 }

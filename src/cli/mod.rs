@@ -21,6 +21,7 @@ mod output;
 mod review;
 mod status;
 mod sync;
+mod undo;
 mod voyage;
 
 use std::io::Write;
@@ -84,6 +85,8 @@ pub enum Command {
     Fsck(fsck::Args),
     /// Show or change the pipeline configuration stored in the ledger.
     Config(config::Args),
+    /// Take back the last transaction you wrote, by appending the events that compensate for it.
+    Undo(undo::Args),
     /// Remove crew worktrees, briefs and logs (never the ledger).
     Cleanup(cleanup::Args),
     /// Maintain refs/notes/mso, the mirror of the ledger on voyage commits.
@@ -131,7 +134,7 @@ impl Command {
     /// Not for dispatch: it may have run other orders before reporting a problem.
     pub fn writes(&self) -> bool {
         match self {
-            Command::Init(_) => true,
+            Command::Init(_) | Command::Undo(_) => true,
             Command::Order(c) => c.writes(),
             Command::Voyage(c) => c.writes(),
             Command::Config(c) => c.writes(),
@@ -202,6 +205,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Cost(args) => cost::run(args, &mut ctx),
         Command::Fsck(args) => fsck::run(args, &mut ctx),
         Command::Config(args) => config::run(args, &mut ctx),
+        Command::Undo(args) => undo::run(args, &mut ctx),
     }
 }
 

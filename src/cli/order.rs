@@ -1,4 +1,4 @@
-//! `git mso order new|list|show|cancel`
+//! `git mso order new|list|show|edit|move|cancel|retry`
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -26,6 +26,10 @@ pub enum OrderCommand {
     List(ListArgs),
     /// Show an order's state and its whole history.
     Show(ShowArgs),
+    /// Change an order's title, brief or acceptance criteria; the old text stays in its history.
+    Edit(EditArgs),
+    /// Move an order that has no recorded work yet to another voyage.
+    Move(MoveArgs),
     /// Cancel an order that has not finished.
     Cancel(CancelArgs),
     /// Queue a failed order again at the role where it failed.
@@ -34,7 +38,14 @@ pub enum OrderCommand {
 
 impl OrderCommand {
     pub fn writes(&self) -> bool {
-        matches!(self, OrderCommand::New(_) | OrderCommand::Cancel(_) | OrderCommand::Retry(_))
+        matches!(
+            self,
+            OrderCommand::New(_)
+                | OrderCommand::Edit(_)
+                | OrderCommand::Move(_)
+                | OrderCommand::Cancel(_)
+                | OrderCommand::Retry(_)
+        )
     }
 }
 
@@ -138,6 +149,51 @@ pub struct ShowArgs {
 
 #[derive(Debug, clap::Args)]
 #[command(
+    after_help = "An order can be edited while it is queued, failed or awaiting review, not while a crew runs it. \
+Acceptance criteria change only until a verdict role (TST) has signed them off: reject that work first. \
+Each edit is an ORDER_EDITED event; `git mso order show ID` lists it, `git mso undo` takes it back.\n\n\
+Examples:\n  git mso order edit FTR-0001 --title \"Add a login page with SSO\"\n  \
+git mso order edit FTR-0001 --brief-file notes.md\n  \
+git mso order edit FTR-0001 --add-ac \"a locked account is refused\"\n  \
+git mso order edit FTR-0001 --ac \"a user can log in\" --ac \"bad password is refused\""
+)]
+pub struct EditArgs {
+    /// The order to edit.
+    id: OrderId,
+    /// The new title (one line).
+    #[arg(long)]
+    title: Option<String>,
+    /// The new brief (replaces the old one).
+    #[arg(long, conflicts_with = "brief_file")]
+    brief: Option<String>,
+    /// Read the new brief from a file, or from standard input with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    brief_file: Option<PathBuf>,
+    /// The acceptance criteria, replacing all of them; repeat for several.
+    #[arg(long = "ac", value_name = "TEXT", conflicts_with_all = ["add_ac", "no_ac"])]
+    acceptance: Vec<String>,
+    /// Add an acceptance criterion after the existing ones; repeatable.
+    #[arg(long = "add-ac", value_name = "TEXT", conflicts_with = "no_ac")]
+    add_ac: Vec<String>,
+    /// Remove every acceptance criterion.
+    #[arg(long)]
+    no_ac: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Only an order with no work recorded yet moves (queued or failed, no role handed off): work \
+already done stays on its voyage's branch. The order then waits its turn on the new voyage, oldest first.\n\n\
+Examples:\n  git mso order move FTR-0003 --voyage VOY-0002")]
+pub struct MoveArgs {
+    /// The order to move.
+    id: OrderId,
+    /// The voyage it moves to (open: not landed or closed).
+    #[arg(long)]
+    voyage: VoyageId,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
     after_help = "A running crew is stopped and its changes discarded; the voyage branch keeps what earlier roles did.\n\nExamples:\n  git mso order cancel FTR-0003 --reason \"not needed any more\""
 )]
 pub struct CancelArgs {
@@ -162,14 +218,17 @@ pub fn run(cmd: OrderCommand, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         OrderCommand::New(args) => new(args, ctx),
         OrderCommand::List(args) => list(args, ctx),
         OrderCommand::Show(args) => show(args, ctx),
+        OrderCommand::Edit(args) => edit(args, ctx),
+        OrderCommand::Move(args) => move_order(args, ctx),
         OrderCommand::Cancel(args) => cancel(args, ctx),
         OrderCommand::Retry(args) => retry(args, ctx),
     }
 }
 
-fn read_brief(args: &NewArgs) -> anyhow::Result<String> {
-    let Some(path) = &args.brief_file else {
-        return Ok(args.brief.clone().unwrap_or_default());
+/// The brief given inline or in a file (`-`: standard input); `None` when neither was given.
+fn read_brief(brief: Option<&String>, file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(brief.cloned());
     };
     let mut bytes = Vec::new();
     // Read one byte past the limit so an oversized brief is refused, not truncated.
@@ -180,13 +239,13 @@ fn read_brief(args: &NewArgs) -> anyhow::Result<String> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         file.take(limit).read_to_end(&mut bytes)?;
     }
-    String::from_utf8(bytes).map_err(|_| Error::Input("the brief is not UTF-8 text".into()).into())
+    String::from_utf8(bytes).map(Some).map_err(|_| Error::Input("the brief is not UTF-8 text".into()).into())
 }
 
 fn new(args: NewArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let store = ctx.store()?;
     store.require_tip()?;
-    let brief = read_brief(&args)?;
+    let brief = read_brief(args.brief.as_ref(), args.brief_file.as_ref())?.unwrap_or_default();
     let base = match args.voyage {
         Some(_) => None,
         None => Some(store.voyage_base(args.base.as_deref(), args.target.as_deref())?),
@@ -325,7 +384,7 @@ fn show(args: ShowArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let runs = report::runs(&order);
     if !order.acceptance.is_empty() {
         // The latest verdicts given: ✓ passed, ✗ failed, - none yet.
-        let verdicts = runs.iter().rev().filter_map(|r| r.ended.as_ref()?.report()).find(|r| !r.verdicts.is_empty());
+        let verdicts = report::current_verdicts(&order);
         writeln!(out, "acceptance{}", if verdicts.is_some() { "  (latest verdicts)" } else { "" })?;
         for (i, ac) in order.acceptance.iter().enumerate() {
             let verdict = verdicts.and_then(|r| r.verdicts.iter().find(|v| v.criterion as usize == i + 1));
@@ -584,6 +643,61 @@ fn evidence(
              (`git mso sync` brings refs/notes/mso-evidence))"
         ),
     })
+}
+
+fn edit(args: EditArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    store.require_tip()?;
+    let brief = read_brief(args.brief.as_ref(), args.brief_file.as_ref())?;
+    let criteria_given = !args.acceptance.is_empty() || !args.add_ac.is_empty() || args.no_ac;
+    if args.title.is_none() && brief.is_none() && !criteria_given {
+        return Err(Error::Input(
+            "nothing to edit: give --title, --brief, --brief-file, --ac, --add-ac or --no-ac".into(),
+        )
+        .into());
+    }
+    let (changes, _) = store.transact(|tx| {
+        let order = tx.order(&args.id)?.clone();
+        let acceptance = criteria_given.then(|| match (args.no_ac, args.acceptance.is_empty()) {
+            (true, _) => Vec::new(),
+            (false, false) => args.acceptance.clone(),
+            (false, true) => order.acceptance.iter().chain(&args.add_ac).cloned().collect(),
+        });
+        // Only what differs is recorded, so the history says what changed.
+        let title = args.title.clone().filter(|t| *t != order.title);
+        let brief = brief.clone().filter(|b| *b != order.brief);
+        let acceptance = acceptance.filter(|a| *a != order.acceptance);
+        let mut changes = Vec::new();
+        if let Some(title) = &title {
+            changes.push(format!("title \"{}\" → \"{}\"", text::line(&order.title), text::line(title)));
+        }
+        if let Some(brief) = &brief {
+            changes.push(format!("brief ({} → {} lines)", order.brief.lines().count(), brief.lines().count()));
+        }
+        if let Some(acceptance) = &acceptance {
+            changes.push(format!("criteria ({} → {})", order.acceptance.len(), acceptance.len()));
+        }
+        if changes.is_empty() {
+            return Err(Error::Input(format!("{}: the edit changes nothing; it already reads so", order.id)));
+        }
+        tx.push(EventBody::OrderEdited { order: order.id.clone(), title, brief, acceptance })?;
+        Ok(changes)
+    })?;
+    writeln!(ctx.out, "{}  edited: {}", args.id, changes.join(", "))?;
+    Ok(())
+}
+
+fn move_order(args: MoveArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    store.require_tip()?;
+    let (from, committed) = store.transact(|tx| {
+        let from = tx.order(&args.id)?.voyage;
+        tx.push(EventBody::OrderMoved { order: args.id.clone(), voyage: args.voyage })?;
+        Ok(from)
+    })?;
+    let order = committed.order(&args.id).expect("the transaction touched it");
+    writeln!(ctx.out, "{}  moved {from} → {} ({} at {})", order.id, order.voyage, order.status, order.role)?;
+    Ok(())
 }
 
 fn cancel(args: CancelArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {

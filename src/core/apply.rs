@@ -277,16 +277,29 @@ pub fn apply(mut state: State, event: &Event, objects: &dyn Objects) -> Result<S
             let id = body.order().ok_or_else(|| TransitionError::Inconsistent("an event without an order".into()))?;
             let State { config, orders, voyages, stats, .. } = &mut state;
             let config = config.as_ref().ok_or(TransitionError::NotInitialized)?;
+            // An order moves only to an open voyage.
+            if let EventBody::OrderMoved { voyage: to, .. } = body {
+                let target = voyages.get(to).ok_or(TransitionError::UnknownVoyage(*to))?;
+                if let Some(why) = target.finished() {
+                    return Err(TransitionError::BadInput(format!("{why}: move the order to an open voyage")));
+                }
+            }
             let mut order = orders.remove(id).ok_or_else(|| TransitionError::UnknownOrder(id.clone()))?;
             let voyage = voyages.get_mut(&order.voyage).ok_or(TransitionError::UnknownVoyage(order.voyage))?;
-            let starts_work = matches!(
+            // Events a person or runner may repeat without the order moving
+            // on: each is refused once the history is full, so no loop of
+            // them grows an order's blob without bound.
+            let repeatable = matches!(
                 body,
                 EventBody::Dispatched { .. }
                     | EventBody::Retried { .. }
                     | EventBody::Rejected { .. }
                     | EventBody::Held { .. }
+                    | EventBody::OrderEdited { .. }
+                    | EventBody::OrderMoved { .. }
+                    | EventBody::ApprovalWithdrawn { .. }
             );
-            if starts_work && order.history.len() >= limits::HISTORY {
+            if repeatable && order.history.len() >= limits::HISTORY {
                 return Err(TransitionError::HistoryFull(order.id));
             }
             let (role_before, status_before) = (order.role.clone(), order.status);
@@ -322,18 +335,9 @@ fn create_order(
     let Some(kind) = config.kind(order.kind()) else {
         return Err(TransitionError::UnknownKind { kind: order.kind().to_string(), known: config.kind_list() });
     };
-    line("title", title, limits::TITLE)?;
+    check_title(title)?;
     long_text("brief", brief, limits::BRIEF)?;
-    if acceptance.len() > limits::CRITERIA {
-        return Err(TransitionError::BadInput(format!(
-            "{} acceptance criteria, the limit is {}",
-            acceptance.len(),
-            limits::CRITERIA
-        )));
-    }
-    for ac in acceptance {
-        line("acceptance criterion", ac, limits::CRITERION)?;
-    }
+    check_criteria(acceptance)?;
     config.check_sequence(roles, gates).map_err(TransitionError::BadInput)?;
     // The kind's sequence and gates are pipeline rules: only an admin files
     // an order that skips a role or a review gate of its kind.
@@ -401,6 +405,23 @@ fn create_order(
     };
     state.orders.insert(order.clone(), created);
     Ok(())
+}
+
+/// An order's title: one line, bounded.
+pub(super) fn check_title(title: &str) -> Result<()> {
+    line("title", title, limits::TITLE)
+}
+
+/// An order's acceptance criteria: a bounded list of bounded lines.
+pub(super) fn check_criteria(acceptance: &[String]) -> Result<()> {
+    if acceptance.len() > limits::CRITERIA {
+        return Err(TransitionError::BadInput(format!(
+            "{} acceptance criteria, the limit is {}",
+            acceptance.len(),
+            limits::CRITERIA
+        )));
+    }
+    acceptance.iter().try_for_each(|ac| line("acceptance criterion", ac, limits::CRITERION))
 }
 
 /// A branch name as git accepts it for a branch (`check-ref-format`), kept

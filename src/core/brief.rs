@@ -165,8 +165,11 @@ fn sent_back(order: &Order, out: &mut String) {
     let backs: Vec<_> = order
         .history
         .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Failed { role, attempt, to: Some(_), run, .. } => Some((role, attempt, run)),
+        .enumerate()
+        .filter_map(|(i, e)| match &e.body {
+            EventBody::Failed { role, attempt, to: Some(_), run, .. } => {
+                Some((role, attempt, run, super::report::criteria_at(order, i)))
+            }
             _ => None,
         })
         .collect();
@@ -174,11 +177,12 @@ fn sent_back(order: &Order, out: &mut String) {
         return;
     }
     let _ = writeln!(out, "\n## Sent back\n\n{QUOTED}\n");
-    for (role, attempt, run) in backs.iter().skip(backs.len().saturating_sub(3)) {
+    for (role, attempt, run, criteria) in backs.iter().skip(backs.len().saturating_sub(3)) {
         let _ = writeln!(out, "{role} (attempt {attempt}) sent the work back:");
         let Some(run) = run else { continue };
         for v in run.verdicts.iter().filter(|v| v.verdict == Pass::Fail) {
-            let ac = order.acceptance.get(v.criterion as usize - 1).map_or("", String::as_str);
+            // Named as it read when the verdict was given.
+            let ac = criteria.get((v.criterion as usize).saturating_sub(1)).map_or("", String::as_str);
             let reason = if v.reason.trim().is_empty() { "no reason given" } else { &v.reason };
             let _ = writeln!(out, "- criterion {} failed: {ac}\n{}", v.criterion, quote(reason));
         }

@@ -420,6 +420,52 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The value `set(key, …)` takes to leave `key` as it is here: its
+    /// inverse, so a change can be taken back (`git mso undo`). `None` for a
+    /// key that names a role or kind this config does not have.
+    pub fn setting(&self, key: &str) -> Option<serde_json::Value> {
+        use serde_json::{Value, to_value};
+        let dollars = |micros: Option<u64>| micros.map_or(Value::Null, |m| Value::from(m as f64 / 1_000_000.0));
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["persona_set"] => to_value(self.persona_set).ok(),
+            ["max_attempts"] => Some(Value::from(self.max_attempts)),
+            ["lease_ttl_secs"] => Some(Value::from(self.lease_ttl_secs)),
+            ["retry_backoff_secs"] => Some(Value::from(self.retry_backoff_secs)),
+            ["approvers"] => to_value(&self.approvers).ok(),
+            ["admins"] => to_value(&self.admins).ok(),
+            ["require_signatures"] => Some(Value::from(self.require_signatures)),
+            ["budget_usd"] => Some(dollars(self.budget_micros)),
+            ["signers", _, ..] => {
+                to_value(self.signers.get(&key["signers.".len()..]).cloned().unwrap_or_default()).ok()
+            }
+            ["roles", code, field] => {
+                let def = self.role(&code.parse().ok()?)?;
+                match *field {
+                    "model" => to_value(&def.model).ok(),
+                    "read_only" => Some(Value::from(def.read_only)),
+                    "verdicts" => Some(Value::from(def.verdicts)),
+                    "instructions" => to_value(&def.instructions).ok(),
+                    "fail_on" => to_value(def.fail_on).ok(),
+                    "back_to" => to_value(&def.back_to).ok(),
+                    _ => None,
+                }
+            }
+            ["kinds", code, field] => {
+                let def = self.kind(&code.parse().ok()?)?;
+                match *field {
+                    "sequence" => to_value(&def.sequence).ok(),
+                    "gates" => to_value(&def.gates).ok(),
+                    "budget_usd" => Some(dollars(def.budget_micros)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Why a budget is refused: the one range every writer and the server check.
 pub const BUDGET_RANGE: &str = "a budget must be more than $0 and at most $1,000,000";
 
@@ -475,6 +521,42 @@ fn check_names(what: &str, names: &[String], min: usize) -> Result<(), ConfigErr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn setting_is_the_inverse_of_set() {
+        const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f";
+        let mut base = super::Config::initial("alice");
+        base.set("signers.alice", &serde_json::json!([format!("{KEY} alice")])).unwrap();
+        let changes: &[(&str, serde_json::Value)] = &[
+            ("persona_set", serde_json::json!("default")),
+            ("max_attempts", serde_json::json!(7)),
+            ("lease_ttl_secs", serde_json::json!(120)),
+            ("retry_backoff_secs", serde_json::json!(0)),
+            ("approvers", serde_json::json!(["bob"])),
+            ("admins", serde_json::json!(["alice", "carol"])),
+            ("require_signatures", serde_json::json!(true)),
+            ("budget_usd", serde_json::json!(2.5)),
+            ("signers.bob", serde_json::json!([format!("{KEY} bob")])),
+            ("roles.BLD.model", serde_json::json!("deep")),
+            ("roles.SEC.read_only", serde_json::json!(false)),
+            ("roles.DOC.verdicts", serde_json::json!(true)),
+            ("roles.BLD.instructions", serde_json::json!("Run the tests.")),
+            ("roles.SEC.fail_on", serde_json::json!("low")),
+            ("roles.TST.back_to", serde_json::json!("PLN")),
+            ("kinds.FTR.sequence", serde_json::json!(["PLN", "BLD"])),
+            ("kinds.FTR.gates", serde_json::json!(["BLD"])),
+            ("kinds.BUG.budget_usd", serde_json::json!(0.75)),
+        ];
+        for (key, value) in changes {
+            let mut changed = base.clone();
+            let before = base.setting(key).unwrap_or_else(|| panic!("no setting for {key}"));
+            changed.set(key, value).unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
+            assert_ne!(changed, base, "{key} = {value} changed nothing");
+            changed.set(key, &before).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(changed, base, "setting {key} back to {before} did not restore it");
+        }
+        assert_eq!(base.setting("roles.QA.model"), None);
+    }
+
     use super::*;
 
     #[test]

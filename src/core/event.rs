@@ -180,6 +180,30 @@ pub enum EventBody {
     Retried {
         order: OrderId,
     },
+    /// The order's text changed: the fields given replace the old ones (the
+    /// old text stays in the order's history).
+    OrderEdited {
+        order: OrderId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        brief: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acceptance: Option<Vec<String>>,
+    },
+    /// The order, with no work recorded yet, now belongs to another voyage.
+    OrderMoved {
+        order: OrderId,
+        voyage: VoyageId,
+    },
+    /// A reviewer takes back their approval before the next role started:
+    /// the order awaits review at `role` again (`git mso undo`).
+    ApprovalWithdrawn {
+        order: OrderId,
+        role: Role,
+        by: String,
+        commit: String,
+    },
     Cancelled {
         order: OrderId,
         #[serde(default)]
@@ -210,6 +234,9 @@ macro_rules! order_field {
             | EventBody::Approved { order, .. }
             | EventBody::Rejected { order, .. }
             | EventBody::Retried { order }
+            | EventBody::OrderEdited { order, .. }
+            | EventBody::OrderMoved { order, .. }
+            | EventBody::ApprovalWithdrawn { order, .. }
             | EventBody::Cancelled { order, .. } => Some(order),
         }
     };
@@ -237,6 +264,9 @@ impl EventBody {
             EventBody::Approved { .. } => "APPROVED",
             EventBody::Rejected { .. } => "REJECTED",
             EventBody::Retried { .. } => "RETRIED",
+            EventBody::OrderEdited { .. } => "ORDER_EDITED",
+            EventBody::OrderMoved { .. } => "ORDER_MOVED",
+            EventBody::ApprovalWithdrawn { .. } => "APPROVAL_WITHDRAWN",
             EventBody::Cancelled { .. } => "CANCELLED",
         }
     }
@@ -260,6 +290,8 @@ impl EventBody {
                 | EventBody::OrderCreated { .. }
                 | EventBody::LeaseRenewed { .. }
                 | EventBody::Retried { .. }
+                | EventBody::OrderEdited { .. }
+                | EventBody::OrderMoved { .. }
         )
     }
 
@@ -271,7 +303,7 @@ impl EventBody {
     /// The voyage this event names directly, if any.
     pub fn voyage(&self) -> Option<VoyageId> {
         match self {
-            EventBody::OrderCreated { voyage, .. } => Some(*voyage),
+            EventBody::OrderCreated { voyage, .. } | EventBody::OrderMoved { voyage, .. } => Some(*voyage),
             _ => self.voyage_event(),
         }
     }
@@ -291,6 +323,7 @@ impl EventBody {
     pub fn voyage_mut(&mut self) -> Option<&mut VoyageId> {
         match self {
             EventBody::OrderCreated { voyage, .. }
+            | EventBody::OrderMoved { voyage, .. }
             | EventBody::VoyageCreated { voyage, .. }
             | EventBody::VoyagePublished { voyage, .. }
             | EventBody::VoyageLanded { voyage, .. }
@@ -340,6 +373,16 @@ impl EventBody {
             EventBody::Approved { role, by, .. } => format!("approved {role} by {by}"),
             EventBody::Rejected { role, by, to, .. } => format!("rejected {role} by {by}, back to {to}"),
             EventBody::Retried { .. } => "retried".into(),
+            EventBody::OrderEdited { title, brief, acceptance, .. } => {
+                let fields: Vec<&str> =
+                    [(title.is_some(), "title"), (brief.is_some(), "brief"), (acceptance.is_some(), "criteria")]
+                        .into_iter()
+                        .filter_map(|(changed, name)| changed.then_some(name))
+                        .collect();
+                format!("edited {}", fields.join(", "))
+            }
+            EventBody::OrderMoved { voyage, .. } => format!("moved to {voyage}"),
+            EventBody::ApprovalWithdrawn { role, by, .. } => format!("approval of {role} withdrawn by {by}"),
             EventBody::Cancelled { .. } => "cancelled".into(),
         }
     }

@@ -39,6 +39,14 @@ pub fn for_order(order: &Order) -> Vec<(String, Vec<Block>)> {
                 commit.clone(),
                 vec![format!("Mso-Order: {}", order.id), format!("Mso-Role: {role}"), format!("Mso-Approved-By: {by}")],
             ),
+            EventBody::ApprovalWithdrawn { role, by, commit, .. } => (
+                commit.clone(),
+                vec![
+                    format!("Mso-Order: {}", order.id),
+                    format!("Mso-Role: {role}"),
+                    format!("Mso-Approval-Withdrawn-By: {by}"),
+                ],
+            ),
             EventBody::Rejected { role, by, commit, .. } => (
                 commit.clone(),
                 vec![format!("Mso-Order: {}", order.id), format!("Mso-Role: {role}"), format!("Mso-Rejected-By: {by}")],

@@ -359,6 +359,55 @@ impl<'a> Ended<'a> {
 }
 
 /// The order's runs, oldest first.
+/// The acceptance criteria as they stood when the `index`-th event of the
+/// order's history was recorded: verdicts name criteria by number, and an
+/// edit may have changed them since.
+pub fn criteria_at(order: &Order, index: usize) -> &[String] {
+    let mut criteria: &[String] = &[];
+    for event in order.history.iter().take(index + 1) {
+        match &event.body {
+            EventBody::OrderCreated { acceptance, .. } => criteria = acceptance,
+            EventBody::OrderEdited { acceptance: Some(acceptance), .. } => criteria = acceptance,
+            _ => {}
+        }
+    }
+    criteria
+}
+
+/// The verdicts given last, when they were given on the criteria the order has now.
+pub fn current_verdicts(order: &Order) -> Option<&RunReport> {
+    let (index, report) = order.history.iter().enumerate().rev().find_map(|(i, e)| match &e.body {
+        EventBody::Succeeded { run: Some(run), .. } | EventBody::Failed { run: Some(run), .. }
+            if !run.verdicts.is_empty() =>
+        {
+            Some((i, run))
+        }
+        _ => None,
+    })?;
+    (criteria_at(order, index) == order.acceptance.as_slice()).then_some(report)
+}
+
+/// The order's approvals that stand: each APPROVED not withdrawn later
+/// (APPROVAL_WITHDRAWN of the same role and commit).
+pub fn standing_approvals(order: &Order) -> Vec<&super::event::Event> {
+    let mut out: Vec<&super::event::Event> = Vec::new();
+    for event in &order.history {
+        match &event.body {
+            EventBody::Approved { .. } => out.push(event),
+            EventBody::ApprovalWithdrawn { role, commit, .. } => {
+                let withdrawn = out.iter().rposition(
+                    |a| matches!(&a.body, EventBody::Approved { role: r, commit: c, .. } if r == role && c == commit),
+                );
+                if let Some(i) = withdrawn {
+                    out.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 pub fn runs(order: &Order) -> Vec<Run<'_>> {
     let mut out: Vec<Run<'_>> = Vec::new();
     for e in &order.history {

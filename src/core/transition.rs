@@ -2,7 +2,9 @@
 //! and its voyage, and what it changes. `apply` loads the order and its
 //! voyage, runs `transition`, and keeps the counts and history.
 
-use super::apply::{Objects, Presence, Result, TransitionError, existing_commit, limits, long_text, token};
+use super::apply::{
+    Objects, Presence, Result, TransitionError, check_criteria, check_title, existing_commit, limits, long_text, token,
+};
 use super::config::Config;
 use super::event::{Event, EventBody, short};
 use super::ids::Role;
@@ -163,6 +165,70 @@ fn manager(order: &Order, actor: &str, config: &Config, what: &'static str) -> R
     } else {
         Err(TransitionError::NotAllowed { actor: actor.into(), what, order: order.id.clone(), creator: creator.into() })
     }
+}
+
+/// An order's text or voyage changes only while no crew works from it and
+/// it has not ended.
+fn expect_changeable(order: &Order, what: &'static str) -> Result<()> {
+    match order.status {
+        Status::Queued | Status::Failed | Status::Review => Ok(()),
+        Status::Running => Err(TransitionError::BadInput(format!(
+            "{} is running {} (attempt {}): a crew works from it; it can be {what} once the run ends",
+            order.id, order.role, order.attempt
+        ))),
+        status => Err(TransitionError::WrongState {
+            order: order.id.clone(),
+            status,
+            role: order.role.clone(),
+            expected: "queued, failed or awaiting review",
+        }),
+    }
+}
+
+/// Take back `by`'s approval of `role` at `commit`: only while it is the last
+/// thing that happened to the order (it waits at the next role, undispatched)
+/// and nothing was recorded on the voyage since. The order awaits review at
+/// `role` again, at the attempt that was approved.
+fn withdraw_approval(order: &mut Order, voyage: &Voyage, role: &Role, by: &str, commit: &str) -> Result<()> {
+    let last_two = order.history.len().checked_sub(2).map(|i| &order.history[i..]);
+    let approved = matches!(
+        last_two,
+        Some([approval, handoff])
+            if matches!(&approval.body, EventBody::Approved { role: r, by: b, commit: c, .. }
+                if r == role && b == by && c == commit)
+            && matches!(&handoff.body, EventBody::Advanced { from, to, .. } if from == role && *to == order.role)
+    );
+    if !approved || order.status != Status::Queued {
+        return Err(TransitionError::BadInput(format!(
+            "{}: {by}'s approval of {role} is not the last thing that happened to it, so it cannot be withdrawn \
+             (only an approval that handed the order to its next role, undispatched, can be)",
+            order.id
+        )));
+    }
+    if voyage.head != commit {
+        return Err(TransitionError::BadInput(format!(
+            "{}: {} has recorded work since ({}), so the approval of {} stands",
+            order.id,
+            voyage.id,
+            short(&voyage.head),
+            short(commit)
+        )));
+    }
+    let attempt = order
+        .history
+        .iter()
+        .rev()
+        .find_map(|e| match &e.body {
+            EventBody::Succeeded { role: r, attempt, head, .. } if r == role && head == commit => Some(*attempt),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            TransitionError::Inconsistent(format!("{}: no success of {role} at {}", order.id, short(commit)))
+        })?;
+    order.role = role.clone();
+    order.attempt = attempt;
+    order.status = Status::Review;
+    Ok(())
 }
 
 pub(super) fn transition(
@@ -414,6 +480,70 @@ pub(super) fn transition(
             let role = order.role.clone();
             let attempt = next_attempt(order)?;
             requeue(order, &role, attempt);
+        }
+        EventBody::OrderEdited { title, brief, acceptance, .. } => {
+            expect_changeable(order, "edited")?;
+            manager(order, actor, config, "edit")?;
+            let unchanged = title.as_ref().is_none_or(|t| *t == order.title)
+                && brief.as_ref().is_none_or(|b| *b == order.brief)
+                && acceptance.as_ref().is_none_or(|a| *a == order.acceptance);
+            if unchanged {
+                return Err(TransitionError::BadInput(format!("{}: the edit changes nothing", order.id)));
+            }
+            if let Some(title) = title {
+                check_title(title)?;
+                order.title = title.clone();
+            }
+            if let Some(brief) = brief {
+                long_text("brief", brief, limits::BRIEF)?;
+                order.brief = brief.clone();
+            }
+            if let Some(acceptance) = acceptance.as_ref().filter(|a| **a != order.acceptance) {
+                check_criteria(acceptance)?;
+                // Verdicts were given on the criteria as they stood: a role
+                // that signed them off must not seem to have judged others.
+                let judged = order.handoffs.iter().find(|h| config.role(&h.role).is_some_and(|d| d.verdicts));
+                if let Some(judged) = judged {
+                    return Err(TransitionError::BadInput(format!(
+                        "{}: {} already gave verdicts on its acceptance criteria (at {}); criteria change only \
+                         before a verdict role signs them off",
+                        order.id,
+                        judged.role,
+                        short(&judged.head)
+                    )));
+                }
+                order.acceptance = acceptance.clone();
+            }
+        }
+        EventBody::OrderMoved { voyage: to, .. } => {
+            expect_changeable(order, "moved")?;
+            if order.status == Status::Review {
+                return Err(TransitionError::WrongState {
+                    order: order.id.clone(),
+                    status: order.status,
+                    role: order.role.clone(),
+                    expected: "queued or failed",
+                });
+            }
+            manager(order, actor, config, "move")?;
+            if *to == order.voyage {
+                return Err(TransitionError::BadInput(format!("{} is already on {to}", order.id)));
+            }
+            if let Some(last) = order.handoffs.last() {
+                return Err(TransitionError::BadInput(format!(
+                    "{}: its work is recorded on {} ({} at {}), and commits stay on their branch; cancel it and \
+                     file a new order on {to}",
+                    order.id,
+                    order.voyage,
+                    last.role,
+                    short(&last.head)
+                )));
+            }
+            order.voyage = *to;
+        }
+        EventBody::ApprovalWithdrawn { role, by, commit, .. } => {
+            reviewer(by, actor, &config.approvers)?;
+            withdraw_approval(order, voyage, role, by, commit)?;
         }
         EventBody::Cancelled { reason, .. } => {
             if order.status.is_terminal() || order.status == Status::HandingOff {

@@ -176,6 +176,13 @@ impl Store {
         }
     }
 
+    /// Build a transaction against the tip, every event checked as `transact`
+    /// would, and write nothing (`--dry-run`).
+    pub fn preview<T>(&self, build: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut tx = Tx::begin(self, self.tip()?)?;
+        build(&mut tx)
+    }
+
     /// Like `transact`, but a builder that pushes no event writes nothing and
     /// returns `None` (e.g. a claim that found its order already taken).
     pub fn transact_if<T>(&self, mut build: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<(T, Option<Committed>)> {

@@ -9,6 +9,7 @@ mod concurrency;
 mod core_props;
 mod crew_adapters;
 mod dispatch;
+mod edits;
 mod faults;
 mod harness;
 mod hook_props;
