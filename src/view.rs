@@ -53,14 +53,19 @@ impl CommitInfo {
         if let Some(a) = attempts.first() {
             said.push_str(&format!(" attempt {a}"));
         }
-        for by in field("Mso-Approved-By:") {
-            said.push_str(&format!(", approved by {by}"));
-        }
-        for by in field("Mso-Approval-Withdrawn-By:") {
-            said.push_str(&format!(", approval withdrawn by {by}"));
-        }
-        for by in field("Mso-Rejected-By:") {
-            said.push_str(&format!(", rejected by {by}"));
+        // Reviews in the order the note records them: an approval, its
+        // withdrawal, the approval given again.
+        for line in &self.notes {
+            let review = [
+                ("Mso-Approved-By:", "approved by"),
+                ("Mso-Approval-Withdrawn-By:", "approval withdrawn by"),
+                ("Mso-Rejected-By:", "rejected by"),
+            ]
+            .into_iter()
+            .find_map(|(key, what)| line.strip_prefix(key).map(|by| format!(", {what} {}", by.trim())));
+            if let Some(review) = review {
+                said.push_str(&review);
+            }
         }
         said
     }

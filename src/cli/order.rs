@@ -680,7 +680,8 @@ fn edit(args: EditArgs, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         if changes.is_empty() {
             return Err(Error::Input(format!("{}: the edit changes nothing; it already reads so", order.id)));
         }
-        tx.push(EventBody::OrderEdited { order: order.id.clone(), title, brief, acceptance })?;
+        let replaces = order.text_digest();
+        tx.push(EventBody::OrderEdited { order: order.id.clone(), replaces, title, brief, acceptance })?;
         Ok(changes)
     })?;
     writeln!(ctx.out, "{}  edited: {}", args.id, changes.join(", "))?;

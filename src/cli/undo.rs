@@ -126,19 +126,23 @@ fn last_written(store: &Store, tip: &Tip, me: &str) -> crate::error::Result<Entr
     Err(Error::Input(format!("{me} wrote nothing to undo in the last {LOOK_BACK} ledger transactions")))
 }
 
-/// Whether a runner wrote this transaction: a claim, renewal, result, hold or expiry.
+/// Whether a runner wrote this transaction (a claim, renewal, result, hold
+/// or expiry), or a command recorded a landing it found on its own (`voyage
+/// list`, `sync`): nothing a person did by hand.
 fn by_runner(entry: &Entry) -> bool {
-    entry.events.first().is_some_and(|e| {
-        matches!(
-            e.body,
-            EventBody::Dispatched { .. }
-                | EventBody::LeaseRenewed { .. }
-                | EventBody::Succeeded { .. }
-                | EventBody::Failed { .. }
-                | EventBody::LeaseExpired { .. }
-                | EventBody::Held { .. }
-        )
-    })
+    let automatic = entry.events.iter().all(|e| matches!(e.body, EventBody::VoyageLanded { .. }));
+    automatic
+        || entry.events.first().is_some_and(|e| {
+            matches!(
+                e.body,
+                EventBody::Dispatched { .. }
+                    | EventBody::LeaseRenewed { .. }
+                    | EventBody::Succeeded { .. }
+                    | EventBody::Failed { .. }
+                    | EventBody::LeaseExpired { .. }
+                    | EventBody::Held { .. }
+            )
+        })
 }
 
 /// The state `entry` was appended to.
@@ -167,7 +171,7 @@ fn plan(store: &Store, tx: &mut Tx<'_>, entry: &Entry) -> Result<Plan, Why> {
             }
             Ok(plan)
         }
-        [EventBody::OrderEdited { order, title, brief, acceptance }] => {
+        [EventBody::OrderEdited { order, title, brief, acceptance, .. }] => {
             let before = parent_tip(store, entry)
                 .and_then(|tip| tip.map(|t| store.order(&t, order)).transpose())
                 .map_err(fail)?
@@ -193,7 +197,11 @@ fn plan(store: &Store, tx: &mut Tx<'_>, entry: &Entry) -> Result<Plan, Why> {
                 said.push(format!("{order}: the acceptance criteria are the {} before", before.acceptance.len()));
                 before.acceptance.clone()
             });
-            Ok(Plan { events: vec![EventBody::OrderEdited { order: order.clone(), title, brief, acceptance }], said })
+            let replaces = now.text_digest();
+            Ok(Plan {
+                events: vec![EventBody::OrderEdited { order: order.clone(), replaces, title, brief, acceptance }],
+                said,
+            })
         }
         [EventBody::OrderMoved { order, voyage }] => {
             let before = parent_tip(store, entry)
@@ -213,29 +221,49 @@ fn plan(store: &Store, tx: &mut Tx<'_>, entry: &Entry) -> Result<Plan, Why> {
         sets if !sets.is_empty() && sets.iter().all(|b| matches!(b, EventBody::ConfigSet { .. })) => {
             undo_config(store, tx, entry, sets)
         }
-        [EventBody::Approved { order, role, by, commit, .. }, EventBody::Advanced { to, .. }] => Ok(Plan {
-            events: vec![EventBody::ApprovalWithdrawn {
-                order: order.clone(),
-                role: role.clone(),
-                by: by.clone(),
-                commit: commit.clone(),
-            }],
-            said: vec![format!(
-                "{order}: your approval of {role} at {} is withdrawn; it awaits review at {role} again instead of \
-                 running {to}",
-                short(commit)
-            )],
-        }),
-        [EventBody::ApprovalWithdrawn { order, role, by, commit }] => Ok(Plan::new(
-            vec![EventBody::Approved {
-                order: order.clone(),
-                role: role.clone(),
-                by: by.clone(),
-                commit: commit.clone(),
-                comment: String::new(),
-            }],
-            vec![format!("{order}: {role} at {} is approved again", short(commit))],
-        )),
+        [EventBody::Approved { order, role, by, commit, .. }, EventBody::Advanced { to, .. }] => {
+            quiet_since(store, tx, entry, order)?;
+            Ok(Plan {
+                events: vec![EventBody::ApprovalWithdrawn {
+                    order: order.clone(),
+                    role: role.clone(),
+                    by: by.clone(),
+                    commit: commit.clone(),
+                }],
+                said: vec![format!(
+                    "{order}: your approval of {role} at {} is withdrawn; it awaits review at {role} again instead of \
+                     running {to}",
+                    short(commit)
+                )],
+            })
+        }
+        [EventBody::ApprovalWithdrawn { order, role, by, commit }] => {
+            // Given again as it was given, comment and all.
+            let now = tx.order(order).map_err(fail)?;
+            let comment = now
+                .history
+                .iter()
+                .rev()
+                .find_map(|e| match &e.body {
+                    EventBody::Approved { role: r, by: b, commit: c, comment, .. }
+                        if r == role && b == by && c == commit =>
+                    {
+                        Some(comment.clone())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default();
+            Ok(Plan::new(
+                vec![EventBody::Approved {
+                    order: order.clone(),
+                    role: role.clone(),
+                    by: by.clone(),
+                    commit: commit.clone(),
+                    comment,
+                }],
+                vec![format!("{order}: {role} at {} is approved again", short(commit))],
+            ))
+        }
         [EventBody::Approved { order, .. }, EventBody::Completed { .. }] => {
             Err(format!("{order} completed with that approval, and a completed order does not reopen"))
         }
@@ -261,6 +289,46 @@ fn plan(store: &Store, tx: &mut Tx<'_>, entry: &Entry) -> Result<Plan, Why> {
         [EventBody::Init { .. }] => Err("it initialized the pipeline".into()),
         _ => Err("git mso undo takes back filings, edits, moves, config changes and approvals only".into()),
     }
+}
+
+/// An approval is withdrawn only while nothing else happened on its order's
+/// voyage since it was given: no other order ran or was reviewed there,
+/// nothing about the voyage itself was recorded.
+fn quiet_since(store: &Store, tx: &mut Tx<'_>, entry: &Entry, order: &OrderId) -> Result<(), Why> {
+    let fail = |e: Error| e.to_string();
+    let voyage = tx.order(order).map_err(fail)?.voyage;
+    let tip = tx.tip().ok_or("the ledger is empty")?;
+    let mut voyages: std::collections::BTreeMap<OrderId, VoyageId> = std::collections::BTreeMap::new();
+    for later in store.history(&tip).take(LOOK_BACK) {
+        let later = later.map_err(fail)?;
+        if later.commit == entry.commit {
+            return Ok(());
+        }
+        for event in &later.events {
+            let on = match event.body.order() {
+                Some(id) if id == order => continue,
+                Some(id) => match voyages.get(id) {
+                    Some(v) => Some(*v),
+                    None => {
+                        let v = store.order(&tip, id).map_err(fail)?.map(|o| o.voyage);
+                        if let Some(v) = v {
+                            voyages.insert(id.clone(), v);
+                        }
+                        v
+                    }
+                },
+                None => event.body.voyage_event(),
+            };
+            if on == Some(voyage) {
+                return Err(format!(
+                    "{voyage} has seen more since ({}: {}), so the approval stands",
+                    short(&later.commit.to_string()),
+                    event.body.describe()
+                ));
+            }
+        }
+    }
+    Err(format!("the approval is more than {LOOK_BACK} transactions back"))
 }
 
 /// Undo `order new`: cancel the order while nothing happened to it, and close

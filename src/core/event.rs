@@ -184,6 +184,10 @@ pub enum EventBody {
     /// old text stays in the order's history).
     OrderEdited {
         order: OrderId,
+        /// The digest of the text this edit replaces (`state::text_digest`):
+        /// an edit made on text that changed since is refused, not applied
+        /// over someone else's.
+        replaces: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,25 +278,6 @@ impl EventBody {
     /// The order this event is about, if any.
     pub fn order(&self) -> Option<&OrderId> {
         order_field!(self)
-    }
-
-    /// Whether the event can change its order's voyage: which order holds
-    /// it (a run starts or ends, a review opens or closes), or its recorded head.
-    pub fn touches_voyage(&self) -> bool {
-        !matches!(
-            self,
-            EventBody::Init { .. }
-                | EventBody::ConfigSet { .. }
-                | EventBody::VoyageCreated { .. }
-                | EventBody::VoyagePublished { .. }
-                | EventBody::VoyageLanded { .. }
-                | EventBody::VoyageClosed { .. }
-                | EventBody::OrderCreated { .. }
-                | EventBody::LeaseRenewed { .. }
-                | EventBody::Retried { .. }
-                | EventBody::OrderEdited { .. }
-                | EventBody::OrderMoved { .. }
-        )
     }
 
     /// The order this event is about, to rewrite it (renumbering on sync).

@@ -17,6 +17,10 @@ pub type Block = Vec<String>;
 pub fn for_order(order: &Order) -> Vec<(String, Vec<Block>)> {
     let mut out: Vec<(String, Vec<Block>)> = Vec::new();
     let mut run: Option<(u32, String)> = None;
+    // Approvals of one role's commit, counted: an approval given again after
+    // a withdrawal gets a block of its own (`Mso-Approval: 2`), so a union of
+    // notes keeps the order of approvals and withdrawals.
+    let mut approvals: std::collections::HashMap<(String, String), u32> = std::collections::HashMap::new();
     for event in &order.history {
         let (commit, block) = match &event.body {
             EventBody::Dispatched { attempt, lease, .. } => {
@@ -35,18 +39,31 @@ pub fn for_order(order: &Order) -> Vec<(String, Vec<Block>)> {
                     ],
                 )
             }
-            EventBody::Approved { role, by, commit, .. } => (
-                commit.clone(),
-                vec![format!("Mso-Order: {}", order.id), format!("Mso-Role: {role}"), format!("Mso-Approved-By: {by}")],
-            ),
-            EventBody::ApprovalWithdrawn { role, by, commit, .. } => (
-                commit.clone(),
-                vec![
+            EventBody::Approved { role, by, commit, .. } => {
+                let n = approvals.entry((role.to_string(), commit.clone())).or_default();
+                *n += 1;
+                let mut block = vec![
                     format!("Mso-Order: {}", order.id),
                     format!("Mso-Role: {role}"),
-                    format!("Mso-Approval-Withdrawn-By: {by}"),
-                ],
-            ),
+                    format!("Mso-Approved-By: {by}"),
+                ];
+                if *n > 1 {
+                    block.push(format!("Mso-Approval: {n}"));
+                }
+                (commit.clone(), block)
+            }
+            EventBody::ApprovalWithdrawn { role, by, commit, .. } => {
+                let n = approvals.get(&(role.to_string(), commit.clone())).copied().unwrap_or(0);
+                (
+                    commit.clone(),
+                    vec![
+                        format!("Mso-Order: {}", order.id),
+                        format!("Mso-Role: {role}"),
+                        format!("Mso-Approval-Withdrawn-By: {by}"),
+                        format!("Mso-Approval: {n}"),
+                    ],
+                )
+            }
             EventBody::Rejected { role, by, commit, .. } => (
                 commit.clone(),
                 vec![format!("Mso-Order: {}", order.id), format!("Mso-Role: {role}"), format!("Mso-Rejected-By: {by}")],

@@ -146,6 +146,12 @@ impl Order {
         self.gates.contains(role)
     }
 
+    /// A digest of the order's text (title, brief, criteria), which an edit
+    /// names as what it replaces.
+    pub fn text_digest(&self) -> String {
+        text_digest(&self.title, &self.brief, &self.acceptance)
+    }
+
     pub fn summary(&self) -> OrderSummary {
         OrderSummary {
             id: self.id.clone(),
@@ -159,6 +165,14 @@ impl Order {
             retry_after: self.retry_after,
         }
     }
+}
+
+/// The digest an ORDER_EDITED names as the text it replaces: 128 bits of
+/// SHA-256 over the title, brief and criteria as one JSON array.
+pub fn text_digest(title: &str, brief: &str, acceptance: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(&(title, brief, acceptance)).expect("strings serialize");
+    Sha256::digest(&json)[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One line of a shard index: what `order list` needs without reading every order blob.

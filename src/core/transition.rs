@@ -9,7 +9,7 @@ use super::config::Config;
 use super::event::{Event, EventBody, short};
 use super::ids::Role;
 use super::report;
-use super::state::{Handoff, Order, Rejection, Status, Voyage};
+use super::state::{Handoff, Order, Rejection, Status, Voyage, VoyageState};
 use super::text;
 
 fn expect_status(order: &Order, status: Status, expected: &'static str) -> Result<()> {
@@ -203,6 +203,14 @@ fn withdraw_approval(order: &mut Order, voyage: &Voyage, role: &Role, by: &str, 
             "{}: {by}'s approval of {role} is not the last thing that happened to it, so it cannot be withdrawn \
              (only an approval that handed the order to its next role, undispatched, can be)",
             order.id
+        )));
+    }
+    if voyage.state() != VoyageState::Open {
+        return Err(TransitionError::BadInput(format!(
+            "{}: {} is {} since, so the approval stands",
+            order.id,
+            voyage.id,
+            voyage.state()
         )));
     }
     if voyage.head != commit {
@@ -481,9 +489,15 @@ pub(super) fn transition(
             let attempt = next_attempt(order)?;
             requeue(order, &role, attempt);
         }
-        EventBody::OrderEdited { title, brief, acceptance, .. } => {
+        EventBody::OrderEdited { title, brief, acceptance, replaces, .. } => {
             expect_changeable(order, "edited")?;
             manager(order, actor, config, "edit")?;
+            if *replaces != order.text_digest() {
+                return Err(TransitionError::BadInput(format!(
+                    "{}: its text changed since this edit was made; edit it again",
+                    order.id
+                )));
+            }
             let unchanged = title.as_ref().is_none_or(|t| *t == order.title)
                 && brief.as_ref().is_none_or(|b| *b == order.brief)
                 && acceptance.as_ref().is_none_or(|a| *a == order.acceptance);
@@ -529,14 +543,19 @@ pub(super) fn transition(
             if *to == order.voyage {
                 return Err(TransitionError::BadInput(format!("{} is already on {to}", order.id)));
             }
-            if let Some(last) = order.handoffs.last() {
+            // Work recorded or adopted on the voyage (even if later taken
+            // back) ties the order to it: commits stay on their branch.
+            let worked = order.history.iter().find_map(|e| match &e.body {
+                EventBody::Succeeded { role, head, .. } | EventBody::Held { role, head, .. } => Some((role, head)),
+                _ => None,
+            });
+            if let Some((role, head)) = worked {
                 return Err(TransitionError::BadInput(format!(
-                    "{}: its work is recorded on {} ({} at {}), and commits stay on their branch; cancel it and \
+                    "{}: it has had work on {} ({role} at {}), and commits stay on their branch; cancel it and \
                      file a new order on {to}",
                     order.id,
                     order.voyage,
-                    last.role,
-                    short(&last.head)
+                    short(head)
                 )));
             }
             order.voyage = *to;

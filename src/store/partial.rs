@@ -81,17 +81,11 @@ impl Partial {
         let mut files = BTreeMap::new();
         let touched: BTreeSet<&OrderId> = events.iter().filter_map(|e| e.body.order()).collect();
         let mut shards: BTreeMap<String, Vec<&Order>> = BTreeMap::new();
-        // A voyage blob changes with the events about the voyage itself, and
-        // when a crew starts or stops running on it or its head moves;
-        // creating an order does not touch it.
-        let voyages: BTreeSet<VoyageId> = events
-            .iter()
-            .filter_map(|e| match &e.body {
-                body if body.voyage_event().is_some() => body.voyage_event(),
-                body if body.touches_voyage() => body.order().and_then(|o| self.state.orders.get(o)).map(|o| o.voyage),
-                _ => None,
-            })
-            .collect();
+        // Every voyage the events loaded is written: one whose state did not
+        // change gives the same blob, and one that changed is never left
+        // stale, whichever voyage its order is on by the end (an order may
+        // leave a voyage in the same transaction that changed it).
+        let voyages: BTreeSet<VoyageId> = self.loaded_voyages.clone();
         for id in touched {
             let Some(order) = self.state.orders.get(id) else { continue };
             files.insert(layout::order_path(id), layout::order_blob(order));

@@ -48,8 +48,14 @@ impl Store {
         let mut done = Rebased { tip: Some(base), ..Rebased::default() };
         let now = self.now();
         let mut orders: BTreeMap<OrderId, OrderId> = BTreeMap::new();
+        // Orders and voyages created by transactions left out: a later local
+        // transaction that names one must not reach whatever has that id on
+        // the new tip (someone else's order).
+        let mut orphans = Orphans::default();
         for entry in local {
-            if let Some(why) = entry.events.iter().find_map(stale) {
+            let why = entry.events.iter().find_map(stale).or_else(|| orphans.named_in(entry));
+            if let Some(why) = why {
+                orphans.adopt(entry);
                 done.dropped.push((message::subject(&entry.events), why));
                 continue;
             }
@@ -86,12 +92,46 @@ impl Store {
                 // Only a transaction that is no longer legal is left out; any
                 // other error (signing, I/O) stops the sync and keeps local work.
                 Err(e @ (Error::Transition(_) | Error::Input(_) | Error::BadId(_))) => {
+                    orphans.adopt(entry);
                     done.dropped.push((message::subject(&entry.events), e.to_string()));
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(done)
+    }
+}
+
+/// The local ids of orders and voyages whose creation was left out of a replay.
+#[derive(Default)]
+struct Orphans {
+    orders: std::collections::BTreeSet<OrderId>,
+    voyages: std::collections::BTreeSet<VoyageId>,
+}
+
+impl Orphans {
+    /// What `entry` created is left out with it.
+    fn adopt(&mut self, entry: &Entry) {
+        for event in &entry.events {
+            match &event.body {
+                EventBody::OrderCreated { order, .. } => {
+                    self.orders.insert(order.clone());
+                }
+                EventBody::VoyageCreated { voyage, .. } => {
+                    self.voyages.insert(*voyage);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Why `entry` is left out too, when it names something left out.
+    fn named_in(&self, entry: &Entry) -> Option<String> {
+        entry.events.iter().find_map(|e| {
+            let order = e.body.order().filter(|o| self.orders.contains(*o)).map(ToString::to_string);
+            let voyage = e.body.voyage().filter(|v| self.voyages.contains(v)).map(|v| v.to_string());
+            order.or(voyage).map(|id| format!("it names {id}, whose creation was left out"))
+        })
     }
 }
 

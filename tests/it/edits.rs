@@ -172,7 +172,7 @@ fn an_order_without_recorded_work_moves_to_another_open_voyage() {
     repo.dispatch(&["--once"]);
     repo.ok(&["review", "approve", "FTR-0001"]);
     let err = repo.fails(&["order", "move", "FTR-0001", "--voyage", "VOY-0002"], 1);
-    assert!(err.contains("FTR-0001: its work is recorded on VOY-0001 (PLN at"), "{err}");
+    assert!(err.contains("FTR-0001: it has had work on VOY-0001 (PLN at"), "{err}");
     assert!(err.contains("cancel it and file a new order on VOY-0002"), "{err}");
 
     // A closed voyage takes no order.
@@ -300,4 +300,77 @@ fn an_approval_is_withdrawn_until_the_next_role_starts() {
     repo.fails(&["undo"], 1);
     assert_eq!(ledger_len(&repo), before);
     repo.ok(&["fsck"]);
+}
+
+#[test]
+fn an_order_that_has_had_work_on_its_voyage_does_not_move_even_in_one_transaction() {
+    let repo = TestRepo::initialized();
+    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    repo.set_crews(&[("PLN", &plan)]);
+    repo.ok(&["order", "new", "--title", "t"]);
+    repo.ok(&["voyage", "new"]);
+    repo.dispatch(&["--once"]);
+    let head = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let id: git_mso::core::OrderId = "FTR-0001".parse().unwrap();
+    let before = ledger_len(&repo);
+    // Rejected back to PLN and moved away in the same transaction: the
+    // rejection would change VOY-0001, the move take the order off it.
+    let refused = repo.store().transact(|tx| {
+        tx.push(EventBody::Rejected {
+            order: id.clone(),
+            role: "PLN".parse().unwrap(),
+            by: "alice".into(),
+            commit: head.clone(),
+            reason: "no".into(),
+            to: "PLN".parse().unwrap(),
+        })?;
+        tx.push(EventBody::OrderMoved { order: id.clone(), voyage: "VOY-0002".parse().unwrap() })
+    });
+    let err = refused.unwrap_err().to_string();
+    assert!(err.contains("FTR-0001: it has had work on VOY-0001 (PLN at"), "{err}");
+    assert_eq!(ledger_len(&repo), before);
+}
+
+#[test]
+fn an_approval_stands_once_its_voyage_landed() {
+    let repo = TestRepo::initialized();
+    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    repo.set_crews(&[("PLN", &plan)]);
+    repo.ok(&["order", "new", "--title", "t", "--roles", "PLN,BLD"]);
+    repo.dispatch(&["--once"]);
+    repo.ok(&["review", "approve", "FTR-0001", "--comment", "looks right"]);
+    repo.git(&["merge", "-q", "--ff-only", "voyage/VOY-0001"]);
+    // Recording the landing is the user's too, but not something to undo.
+    repo.ok(&["voyage", "list"]);
+    assert_eq!(repo.json(&["voyage", "show", "VOY-0001", "--json"])["state"], "landed");
+    let before = ledger_len(&repo);
+    let err = repo.fails(&["undo"], 1);
+    assert!(err.contains("(FTR-0001: approved PLN by alice, advanced PLN -> BLD), cannot be undone"), "{err}");
+    assert!(err.contains("VOY-0001 has seen more since"), "{err}");
+    assert_eq!(ledger_len(&repo), before);
+}
+
+#[test]
+fn notes_keep_an_approval_its_withdrawal_and_the_approval_given_again_in_order() {
+    let repo = TestRepo::initialized();
+    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    repo.set_crews(&[("PLN", &plan)]);
+    repo.ok(&["order", "new", "--title", "t"]);
+    repo.dispatch(&["--once"]);
+    let head = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    repo.ok(&["review", "approve", "FTR-0001", "--comment", "fine"]);
+    repo.ok(&["undo"]);
+    repo.ok(&["undo"]);
+    let order = repo.json(&["order", "show", "FTR-0001", "--json"]);
+    let last_approval =
+        order["history"].as_array().unwrap().iter().rev().find(|e| e["type"] == "APPROVED").unwrap().clone();
+    assert_eq!(last_approval["comment"], "fine", "given again as it was given");
+    let note = repo.git(&["notes", "--ref=mso", "show", &head]);
+    let approved = note.find("Mso-Approved-By: alice\n").unwrap();
+    let withdrawn = note.find("Mso-Approval-Withdrawn-By: alice\nMso-Approval: 1").unwrap();
+    let again = note.find("Mso-Approved-By: alice\nMso-Approval: 2").unwrap();
+    assert!(approved < withdrawn && withdrawn < again, "{note}");
+    // Rebuilt from the ledger, the notes say the same.
+    repo.ok(&["notes", "rebuild"]);
+    assert_eq!(repo.git(&["notes", "--ref=mso", "show", &head]), note);
 }

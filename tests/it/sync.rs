@@ -640,3 +640,48 @@ fn a_server_keeps_the_ledger_s_reflog_so_fsck_there_sees_a_rollback() {
     let out = ok_in(&seed, &server, &["fsck"]);
     assert!(out.contains(&format!("warning: refs/mso/ledger moved from {}", &ahead[..7])), "{out}");
 }
+
+#[test]
+fn a_local_edit_of_an_order_whose_filing_was_left_out_never_reaches_anothers_order() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--title", "first"]);
+    let server = server(&seed);
+    let b = clone(&seed, server.to_str().unwrap(), "b", "bob");
+    ok_in(&seed, &b, &["sync"]);
+    // bob files FTR-0002 and closes VOY-0001 on the server.
+    ok_in(&seed, &b, &["order", "new", "--title", "bob's own"]);
+    ok_in(&seed, &b, &["voyage", "close", "VOY-0001", "--reason", "done with it"]);
+    ok_in(&seed, &b, &["sync"]);
+    // alice, offline, files her FTR-0002 on VOY-0001 and edits it.
+    seed.ok(&["order", "new", "--title", "alice's", "--voyage", "VOY-0001"]);
+    seed.ok(&["order", "edit", "FTR-0002", "--title", "alice's text"]);
+    let out = seed.ok(&["sync"]);
+    assert!(out.contains("VOY-0001 was closed by bob"), "{out}");
+    assert!(out.contains("it names FTR-0002, whose creation was left out"), "{out}");
+    assert_eq!(seed.json(&["order", "show", "FTR-0002", "--json"])["title"], "bob's own");
+    seed.ok(&["fsck"]);
+}
+
+#[test]
+fn two_offline_edits_of_one_order_never_lose_one_silently() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--title", "t", "--ac", "one"]);
+    let server = server(&seed);
+    let b = clone(&seed, server.to_str().unwrap(), "b", "bob");
+    ok_in(&seed, &b, &["sync"]);
+    ok_in(&seed, &b, &["order", "edit", "FTR-0001", "--add-ac", "bob's"]);
+    ok_in(&seed, &b, &["sync"]);
+    seed.ok(&["order", "edit", "FTR-0001", "--add-ac", "alice's"]);
+    let out = seed.ok(&["sync"]);
+    // alice's edit was made on text that changed since: left out, and she is told.
+    assert!(out.contains("FTR-0001: its text changed since this edit was made; edit it again"), "{out}");
+    assert_eq!(seed.json(&["order", "show", "FTR-0001", "--json"])["acceptance"], serde_json::json!(["one", "bob's"]));
+    // Made again on the text as it is now, it keeps both.
+    seed.ok(&["order", "edit", "FTR-0001", "--add-ac", "alice's"]);
+    seed.ok(&["sync"]);
+    ok_in(&seed, &b, &["sync"]);
+    assert_eq!(
+        json_in(&seed, &b, &["order", "show", "FTR-0001", "--json"])["acceptance"],
+        serde_json::json!(["one", "bob's", "alice's"])
+    );
+}

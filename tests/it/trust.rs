@@ -305,6 +305,14 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         ]
     };
     let set = |key: &str, value: serde_json::Value| body(json!({"type": "CONFIG_SET", "key": key, "value": value}));
+    // What an edit names as the text it replaces: FTR-0001's, CHR-0001's, and the new FTR-0002's.
+    let text_of = |id: &str| {
+        let order = s.client.json(&["order", "show", id, "--json"]);
+        let criteria: Vec<String> = serde_json::from_value(order["acceptance"].clone()).unwrap();
+        git_mso::core::state::text_digest(order["title"].as_str().unwrap(), order["brief"].as_str().unwrap(), &criteria)
+    };
+    let (ftr1_text, chr1_text) = (text_of("FTR-0001"), text_of("CHR-0001"));
+    let ftr2_text = git_mso::core::state::text_digest("t", "", &[]);
     let ff_on_chr =
         s.commit(s.git(&["rev-parse", &format!("{chr_head}^{{tree}}")]).trim(), &[&chr_head], "a human commit\n");
     let big_note = s.blob(&vec![b'x'; 65 * 1024]);
@@ -410,14 +418,15 @@ fn a_hostile_pusher_is_refused_with_one_line_and_nothing_moves() {
         as_pusher(case("a verdict on a criterion the order does not have", s.forge_by("alice", vec![body(json!({"type": "SUCCEEDED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "farm:7", "head": chr_head, "run": {"verdicts": [{"criterion": 7, "verdict": "pass"}]}})), body(json!({"type": "ADVANCED", "order": "CHR-0001", "from": "BLD", "to": "TST"}))]), "a verdict names criterion 7, the order has 0"), "alice"),
         as_pusher(case("a run that claims to have cost a fortune", s.forge_by("alice", vec![body(json!({"type": "FAILED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "farm:7", "exit": 1, "reason": "x", "run": {"usage": {"cost_micros": 9_000_000_000_000u64}}}))]), "cost or turns are out of range"), "alice"),
         as_pusher(case("a finding with control characters for a title", s.forge_by("alice", vec![body(json!({"type": "FAILED", "order": "CHR-0001", "role": "BLD", "attempt": 1, "runner": "farm:7", "exit": 1, "reason": "x", "run": {"findings": [{"severity": "high", "title": "\u{1b}[2Jok"}]}}))]), "finding title"), "alice"),
-        case("a stranger rewrites someone's order", s.forge_by("mallory", vec![body(json!({"type": "ORDER_EDITED", "order": "FTR-0001", "title": "mallory's now"}))]), "mallory may not edit FTR-0001: with an approver list, only its creator (alice), admins and approvers may"),
-        case("an edit in the creator's name", s.forge_by("alice", vec![body(json!({"type": "ORDER_EDITED", "order": "FTR-0001", "brief": "do something else"}))]), "ORDER_EDITED by alice pushed by mallory"),
-        as_pusher(case("criteria changed under a running crew", s.forge_by("alice", vec![body(json!({"type": "ORDER_EDITED", "order": "CHR-0001", "acceptance": ["nothing at all"]}))]), "CHR-0001 is running BLD (attempt 1): a crew works from it"), "alice"),
-        case("an edit that balloons the brief", s.forge_by("mallory", vec![new_ftr2(), body(json!({"type": "ORDER_EDITED", "order": "FTR-0002", "brief": "x".repeat(65 * 1024)}))]), "brief"),
-        case("an edit that changes nothing", s.forge_by("mallory", vec![new_ftr2(), body(json!({"type": "ORDER_EDITED", "order": "FTR-0002", "title": "t"}))]), "FTR-0002: the edit changes nothing"),
+        case("a stranger rewrites someone's order", s.forge_by("mallory", vec![body(json!({"type": "ORDER_EDITED", "order": "FTR-0001", "replaces": ftr1_text, "title": "mallory's now"}))]), "mallory may not edit FTR-0001: with an approver list, only its creator (alice), admins and approvers may"),
+        case("an edit in the creator's name", s.forge_by("alice", vec![body(json!({"type": "ORDER_EDITED", "order": "FTR-0001", "replaces": ftr1_text, "brief": "do something else"}))]), "ORDER_EDITED by alice pushed by mallory"),
+        as_pusher(case("criteria changed under a running crew", s.forge_by("alice", vec![body(json!({"type": "ORDER_EDITED", "order": "CHR-0001", "replaces": chr1_text, "acceptance": ["nothing at all"]}))]), "CHR-0001 is running BLD (attempt 1): a crew works from it"), "alice"),
+        case("an edit that balloons the brief", s.forge_by("mallory", vec![new_ftr2(), body(json!({"type": "ORDER_EDITED", "order": "FTR-0002", "replaces": ftr2_text, "brief": "x".repeat(65 * 1024)}))]), "brief"),
+        case("an edit that changes nothing", s.forge_by("mallory", vec![new_ftr2(), body(json!({"type": "ORDER_EDITED", "order": "FTR-0002", "replaces": ftr2_text, "title": "t"}))]), "FTR-0002: the edit changes nothing"),
         case("an approval withdrawn in someone else's name", s.forge_by("mallory", vec![body(json!({"type": "APPROVAL_WITHDRAWN", "order": "FTR-0001", "role": "PLN", "by": "bob", "commit": plan_head}))]), "a review by bob recorded by mallory"),
         as_pusher(case("an approval withdrawn that was never given", s.forge_by("bob", vec![body(json!({"type": "APPROVAL_WITHDRAWN", "order": "FTR-0001", "role": "PLN", "by": "bob", "commit": plan_head}))]), "bob's approval of PLN is not the last thing that happened to it"), "bob"),
         as_pusher(case("an order with work on its branch moved away", s.forge_by("alice", vec![body(json!({"type": "ORDER_MOVED", "order": "FTR-0001", "voyage": "VOY-0003"}))]), "FTR-0001 is review at PLN, not queued or failed"), "alice"),
+        case("an edit made on text that changed since", s.forge_by("mallory", vec![new_ftr2(), body(json!({"type": "ORDER_EDITED", "order": "FTR-0002", "replaces": ftr1_text, "title": "overwritten"}))]), "FTR-0002: its text changed since this edit was made"),
         case("an order moved to a voyage that does not exist", s.forge_by("mallory", vec![new_ftr2(), body(json!({"type": "ORDER_MOVED", "order": "FTR-0002", "voyage": "VOY-0009"}))]), "no voyage VOY-0009"),
         case("ending someone else's lease early", s.forge_by("mallory", vec![body(json!({"type": "LEASE_EXPIRED", "order": "CHR-0001", "role": "BLD", "runner": "farm:7"}))]), "only its holder alice may release it earlier"),
         case("renewing someone else's lease", s.forge_by("mallory", vec![body(json!({"type": "LEASE_RENEWED", "order": "CHR-0001", "runner": "farm:7", "expires": NOW_SECS + 300}))]), "the lease is held by farm:7 (alice)"),
