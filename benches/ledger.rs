@@ -210,6 +210,27 @@ fn hook_time(root: &Path, commits: usize, per_commit: usize) -> Duration {
     )
 }
 
+/// The median time of git-issue's `new -s` (its create), when `MSO_GIT_ISSUE`
+/// names its `git-issue.sh` (scripts/bench.sh fetches it when it can):
+/// the tool git-mso's filing is measured against.
+fn git_issue(root: &Path) -> Option<Duration> {
+    let script = PathBuf::from(std::env::var_os("MSO_GIT_ISSUE")?);
+    let repo = root.join("git-issue");
+    std::fs::create_dir_all(&repo).ok()?;
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "bench"]);
+    git(&repo, &["config", "user.email", "bench@example.com"]);
+    git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    let run = |args: &[&str]| -> Option<Duration> {
+        let start = Instant::now();
+        let out = Command::new("sh").arg(&script).args(args).current_dir(&repo).output().ok()?;
+        out.status.success().then(|| start.elapsed())
+    };
+    run(&["init"])?;
+    let times: Option<Vec<Duration>> = (0..30).map(|i| run(&["new", "-s", &format!("issue {i}")])).collect();
+    times.map(median)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -281,6 +302,16 @@ fn main() {
         ms(plumbing_per_event),
         ratio(cli_per_event),
     ));
+
+    // --- filing an order on a new voyage, against git-issue's `new` ---
+    let fresh = new_repo(root.path(), "new-voyage");
+    let new_voyage =
+        median((0..30).map(|i| mso(&fresh, &["order", "new", "--title", &format!("new voyage {i}")])).collect());
+    let (issue, issue_note) = match git_issue(root.path()) {
+        Some(issue) => (ms(issue), format!("{:.1}x git-issue new", issue.as_secs_f64() / new_voyage.as_secs_f64())),
+        None => ("-".into(), "git-issue not found: set MSO_GIT_ISSUE to its git-issue.sh".into()),
+    };
+    rows.push(("`git-mso order new` on a new voyage (process)".into(), ms(new_voyage), issue, issue_note));
 
     let start = Instant::now();
     create(&store, 1000);

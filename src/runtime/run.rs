@@ -103,8 +103,15 @@ fn execute(job: &Job) -> Result<String> {
         return release(&store, job, base);
     }
     let common = store.common_dir().to_path_buf();
-    let occupancy = occupy_worktree(&common, voyage.id)?;
-    let wt = worktree::prepare(&common, voyage.id, base)?;
+    let mut occupancy = occupy_worktree(&common, voyage.id)?;
+    let (previous, occupation) = worktree::count_occupation(&mut occupancy)?;
+    let wt = worktree::prepare(&common, voyage.id, base, previous)?;
+    // Discarding what the crew left makes the worktree clean at `base`.
+    let discard = || -> Result<()> {
+        worktree::discard(&wt, base)?;
+        worktree::left_clean(&wt, base, occupation);
+        Ok(())
+    };
 
     let dir = run_dir(&common, order);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -186,7 +193,7 @@ fn execute(job: &Job) -> Result<String> {
         Evidence { store: &store, settings: &settings, order, brief: &brief_text, message: &result.summary, dir: &dir };
     let fail = |failure: Failure, mut report: RunReport| -> Result<String> {
         let failure = failure.redact(&settings.redactor);
-        worktree::discard(&wt, base)?;
+        discard()?;
         let what = format!("{}: {}", failure.what, first_line(&failure.reason));
         let said = run_note(&report, Some(&log));
         let outcome = match &failure.to {
@@ -201,7 +208,7 @@ fn execute(job: &Job) -> Result<String> {
     };
     match (exit, interrupted) {
         (CrewExit::Stopped, Some(Interrupted::Cancelled)) => {
-            worktree::discard(&wt, base)?;
+            discard()?;
             return Ok(line("stopped: the order was cancelled or taken over; its changes were discarded".into()));
         }
         (CrewExit::Stopped, _) => {
@@ -227,10 +234,10 @@ fn execute(job: &Job) -> Result<String> {
         return fail(failure, report);
     }
 
-    let changes = worktree::changes(&wt)?;
-    let left = if read_only { worktree::changes_with_ignored(&wt)? } else { Vec::new() };
-    if read_only && (!left.is_empty() || worktree::head(&wt)? != base) {
-        let changes = left;
+    let left = worktree::left(&wt)?;
+    let changes = left.changes.clone();
+    if read_only && (!left.changes.is_empty() || !left.ignored.is_empty() || worktree::head(&wt)? != base) {
+        let changes = left.all();
         let listed: Vec<&str> = changes.iter().take(10).map(String::as_str).collect();
         let reason =
             format!("read-only role {} changed the tree; changes discarded:\n{}", order.role, listed.join("\n"));
@@ -279,6 +286,11 @@ fn execute(job: &Job) -> Result<String> {
         worktree::commit_all(&wt, store.identity(), &message)?;
     }
     let head = worktree::head(&wt)?;
+    if job.gate.is_none() && left.ignored.is_empty() {
+        // Everything the crew left is in `head` now; a gate may have left
+        // build output, so only without one is the worktree known clean.
+        worktree::left_clean(&wt, head, occupation);
+    }
     if head != base {
         if let Err(e) = store.advance_branch(&voyage, base, head) {
             return fail(Failure::new("failed (voyage branch moved)", &e.to_string(), Some(0)), report);
