@@ -546,6 +546,59 @@ fn bash_completes_git_mso_through_git_s_own_completion() {
     assert!(complete("git-mso voyage ").contains(&"publish".to_string()), "{:?}", complete("git-mso voyage "));
 }
 
+/// Print what an interactive zsh completes for the line `$1`, with the
+/// functions in `$2` on fpath: a zsh under zpty, `compadd` overridden to
+/// print each match, Tab pressed once.
+const ZSH_CAPTURE: &str = r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "fpath=($2 \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z 'bindkey "^I" complete-word'
+zpty -w z 'null-line () { echo -E - $'\''\0'\'' }; compprefuncs=( null-line ); comppostfuncs=( null-line exit )'
+zpty -w z 'zstyle ":completion:*" list-grouped false; zstyle ":completion:*" insert-tab false'
+zpty -w z 'compadd () { if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return $?; fi; typeset -a __hits; builtin compadd -A __hits "$@"; (( $#__hits )) && print -l -- "HIT:"${^__hits} }'
+zpty -w z "$1"$'\t'
+integer tog=0
+while zpty -r z; do :; done | while IFS= read -r line; do
+  if [[ $line == *$'\0\r' ]]; then (( tog++ )) && return 0 || continue; fi
+  (( tog )) && print -r -- "${line%$'\r'}"
+done
+"#;
+
+#[test]
+fn zsh_completes_git_mso_through_git_s_own_completion() {
+    let has_git_completion = std::process::Command::new("zsh")
+        .args(["-f", "-c", "autoload -U compinit; compinit -u -D; (( $+functions[_git] ))"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_git_completion {
+        eprintln!("skipped: zsh, or its completion for git, is not installed here");
+        return;
+    }
+    let repo = TestRepo::initialized();
+    let bin = assert_cmd::cargo::cargo_bin("git-mso");
+    let functions = repo.root().join("zsh-functions");
+    std::fs::create_dir_all(&functions).unwrap();
+    let out = std::process::Command::new(&bin).args(["completions", "zsh"]).output().unwrap();
+    std::fs::write(functions.join("_git-mso"), &out.stdout).unwrap();
+    let capture = repo.root().join("capture.zsh");
+    std::fs::write(&capture, ZSH_CAPTURE).unwrap();
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let complete = |line: &str| {
+        let out = std::process::Command::new("zsh")
+            .args(["-f", capture.to_str().unwrap(), line, functions.to_str().unwrap()])
+            .env("PATH", &path)
+            .current_dir(&repo.path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().filter_map(|l| l.strip_prefix("HIT:")).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(complete("git mso or"), ["order"]);
+    assert_eq!(complete("git mso order ed"), ["edit"]);
+    assert!(complete("git mso ").contains(&"undo".to_string()), "{:?}", complete("git mso "));
+    assert_eq!(complete("git-mso dis"), ["dispatch"]);
+}
+
 #[test]
 fn man_pages_install_where_git_help_finds_them() {
     let repo = TestRepo::initialized();
