@@ -284,7 +284,6 @@ fn plan(store: &Store, tx: &mut Tx<'_>, entry: &Entry) -> Result<Plan, Why> {
         [EventBody::VoyagePublished { voyage, .. }] => {
             Err(format!("{voyage}'s branch was pushed for review; close the pull request where it lives"))
         }
-        [EventBody::VoyageLanded { voyage, .. }] => Err(format!("{voyage} landed; its commits are on the target")),
         [EventBody::VoyageClosed { voyage, .. }, ..] => Err(format!("a closed voyage ({voyage}) does not reopen")),
         [EventBody::Init { .. }] => Err("it initialized the pipeline".into()),
         _ => Err("git mso undo takes back filings, edits, moves, config changes and approvals only".into()),
@@ -298,25 +297,17 @@ fn quiet_since(store: &Store, tx: &mut Tx<'_>, entry: &Entry, order: &OrderId) -
     let fail = |e: Error| e.to_string();
     let voyage = tx.order(order).map_err(fail)?.voyage;
     let tip = tx.tip().ok_or("the ledger is empty")?;
-    let mut voyages: std::collections::BTreeMap<OrderId, VoyageId> = std::collections::BTreeMap::new();
     for later in store.history(&tip).take(LOOK_BACK) {
         let later = later.map_err(fail)?;
         if later.commit == entry.commit {
             return Ok(());
         }
+        // Each order's voyage as that transaction left it (it may have moved since).
+        let then = Tip { commit: later.commit, tree: later.tree };
         for event in &later.events {
             let on = match event.body.order() {
                 Some(id) if id == order => continue,
-                Some(id) => match voyages.get(id) {
-                    Some(v) => Some(*v),
-                    None => {
-                        let v = store.order(&tip, id).map_err(fail)?.map(|o| o.voyage);
-                        if let Some(v) = v {
-                            voyages.insert(id.clone(), v);
-                        }
-                        v
-                    }
-                },
+                Some(id) => store.order(&then, id).map_err(fail)?.map(|o| o.voyage),
                 None => event.body.voyage_event(),
             };
             if on == Some(voyage) {

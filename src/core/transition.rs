@@ -12,17 +12,13 @@ use super::report;
 use super::state::{Handoff, Order, Rejection, Status, Voyage, VoyageState};
 use super::text;
 
+/// The order is not in a status the event needs: say which it is in.
+fn wrong_state(order: &Order, expected: &'static str) -> TransitionError {
+    TransitionError::WrongState { order: order.id.clone(), status: order.status, role: order.role.clone(), expected }
+}
+
 fn expect_status(order: &Order, status: Status, expected: &'static str) -> Result<()> {
-    if order.status == status {
-        Ok(())
-    } else {
-        Err(TransitionError::WrongState {
-            order: order.id.clone(),
-            status: order.status,
-            role: order.role.clone(),
-            expected,
-        })
-    }
+    if order.status == status { Ok(()) } else { Err(wrong_state(order, expected)) }
 }
 
 fn expect_role(order: &Order, role: &Role) -> Result<()> {
@@ -176,12 +172,7 @@ fn expect_changeable(order: &Order, what: &'static str) -> Result<()> {
             "{} is running {} (attempt {}): a crew works from it; it can be {what} once the run ends",
             order.id, order.role, order.attempt
         ))),
-        status => Err(TransitionError::WrongState {
-            order: order.id.clone(),
-            status,
-            role: order.role.clone(),
-            expected: "queued, failed or awaiting review",
-        }),
+        _ => Err(wrong_state(order, "queued, failed or awaiting review")),
     }
 }
 
@@ -532,12 +523,7 @@ pub(super) fn transition(
         EventBody::OrderMoved { voyage: to, .. } => {
             expect_changeable(order, "moved")?;
             if order.status == Status::Review {
-                return Err(TransitionError::WrongState {
-                    order: order.id.clone(),
-                    status: order.status,
-                    role: order.role.clone(),
-                    expected: "queued or failed",
-                });
+                return Err(wrong_state(order, "queued or failed"));
             }
             manager(order, actor, config, "move")?;
             if *to == order.voyage {
@@ -566,12 +552,7 @@ pub(super) fn transition(
         }
         EventBody::Cancelled { reason, .. } => {
             if order.status.is_terminal() || order.status == Status::HandingOff {
-                return Err(TransitionError::WrongState {
-                    order: order.id.clone(),
-                    status: order.status,
-                    role: order.role.clone(),
-                    expected: "active",
-                });
+                return Err(wrong_state(order, "active"));
             }
             manager(order, actor, config, "cancel")?;
             long_text("reason", reason, limits::REASON)?;

@@ -103,15 +103,9 @@ fn execute(job: &Job) -> Result<String> {
         return release(&store, job, base);
     }
     let common = store.common_dir().to_path_buf();
-    let mut occupancy = occupy_worktree(&common, voyage.id)?;
-    let (previous, occupation) = worktree::count_occupation(&mut occupancy)?;
-    let wt = worktree::prepare(&common, voyage.id, base, previous)?;
-    // Discarding what the crew left makes the worktree clean at `base`.
-    let discard = || -> Result<()> {
-        worktree::discard(&wt, base)?;
-        worktree::left_clean(&wt, base, occupation);
-        Ok(())
-    };
+    let occupancy = occupy_worktree(&common, voyage.id)?;
+    let wt = worktree::prepare(&common, voyage.id, base)?;
+    let discard = || worktree::discard(&wt, base);
 
     let dir = run_dir(&common, order);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -286,11 +280,6 @@ fn execute(job: &Job) -> Result<String> {
         worktree::commit_all(&wt, store.identity(), &message)?;
     }
     let head = worktree::head(&wt)?;
-    if job.gate.is_none() && left.ignored.is_empty() {
-        // Everything the crew left is in `head` now; a gate may have left
-        // build output, so only without one is the worktree known clean.
-        worktree::left_clean(&wt, head, occupation);
-    }
     if head != base {
         if let Err(e) = store.advance_branch(&voyage, base, head) {
             return fail(Failure::new("failed (voyage branch moved)", &e.to_string(), Some(0)), report);

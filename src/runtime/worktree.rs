@@ -44,7 +44,6 @@ pub fn occupy(common_dir: &Path, voyage: VoyageId) -> Result<Option<std::fs::Fil
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)
-        .read(true)
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
@@ -58,54 +57,16 @@ pub fn in_use(common_dir: &Path, voyage: VoyageId) -> bool {
     matches!(occupy(common_dir, voyage), Ok(None))
 }
 
-/// Count one more occupation of the worktree whose lock `lock` is (held):
-/// its file holds how many attempts took the worktree so far. Returns the
-/// count before this one, and the count that is now this occupation's.
-pub fn count_occupation(lock: &mut std::fs::File) -> Result<(u64, u64)> {
-    use std::io::{Read, Seek, Write};
-    let mut text = String::new();
-    let io = |e| Error::io("counting the worktree's occupations", e);
-    lock.rewind().map_err(io)?;
-    lock.take(32).read_to_string(&mut text).map_err(io)?;
-    let before = text.trim().parse::<u64>().unwrap_or(0);
-    let now = before.wrapping_add(1);
-    lock.set_len(0).map_err(io)?;
-    lock.rewind().map_err(io)?;
-    lock.write_all(format!("{now}\n").as_bytes()).map_err(io)?;
-    Ok((before, now))
-}
-
-/// Worktrees this process left clean (no change, no untracked or ignored
-/// file) at a commit, with the occupation that left them so. An occupation
-/// that follows it directly (the count moved by one: nobody else, no
-/// killed runner, had the worktree in between) finds it as it was left.
-static LEFT_CLEAN: std::sync::Mutex<Vec<(PathBuf, ObjectId, u64)>> = std::sync::Mutex::new(Vec::new());
-
-/// Record that occupation `count` leaves the worktree at `path` clean at `commit`.
-pub fn left_clean(path: &Path, commit: ObjectId, count: u64) {
-    let mut clean = LEFT_CLEAN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    clean.retain(|(p, ..)| p != path);
-    clean.push((path.to_path_buf(), commit, count));
-}
-
-/// Whether this process left the worktree clean at `tip` in occupation `previous`.
-fn still_clean(path: &Path, tip: ObjectId, previous: u64) -> bool {
-    let mut clean = LEFT_CLEAN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let found = clean.iter().position(|(p, c, n)| p == path && *c == tip && *n == previous);
-    found.map(|i| clean.swap_remove(i)).is_some()
-}
-
 /// A clean worktree of the voyage at `tip` (detached, so a branch checked out
-/// elsewhere never blocks it). Reused when it already exists, with ignored
-/// files removed too: what one role's crew leaves there (an agent's local
-/// settings, say) must not reach the next role. `previous` is the
-/// occupation before this one (`count_occupation`): when this process left
-/// the worktree clean at `tip` then, it is used as it is.
-pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId, previous: u64) -> Result<PathBuf> {
+/// elsewhere never blocks it). Reused when it already exists, always reset
+/// (`checkout --force`, which also ends a merge or cherry-pick a crew left
+/// half-done) with untracked and ignored files removed too: what one role's
+/// crew leaves there, or a process of it that lived on, must not reach the
+/// next role. No status taken at a crew's exit can stand for this: git
+/// status does not see assume-unchanged edits, nested `.git` directories,
+/// empty directories or files written after it ran.
+pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
     let path = worktree_path(common_dir, voyage);
-    if still_clean(&path, tip, previous) && belongs_here(common_dir, &path) && detached_at(&path) == Some(tip) {
-        return Ok(path);
-    }
     let tip = tip.to_string();
     if path.join(".git").exists() && !belongs_here(common_dir, &path) {
         // A copy of the repository (`cp -a`) brings worktrees whose git
@@ -174,13 +135,6 @@ pub fn left(path: &Path) -> Result<Left> {
     let out = git(path, &["status", "--porcelain", "--untracked-files=all", "--ignored=matching"])?;
     let (ignored, changes) = out.lines().map(str::to_string).partition(|l| l.starts_with("!! "));
     Ok(Left { changes, ignored })
-}
-
-/// The commit the worktree's HEAD is detached at, if it is.
-fn detached_at(path: &Path) -> Option<ObjectId> {
-    let repo = gix::open_opts(path, gix::open::Options::isolated()).ok()?;
-    let head = repo.head().ok()?;
-    if head.is_detached() { head.id().map(|id| id.detach()) } else { None }
 }
 
 /// The commit the worktree's HEAD is at, read with gix (no git process).

@@ -17,6 +17,10 @@ pub(crate) struct Partial {
     pub state: State,
     loaded_orders: BTreeSet<OrderId>,
     loaded_voyages: BTreeSet<VoyageId>,
+    /// The voyages the events of the transaction being built touch: the
+    /// ones `files` writes. Cleared by `files`, so a replay that keeps one
+    /// `Partial` across commits writes each commit's voyages only.
+    touched_voyages: BTreeSet<VoyageId>,
 }
 
 impl Partial {
@@ -28,7 +32,13 @@ impl Partial {
             state.counters = tally.ids;
             state.stats = tally.stats;
         }
-        Ok(Partial { base, state, loaded_orders: BTreeSet::new(), loaded_voyages: BTreeSet::new() })
+        Ok(Partial {
+            base,
+            state,
+            loaded_orders: BTreeSet::new(),
+            loaded_voyages: BTreeSet::new(),
+            touched_voyages: BTreeSet::new(),
+        })
     }
 
     pub fn base(&self) -> Option<Tip> {
@@ -62,9 +72,11 @@ impl Partial {
             let voyage = self.order(store, &order.clone())?.map(|o| o.voyage);
             if let Some(voyage) = voyage {
                 self.voyage(store, voyage)?;
+                self.touched_voyages.insert(voyage);
             }
         }
         if let Some(voyage) = body.voyage() {
+            self.touched_voyages.insert(voyage);
             let active = self.voyage(store, voyage)?.and_then(|v| v.active.clone());
             // An event about the voyage itself may depend on who runs there.
             if let Some(active) = active.filter(|_| body.voyage_event().is_some()) {
@@ -77,15 +89,15 @@ impl Partial {
     /// The files a transaction of `events` writes, given the tree it is
     /// appended to: each touched order, its shard index, each touched voyage,
     /// and config, counters and stats.
-    pub fn files(&self, store: &Store, events: &[Event], parent: Option<Tip>) -> Result<BTreeMap<String, Vec<u8>>> {
+    pub fn files(&mut self, store: &Store, events: &[Event], parent: Option<Tip>) -> Result<BTreeMap<String, Vec<u8>>> {
         let mut files = BTreeMap::new();
         let touched: BTreeSet<&OrderId> = events.iter().filter_map(|e| e.body.order()).collect();
         let mut shards: BTreeMap<String, Vec<&Order>> = BTreeMap::new();
-        // Every voyage the events loaded is written: one whose state did not
-        // change gives the same blob, and one that changed is never left
-        // stale, whichever voyage its order is on by the end (an order may
-        // leave a voyage in the same transaction that changed it).
-        let voyages: BTreeSet<VoyageId> = self.loaded_voyages.clone();
+        // Every voyage the transaction's events touched is written: one whose
+        // state did not change gives the same blob, and one that changed is
+        // never left stale, whichever voyage its order is on by the end (an
+        // order may leave a voyage in the transaction that changed it).
+        let voyages: BTreeSet<VoyageId> = std::mem::take(&mut self.touched_voyages);
         for id in touched {
             let Some(order) = self.state.orders.get(id) else { continue };
             files.insert(layout::order_path(id), layout::order_blob(order));

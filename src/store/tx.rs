@@ -126,7 +126,7 @@ impl<'s> Tx<'s> {
     }
 
     /// Write the transaction's blobs, trees and commit (on top of its tip); no ref moves.
-    pub(crate) fn write(&self) -> Result<(ObjectId, ObjectId)> {
+    pub(crate) fn write(&mut self) -> Result<(ObjectId, ObjectId)> {
         apply::check_transaction(&self.partial.state, &self.events)?;
         let fatal = |context: &str| {
             let context = context.to_string();
@@ -145,7 +145,7 @@ impl<'s> Tx<'s> {
     }
 
     /// Write the objects and move the ref.
-    fn commit(self) -> std::result::Result<Committed, CommitError> {
+    fn commit(mut self) -> std::result::Result<Committed, CommitError> {
         let (commit, _) = self.write().map_err(CommitError::Fatal)?;
         let tip = self.partial.base();
         let message = crate::core::message::format(&self.events);

@@ -4,8 +4,8 @@
 
 #![allow(clippy::result_large_err)]
 
-use crate::common::{NOW_SECS, TestRepo};
-use git_mso::core::{EventBody, Lease};
+use crate::common::TestRepo;
+use git_mso::core::EventBody;
 
 /// The ledger's length, to tell that a refusal wrote nothing.
 fn ledger_len(repo: &TestRepo) -> usize {
@@ -15,23 +15,6 @@ fn ledger_len(repo: &TestRepo) -> usize {
 fn history_types(repo: &TestRepo, id: &str) -> Vec<String> {
     let order = repo.json(&["order", "show", id, "--json"]);
     order["history"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
-}
-
-/// Claim `id`'s current role as a runner of alice's would (its crew "runs").
-fn claim(repo: &TestRepo, id: &str, role: &str, attempt: u32) {
-    let id: git_mso::core::OrderId = id.parse().unwrap();
-    repo.store()
-        .transact(|tx| {
-            let lease = Lease {
-                runner: "farm:7".into(),
-                host: "farm".into(),
-                pid: 7,
-                expires: NOW_SECS + 600,
-                actor: "alice".into(),
-            };
-            tx.push(EventBody::Dispatched { order: id.clone(), role: role.parse().unwrap(), attempt, lease })
-        })
-        .unwrap();
 }
 
 #[test]
@@ -89,7 +72,7 @@ fn an_edit_changes_the_text_and_keeps_the_old_in_the_history() {
 fn an_order_is_not_edited_while_a_crew_works_from_it_or_after_it_ended() {
     let repo = TestRepo::initialized();
     repo.ok(&["order", "new", "--title", "t"]);
-    claim(&repo, "FTR-0001", "PLN", 1);
+    repo.claim_as("FTR-0001", "PLN", 1, "alice");
     let before = ledger_len(&repo);
     let err = repo.fails(&["order", "edit", "FTR-0001", "--title", "changed under the crew"], 1);
     assert!(

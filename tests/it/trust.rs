@@ -12,7 +12,7 @@ use crate::common;
 use std::path::PathBuf;
 
 use crate::common::{NOW_SECS, TestRepo};
-use git_mso::core::{Event, EventBody, Lease, message};
+use git_mso::core::{Event, EventBody, message};
 use serde_json::json;
 
 const PUSHER: &str = "MSO_TEST_PUSHER";
@@ -40,20 +40,7 @@ impl Server {
         // FTR-0001's PLN runs here; CHR-0001 has no BLD crew on this machine.
         client.dispatch_in(&client.path, &["--once"]);
         assert_eq!(client.json(&["order", "show", "FTR-0001", "--json"])["status"], "review");
-        let store = client.store();
-        let chr: git_mso::core::OrderId = "CHR-0001".parse().unwrap();
-        store
-            .transact(|tx| {
-                let lease = Lease {
-                    runner: "farm:7".into(),
-                    host: "farm".into(),
-                    pid: 7,
-                    expires: NOW_SECS + 600,
-                    actor: "alice".into(),
-                };
-                tx.push(EventBody::Dispatched { order: chr.clone(), role: "BLD".parse().unwrap(), attempt: 1, lease })
-            })
-            .unwrap();
+        client.claim_as("CHR-0001", "BLD", 1, "alice");
         let server = client.root().join("server.git");
         client.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap()]);
         let out = client.mso_in(&server, &["hooks", "install", "--server"]);

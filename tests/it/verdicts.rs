@@ -500,6 +500,46 @@ fn what_one_crew_leaves_ignored_never_reaches_the_next() {
 }
 
 #[test]
+fn nothing_a_crew_leaves_that_git_status_cannot_see_reaches_the_next() {
+    let repo = TestRepo::initialized();
+    std::fs::write(repo.path.join("a.txt"), "tracked\n").unwrap();
+    repo.git(&["add", "a.txt"]);
+    repo.git(&["commit", "-q", "-m", "a tracked file"]);
+    repo.git(&["branch", "side"]);
+    // BLD commits its work itself, then leaves what `git status` does not
+    // show: a half-done merge of a commit never on the voyage, an edit hidden
+    // by assume-unchanged, a nested .git directory, an empty directory. TST
+    // runs next in the same dispatch, in the same worktree.
+    let build = repo.crew(
+        "build.sh",
+        "echo built > b.txt && git add b.txt && git -c user.name=c -c user.email=c@example.com commit -qm built\n\
+         git rev-parse side > \"$(git rev-parse --git-dir)/MERGE_HEAD\"\n\
+         git update-index --assume-unchanged a.txt && echo planted > a.txt\n\
+         mkdir -p d/.git emptydir/sub && echo x > d/.git/x",
+    );
+    let seen = repo.root().join("seen.txt");
+    let test = repo.crew(
+        "test.sh",
+        &format!(
+            "{{ cat a.txt; ls -a; git status --porcelain --ignored; git rev-parse -q --verify MERGE_HEAD; }} > '{}' 2>&1\n\
+             echo tested > t.txt",
+            seen.display()
+        ),
+    );
+    repo.set_crews(&[("BLD", &build), ("TST", &test)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let out = repo.dispatch(&["--once"]);
+    let seen = std::fs::read_to_string(seen).unwrap_or_else(|e| panic!("TST did not run ({e}): {out}"));
+    assert!(seen.starts_with("tracked\n"), "the assume-unchanged edit reached TST: {seen}");
+    for left in ["emptydir", "\nd\n", "??", "!!"] {
+        assert!(!seen.contains(left), "{left:?} reached TST: {seen}");
+    }
+    // TST's commit has one parent: the merge BLD left half-done is not made for it.
+    let parents = repo.git(&["log", "-1", "--format=%P", "voyage/VOY-0001"]);
+    assert_eq!(parents.split_whitespace().count(), 1, "{parents}");
+}
+
+#[test]
 fn logs_read_only_regular_files() {
     let repo = TestRepo::initialized();
     let crew = repo.crew("link.sh", "ln -sf /dev/zero \"$MSO_LOG_FILE\"");

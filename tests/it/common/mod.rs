@@ -157,6 +157,30 @@ impl TestRepo {
         store
     }
 
+    /// Claim `order`'s `role` (at `attempt`) for `actor` as runner `farm:7`
+    /// would, written straight to the ledger: its crew "runs" elsewhere.
+    #[allow(clippy::result_large_err)]
+    pub fn claim_as(&self, order: &str, role: &str, attempt: u32, actor: &str) {
+        let order: git_mso::core::OrderId = order.parse().unwrap();
+        let lease = git_mso::core::Lease {
+            runner: "farm:7".into(),
+            host: "farm".into(),
+            pid: 7,
+            expires: NOW_SECS + 600,
+            actor: actor.into(),
+        };
+        self.store()
+            .transact(|tx| {
+                tx.push(git_mso::core::EventBody::Dispatched {
+                    order: order.clone(),
+                    role: role.parse().unwrap(),
+                    attempt,
+                    lease: lease.clone(),
+                })
+            })
+            .unwrap();
+    }
+
     /// A linear chain of `n` real commits on `refs/chain`, made by one `git fast-import`.
     pub fn chain(&self, n: usize) -> Vec<String> {
         let mut input = String::new();
