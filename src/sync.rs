@@ -166,7 +166,9 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         let store = Store::discover(dir)?;
         let fetched = store.ref_target(&tracking(remote, "mso/ledger"))?;
         let stale = |event: &crate::core::Event| {
-            stale_hold(&store, remote, event).or_else(|| stale_landing(&store, remote, event))
+            stale_hold(&store, remote, event)
+                .or_else(|| stale_landing(&store, remote, event))
+                .or_else(|| stale_result(&store, remote, event))
         };
         let integrated = match store.integrate(fetched, &stale) {
             Err(Error::Conflict { .. }) => continue,
@@ -257,6 +259,32 @@ fn stale_hold(store: &Store, remote: &str, event: &crate::core::Event) -> Option
         "{} moved past the held commits {}; the next dispatch holds what it holds now",
         voyage.branch(),
         crate::core::event::short(head)
+    ))
+}
+
+/// A local result whose commits cannot reach the remote with it: the
+/// remote's voyage branch moved, during the run, to commits the result does
+/// not build on. The transaction is left out, so the ledger and the branch
+/// stay in step; a runner then records the run as failed.
+fn stale_result(store: &Store, remote: &str, event: &crate::core::Event) -> Option<String> {
+    let crate::core::EventBody::Succeeded { order, head, .. } = &event.body else { return None };
+    let tip = store.tip().ok()??;
+    let voyage = store.order(&tip, order).ok()??.voyage;
+    // A branch the remote does not have yet goes there with the result.
+    let theirs = store.ref_target(&tracking(remote, &voyage.branch())).ok()??;
+    let head = head.parse::<ObjectId>().ok()?;
+    if theirs == head || crate::store::objects::is_ancestor(store.repo(), theirs, head) != Some(false) {
+        return None;
+    }
+    // Work rejected since, still on the remote's branch: sync moves it back.
+    let recorded = store.voyage(&tip, voyage).ok()??;
+    if store.rejection_at(&tip, &recorded, theirs).ok()?.is_some() {
+        return None;
+    }
+    Some(format!(
+        "{} moved on {remote} to {} during the run; the result does not build on it",
+        voyage.branch(),
+        crate::store::short(theirs)
     ))
 }
 
@@ -538,18 +566,6 @@ fn recorded(store: &Store, tip: &crate::store::Tip, voyage: &crate::core::Voyage
         return held();
     }
     Ok(crate::store::objects::is_ancestor(repo, commit, head) == Some(true) || held()?)
-}
-
-/// Publish a crew's result on a voyage branch before the ledger names it:
-/// push `new` only if the remote branch is still at `old` (a lease; never
-/// forced). `Ok(false)` when the branch moved on the remote meanwhile.
-pub fn publish_branch(dir: &Path, remote: &str, branch: &str, old: ObjectId, new: ObjectId) -> Result<bool> {
-    let _one_at_a_time = SYNC.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!("refs/heads/{branch}");
-    // A branch the remote never had (not fetched yet) must still not exist there.
-    let known = Store::discover(dir)?.ref_target(&tracking(remote, branch)).ok().flatten().is_some();
-    let lease = if known { format!("--force-with-lease={name}:{old}") } else { format!("--force-with-lease={name}:") };
-    push(dir, remote, &lease, &format!("{new}:{name}"))
 }
 
 /// Merge the remote's notes into ours and push the union (with a lease),

@@ -280,46 +280,68 @@ fn execute(job: &Job) -> Result<String> {
         worktree::commit_all(&wt, store.identity(), &message)?;
     }
     let head = worktree::head(&wt)?;
-    if head != base {
-        if let Err(e) = store.advance_branch(&voyage, base, head) {
-            return fail(Failure::new("failed (voyage branch moved)", &e.to_string(), Some(0)), report);
-        }
-        // With a remote, the commit must be on the server before the ledger names it.
-        let published = match &job.remote {
-            None => Ok(true),
-            Some(remote) => crate::sync::patiently(
-                &format!("pushing {} to {remote}", voyage.id.branch()),
-                job.patience,
-                &job.hard_stop,
-                || crate::sync::publish_branch(&job.dir, remote, &voyage.id.branch(), base, head),
-            ),
-        };
-        // A result that is not on the server is not one: the branch goes back
-        // to where the ledger has it, so no later push carries unrecorded work.
-        let published = match published {
-            Ok(published) => published,
-            Err(e) => {
-                store.advance_branch(&voyage, head, base)?;
-                return Err(e);
-            }
-        };
-        if let Some(remote) = &job.remote
-            && !published
-        {
-            store.advance_branch(&voyage, head, base)?;
-            let reason =
-                format!("{} moved on {remote} during the run; the result was not published", voyage.id.branch());
-            return fail(Failure::new("failed (voyage branch moved on the remote)", &reason, Some(0)), report);
-        }
+    if head != base
+        && let Err(e) = store.advance_branch(&voyage, base, head)
+    {
+        return fail(Failure::new("failed (voyage branch moved)", &e.to_string(), Some(0)), report);
     }
     report.wall_secs = started.elapsed().as_secs();
     // The started line named the log; a success needs only its time and cost.
     let said = run_note(&report, None);
     let record = evidence.record("succeeded", &report.brief);
     report.evidence = crate::core::evidence::digest(&record);
-    let (next, recorded) = record_success(&store, job, head, result.summary.clone(), Some(report))?;
-    let kept = if recorded { evidence.keep(head, record) } else { String::new() };
-    Ok(line(format!("succeeded → {next}{said}{kept}")))
+    let (next, recorded) = record_success(&store, job, head, result.summary.clone(), Some(report.clone()))?;
+    if !recorded {
+        // Not ours any more: the branch goes back to what the ledger records.
+        if head != base {
+            let _ = store.advance_branch(&voyage, head, base);
+        }
+        return Ok(line(format!("succeeded → {next}{said}")));
+    }
+    // With a remote, the result and its branch reach the server in one
+    // atomic push (a sync): the server's branch never holds commits that no
+    // recorded result names, whenever this runner is stopped.
+    let mut pending = String::new();
+    if let Some(remote) = &job.remote {
+        let what = format!("pushing the result of {} to {remote}", order.id);
+        match crate::sync::patiently(&what, job.patience, &job.hard_stop, || crate::sync::sync(&job.dir, remote)) {
+            Ok(_) if !result_landed(&store, job, head)? => {
+                // The sync left the result out: the branch goes back to what the ledger records.
+                if head != base {
+                    let _ = store.advance_branch(&voyage, head, base);
+                }
+                let tip = store.require_tip()?;
+                if !store.order(&tip, &order.id)?.is_some_and(|now| still_ours(&now, job)) {
+                    return Ok(line(
+                        "finished, but the order was cancelled or taken over meanwhile; result not recorded".into(),
+                    ));
+                }
+                // Still ours: the remote's branch moved during the run.
+                let reason =
+                    format!("{} moved on {remote} during the run; the result was not published", voyage.id.branch());
+                return fail(Failure::new("failed (voyage branch moved on the remote)", &reason, Some(0)), report);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("{what}: {e}");
+                pending = format!(" (not on {remote} yet: the next sync pushes it)");
+            }
+        }
+    }
+    let kept = evidence.keep(head, record);
+    Ok(line(format!("succeeded → {next}{said}{kept}{pending}")))
+}
+
+/// Whether the ledger records this run's success at `head` (a sync may have
+/// left it out).
+fn result_landed(store: &Store, job: &Job, head: gix::ObjectId) -> Result<bool> {
+    let tip = store.require_tip()?;
+    let Some(order) = store.order(&tip, &job.order.id)? else { return Ok(false) };
+    let head = head.to_string();
+    Ok(order.history.iter().any(|e| {
+        matches!(&e.body, EventBody::Succeeded { attempt, runner, head: h, .. }
+            if *attempt == job.order.attempt && *runner == job.runner.id && *h == head)
+    }))
 }
 
 /// Take the voyage's worktree for this attempt. The dispatcher checked it

@@ -569,18 +569,18 @@ fn a_remote_runner_rides_out_a_server_outage_during_its_result_push() {
 }
 
 #[test]
-fn a_result_whose_branch_cannot_be_pushed_leaves_no_unrecorded_commit_on_the_local_branch() {
+fn a_result_the_server_cannot_take_now_reaches_it_later_together_with_its_branch() {
     let seed = TestRepo::initialized();
     seed.ok(&["config", "max_attempts", "1"]);
     seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
     let server = server(&seed);
     let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
     let down = seed.root().join("server.down");
-    // The server goes away for good during the run.
+    // The server goes away during the run.
     let crew = seed.crew("work.sh", &format!("echo work > work.txt\nmv '{}' '{}'", server.display(), down.display()));
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     ok_in(&seed, &runner, &["sync"]);
-    let recorded = seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]);
+    let base = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]);
     let out = seed
         .mso_cmd(&runner)
         .args(["dispatch", "--once", "--remote", "origin"])
@@ -589,11 +589,65 @@ fn a_result_whose_branch_cannot_be_pushed_leaves_no_unrecorded_commit_on_the_loc
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("CHR-0001  BLD") && stdout.contains("error"), "{stdout}");
-    // The local branch is back where the ledger has it: no later sync carries unrecorded work.
-    assert_eq!(seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]), recorded);
-    let order = json_in(&seed, &runner, &["order", "show", "CHR-0001", "--json"]);
-    assert_ne!(order["status"], "completed", "{order}");
+    assert!(
+        stdout.contains("CHR-0001  BLD") && stdout.contains("(not on origin yet: the next sync pushes it)"),
+        "{stdout}"
+    );
+    // Back: the server got neither the branch nor the result.
+    std::fs::rename(&down, &server).unwrap();
+    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), base);
+    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
+    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    assert_eq!(on_server["status"], "running");
+    // The next sync brings both, in one atomic push.
+    ok_in(&seed, &runner, &["sync"]);
+    let head = seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]);
+    assert_ne!(head, base);
+    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), head);
+    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
+    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    assert_eq!(on_server["status"], "completed");
+    assert_eq!(on_server["head"].as_str().unwrap(), head.trim());
+}
+
+#[test]
+fn a_remote_result_and_its_branch_land_together_or_not_at_all() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    // During the run the server starts refusing every push that moves its
+    // ledger (a hook of its own, chained before git-mso's): the branch alone
+    // could still be pushed.
+    let refuse = server.join("hooks/pre-receive.mso-chained");
+    let crew = seed.crew(
+        "work.sh",
+        &format!(
+            "echo work > work.txt\nprintf '%s\\n' '#!/bin/sh' 'if grep -q refs/mso/ledger; then echo no ledger today >&2; exit 1; fi' > '{0}'\nchmod +x '{0}'",
+            refuse.display()
+        ),
+    );
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
+    ok_in(&seed, &runner, &["sync"]);
+    let base = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]);
+    let out = seed
+        .mso_cmd(&runner)
+        .args(["dispatch", "--once", "--remote", "origin"])
+        .env("COUNT_FILE", seed.count_file())
+        .env("MSO_PATIENCE_SECS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(not on origin yet: the next sync pushes it)"), "{stdout}");
+    // The server's branch holds no commit its ledger does not record.
+    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), base);
+    std::fs::remove_file(&refuse).unwrap();
+    ok_in(&seed, &runner, &["sync"]);
+    let head = seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]);
+    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), head);
+    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
+    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    assert_eq!(on_server["head"].as_str().unwrap(), head.trim());
 }
 
 #[test]
