@@ -262,6 +262,19 @@ fn stale_hold(store: &Store, remote: &str, event: &crate::core::Event) -> Option
     ))
 }
 
+/// Take a local transaction the remote lacks back out of the ledger (the
+/// first whose event `this` picks), replaying the others onto the remote's
+/// ledger as a sync would: a result the server refused must not ride along
+/// with every later push.
+pub fn withdraw_result(dir: &Path, remote: &str, this: &dyn Fn(&crate::core::Event) -> bool) -> Result<()> {
+    let _one_at_a_time = SYNC.lock().unwrap_or_else(|e| e.into_inner());
+    let store = Store::discover(dir)?;
+    let fetched = store.ref_target(&tracking(remote, "mso/ledger"))?;
+    let refused = |event: &crate::core::Event| this(event).then(|| "the server refused it".to_string());
+    store.integrate(fetched, &refused)?;
+    Ok(())
+}
+
 /// A local result whose commits cannot reach the remote with it: the
 /// remote's voyage branch moved, during the run, to commits the result does
 /// not build on. The transaction is left out, so the ledger and the branch
@@ -274,6 +287,11 @@ fn stale_result(store: &Store, remote: &str, event: &crate::core::Event) -> Opti
     let theirs = store.ref_target(&tracking(remote, &voyage.branch())).ok()??;
     let head = head.parse::<ObjectId>().ok()?;
     if theirs == head || crate::store::objects::is_ancestor(store.repo(), theirs, head) != Some(false) {
+        return None;
+    }
+    // The remote's branch already holds the result (a role that made no
+    // commit, and someone pushed on top): nothing of it needs publishing.
+    if crate::store::objects::is_ancestor(store.repo(), head, theirs) == Some(true) {
         return None;
     }
     // Work rejected since, still on the remote's branch: sync moves it back.

@@ -290,7 +290,10 @@ fn execute(job: &Job) -> Result<String> {
     let said = run_note(&report, None);
     let record = evidence.record("succeeded", &report.brief);
     report.evidence = crate::core::evidence::digest(&record);
-    let (next, recorded) = record_success(&store, job, head, result.summary.clone(), Some(report.clone()))?;
+    let (next, recorded) = match &job.remote {
+        None => record_success(&store, job, head, result.summary.clone(), Some(report.clone()))?,
+        Some(_) => record_success_unnoted(&store, job, head, result.summary.clone(), Some(report.clone()))?,
+    };
     if !recorded {
         // Not ours any more: the branch goes back to what the ledger records.
         if head != base {
@@ -300,36 +303,59 @@ fn execute(job: &Job) -> Result<String> {
     }
     // With a remote, the result and its branch reach the server in one
     // atomic push (a sync): the server's branch never holds commits that no
-    // recorded result names, whenever this runner is stopped.
+    // recorded result names, wherever this runner is stopped.
     let mut pending = String::new();
     if let Some(remote) = &job.remote {
         let what = format!("pushing the result of {} to {remote}", order.id);
-        match crate::sync::patiently(&what, job.patience, &job.hard_stop, || crate::sync::sync(&job.dir, remote)) {
-            Ok(_) if !result_landed(&store, job, head)? => {
-                // The sync left the result out: the branch goes back to what the ledger records.
-                if head != base {
-                    let _ = store.advance_branch(&voyage, head, base);
-                }
-                let tip = store.require_tip()?;
-                if !store.order(&tip, &order.id)?.is_some_and(|now| still_ours(&now, job)) {
-                    return Ok(line(
-                        "finished, but the order was cancelled or taken over meanwhile; result not recorded".into(),
-                    ));
-                }
-                // Still ours: the remote's branch moved during the run.
-                let reason =
-                    format!("{} moved on {remote} during the run; the result was not published", voyage.id.branch());
-                return fail(Failure::new("failed (voyage branch moved on the remote)", &reason, Some(0)), report);
+        let synced =
+            crate::sync::patiently(&what, job.patience, &job.hard_stop, || crate::sync::sync(&job.dir, remote));
+        let refused = match synced {
+            Err(e) if e.is_refusal() => {
+                // The server will not take it: withdraw it here, or every
+                // later sync would carry it and be refused with it.
+                crate::sync::withdraw_result(&job.dir, remote, &|event| is_this_result(event, job, head))?;
+                Some(e.to_string())
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::warn!("{what}: {e}");
                 pending = format!(" (not on {remote} yet: the next sync pushes it)");
+                None
             }
+            Ok(_) => None,
+        };
+        if !result_landed(&store, job, head)? {
+            // Left out (the remote's branch moved during the run) or refused:
+            // the branch goes back to what the ledger records.
+            if head != base {
+                let _ = store.advance_branch(&voyage, head, base);
+            }
+            let tip = store.require_tip()?;
+            if !store.order(&tip, &order.id)?.is_some_and(|now| still_ours(&now, job)) {
+                return Ok(line(TAKEN_OVER.into()));
+            }
+            let failure = match refused {
+                Some(why) => Failure::new("failed (the server refused the result)", &why, Some(0)),
+                None => Failure::new(
+                    "failed (voyage branch moved on the remote)",
+                    &format!("{} moved on {remote} during the run; the result was not published", voyage.id.branch()),
+                    Some(0),
+                ),
+            };
+            return fail(failure, report);
+        }
+        if pending.is_empty() {
+            note_result(&store, job, head);
         }
     }
-    let kept = evidence.keep(head, record);
+    let kept = if pending.is_empty() { evidence.keep(head, record) } else { String::new() };
     Ok(line(format!("succeeded → {next}{said}{kept}{pending}")))
+}
+
+/// Whether `event` is this run's SUCCEEDED at `head`.
+fn is_this_result(event: &crate::core::Event, job: &Job, head: gix::ObjectId) -> bool {
+    matches!(&event.body, EventBody::Succeeded { order, attempt, runner, head: h, .. }
+        if *order == job.order.id && *attempt == job.order.attempt && *runner == job.runner.id
+            && h.parse::<gix::ObjectId>().ok() == Some(head))
 }
 
 /// Whether the ledger records this run's success at `head` (a sync may have
@@ -337,11 +363,7 @@ fn execute(job: &Job) -> Result<String> {
 fn result_landed(store: &Store, job: &Job, head: gix::ObjectId) -> Result<bool> {
     let tip = store.require_tip()?;
     let Some(order) = store.order(&tip, &job.order.id)? else { return Ok(false) };
-    let head = head.to_string();
-    Ok(order.history.iter().any(|e| {
-        matches!(&e.body, EventBody::Succeeded { attempt, runner, head: h, .. }
-            if *attempt == job.order.attempt && *runner == job.runner.id && *h == head)
-    }))
+    Ok(order.history.iter().any(|e| is_this_result(e, job, head)))
 }
 
 /// Take the voyage's worktree for this attempt. The dispatcher checked it
@@ -572,6 +594,34 @@ fn record_success(
     summary: String,
     run: Option<RunReport>,
 ) -> Result<(String, bool)> {
+    let (said, recorded) = record_success_unnoted(store, job, head, summary, run)?;
+    if recorded {
+        note_result(store, job, head);
+    }
+    Ok((said, recorded))
+}
+
+/// Mirror the recorded result on its commit in the notes (a failure to is a warning).
+fn note_result(store: &Store, job: &Job, head: ObjectId) {
+    let noted = store
+        .require_tip()
+        .and_then(|tip| store.order(&tip, &job.order.id))
+        .and_then(|order| order.map_or(Ok(()), |order| store.note_order(&order, &head.to_string())));
+    if let Err(e) = noted {
+        tracing::warn!("could not write the note on {head}: {e}");
+    }
+}
+
+/// `record_success` without the note: a remote runner notes a result once
+/// the server has it (a note on a commit the server never gets would stop
+/// every later push of the notes).
+fn record_success_unnoted(
+    store: &Store,
+    job: &Job,
+    head: ObjectId,
+    summary: String,
+    run: Option<RunReport>,
+) -> Result<(String, bool)> {
     let id = &job.order.id;
     let (next, committed) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
@@ -600,17 +650,13 @@ fn record_success(
         Ok(Some(said))
     })?;
     match (next, committed) {
-        (Some(next), Some(committed)) => {
-            if let Some(order) = committed.order(id)
-                && let Err(e) = store.note_order(order, &head.to_string())
-            {
-                tracing::warn!("could not write the note on {head}: {e}");
-            }
-            Ok((next, true))
-        }
-        _ => Ok(("finished, but the order was cancelled or taken over meanwhile; result not recorded".into(), false)),
+        (Some(next), Some(_)) => Ok((next, true)),
+        _ => Ok((TAKEN_OVER.into(), false)),
     }
 }
+
+/// What a run that ended after its order stopped being its own says.
+const TAKEN_OVER: &str = "finished, but the order was cancelled or taken over meanwhile; result not recorded";
 
 /// FAILED for this run (re-queued while attempts remain, after the backoff;
 /// sent back to an earlier role on objections); says what happens next.

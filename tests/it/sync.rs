@@ -611,25 +611,85 @@ fn a_result_the_server_cannot_take_now_reaches_it_later_together_with_its_branch
 }
 
 #[test]
-fn a_remote_result_and_its_branch_land_together_or_not_at_all() {
+fn a_result_the_server_refuses_is_taken_back_and_never_blocks_later_pushes() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["config", "retry_backoff_secs", "0"]);
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    // A policy of the server's own, chained before git-mso's hook: no
+    // voyage branch may hold secret.txt.
+    std::fs::write(
+        server.join("hooks/pre-receive.mso-chained"),
+        "#!/bin/sh\nwhile read old new ref; do\n  case $ref in refs/heads/voyage/*)\n    \
+         if git ls-tree -r --name-only \"$new\" | grep -q secret.txt; then echo 'no secrets here' >&2; exit 1; fi;;\n  \
+         esac\ndone\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", server.join("hooks/pre-receive.mso-chained").to_str().unwrap()])
+        .status()
+        .unwrap();
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    // The first attempt commits a secret; the next does not.
+    let crew =
+        seed.crew("work.sh", "if [ \"$MSO_ATTEMPT\" = 1 ]; then echo key > secret.txt; else echo work > work.txt; fi");
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
+    ok_in(&seed, &runner, &["sync"]);
+    let base = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]);
+    let dispatch = || {
+        let out = seed
+            .mso_cmd(&runner)
+            .args(["dispatch", "--once", "--remote", "origin"])
+            .env("COUNT_FILE", seed.count_file())
+            .env("MSO_PATIENCE_SECS", "1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = dispatch();
+    // Refused: the result is taken back here and the run recorded as failed;
+    // the next attempt, in the same pass, is not held back by it.
+    assert!(out.contains("BLD  Shipwright  failed (the server refused the result)"), "{out}");
+    assert!(out.contains("BLD  Shipwright  succeeded → completed"), "{out}");
+    let head = seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]);
+    assert_ne!(head, base);
+    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), head);
+    // The refused commit never reached the server's branch, nor the runner's.
+    for repo in [&server, &runner] {
+        let files = seed.git_in(repo, &["log", "--name-only", "--format=", "voyage/VOY-0001"]);
+        assert!(!files.contains("secret.txt"), "{files}");
+    }
+    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
+    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    assert_eq!((on_server["status"].as_str(), on_server["head"].as_str()), (Some("completed"), Some(head.trim())));
+    // Nothing of the refused result rides along with later pushes, notes included.
+    let synced = ok_in(&seed, &runner, &["sync"]);
+    assert!(!synced.contains("was not synced"), "{synced}");
+    let again = dispatch();
+    assert!(!again.contains("refused"), "{again}");
+}
+
+#[test]
+fn a_role_that_made_no_commit_succeeds_though_its_branch_moved_on_the_server() {
     let seed = TestRepo::initialized();
     seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
     let server = server(&seed);
+    // A commit on top of the voyage's base, pushed to the server during the run.
+    seed.git(&["checkout", "-q", "voyage/VOY-0001"]);
+    seed.git(&["commit", "-q", "--allow-empty", "-m", "by hand"]);
+    let by_hand = seed.git(&["rev-parse", "HEAD"]).trim().to_string();
+    seed.git(&["checkout", "-q", "main"]);
     let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
-    // During the run the server starts refusing every push that moves its
-    // ledger (a hook of its own, chained before git-mso's): the branch alone
-    // could still be pushed.
-    let refuse = server.join("hooks/pre-receive.mso-chained");
     let crew = seed.crew(
-        "work.sh",
+        "look.sh",
         &format!(
-            "echo work > work.txt\nprintf '%s\\n' '#!/bin/sh' 'if grep -q refs/mso/ledger; then echo no ledger today >&2; exit 1; fi' > '{0}'\nchmod +x '{0}'",
-            refuse.display()
+            "git -C '{}' push -q '{}' {by_hand}:refs/heads/voyage/VOY-0001",
+            seed.path.display(),
+            server.display()
         ),
     );
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     ok_in(&seed, &runner, &["sync"]);
-    let base = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]);
     let out = seed
         .mso_cmd(&runner)
         .args(["dispatch", "--once", "--remote", "origin"])
@@ -638,16 +698,10 @@ fn a_remote_result_and_its_branch_land_together_or_not_at_all() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("(not on origin yet: the next sync pushes it)"), "{stdout}");
-    // The server's branch holds no commit its ledger does not record.
-    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), base);
-    std::fs::remove_file(&refuse).unwrap();
-    ok_in(&seed, &runner, &["sync"]);
-    let head = seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]);
-    assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), head);
+    assert!(stdout.contains("BLD  Shipwright  succeeded → completed"), "{stdout}");
     let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
     let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
-    assert_eq!(on_server["head"].as_str().unwrap(), head.trim());
+    assert_eq!(on_server["status"], "completed");
 }
 
 #[test]
