@@ -23,10 +23,12 @@ What can be undone, and how:
   order edit         the old title, brief or criteria come back, unless edited again since
   order move         the order moves back, while it still may
   config KEY VALUE   the old value comes back, unless the config changed since
-  review approve     the approval is withdrawn while the next role has not started: the order awaits review again
+  review approve     the approval is withdrawn while the next role has not started and nothing else happened on
+                     the voyage: the order awaits review again
   undo of an approval  the approval is given again
-Runs (dispatch), rejections, cancellations, retries, publications and landings are not undone: the error says what to
-do instead. Transactions a runner wrote (claims, results) are skipped when looking for yours.
+Rejections, cancellations, retries, publications and closings are not undone: the error says what to do instead.
+Transactions a runner wrote (claims, results) and landings a command recorded by itself are skipped when looking
+for yours.
 
 Examples:
   git mso undo --dry-run
