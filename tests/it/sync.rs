@@ -32,6 +32,19 @@ fn json_in(seed: &TestRepo, dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok_in(seed, dir, args)).unwrap()
 }
 
+/// One `dispatch --once --remote origin` pass in `runner`, patient for a
+/// second only; its standard output.
+fn remote_pass(seed: &TestRepo, runner: &Path) -> String {
+    let out = seed
+        .mso_cmd(runner)
+        .args(["dispatch", "--once", "--remote", "origin"])
+        .env("COUNT_FILE", seed.count_file())
+        .env("MSO_PATIENCE_SECS", "1")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_plain_clone_gets_the_whole_pipeline_with_one_sync() {
     let seed = TestRepo::initialized();
@@ -581,14 +594,7 @@ fn a_result_the_server_cannot_take_now_reaches_it_later_together_with_its_branch
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     ok_in(&seed, &runner, &["sync"]);
     let base = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]);
-    let out = seed
-        .mso_cmd(&runner)
-        .args(["dispatch", "--once", "--remote", "origin"])
-        .env("COUNT_FILE", seed.count_file())
-        .env("MSO_PATIENCE_SECS", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = remote_pass(&seed, &runner);
     assert!(
         stdout.contains("CHR-0001  BLD") && stdout.contains("(not on origin yet: the next sync pushes it)"),
         "{stdout}"
@@ -596,16 +602,14 @@ fn a_result_the_server_cannot_take_now_reaches_it_later_together_with_its_branch
     // Back: the server got neither the branch nor the result.
     std::fs::rename(&down, &server).unwrap();
     assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), base);
-    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
-    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    let on_server = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
     assert_eq!(on_server["status"], "running");
     // The next sync brings both, in one atomic push.
     ok_in(&seed, &runner, &["sync"]);
     let head = seed.git_in(&runner, &["rev-parse", "voyage/VOY-0001"]);
     assert_ne!(head, base);
     assert_eq!(seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]), head);
-    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
-    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    let on_server = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
     assert_eq!(on_server["status"], "completed");
     assert_eq!(on_server["head"].as_str().unwrap(), head.trim());
 }
@@ -636,16 +640,7 @@ fn a_result_the_server_refuses_is_taken_back_and_never_blocks_later_pushes() {
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     ok_in(&seed, &runner, &["sync"]);
     let base = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]);
-    let dispatch = || {
-        let out = seed
-            .mso_cmd(&runner)
-            .args(["dispatch", "--once", "--remote", "origin"])
-            .env("COUNT_FILE", seed.count_file())
-            .env("MSO_PATIENCE_SECS", "1")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let dispatch = || remote_pass(&seed, &runner);
     let out = dispatch();
     // Refused: the result is taken back here and the run recorded as failed;
     // the next attempt, in the same pass, is not held back by it.
@@ -659,8 +654,7 @@ fn a_result_the_server_refuses_is_taken_back_and_never_blocks_later_pushes() {
         let files = seed.git_in(repo, &["log", "--name-only", "--format=", "voyage/VOY-0001"]);
         assert!(!files.contains("secret.txt"), "{files}");
     }
-    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
-    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    let on_server = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
     assert_eq!((on_server["status"].as_str(), on_server["head"].as_str()), (Some("completed"), Some(head.trim())));
     // Nothing of the refused result rides along with later pushes, notes included.
     let synced = ok_in(&seed, &runner, &["sync"]);
@@ -690,17 +684,9 @@ fn a_role_that_made_no_commit_succeeds_though_its_branch_moved_on_the_server() {
     );
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     ok_in(&seed, &runner, &["sync"]);
-    let out = seed
-        .mso_cmd(&runner)
-        .args(["dispatch", "--once", "--remote", "origin"])
-        .env("COUNT_FILE", seed.count_file())
-        .env("MSO_PATIENCE_SECS", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = remote_pass(&seed, &runner);
     assert!(stdout.contains("BLD  Shipwright  succeeded → completed"), "{stdout}");
-    let on_server = seed.mso_in(&server, &["order", "show", "CHR-0001", "--json"]);
-    let on_server: serde_json::Value = serde_json::from_slice(&on_server.stdout).unwrap();
+    let on_server = json_in(&seed, &server, &["order", "show", "CHR-0001", "--json"]);
     assert_eq!(on_server["status"], "completed");
 }
 
