@@ -94,7 +94,7 @@ impl Display {
 /// Set from signal handlers: `drain` stops taking work, `hard` also stops running crews.
 #[derive(Debug, Default)]
 pub struct StopSignal {
-    pub drain: AtomicBool,
+    pub drain: Arc<AtomicBool>,
     pub hard: Arc<AtomicBool>,
 }
 
@@ -290,6 +290,8 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     crew,
                     gate,
                     hard_stop: stop.hard.clone(),
+                    drain: stop.drain.clone(),
+                    synced: std::cell::Cell::new(false),
                     remote: opts.remote.clone(),
                     patience: patience(opts),
                     report: tx.clone(),

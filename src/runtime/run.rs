@@ -39,6 +39,12 @@ pub(super) struct Job {
     pub crew: CrewSpec,
     pub gate: Option<String>,
     pub hard_stop: Arc<AtomicBool>,
+    /// Set at the first Ctrl-C (and before a hard stop): no new waiting for
+    /// the server to take a result; it is recorded here, the next sync pushes it.
+    pub drain: Arc<AtomicBool>,
+    /// The run's success already went through a sync (or gave up waiting for
+    /// one): `run` need not sync again.
+    pub synced: std::cell::Cell<bool>,
     pub report: Sender<Msg>,
     pub remote: Option<String>,
     /// How long pushes to the remote ride out a server that cannot be reached.
@@ -67,6 +73,7 @@ pub(super) fn run(job: Job) {
         }
     };
     if let Some(remote) = &job.remote
+        && !job.synced.get()
         && let Err(e) =
             crate::sync::patiently(&format!("pushing the result to {remote}"), job.patience, &job.hard_stop, || {
                 crate::sync::sync(&job.dir, remote)
@@ -307,8 +314,7 @@ fn execute(job: &Job) -> Result<String> {
     let mut pending = String::new();
     if let Some(remote) = &job.remote {
         let what = format!("pushing the result of {} to {remote}", order.id);
-        let synced =
-            crate::sync::patiently(&what, job.patience, &job.hard_stop, || crate::sync::sync(&job.dir, remote));
+        let synced = crate::sync::patiently(&what, job.patience, &job.drain, || crate::sync::sync(&job.dir, remote));
         let refused = match synced {
             Err(e) if e.is_refusal() => {
                 // The server will not take it: withdraw it here, or every
@@ -346,6 +352,7 @@ fn execute(job: &Job) -> Result<String> {
         if pending.is_empty() {
             note_result(&store, job, head);
         }
+        job.synced.set(true);
     }
     let kept = if pending.is_empty() { evidence.keep(head, record) } else { String::new() };
     Ok(line(format!("succeeded → {next}{said}{kept}{pending}")))

@@ -779,3 +779,49 @@ fn two_offline_edits_of_one_order_never_lose_one_silently() {
         serde_json::json!(["one", "bob's", "alice's"])
     );
 }
+
+#[test]
+fn a_first_ctrl_c_ends_the_wait_for_a_server_that_cannot_take_a_result() {
+    let seed = TestRepo::initialized();
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    let down = seed.root().join("server.down");
+    let done = seed.root().join("crew.done");
+    // The server goes away during the run; a watching runner would wait for it a week.
+    let crew = seed.crew(
+        "work.sh",
+        &format!("echo work > work.txt\nmv '{}' '{}'\ntouch '{}'", server.display(), down.display(), done.display()),
+    );
+    seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
+    ok_in(&seed, &runner, &["sync"]);
+    let mut child = seed
+        .mso_cmd(&runner)
+        .args(["dispatch", "--watch", "--poll", "0.2", "--remote", "origin"])
+        .env("COUNT_FILE", seed.count_file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_for_file(&done, std::time::Duration::from_secs(30)), "the crew never ran");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break (status, started.elapsed());
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the runner still waits for the server");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(
+        stdout.contains("succeeded → completed") && stdout.contains("(not on origin yet: the next sync pushes it)"),
+        "{stdout} {out:?}"
+    );
+    // Recorded here, with its branch, for the next sync.
+    let order = json_in(&seed, &runner, &["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "completed");
+}
