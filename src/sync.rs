@@ -262,10 +262,10 @@ fn stale_hold(store: &Store, remote: &str, event: &crate::core::Event) -> Option
     ))
 }
 
-/// Take a local transaction the remote lacks back out of the ledger (the
-/// first whose event `this` picks), replaying the others onto the remote's
-/// ledger as a sync would: a result the server refused must not ride along
-/// with every later push.
+/// Take the local transaction holding the event `this` picks (one the
+/// remote lacks) back out of the ledger, replaying the others onto the
+/// remote's ledger as a sync would: a result the server refused must not
+/// ride along with every later push.
 pub fn withdraw_result(dir: &Path, remote: &str, this: &dyn Fn(&crate::core::Event) -> bool) -> Result<()> {
     let _one_at_a_time = SYNC.lock().unwrap_or_else(|e| e.into_inner());
     let store = Store::discover(dir)?;
