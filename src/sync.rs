@@ -236,13 +236,19 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
     Err(Error::Conflict { attempts: ATTEMPTS })
 }
 
+/// The local tip, and the voyage `order` is on there.
+fn voyage_of(store: &Store, order: &crate::core::OrderId) -> Option<(crate::store::Tip, crate::core::VoyageId)> {
+    let tip = store.tip().ok()??;
+    let voyage = store.order(&tip, order).ok()??.voyage;
+    Some((tip, voyage))
+}
+
 /// A local hold that can no longer be published: the branch has moved past
 /// the commits it names (on the remote, or here). The transaction is left
 /// out; the next dispatch holds what the branch holds now.
 fn stale_hold(store: &Store, remote: &str, event: &crate::core::Event) -> Option<String> {
     let crate::core::EventBody::Held { order, head, .. } = &event.body else { return None };
-    let tip = store.tip().ok()??;
-    let voyage = store.order(&tip, order).ok()??.voyage;
+    let (_, voyage) = voyage_of(store, order)?;
     let theirs = store.ref_target(&tracking(remote, &voyage.branch())).ok()?;
     let ours = store.ref_target(&format!("refs/heads/{}", voyage.branch())).ok()?;
     let is = |id: Option<ObjectId>| id.is_some_and(|id| head.parse::<ObjectId>().ok() == Some(id));
@@ -281,8 +287,7 @@ pub fn withdraw_result(dir: &Path, remote: &str, this: &dyn Fn(&crate::core::Eve
 /// stay in step; a runner then records the run as failed.
 fn stale_result(store: &Store, remote: &str, event: &crate::core::Event) -> Option<String> {
     let crate::core::EventBody::Succeeded { order, head, .. } = &event.body else { return None };
-    let tip = store.tip().ok()??;
-    let voyage = store.order(&tip, order).ok()??.voyage;
+    let (tip, voyage) = voyage_of(store, order)?;
     // A branch the remote does not have yet goes there with the result.
     let theirs = store.ref_target(&tracking(remote, &voyage.branch())).ok()??;
     let head = head.parse::<ObjectId>().ok()?;

@@ -149,10 +149,16 @@ fn by_runner(entry: &Entry) -> bool {
 
 /// The state `entry` was appended to.
 fn parent_tip(store: &Store, entry: &Entry) -> crate::error::Result<Option<Tip>> {
-    match entry.parents.first() {
-        Some(&parent) => Ok(Some(Tip { commit: parent, tree: store.entry(parent)?.tree })),
-        None => Ok(None),
-    }
+    entry.parents.first().map(|&parent| store.tip_of(parent)).transpose()
+}
+
+/// `order` as it stood before `entry`.
+fn order_before(store: &Store, entry: &Entry, order: &OrderId) -> Result<crate::core::Order, Why> {
+    parent_tip(store, entry)
+        .and_then(|tip| tip.map(|t| store.order(&t, order)).transpose())
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .ok_or_else(|| format!("{order} is not in the ledger before it"))
 }
 
 type Why = String;
@@ -174,11 +180,7 @@ fn plan(store: &Store, tx: &mut Tx<'_>, entry: &Entry) -> Result<Plan, Why> {
             Ok(plan)
         }
         [EventBody::OrderEdited { order, title, brief, acceptance, .. }] => {
-            let before = parent_tip(store, entry)
-                .and_then(|tip| tip.map(|t| store.order(&t, order)).transpose())
-                .map_err(fail)?
-                .flatten()
-                .ok_or_else(|| format!("{order} is not in the ledger before it"))?;
+            let before = order_before(store, entry, order)?;
             let now = tx.order(order).map_err(fail)?.clone();
             let still = title.as_ref().is_none_or(|t| *t == now.title)
                 && brief.as_ref().is_none_or(|b| *b == now.brief)
@@ -206,11 +208,7 @@ fn plan(store: &Store, tx: &mut Tx<'_>, entry: &Entry) -> Result<Plan, Why> {
             })
         }
         [EventBody::OrderMoved { order, voyage }] => {
-            let before = parent_tip(store, entry)
-                .and_then(|tip| tip.map(|t| store.order(&t, order)).transpose())
-                .map_err(fail)?
-                .flatten()
-                .ok_or_else(|| format!("{order} is not in the ledger before it"))?;
+            let before = order_before(store, entry, order)?;
             let now = tx.order(order).map_err(fail)?.voyage;
             if now != *voyage {
                 return Err(format!("{order} is on {now} now, moved again since"));

@@ -299,7 +299,11 @@ fn execute(job: &Job) -> Result<String> {
     report.evidence = crate::core::evidence::digest(&record);
     let (next, recorded) = match &job.remote {
         None => record_success(&store, job, head, result.summary.clone(), Some(report.clone()))?,
-        Some(_) => record_success_unnoted(&store, job, head, result.summary.clone(), Some(report.clone()))?,
+        Some(_) => {
+            let (next, order) =
+                record_success_unnoted(&store, job, head, result.summary.clone(), Some(report.clone()))?;
+            (next, order.is_some())
+        }
     };
     if !recorded {
         // Not ours any more: the branch goes back to what the ledger records.
@@ -329,14 +333,15 @@ fn execute(job: &Job) -> Result<String> {
             }
             Ok(_) => None,
         };
-        if !result_landed(&store, job, head)? {
+        // The order as the ledger has it now, after the sync.
+        let now = store.order(&store.require_tip()?, &order.id)?;
+        if !now.as_ref().is_some_and(|now| now.history.iter().any(|e| is_this_result(e, job, head))) {
             // Left out (the remote's branch moved during the run) or refused:
             // the branch goes back to what the ledger records.
             if head != base {
                 let _ = store.advance_branch(&voyage, head, base);
             }
-            let tip = store.require_tip()?;
-            if !store.order(&tip, &order.id)?.is_some_and(|now| still_ours(&now, job)) {
+            if !now.is_some_and(|now| still_ours(&now, job)) {
                 return Ok(line(TAKEN_OVER.into()));
             }
             let failure = match refused {
@@ -349,8 +354,10 @@ fn execute(job: &Job) -> Result<String> {
             };
             return fail(failure, report);
         }
-        if pending.is_empty() {
-            note_result(&store, job, head);
+        if let Some(now) = now.filter(|_| pending.is_empty())
+            && let Err(e) = store.note_order(&now, &head.to_string())
+        {
+            tracing::warn!("could not write the note on {head}: {e}");
         }
         job.synced.set(true);
     }
@@ -363,14 +370,6 @@ fn is_this_result(event: &crate::core::Event, job: &Job, head: gix::ObjectId) ->
     matches!(&event.body, EventBody::Succeeded { order, attempt, runner, head: h, .. }
         if *order == job.order.id && *attempt == job.order.attempt && *runner == job.runner.id
             && h.parse::<gix::ObjectId>().ok() == Some(head))
-}
-
-/// Whether the ledger records this run's success at `head` (a sync may have
-/// left it out).
-fn result_landed(store: &Store, job: &Job, head: gix::ObjectId) -> Result<bool> {
-    let tip = store.require_tip()?;
-    let Some(order) = store.order(&tip, &job.order.id)? else { return Ok(false) };
-    Ok(order.history.iter().any(|e| is_this_result(e, job, head)))
 }
 
 /// Take the voyage's worktree for this attempt. The dispatcher checked it
@@ -602,33 +601,24 @@ fn record_success(
     run: Option<RunReport>,
 ) -> Result<(String, bool)> {
     let (said, recorded) = record_success_unnoted(store, job, head, summary, run)?;
-    if recorded {
-        note_result(store, job, head);
-    }
-    Ok((said, recorded))
-}
-
-/// Mirror the recorded result on its commit in the notes (a failure to is a warning).
-fn note_result(store: &Store, job: &Job, head: ObjectId) {
-    let noted = store
-        .require_tip()
-        .and_then(|tip| store.order(&tip, &job.order.id))
-        .and_then(|order| order.map_or(Ok(()), |order| store.note_order(&order, &head.to_string())));
-    if let Err(e) = noted {
+    if let Some(order) = &recorded
+        && let Err(e) = store.note_order(order, &head.to_string())
+    {
         tracing::warn!("could not write the note on {head}: {e}");
     }
+    Ok((said, recorded.is_some()))
 }
 
 /// `record_success` without the note: a remote runner notes a result once
 /// the server has it (a note on a commit the server never gets would stop
-/// every later push of the notes).
+/// every later push of the notes). Returns the order as recorded, if it was.
 fn record_success_unnoted(
     store: &Store,
     job: &Job,
     head: ObjectId,
     summary: String,
     run: Option<RunReport>,
-) -> Result<(String, bool)> {
+) -> Result<(String, Option<Order>)> {
     let id = &job.order.id;
     let (next, committed) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
@@ -657,8 +647,8 @@ fn record_success_unnoted(
         Ok(Some(said))
     })?;
     match (next, committed) {
-        (Some(next), Some(_)) => Ok((next, true)),
-        _ => Ok((TAKEN_OVER.into(), false)),
+        (Some(next), Some(committed)) => Ok((next, committed.order(id).cloned())),
+        _ => Ok((TAKEN_OVER.into(), None)),
     }
 }
 
