@@ -12,6 +12,14 @@ fn ledger_len(repo: &TestRepo) -> usize {
     repo.git(&["rev-list", "--count", "refs/mso/ledger"]).trim().parse().unwrap()
 }
 
+/// A pipeline whose PLN crew writes a plan (a commit on the voyage).
+fn with_a_planner() -> TestRepo {
+    let repo = TestRepo::initialized();
+    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    repo.set_crews(&[("PLN", &plan)]);
+    repo
+}
+
 fn history_types(repo: &TestRepo, id: &str) -> Vec<String> {
     let order = repo.json(&["order", "show", id, "--json"]);
     order["history"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
@@ -132,9 +140,7 @@ fn criteria_do_not_change_under_verdicts_already_given() {
 
 #[test]
 fn an_order_without_recorded_work_moves_to_another_open_voyage() {
-    let repo = TestRepo::initialized();
-    let plan = repo.crew("plan.sh", "echo plan > plan.md");
-    repo.set_crews(&[("PLN", &plan)]);
+    let repo = with_a_planner();
     repo.ok(&["order", "new", "--title", "first"]);
     repo.ok(&["order", "new", "--title", "second", "--voyage", "VOY-0001"]);
     repo.ok(&["voyage", "new"]);
@@ -214,9 +220,7 @@ fn undo_takes_back_a_filing_an_edit_a_move_and_a_config_change() {
 
 #[test]
 fn undo_refuses_what_moved_on_and_skips_what_others_and_runners_wrote() {
-    let repo = TestRepo::initialized();
-    let plan = repo.crew("plan.sh", "echo plan > plan.md");
-    repo.set_crews(&[("PLN", &plan)]);
+    let repo = with_a_planner();
     repo.ok(&["order", "new", "--title", "t"]);
     // bob writes after alice: alice's undo still means alice's last transaction.
     repo.git(&["config", "mso.user", "bob"]);
@@ -242,10 +246,9 @@ fn undo_refuses_what_moved_on_and_skips_what_others_and_runners_wrote() {
 
 #[test]
 fn an_approval_is_withdrawn_until_the_next_role_starts() {
-    let repo = TestRepo::initialized();
-    let plan = repo.crew("plan.sh", "echo plan > plan.md");
+    let repo = with_a_planner();
     let build = repo.crew("build.sh", "echo built > build.txt");
-    repo.set_crews(&[("PLN", &plan), ("BLD", &build)]);
+    repo.set_crews(&[("BLD", &build)]);
     repo.ok(&["order", "new", "--title", "t", "--roles", "PLN,BLD"]);
     repo.dispatch(&["--once"]);
     let head = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
@@ -287,9 +290,7 @@ fn an_approval_is_withdrawn_until_the_next_role_starts() {
 
 #[test]
 fn an_order_that_has_had_work_on_its_voyage_does_not_move_even_in_one_transaction() {
-    let repo = TestRepo::initialized();
-    let plan = repo.crew("plan.sh", "echo plan > plan.md");
-    repo.set_crews(&[("PLN", &plan)]);
+    let repo = with_a_planner();
     repo.ok(&["order", "new", "--title", "t"]);
     repo.ok(&["voyage", "new"]);
     repo.dispatch(&["--once"]);
@@ -316,9 +317,7 @@ fn an_order_that_has_had_work_on_its_voyage_does_not_move_even_in_one_transactio
 
 #[test]
 fn an_approval_stands_once_its_voyage_landed() {
-    let repo = TestRepo::initialized();
-    let plan = repo.crew("plan.sh", "echo plan > plan.md");
-    repo.set_crews(&[("PLN", &plan)]);
+    let repo = with_a_planner();
     repo.ok(&["order", "new", "--title", "t", "--roles", "PLN,BLD"]);
     repo.dispatch(&["--once"]);
     repo.ok(&["review", "approve", "FTR-0001", "--comment", "looks right"]);
@@ -335,9 +334,7 @@ fn an_approval_stands_once_its_voyage_landed() {
 
 #[test]
 fn notes_keep_an_approval_its_withdrawal_and_the_approval_given_again_in_order() {
-    let repo = TestRepo::initialized();
-    let plan = repo.crew("plan.sh", "echo plan > plan.md");
-    repo.set_crews(&[("PLN", &plan)]);
+    let repo = with_a_planner();
     repo.ok(&["order", "new", "--title", "t"]);
     repo.dispatch(&["--once"]);
     let head = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();

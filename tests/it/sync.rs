@@ -32,6 +32,25 @@ fn json_in(seed: &TestRepo, dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok_in(seed, dir, args)).unwrap()
 }
 
+/// A seed whose ledger holds one chore, CHR-0001 (BLD only), after the
+/// `config` settings; its hooked server; and a clone of it for a runner.
+fn one_chore_on_a_server(config: &[(&str, &str)]) -> (TestRepo, PathBuf, PathBuf) {
+    let seed = TestRepo::initialized();
+    for (key, value) in config {
+        seed.ok(&["config", key, value]);
+    }
+    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
+    let server = server(&seed);
+    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    (seed, server, runner)
+}
+
+/// A crew's shell line that takes the server away (moves it aside), and where it goes.
+fn take_the_server_away(seed: &TestRepo, server: &Path) -> (String, PathBuf) {
+    let down = seed.root().join("server.down");
+    (format!("mv '{}' '{}'", server.display(), down.display()), down)
+}
+
 /// One `dispatch --once --remote origin` pass in `runner`, patient for a
 /// second only; its standard output.
 fn remote_pass(seed: &TestRepo, runner: &Path) -> String {
@@ -188,11 +207,7 @@ fn three_runners_over_git_daemon_run_every_role_once() {
 
 #[test]
 fn a_result_is_not_published_when_its_branch_moved_on_the_server_during_the_run() {
-    let seed = TestRepo::initialized();
-    seed.ok(&["config", "max_attempts", "1"]);
-    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
-    let server = server(&seed);
-    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
+    let (seed, server, runner) = one_chore_on_a_server(&[("max_attempts", "1")]);
     let started = seed.root().join("started");
     let go = seed.root().join("go");
     let crew = seed.crew(
@@ -550,17 +565,11 @@ fn a_hold_the_branch_moved_past_is_dropped_by_sync_and_made_again() {
 
 #[test]
 fn a_remote_runner_rides_out_a_server_outage_during_its_result_push() {
-    let seed = TestRepo::initialized();
-    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
-    let server = server(&seed);
-    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
-    let down = seed.root().join("server.down");
+    let (seed, server, runner) = one_chore_on_a_server(&[]);
+    let (away, down) = take_the_server_away(&seed, &server);
     let outage = seed.root().join("outage");
     // The crew does its work, then the server goes away as the run ends.
-    let crew = seed.crew(
-        "work.sh",
-        &format!("echo work > work.txt\nmv '{}' '{}'\ntouch '{}'", server.display(), down.display(), outage.display()),
-    );
+    let crew = seed.crew("work.sh", &format!("echo work > work.txt\n{away}\ntouch '{}'", outage.display()));
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     let mut cmd = seed.mso_cmd(&runner);
     cmd.args(["dispatch", "--once", "--remote", "origin"]).env("COUNT_FILE", seed.count_file());
@@ -583,14 +592,10 @@ fn a_remote_runner_rides_out_a_server_outage_during_its_result_push() {
 
 #[test]
 fn a_result_the_server_cannot_take_now_reaches_it_later_together_with_its_branch() {
-    let seed = TestRepo::initialized();
-    seed.ok(&["config", "max_attempts", "1"]);
-    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
-    let server = server(&seed);
-    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
-    let down = seed.root().join("server.down");
+    let (seed, server, runner) = one_chore_on_a_server(&[("max_attempts", "1")]);
+    let (away, down) = take_the_server_away(&seed, &server);
     // The server goes away during the run.
-    let crew = seed.crew("work.sh", &format!("echo work > work.txt\nmv '{}' '{}'", server.display(), down.display()));
+    let crew = seed.crew("work.sh", &format!("echo work > work.txt\n{away}"));
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     ok_in(&seed, &runner, &["sync"]);
     let base = seed.git_in(&server, &["rev-parse", "voyage/VOY-0001"]);
@@ -616,10 +621,7 @@ fn a_result_the_server_cannot_take_now_reaches_it_later_together_with_its_branch
 
 #[test]
 fn a_result_the_server_refuses_is_taken_back_and_never_blocks_later_pushes() {
-    let seed = TestRepo::initialized();
-    seed.ok(&["config", "retry_backoff_secs", "0"]);
-    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
-    let server = server(&seed);
+    let (seed, server, runner) = one_chore_on_a_server(&[("retry_backoff_secs", "0")]);
     // A policy of the server's own, chained before git-mso's hook: no
     // voyage branch may hold secret.txt.
     std::fs::write(
@@ -633,7 +635,6 @@ fn a_result_the_server_refuses_is_taken_back_and_never_blocks_later_pushes() {
         .args(["+x", server.join("hooks/pre-receive.mso-chained").to_str().unwrap()])
         .status()
         .unwrap();
-    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
     // The first attempt commits a secret; the next does not.
     let crew =
         seed.crew("work.sh", "if [ \"$MSO_ATTEMPT\" = 1 ]; then echo key > secret.txt; else echo work > work.txt; fi");
@@ -665,15 +666,12 @@ fn a_result_the_server_refuses_is_taken_back_and_never_blocks_later_pushes() {
 
 #[test]
 fn a_role_that_made_no_commit_succeeds_though_its_branch_moved_on_the_server() {
-    let seed = TestRepo::initialized();
-    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
-    let server = server(&seed);
+    let (seed, server, runner) = one_chore_on_a_server(&[]);
     // A commit on top of the voyage's base, pushed to the server during the run.
     seed.git(&["checkout", "-q", "voyage/VOY-0001"]);
     seed.git(&["commit", "-q", "--allow-empty", "-m", "by hand"]);
     let by_hand = seed.git(&["rev-parse", "HEAD"]).trim().to_string();
     seed.git(&["checkout", "-q", "main"]);
-    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
     let crew = seed.crew(
         "look.sh",
         &format!(
@@ -782,17 +780,11 @@ fn two_offline_edits_of_one_order_never_lose_one_silently() {
 
 #[test]
 fn a_first_ctrl_c_ends_the_wait_for_a_server_that_cannot_take_a_result() {
-    let seed = TestRepo::initialized();
-    seed.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--roles", "BLD"]);
-    let server = server(&seed);
-    let runner = clone(&seed, server.to_str().unwrap(), "runner", "runner");
-    let down = seed.root().join("server.down");
+    let (seed, server, runner) = one_chore_on_a_server(&[]);
+    let (away, _) = take_the_server_away(&seed, &server);
     let done = seed.root().join("crew.done");
     // The server goes away during the run; a watching runner would wait for it a week.
-    let crew = seed.crew(
-        "work.sh",
-        &format!("echo work > work.txt\nmv '{}' '{}'\ntouch '{}'", server.display(), down.display(), done.display()),
-    );
+    let crew = seed.crew("work.sh", &format!("echo work > work.txt\n{away}\ntouch '{}'", done.display()));
     seed.git_in(&runner, &["config", "mso.crew.BLD.command", &crew]);
     ok_in(&seed, &runner, &["sync"]);
     let mut child = seed
