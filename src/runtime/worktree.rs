@@ -76,8 +76,7 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
         std::fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
     }
     if path.join(".git").exists() {
-        let reset =
-            git(&path, &["checkout", "-q", "--detach", "--force", &tip]).and_then(|_| git(&path, &["clean", "-ffdxq"]));
+        let reset = reset_to(&path, &tip);
         if reset.is_ok() {
             return Ok(path);
         }
@@ -156,9 +155,30 @@ pub fn commit_all(path: &Path, identity: &Identity, message: &str) -> Result<()>
 
 /// Throw away whatever the crew left: back to `tip`, untracked and ignored files removed.
 pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
-    git(path, &["checkout", "-q", "--detach", "--force", &tip.to_string()])?;
+    reset_to(path, &tip.to_string())
+}
+
+/// The worktree at `tip` exactly: every tracked file as the commit has it,
+/// nothing else.
+fn reset_to(path: &Path, tip: &str) -> Result<()> {
+    drop_index_that_hides_changes(path);
+    git(path, &["checkout", "-q", "--detach", "--force", tip])?;
     git(path, &["clean", "-ffdxq"])?;
     Ok(())
+}
+
+/// An index with an entry marked assume-unchanged or skip-worktree (a
+/// crew can set either) makes `checkout --force` leave that file's edits in
+/// place. Such an index is removed, so the checkout rebuilds it from the
+/// commit and writes every file again; an ordinary index is kept, and the
+/// checkout rewrites only what changed.
+fn drop_index_that_hides_changes(path: &Path) {
+    use gix::index::entry::Flags;
+    let Ok(repo) = gix::open_opts(path, gix::open::Options::isolated()) else { return };
+    let Ok(index) = repo.open_index() else { return };
+    if index.entries().iter().any(|e| e.flags.intersects(Flags::ASSUME_VALID | Flags::SKIP_WORKTREE)) {
+        let _ = std::fs::remove_file(repo.index_path());
+    }
 }
 
 /// Remove every crew worktree except those of `keep`; returns how many were removed.
