@@ -189,9 +189,15 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         // and never a ledger naming a commit it does not have. Commits a
         // new hold names go first, on their own: the server judges a hold
         // against the branch as it already stands.
-        let mut specs = branch_specs(&store, remote, &mut report)?;
+        // One ledger tip for the whole push: the branches it records go with
+        // it. A runner's other worker may record a result meanwhile; that
+        // result and its branch go with the next sync, never half of them now.
+        let snapshot = store.tip()?;
+        let mut specs = branch_specs(&store, remote, snapshot, &mut report)?;
         // The local transactions the remote lacks, read once.
-        let pending: Vec<crate::core::Event> = store.pending(fetched)?.into_iter().flat_map(|e| e.events).collect();
+        let local = snapshot.map(|t| t.commit);
+        let pending: Vec<crate::core::Event> =
+            store.pending(local, fetched)?.into_iter().flat_map(|e| e.events).collect();
         let held: Vec<String> = pending
             .iter()
             .filter_map(|e| match &e.body {
@@ -209,12 +215,11 @@ pub fn sync(dir: &Path, remote: &str) -> Result<Report> {
         specs = rest;
         let branches = specs.len() + first.len();
         specs.extend(rejected_specs(&store, remote, &pending, &renumbered, &mut report)?);
-        let local = store.ref_target(LEDGER_REF)?;
         let ledger_ahead = local.is_some() && local != fetched;
-        if ledger_ahead {
+        if let Some(local) = local.filter(|_| ledger_ahead) {
             let lease =
                 format!("--force-with-lease={LEDGER_REF}:{}", fetched.map(|f| f.to_string()).unwrap_or_default());
-            specs.push((lease, format!("{LEDGER_REF}:{LEDGER_REF}")));
+            specs.push((lease, format!("{local}:{LEDGER_REF}")));
         }
         if !specs.is_empty() {
             if !push_all(dir, remote, &specs)? {
@@ -419,9 +424,14 @@ fn sync_branches(
 /// forced. A branch with commits the ledger does not record, or that
 /// diverged from the remote's, is reported and left out: sync publishes
 /// what the ledger says, and cannot be held back by a branch.
-fn branch_specs(store: &Store, remote: &str, report: &mut Report) -> Result<Vec<(String, String)>> {
+fn branch_specs(
+    store: &Store,
+    remote: &str,
+    tip: Option<crate::store::Tip>,
+    report: &mut Report,
+) -> Result<Vec<(String, String)>> {
     let dir = store.top_dir();
-    let Some(tip) = store.tip()? else { return Ok(Vec::new()) };
+    let Some(tip) = tip else { return Ok(Vec::new()) };
     let listing = git(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/voyage/"])?;
     let mut specs = Vec::new();
     for line in listing.lines() {

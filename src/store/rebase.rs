@@ -244,9 +244,9 @@ impl Store {
         Ok(Fork { base, ours: after(a_path), theirs: after(b_path) })
     }
 
-    /// The local ledger's commits that `remote` does not have, oldest first.
-    pub fn pending(&self, remote: Option<ObjectId>) -> Result<Vec<Entry>> {
-        let Some(local) = self.tip_unchecked()? else { return Ok(Vec::new()) };
+    /// The commits of the ledger at `local` that `remote` does not have, oldest first.
+    pub fn pending(&self, local: Option<ObjectId>, remote: Option<ObjectId>) -> Result<Vec<Entry>> {
+        let Some(local) = local else { return Ok(Vec::new()) };
         let ours = match remote {
             Some(remote) => self.fork(local, remote)?.ours,
             None => self.whole_chain(local)?,
