@@ -56,7 +56,9 @@ const BUILT_IN: &[&str] = &[
 /// and the values of secret-looking variables of the runner's environment.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    patterns: Vec<Regex>,
+    /// Shared by every redactor of the process, so their matching caches stay warm.
+    built_in: &'static [Regex],
+    extra: Vec<Regex>,
     literals: Vec<String>,
 }
 
@@ -70,28 +72,29 @@ impl Redactor {
         if extra.len() > bounds::PATTERNS {
             return Err(format!("mso.evidence.redact has {} patterns, at most {}", extra.len(), bounds::PATTERNS));
         }
-        let mut patterns = Vec::new();
-        for (i, p) in BUILT_IN.iter().map(|p| p.to_string()).chain(extra.iter().cloned()).enumerate() {
-            // Patterns are named as `mso.evidence.redact` lists them, from 1.
-            let name = match i.checked_sub(BUILT_IN.len()) {
-                Some(n) => format!("mso.evidence.redact pattern {}", n + 1),
-                None => format!("built-in redaction pattern {}", i + 1),
-            };
-            if p.len() > bounds::PATTERN {
-                return Err(format!("{name} is over {} bytes", bounds::PATTERN));
-            }
-            let re = RegexBuilder::new(&p)
-                .size_limit(bounds::COMPILED)
-                .build()
-                .map_err(|e| format!("{name} is not a valid regex: {e}"))?;
-            patterns.push(re);
-        }
+        // The built-in patterns are compiled once per process (a runner
+        // redacts every run), and used from there: compiling them, or
+        // matching with a cold copy, costs most of a millisecond.
+        static COMPILED: std::sync::OnceLock<Result<Vec<Regex>, String>> = std::sync::OnceLock::new();
+        let built_in = COMPILED
+            .get_or_init(|| {
+                let name = |i: usize| format!("built-in redaction pattern {}", i + 1);
+                BUILT_IN.iter().enumerate().map(|(i, p)| compile(p, &name(i))).collect()
+            })
+            .as_deref()
+            .map_err(Clone::clone)?;
+        // Patterns are named as `mso.evidence.redact` lists them, from 1.
+        let extra = extra
+            .iter()
+            .enumerate()
+            .map(|(n, p)| compile(p, &format!("mso.evidence.redact pattern {}", n + 1)))
+            .collect::<Result<_, _>>()?;
         let secret_name = |n: &str| {
             let n = n.to_ascii_uppercase();
             ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD"].iter().any(|w| n.contains(w))
         };
         let literals = env.into_iter().filter(|(k, v)| secret_name(k) && v.len() >= 8).map(|(_, v)| v).collect();
-        Ok(Redactor { patterns, literals })
+        Ok(Redactor { built_in, extra, literals })
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -101,7 +104,7 @@ impl Redactor {
                 out = out.replace(lit.as_str(), REDACTED);
             }
         }
-        for re in &self.patterns {
+        for re in self.built_in.iter().chain(&self.extra) {
             out = re
                 .replace_all(&out, |caps: &regex::Captures<'_>| {
                     let whole = caps.get(0).map_or("", |m| m.as_str());
@@ -117,6 +120,17 @@ impl Redactor {
         }
         out
     }
+}
+
+/// One redaction pattern, within the bounds on its length and compiled size.
+fn compile(pattern: &str, name: &str) -> Result<Regex, String> {
+    if pattern.len() > bounds::PATTERN {
+        return Err(format!("{name} is over {} bytes", bounds::PATTERN));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(bounds::COMPILED)
+        .build()
+        .map_err(|e| format!("{name} is not a valid regex: {e}"))
 }
 
 /// Which run a record is about.

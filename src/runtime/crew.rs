@@ -94,7 +94,10 @@ pub fn run(
     let started = Instant::now();
     let log_len = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     let (mut last_len, mut last_output) = (log_len(), Instant::now());
-    // Poll quickly at first so short crews are not charged a fixed delay, then back off.
+    let exit = ExitSignal::of(pgid);
+    // Look quickly at first so short crews are not charged a fixed delay,
+    // then back off; the crew's end wakes the wait at once where the
+    // kernel tells of it (a pidfd).
     let mut nap = Duration::from_millis(1);
     loop {
         if let Some(status) = try_wait(pgid)? {
@@ -121,8 +124,36 @@ pub fn run(
             }
             return Ok(ended);
         }
-        std::thread::sleep(nap);
+        exit.wait(nap);
         nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A descriptor that becomes readable when a child process ends (Linux
+/// 5.3 and later); without one, waiting is a plain sleep.
+struct ExitSignal(Option<std::os::fd::OwnedFd>);
+
+impl ExitSignal {
+    fn of(pid: i32) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: a non-negative return is a descriptor this process now owns.
+        ExitSignal(
+            i32::try_from(fd).ok().filter(|fd| *fd >= 0).map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+        )
+    }
+
+    /// Sleep for at most `nap`, less if the process ends first.
+    fn wait(&self, nap: Duration) {
+        let Some(fd) = &self.0 else {
+            std::thread::sleep(nap);
+            return;
+        };
+        let mut poll = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(fd), events: libc::POLLIN, revents: 0 };
+        let millis = i32::try_from(nap.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: poll on one descriptor we own, writing into a local.
+        unsafe { libc::poll(&mut poll, 1, millis) };
     }
 }
 

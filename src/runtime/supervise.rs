@@ -75,6 +75,10 @@ pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<i32> {
     };
     // SAFETY: getpid has no preconditions.
     let runner = unsafe { libc::getpid() };
+    // The stack the crew's process starts on (see `start_crew`), allocated
+    // here: the supervisor may not allocate.
+    let mut stack = vec![0u8; CREW_STACK];
+    let exec = Exec { sh: &sh, argv: &argv, envp: &envp, cwd: &cwd };
 
     // SAFETY: the child runs only async-signal-safe calls on memory prepared above, then exits.
     let pid = unsafe { libc::fork() };
@@ -83,7 +87,7 @@ pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<i32> {
     }
     if pid == 0 {
         // SAFETY: in the forked child; see `supervise`.
-        unsafe { supervise(runner, &sh, &argv, &envp, &cwd, fds) }
+        unsafe { supervise(runner, &exec, &mut stack, fds) }
     }
     drop(writer);
     let mut report = Vec::new();
@@ -191,16 +195,39 @@ unsafe fn default_signals() {
     }
 }
 
+/// What the crew's process executes, prepared before any fork.
+struct Exec<'a> {
+    sh: &'a CString,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    cwd: &'a CString,
+}
+
+/// Room for `start_crew`, which makes a few system calls and nothing else.
+const CREW_STACK: usize = 64 * 1024;
+
+/// The crew's process, from the supervisor: default signal handling,
+/// nothing blocked, its worktree, then sh. It shares the supervisor's
+/// memory until execve (the supervisor waits meanwhile, as with vfork), so
+/// starting it copies none of the runner's.
+extern "C" fn start_crew(exec: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `exec` points at the supervisor's `Exec`, alive while the
+    // supervisor is suspended; only async-signal-safe calls follow, on this
+    // process's own stack, ending in execve or _exit.
+    unsafe {
+        let exec = &*(exec as *const Exec<'_>);
+        default_signals();
+        if libc::chdir(exec.cwd.as_ptr()) != 0 {
+            fail(STEP_CWD);
+        }
+        libc::execve(exec.sh.as_ptr(), exec.argv.as_ptr(), exec.envp.as_ptr());
+        fail(STEP_EXEC)
+    }
+}
+
 /// The supervisor: lead a new session, die with the runner, run the crew,
 /// and end the way the crew ended.
-unsafe fn supervise(
-    runner: libc::pid_t,
-    sh: &CString,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    cwd: &CString,
-    fds: Fds,
-) -> ! {
+unsafe fn supervise(runner: libc::pid_t, exec: &Exec<'_>, stack: &mut [u8], fds: Fds) -> ! {
     // SAFETY (whole body): only async-signal-safe system calls, on values
     // prepared before the fork; every path ends in _exit, execve or a kill
     // of the caller's own group.
@@ -253,18 +280,16 @@ unsafe fn supervise(
         }
         close_range(3, OCCUPANCY_FD as u32 - 1);
         close_range(REPORT_FD as u32 + 1, u32::MAX);
-        let crew = libc::fork();
+        // The stack grows down from its 16-byte aligned end.
+        let top = stack.as_mut_ptr().add(stack.len()) as usize & !15;
+        let crew = libc::clone(
+            start_crew,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            exec as *const Exec<'_> as *mut libc::c_void,
+        );
         if crew < 0 {
             fail(STEP_FORK);
-        }
-        if crew == 0 {
-            // The crew: default signal handling, nothing blocked, then sh.
-            default_signals();
-            if libc::chdir(cwd.as_ptr()) != 0 {
-                fail(STEP_CWD);
-            }
-            libc::execve(sh.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            fail(STEP_EXEC);
         }
         // The crew started (or reports why not) on its own copy.
         libc::close(REPORT_FD);

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 
+mod pristine;
+
 use crate::core::VoyageId;
 use crate::error::{Error, Result};
 use crate::gitcli;
@@ -58,16 +60,15 @@ pub fn in_use(common_dir: &Path, voyage: VoyageId) -> bool {
 }
 
 /// A clean worktree of the voyage at `tip` (detached, so a branch checked out
-/// elsewhere never blocks it). Reused when it already exists, always reset
-/// (`checkout --force`, which also ends a merge or cherry-pick a crew left
-/// half-done) with untracked and ignored files removed too: what one role's
-/// crew leaves there, or a process of it that lived on, must not reach the
-/// next role. No status taken at a crew's exit can stand for this: git
-/// status does not see assume-unchanged edits, nested `.git` directories,
-/// empty directories or files written after it ran.
+/// elsewhere never blocks it), reused when it already exists: what one
+/// role's crew leaves there, or a process of it that lived on, must not
+/// reach the next role. A worktree that holds `tip` exactly (checked now,
+/// in process, seeing what git status does not: see `pristine`) is used
+/// as it is; any other is reset (`checkout --force`, which also ends a
+/// merge or cherry-pick a crew left half-done, then `clean -ffdx`), and
+/// made anew when even that leaves something.
 pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
     let path = worktree_path(common_dir, voyage);
-    let tip = tip.to_string();
     if path.join(".git").exists() && !belongs_here(common_dir, &path) {
         // A copy of the repository (`cp -a`) brings worktrees whose git
         // directory is the original's: git there would write into the
@@ -76,11 +77,10 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
         std::fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
     }
     if path.join(".git").exists() {
-        let reset = reset_to(&path, &tip);
-        if reset.is_ok() {
-            return Ok(path);
+        match reset_to(&path, tip) {
+            Ok(()) => return Ok(path),
+            Err(e) => tracing::warn!(path = %path.display(), "{e}; recreating it"),
         }
-        tracing::warn!(path = %path.display(), "worktree unusable, recreating it");
         let _ = std::fs::remove_dir_all(&path);
     }
     std::fs::create_dir_all(path.parent().expect("worktree paths have a parent"))
@@ -91,7 +91,7 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
     // on the fast path (it would race with a concurrent add).
     let mut last = None;
     for attempt in 0..3 {
-        match git(common_dir, &["worktree", "add", "-q", "--detach", path_str, &tip]) {
+        match git(common_dir, &["worktree", "add", "-q", "--detach", path_str, &tip.to_string()]) {
             Ok(_) => return Ok(path),
             Err(e) => last = Some(e),
         }
@@ -129,8 +129,12 @@ impl Left {
     }
 }
 
-/// What the worktree holds besides its HEAD commit, in one `git status`.
+/// What the worktree holds besides its HEAD commit: nothing when it
+/// holds exactly that commit, else what one `git status` lists.
 pub fn left(path: &Path) -> Result<Left> {
+    if head(path).is_ok_and(|head| pristine::holds_exactly(path, head)) {
+        return Ok(Left { changes: Vec::new(), ignored: Vec::new() });
+    }
     let out = git(path, &["status", "--porcelain", "--untracked-files=all", "--ignored=matching"])?;
     let (ignored, changes) = out.lines().map(str::to_string).partition(|l| l.starts_with("!! "));
     Ok(Left { changes, ignored })
@@ -153,17 +157,35 @@ pub fn commit_all(path: &Path, identity: &Identity, message: &str) -> Result<()>
     Ok(())
 }
 
-/// Throw away whatever the crew left: back to `tip`, untracked and ignored files removed.
+/// Throw away whatever the crew left: back to `tip`, untracked and ignored
+/// files removed; or, when git cannot reset it exactly, the whole worktree
+/// (the next run makes a new one).
 pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
-    reset_to(path, &tip.to_string())
+    if let Err(e) = reset_to(path, tip) {
+        tracing::warn!(path = %path.display(), "{e}; removing it");
+        std::fs::remove_dir_all(path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    }
+    Ok(())
 }
 
 /// The worktree at `tip` exactly: every tracked file as the commit has it,
-/// nothing else.
-fn reset_to(path: &Path, tip: &str) -> Result<()> {
+/// nothing else. A worktree already in that state (the common case: the
+/// last crew committed or changed nothing) is left as it is. An error
+/// when git's reset leaves something: the worktree must then be made anew.
+fn reset_to(path: &Path, tip: ObjectId) -> Result<()> {
+    if pristine::holds_exactly(path, tip) {
+        return Ok(());
+    }
     drop_index_that_hides_changes(path);
-    git(path, &["checkout", "-q", "--detach", "--force", tip])?;
+    git(path, &["checkout", "-q", "--detach", "--force", &tip.to_string()])?;
     git(path, &["clean", "-ffdxq"])?;
+    if !pristine::holds_only(path, tip) {
+        return Err(Error::Input(format!(
+            "the worktree {} holds what git's reset leaves (a .git directory in a tracked one, \
+             or state in its own git directory)",
+            path.display()
+        )));
+    }
     Ok(())
 }
 
