@@ -116,6 +116,24 @@ pub struct Outcome {
     pub backing_off: BTreeMap<OrderId, i64>,
 }
 
+/// The repository as the dispatch loop last opened it. Opening costs a
+/// discovery and a read of every config file: it is done again once the
+/// last opening is a second old, so settings changed meanwhile (a crew's
+/// command, a limit) apply from the next pass after that.
+#[derive(Default)]
+struct Opened(Option<(Store, std::time::Instant)>);
+
+impl Opened {
+    const FRESH_FOR: Duration = Duration::from_secs(1);
+
+    fn current(&mut self, dir: &Path) -> Result<&Store> {
+        if self.0.as_ref().is_none_or(|(_, at)| at.elapsed() >= Self::FRESH_FOR) {
+            self.0 = Some((Store::discover(dir)?, std::time::Instant::now()));
+        }
+        Ok(&self.0.as_ref().expect("opened just now").0)
+    }
+}
+
 pub(super) enum Msg {
     Line(String),
     Done(VoyageId),
@@ -134,6 +152,8 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let mut running: BTreeMap<VoyageId, Running> = BTreeMap::new();
     let mut display =
         Display { live: opts.live, drawn: false, idle_since: None, last_heartbeat: None, told_stopping: false };
+    let mut opened = Opened::default();
+    let mut look = true;
     loop {
         if stop.drain.load(Ordering::SeqCst) && !display.told_stopping {
             display.told_stopping = true;
@@ -143,8 +163,11 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 &format!("stopping: taking no new work; {n} running crew(s) finish first (Ctrl-C again stops them)"),
             )?;
         }
-        let mut can_claim = true;
-        if !stop.drain.load(Ordering::SeqCst)
+        // Nothing to look for when the last thing heard was a run's line:
+        // only a run that ended, or time passing, makes new work startable.
+        let mut can_claim = std::mem::replace(&mut look, true);
+        if can_claim
+            && !stop.drain.load(Ordering::SeqCst)
             && let Some(remote) = &opts.remote
         {
             // A single pass with nothing in flight waits for the server a
@@ -174,12 +197,12 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             }
         }
         if can_claim && !stop.drain.load(Ordering::SeqCst) {
-            // Re-open each pass: a long-running dispatcher sees config changes.
-            let store = Store::discover(dir)?;
+            // Re-opened now and then: a long-running dispatcher sees config changes.
+            let store = opened.current(dir)?;
             // One read of the shard indexes serves recovery and the search for
             // work, unless recovery re-queued something.
             let mut summaries = store.summaries(&store.require_tip()?)?;
-            if recover_leases(&store, &runner, &summaries, out)? {
+            if recover_leases(store, &runner, &summaries, out)? {
                 summaries = store.summaries(&store.require_tip()?)?;
             }
             let (ready, backing_off) = ready(summaries, &busy, crate::store::now());
@@ -192,7 +215,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 if busy.len() + claimed.len() >= opts.max_parallel.max(1) {
                     break;
                 }
-                let crew = match crew_spec(&store, &order.role) {
+                let crew = match crew_spec(store, &order.role) {
                     Ok(crew) => crew,
                     // A setting this machine cannot read is an error here, not a failed run.
                     Err(why) => {
@@ -220,8 +243,8 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     }
                     continue;
                 }
-                let gate = gate_command(&store, &order.role);
-                let order = match claim(&store, &runner, &order.id) {
+                let gate = gate_command(store, &order.role);
+                let order = match claim(store, &runner, &order.id) {
                     Ok(Claim::Taken(order)) => *order,
                     Ok(Claim::Held(line)) => {
                         writeln!(out, "{line}")?;
@@ -326,7 +349,10 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
         display.last_heartbeat = None;
         display.status(out, &running, outcome.backing_off.len())?;
         match rx.recv_timeout(opts.poll) {
-            Ok(Msg::Line(line)) => display.line(out, &line)?,
+            Ok(Msg::Line(line)) => {
+                display.line(out, &line)?;
+                look = false;
+            }
             Ok(Msg::Done(voyage)) => {
                 busy.remove(&voyage);
                 running.remove(&voyage);

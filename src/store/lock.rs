@@ -18,7 +18,7 @@
 //! - gives up after `WAIT`, with an error naming the lock file and the fix.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,10 +52,19 @@ impl Drop for Owner {
     }
 }
 
+/// Owner records are padded to this width and written in place, so that
+/// taking and leaving one changes no file's length (a truncation costs the
+/// file system a journal entry on every ref update).
+const RECORD_WIDTH: usize = 160;
+
 fn write_record(file: &mut File, text: &str) -> std::io::Result<()> {
-    file.set_len(0)?;
-    file.rewind()?;
-    file.write_all(text.as_bytes())
+    use std::os::unix::fs::FileExt;
+    let record = format!("{:<width$}\n", text.trim_end(), width = RECORD_WIDTH.max(text.len()));
+    file.write_all_at(record.as_bytes(), 0)?;
+    if file.metadata()?.len() > record.len() as u64 {
+        file.set_len(record.len() as u64)?;
+    }
+    Ok(())
 }
 
 /// Why a ref could not be updated.
