@@ -58,11 +58,15 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         (None, false) => {
             let all = serde_json::to_value(&config)?;
             let pointer = format!("/{}", key.replace('.', "/"));
+            // Every key `config KEY VALUE` sets reads back by the same name
+            // (`budget_usd` is kept as micro-dollars, for one).
             let found = all
                 .pointer(&pointer)
                 .or_else(|| lookup_by_code(&all, &key))
+                .cloned()
+                .or_else(|| config.setting(&key))
                 .ok_or_else(|| Error::Input(format!("no config key '{key}'")))?;
-            return output::json(ctx.out, found);
+            return output::json(ctx.out, &found);
         }
         (_, true) => unset_value(&key).ok_or_else(|| {
             let instead = example(&key).map(|e| format!(", for example: git mso config {e}")).unwrap_or_default();

@@ -504,8 +504,15 @@ fn config_refuses_mistakes_with_an_example_and_creates_only_when_told() {
     assert!(repo.ok(&["config", "lease_ttl_secs", "15m"]).contains("lease_ttl_secs = 900"));
     repo.ok(&["config", "budget_usd", "25"]);
     assert_eq!(repo.json(&["config"])["budget_micros"], 25_000_000);
+    // A key reads back by the name it was set by.
+    assert_eq!(repo.json(&["config", "budget_usd"]), 25.0);
+    repo.ok(&["config", "kinds.CHR.budget_usd", "2.5"]);
+    assert_eq!(repo.json(&["config", "kinds.CHR.budget_usd"]), 2.5);
     repo.ok(&["config", "--unset", "budget_usd"]);
     assert!(repo.json(&["config"])["budget_micros"].is_null());
+    assert!(repo.json(&["config", "budget_usd"]).is_null());
+    let err = repo.fails(&["config", "no_such_key"], 1);
+    assert!(err.contains("no config key 'no_such_key'"), "{err}");
     repo.ok(&["config", "--create", "roles.QA.model", "deep"]);
     assert_eq!(repo.json(&["config", "roles.QA.model"]), "deep");
     let set = repo.json(&["config", "--json", "max_attempts", "4"]);
