@@ -7,6 +7,7 @@ pub mod evidence;
 mod history;
 mod landing;
 mod lock;
+mod loose;
 mod notes;
 pub mod objects;
 mod partial;
@@ -101,6 +102,18 @@ impl Store {
             (Identity::from_config(&config), Signer::from_config(&config).map_err(|e| e.to_string()))
         };
         Ok(Store { repo, identity, head_cache: Default::default(), signer, clock: None })
+    }
+
+    /// Run `write` on a handle that keeps the objects it writes in memory,
+    /// then write those to disk in one batch (see `loose`), before the ref
+    /// that will name them moves.
+    pub(crate) fn batched<T>(&self, what: &str, write: impl FnOnce(&gix::Repository) -> Result<T>) -> Result<T> {
+        let mut scratch = self.repo.clone().with_object_memory();
+        let value = write(&scratch)?;
+        if let Some(batch) = scratch.objects.take_object_memory() {
+            loose::persist(&self.repo, &batch, what)?;
+        }
+        Ok(value)
     }
 
     pub fn repo(&self) -> &gix::Repository {

@@ -254,7 +254,6 @@ impl Store {
         replace_all: bool,
         update: impl Fn(&BTreeMap<ObjectId, ObjectId>, u64) -> Result<BTreeMap<ObjectId, Note>>,
     ) -> Result<()> {
-        let repo = &self.repo;
         let fail = |what: &str| {
             let what = what.to_string();
             move |e: gix::Error| Error::from_git_write(what, e)
@@ -271,31 +270,34 @@ impl Store {
                 return Ok(());
             }
             let base = if replace_all { None } else { old_tree };
-            let mut editor = repo
-                .edit_tree(base.unwrap_or_else(|| ObjectId::empty_tree(repo.object_hash())))
-                .map_err(fail("editing notes"))?;
-            for (commit, note) in &set {
-                let hex = commit.to_string();
-                // Drop a fanned-out copy (`ab/cdef…`) so the flat entry is the only one.
-                let _ = editor.remove(format!("{}/{}", &hex[..2], &hex[2..]).as_str());
-                let blob = match note {
-                    Note::Blob(id) => *id,
-                    Note::Text(blocks) => {
-                        let text = if notes.keep_latest {
-                            notes::render_latest(blocks, notes.max_note as usize)
-                        } else {
-                            notes::render_bounded(blocks, notes.max_note as usize)
-                        };
-                        repo.write_blob(text).map_err(fail("writing a note"))?.detach()
-                    }
-                };
-                editor.upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob).map_err(fail("editing notes"))?;
-            }
-            let tree = editor.write().map_err(fail("writing notes"))?.detach();
             let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { "git-mso: notes updated" };
-            let commit = self
-                .write_commit(tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), self.now())
-                .map_err(fail("writing a notes commit"))?;
+            let commit = self.batched("writing notes", |repo| {
+                let mut editor = repo
+                    .edit_tree(base.unwrap_or_else(|| ObjectId::empty_tree(repo.object_hash())))
+                    .map_err(fail("editing notes"))?;
+                for (commit, note) in &set {
+                    let hex = commit.to_string();
+                    // Drop a fanned-out copy (`ab/cdef…`) so the flat entry is the only one.
+                    let _ = editor.remove(format!("{}/{}", &hex[..2], &hex[2..]).as_str());
+                    let blob = match note {
+                        Note::Blob(id) => *id,
+                        Note::Text(blocks) => {
+                            let text = if notes.keep_latest {
+                                notes::render_latest(blocks, notes.max_note as usize)
+                            } else {
+                                notes::render_bounded(blocks, notes.max_note as usize)
+                            };
+                            repo.write_blob(text).map_err(fail("writing a note"))?.detach()
+                        }
+                    };
+                    editor
+                        .upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob)
+                        .map_err(fail("editing notes"))?;
+                }
+                let tree = editor.write().map_err(fail("writing notes"))?.detach();
+                self.write_commit(repo, tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), self.now())
+                    .map_err(fail("writing a notes commit"))
+            })?;
             match self.set_ref(notes.name, super::write::expect(old), commit, message) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.is_race() => std::thread::sleep(std::time::Duration::from_millis(5)),

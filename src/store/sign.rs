@@ -128,8 +128,10 @@ impl Store {
     /// required to be when `rules` (the config it is appended under) says so.
     /// A key that could not sign for one of `actors` is refused here, before
     /// anything points at the commit.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_ledger_commit(
         &self,
+        repo: &gix::Repository,
         tree: gix::ObjectId,
         parent: Option<gix::ObjectId>,
         message: &str,
@@ -176,8 +178,7 @@ impl Store {
                 commit.extra_headers.push(("gpgsig".into(), signature.into()));
             }
         }
-        Ok(self
-            .repo
+        Ok(repo
             .write_object(&commit)
             .map_err(|e| Error::from_git_write("writing the ledger commit", gix::Error::from_error(e)))?
             .detach())

@@ -134,14 +134,22 @@ impl<'s> Tx<'s> {
         };
         let tip = self.partial.base();
         let files = self.partial.files(self.store, &self.events, tip)?;
-        let tree =
-            build_tree(&self.store.repo, tip.map(|t| t.tree), &files).map_err(fatal("writing the ledger tree"))?;
-
         let message = crate::core::message::format(&self.events);
         let rules = self.parent_config.as_ref().or(self.partial.state.config.as_ref());
         let actors = self.events.iter().map(|e| e.actor.as_str()).collect();
-        let commit = self.store.write_ledger_commit(tree, tip.map(|t| t.commit), &message, self.now, rules, &actors)?;
-        Ok((commit, tree))
+        self.store.batched("writing the ledger's objects", |repo| {
+            let tree = build_tree(repo, tip.map(|t| t.tree), &files).map_err(fatal("writing the ledger tree"))?;
+            let commit = self.store.write_ledger_commit(
+                repo,
+                tree,
+                tip.map(|t| t.commit),
+                &message,
+                self.now,
+                rules,
+                &actors,
+            )?;
+            Ok((commit, tree))
+        })
     }
 
     /// Write the objects and move the ref.

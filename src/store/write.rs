@@ -73,6 +73,7 @@ impl Store {
     /// Write a commit object authored and committed by this store's identity at `time`.
     pub(crate) fn write_commit(
         &self,
+        repo: &gix::Repository,
         tree: ObjectId,
         parents: impl IntoIterator<Item = ObjectId>,
         message: &str,
@@ -88,6 +89,6 @@ impl Store {
             message: message.into(),
             extra_headers: Vec::new(),
         };
-        Ok(self.repo.write_object(&commit)?.detach())
+        Ok(repo.write_object(&commit)?.detach())
     }
 }
