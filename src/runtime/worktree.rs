@@ -81,7 +81,7 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
             Ok(()) => return Ok(path),
             Err(e) => tracing::warn!(path = %path.display(), "{e}; recreating it"),
         }
-        let _ = std::fs::remove_dir_all(&path);
+        remove(common_dir, &path);
     }
     std::fs::create_dir_all(path.parent().expect("worktree paths have a parent"))
         .map_err(|e| Error::io("creating the worktrees directory", e))?;
@@ -102,12 +102,26 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
     Err(last.expect("three attempts were made"))
 }
 
+/// Remove a worktree of this repository with its registration, so that
+/// adding it again needs no prune. git does it unless the worktree's own
+/// git files are not plain files (git would read a HEAD linked to
+/// /dev/zero for ever) or it cannot (a submodule inside): then both
+/// directories are deleted here.
+fn remove(common_dir: &Path, path: &Path) {
+    let path_str = path.to_string_lossy();
+    if pristine::openable(path) && git(common_dir, &["worktree", "remove", "--force", "--force", &path_str]).is_ok() {
+        return;
+    }
+    if let Some(admin) = pristine::git_dir_of(path).filter(|_| belongs_here(common_dir, path)) {
+        let _ = std::fs::remove_dir_all(admin);
+    }
+    let _ = std::fs::remove_dir_all(path);
+}
+
 /// Whether the worktree at `path` is one of this repository's: its `.git`
 /// file names a directory under this repository's `worktrees/`.
 fn belongs_here(common_dir: &Path, path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path.join(".git")) else { return false };
-    let Some(gitdir) = text.lines().next().and_then(|l| l.strip_prefix("gitdir: ")) else { return false };
-    let gitdir = path.join(gitdir.trim());
+    let Some(gitdir) = pristine::git_dir_of(path) else { return false };
     match (std::fs::canonicalize(&gitdir), std::fs::canonicalize(common_dir.join("worktrees"))) {
         (Ok(gitdir), Ok(ours)) => gitdir.parent() == Some(ours.as_path()),
         _ => false,
@@ -140,8 +154,19 @@ pub fn left(path: &Path) -> Result<Left> {
     Ok(Left { changes, ignored })
 }
 
-/// The commit the worktree's HEAD is at, read with gix (no git process).
+/// The commit the worktree's HEAD is at, read in process (no git process).
 pub fn head(path: &Path) -> Result<ObjectId> {
+    if let Some(id) = pristine::detached_head(path) {
+        return Ok(id);
+    }
+    // A branch checked out: gix resolves it, once the files it reads are
+    // known to be files (a crew may have left HEAD a link to /dev/zero).
+    if !pristine::openable(path) {
+        return Err(Error::Input(format!(
+            "the worktree {} has a git directory whose HEAD, index or links are not plain files",
+            path.display()
+        )));
+    }
     let repo = gix::open_opts(path, gix::open::Options::isolated())
         .map_err(|e| Error::git(format!("opening the worktree {}", path.display()), e))?;
     let id = repo.head_id().map_err(|e| Error::git("reading the worktree head", e))?;
@@ -163,7 +188,12 @@ pub fn commit_all(path: &Path, identity: &Identity, message: &str) -> Result<()>
 pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
     if let Err(e) = reset_to(path, tip) {
         tracing::warn!(path = %path.display(), "{e}; removing it");
-        std::fs::remove_dir_all(path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        // `<common dir>/mso/worktrees/VOY-NNNN`, as `worktree_path` makes it.
+        let common_dir = path.ancestors().nth(3).ok_or_else(|| Error::Input(format!("{e}")))?;
+        remove(common_dir, path);
+        if path.exists() {
+            return Err(Error::Input(format!("{e}, and it could not be removed")));
+        }
     }
     Ok(())
 }
@@ -176,7 +206,14 @@ fn reset_to(path: &Path, tip: ObjectId) -> Result<()> {
     if pristine::holds_exactly(path, tip) {
         return Ok(());
     }
-    drop_index_that_hides_changes(path);
+    // git would read a HEAD that links to /dev/zero for as long as it has memory.
+    if !pristine::openable(path) {
+        return Err(Error::Input(format!(
+            "the worktree {} has a git directory whose HEAD, index or links are not plain files",
+            path.display()
+        )));
+    }
+    drop_index_that_misleads(path, tip);
     git(path, &["checkout", "-q", "--detach", "--force", &tip.to_string()])?;
     git(path, &["clean", "-ffdxq"])?;
     if !pristine::holds_only(path, tip) {
@@ -189,17 +226,15 @@ fn reset_to(path: &Path, tip: ObjectId) -> Result<()> {
     Ok(())
 }
 
-/// An index with an entry marked assume-unchanged or skip-worktree (a
-/// crew can set either) makes `checkout --force` leave that file's edits in
-/// place. Such an index is removed, so the checkout rebuilds it from the
-/// commit and writes every file again; an ordinary index is kept, and the
-/// checkout rewrites only what changed.
-fn drop_index_that_hides_changes(path: &Path) {
-    use gix::index::entry::Flags;
-    let Ok(repo) = gix::open_opts(path, gix::open::Options::isolated()) else { return };
-    let Ok(index) = repo.open_index() else { return };
-    if index.entries().iter().any(|e| e.flags.intersects(Flags::ASSUME_VALID | Flags::SKIP_WORKTREE)) {
-        let _ = std::fs::remove_file(repo.index_path());
+/// An index that would make git's reset keep something of a crew (see
+/// `pristine::index_misleads`) is removed, so that the checkout rebuilds
+/// it from the commit and writes every file again; an ordinary index is
+/// kept, and the checkout rewrites only what changed.
+fn drop_index_that_misleads(path: &Path, tip: ObjectId) {
+    if pristine::index_misleads(path, tip)
+        && let Some(dir) = pristine::git_dir_of(path)
+    {
+        let _ = std::fs::remove_file(dir.join("index"));
     }
 }
 

@@ -3,16 +3,21 @@
 //! Resetting a worktree takes git two processes and listing what a crew
 //! left a third: most of a role's overhead when the crew changed nothing
 //! or committed its work itself. This check lets both be skipped, so it
-//! must never call a worktree clean that git would not leave so:
-//! it sees what `git status` does not (entries marked assume-unchanged or
-//! skip-worktree, a merge or cherry-pick left half-done, nested `.git`
-//! directories, empty directories), and any doubt answers no, which only
-//! costs the full reset. It is taken when the worktree is about to be
-//! used, under its occupancy lock, never trusted from an earlier look.
+//! must never call a worktree clean that git would not leave so: it sees
+//! what `git status` does not (entries marked assume-unchanged or
+//! skip-worktree, a merge or cherry-pick left half-done or its
+//! resolve-undo records, a cache-tree that names other trees, hard links
+//! and set-id bits, nested `.git` directories, empty directories), and any
+//! doubt answers no, which only costs the full reset. It is taken when the
+//! worktree is about to be used, under its occupancy lock, never trusted
+//! from an earlier look. Everything a crew could have replaced is read
+//! bounded and never through a symlink.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use gix::bstr::{BStr, ByteSlice};
@@ -24,19 +29,49 @@ use gix::index::entry::{Flags, Mode, Stat, stat};
 const QUIET_GIT_DIR: &[&str] =
     &["HEAD", "ORIG_HEAD", "FETCH_HEAD", "COMMIT_EDITMSG", "commondir", "gitdir", "index", "logs", "refs"];
 
+/// The files gix reads to open a worktree: each must be a regular file (a
+/// symlink to `/dev/zero` would be read for ever).
+const READ_TO_OPEN: &[&str] = &["HEAD", "commondir", "gitdir", "index"];
+
 /// Whether the worktree at `path` is exactly the commit `at`: its HEAD
 /// detached there, nothing in progress, an index that is the commit's tree
-/// with no entry that hides changes, and on disk exactly the index's files,
-/// each unchanged since the index recorded it.
+/// and tells nothing else, and on disk exactly the index's files, each
+/// unchanged since the index recorded it.
 pub fn holds_exactly(path: &Path, at: ObjectId) -> bool {
     check(path, at, Look::Content).unwrap_or(false)
 }
 
-/// `holds_exactly` without looking at the files' content: after git's own
-/// reset, whether something it leaves is still there (a `.git` in a
-/// tracked directory, state in the worktree's git directory).
+/// `holds_exactly` without looking at the files: after git's own reset,
+/// whether something it leaves is still there (a `.git` in a tracked
+/// directory, state in the worktree's git directory). Submodules are
+/// git's to reset: their directories are not looked into.
 pub fn holds_only(path: &Path, at: ObjectId) -> bool {
     check(path, at, Look::Paths).unwrap_or(false)
+}
+
+/// The commit the worktree's HEAD names, when it is detached: read from
+/// its git directory, bounded, never through a symlink.
+pub fn detached_head(path: &Path) -> Option<ObjectId> {
+    let head = small_file(&git_dir_of(path)?.join("HEAD"), 256)?;
+    ObjectId::from_hex(head.strip_suffix(b"\n")?).ok()
+}
+
+/// Whether the worktree's index would make git's reset leave something of
+/// a crew: an entry that tells git to look away, resolve-undo records, a
+/// cache-tree naming trees the commit does not have, or a tracked file
+/// that git would not rewrite but is not its own (a hard link, set-id or
+/// sticky bits). Such an index is removed before the reset, so that git
+/// rebuilds it and writes every file again.
+pub fn index_misleads(path: &Path, at: ObjectId) -> bool {
+    let Some(repo) = open(path) else { return false };
+    let Ok(index) = repo.open_index() else { return false };
+    let hiding = Flags::ASSUME_VALID | Flags::SKIP_WORKTREE | Flags::INTENT_TO_ADD;
+    index.entries().iter().any(|e| e.flags.intersects(hiding))
+        || index.resolve_undo().is_some()
+        || !cache_tree_holds(&repo, &index, at).unwrap_or(false)
+        || index.entries().iter().any(|e| {
+            std::fs::symlink_metadata(root_join(path, e.path(&index))).is_ok_and(|m| m.is_file() && !plain(&m))
+        })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,89 +80,233 @@ enum Look {
     Paths,
 }
 
+/// Whether gix may open the worktree: its `.git` file names a git
+/// directory whose files gix reads are regular files.
+pub fn openable(path: &Path) -> bool {
+    git_dir_of(path).is_some_and(|dir| {
+        READ_TO_OPEN.iter().all(|name| std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_file()))
+    })
+}
+
 /// `None` when something could not be read: that is a no too.
 fn check(path: &Path, at: ObjectId, look: Look) -> Option<bool> {
-    let repo = gix::open_opts(path, gix::open::Options::isolated()).ok()?;
-    let git_dir = repo.git_dir();
-    if std::fs::read(git_dir.join("HEAD")).ok()? != format!("{at}\n").as_bytes() {
+    if !openable(path) {
         return Some(false);
     }
-    for entry in std::fs::read_dir(git_dir).ok()? {
+    let git_dir = git_dir_of(path)?;
+    if detached_head(path)? != at {
+        return Some(false);
+    }
+    for entry in std::fs::read_dir(&git_dir).ok()? {
         let name = entry.ok()?.file_name();
         if !QUIET_GIT_DIR.iter().any(|quiet| name.as_bytes() == quiet.as_bytes()) {
             return Some(false);
         }
     }
+    let repo = open(path)?;
     let index = repo.open_index().ok()?;
     let tree = repo.find_commit(at).ok()?.tree_id().ok()?;
     let expected = repo.index_from_tree(&tree).ok()?;
-    if !same_entries(&index, &expected) {
+    if !same_entries(&index, &expected, look) || !cache_tree_holds(&repo, &index, at)? {
         return Some(false);
     }
-    Some((look == Look::Paths || files_unchanged(path, &index)) && nothing_else_on_disk(path, &index))
+    Some((look == Look::Paths || files_unchanged(&repo, path, &index)) && nothing_else_on_disk(path, &index, look))
+}
+
+fn open(path: &Path) -> Option<gix::Repository> {
+    openable(path).then(|| gix::open_opts(path, gix::open::Options::isolated()).ok()).flatten()
+}
+
+/// The worktree's own git directory, as its `.git` file names it.
+pub fn git_dir_of(path: &Path) -> Option<PathBuf> {
+    let text = small_file(&path.join(".git"), 4096)?;
+    let dir = std::ffi::OsStr::from_bytes(text.trim().strip_prefix(b"gitdir: ")?);
+    Some(path.join(dir))
+}
+
+/// At most `max` bytes of a regular file, opened without following a
+/// symlink; `None` for anything else.
+fn small_file(path: &Path, max: u64) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    crate::runtime::crew::open_regular(path)?.take(max + 1).read_to_end(&mut out).ok()?;
+    (out.len() as u64 <= max).then_some(out)
+}
+
+fn root_join(root: &Path, path: &BStr) -> PathBuf {
+    root.join(std::ffi::OsStr::from_bytes(path))
 }
 
 /// The index holds the tree's entries, each a plain file or symlink at
-/// stage 0 with no flag that makes git look away from its file.
-fn same_entries(index: &gix::index::File, tree: &gix::index::File) -> bool {
+/// stage 0 with no flag that makes git look away from its file (after
+/// git's reset, submodules too), and no record to undo a resolution with.
+fn same_entries(index: &gix::index::File, tree: &gix::index::File, look: Look) -> bool {
     let hiding = Flags::ASSUME_VALID | Flags::SKIP_WORKTREE | Flags::INTENT_TO_ADD;
+    let kinds: &[Mode] = match look {
+        Look::Content => &[Mode::FILE, Mode::FILE_EXECUTABLE, Mode::SYMLINK],
+        Look::Paths => &[Mode::FILE, Mode::FILE_EXECUTABLE, Mode::SYMLINK, Mode::COMMIT],
+    };
     index.link().is_none()
+        && index.resolve_undo().is_none()
         && index.entries().len() == tree.entries().len()
         && index.entries().iter().zip(tree.entries()).all(|(ours, theirs)| {
             ours.path(index) == theirs.path(tree)
                 && ours.id == theirs.id
                 && ours.mode == theirs.mode
-                && matches!(ours.mode, Mode::FILE | Mode::FILE_EXECUTABLE | Mode::SYMLINK)
+                && kinds.contains(&ours.mode)
                 && ours.stage_raw() == 0
                 && !ours.flags.intersects(hiding)
         })
 }
 
-/// Every entry's file is there, of its kind, and unchanged: by its stat
-/// when the index recorded that after the file's last change, else by
-/// its content (as git does for a racily clean entry).
-fn files_unchanged(root: &Path, index: &gix::index::File) -> bool {
-    // All of it, and the nanoseconds too: a stricter look only costs a
-    // content check, or a reset.
+/// Every valid node of the index's cache-tree names the tree the commit
+/// has at that path: git commits a valid node's tree as it is, without
+/// looking at the entries under it.
+fn cache_tree_holds(repo: &gix::Repository, index: &gix::index::File, at: ObjectId) -> Option<bool> {
+    let Some(root) = index.tree() else { return Some(true) };
+    let tree = repo.find_commit(at).ok()?.tree_id().ok()?.detach();
+    let mut pending = vec![(root, Some(tree))];
+    while let Some((node, actual)) = pending.pop() {
+        if node.num_entries.is_some() && Some(node.id) != actual {
+            return Some(false);
+        }
+        let entries = match actual {
+            Some(id) => repo
+                .find_tree(id)
+                .ok()?
+                .decode()
+                .ok()?
+                .entries
+                .iter()
+                .map(|e| (e.filename.to_vec(), e.mode, e.oid.to_owned()))
+                .collect(),
+            None => Vec::new(),
+        };
+        for child in &node.children {
+            let sub = entries
+                .iter()
+                .find(|(name, mode, _)| name.as_slice() == child.name.as_slice() && mode.is_tree())
+                .map(|(.., id)| *id);
+            pending.push((child, sub));
+        }
+    }
+    Some(true)
+}
+
+/// A regular file as git's checkout makes one: one link, and the
+/// permissions of a new file (0666 or, executable, 0777, less the umask).
+fn plain(meta: &std::fs::Metadata) -> bool {
+    let base = if meta.mode() & 0o100 != 0 { 0o777 } else { 0o666 };
+    meta.nlink() == 1 && meta.mode() & 0o7777 == base & !umask()
+}
+
+/// This process's umask, which git's checkout (a child) inherits: from
+/// /proc (reading it with umask(2) would change it for every thread).
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+                u32::from_str_radix(line.trim(), 8).ok()
+            })
+            .unwrap_or(0o022)
+    })
+}
+
+/// Every entry's file is there, of its kind, and unchanged by its full
+/// stat since the index recorded it; its content is read only when git
+/// would read it too: the stat could not tell (racily clean), or git
+/// marked the entry so (a size of 0).
+fn files_unchanged(repo: &gix::Repository, root: &Path, index: &gix::index::File) -> bool {
+    // All of it, and the nanoseconds too: a stricter look only costs a reset.
     let strict = stat::Options { trust_ctime: true, check_stat: true, use_nsec: true, use_stdev: false };
     let written = index.timestamp();
     index.entries().iter().all(|entry| {
-        let file = root.join(std::ffi::OsStr::from_bytes(entry.path(index)));
-        let Ok(meta) = gix::index::fs::Metadata::from_path_no_follow(&file) else { return false };
+        let file = root_join(root, entry.path(index));
+        let Ok(meta) = std::fs::symlink_metadata(&file) else { return false };
+        let executable = meta.mode() & 0o100 != 0;
         let kind = match entry.mode {
-            Mode::FILE => meta.is_file() && !meta.is_executable(),
-            Mode::FILE_EXECUTABLE => meta.is_executable(),
+            Mode::FILE => meta.is_file() && !executable && plain(&meta),
+            Mode::FILE_EXECUTABLE => meta.is_file() && executable && plain(&meta),
             Mode::SYMLINK => meta.is_symlink(),
             _ => false,
         };
         if !kind {
             return false;
         }
-        let recorded = Stat::from_fs(&meta).is_ok_and(|now| entry.stat.matches(&now, strict));
-        (recorded && !entry.stat.is_racy(written, strict)) || same_content(&file, entry.mode, entry.id)
+        let now = stat_of(&meta);
+        let smudged = entry.stat.size == 0 && now.size != 0;
+        let recorded = Stat { size: if smudged { now.size } else { entry.stat.size }, ..entry.stat };
+        recorded.matches(&now, strict)
+            && (!(smudged || entry.stat.is_racy(written, strict)) || same_content(repo, &file, entry.mode, entry.id))
     })
 }
 
-/// The file's bytes (a symlink's target) hash to `id`. A repository whose
-/// attributes convert content on checkout fails this, and is reset.
-fn same_content(file: &Path, mode: Mode, id: ObjectId) -> bool {
-    let bytes = if mode == Mode::SYMLINK {
-        std::fs::read_link(file).map(|target| target.into_os_string().as_bytes().to_vec())
+/// What the index records of a file, from its `lstat`.
+fn stat_of(meta: &std::fs::Metadata) -> Stat {
+    // Truncated to 32 bits as git records them.
+    let time = |secs: i64, nsecs: i64| stat::Time { secs: secs as u32, nsecs: nsecs as u32 };
+    Stat {
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        dev: meta.dev() as u32,
+        ino: meta.ino() as u32,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.size() as u32,
+    }
+}
+
+/// The file's bytes (a symlink's target) hash to `id`: read only as far
+/// as the blob's own size, from a regular file opened without following
+/// a symlink. A repository whose attributes convert content on checkout
+/// fails this, and is reset.
+fn same_content(repo: &gix::Repository, file: &Path, mode: Mode, id: ObjectId) -> bool {
+    let Ok(size) = repo.find_header(id).map(|h| h.size()) else { return false };
+    let mut hasher = gix::hash::hasher(id.kind());
+    hasher.update(&gix::objs::encode::loose_header(gix::objs::Kind::Blob, size));
+    if mode == Mode::SYMLINK {
+        let Ok(target) = std::fs::read_link(file) else { return false };
+        let target = target.into_os_string();
+        if target.len() as u64 != size {
+            return false;
+        }
+        hasher.update(target.as_bytes());
     } else {
-        std::fs::read(file)
-    };
-    bytes.is_ok_and(|bytes| {
-        gix::objs::compute_hash(id.kind(), gix::objs::Kind::Blob, &bytes).is_ok_and(|hash| hash == id)
-    })
+        let Some(mut opened) = crate::runtime::crew::open_regular(file) else { return false };
+        if opened.metadata().map(|m| m.len()).ok() != Some(size) {
+            return false;
+        }
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            match opened.read(&mut chunk[..want]) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    hasher.update(&chunk[..n]);
+                    left -= n as u64;
+                }
+            }
+        }
+    }
+    hasher.try_finalize().is_ok_and(|hash| hash == id)
 }
 
 /// Nothing on disk but the index's files and the directories that hold
 /// them (the worktree's `.git` file aside): no untracked or ignored file,
-/// no empty directory, no nested repository.
-fn nothing_else_on_disk(root: &Path, index: &gix::index::File) -> bool {
-    let files: HashSet<&BStr> = index.entries().iter().map(|e| e.path(index)).collect();
-    let dirs: HashSet<&[u8]> = files
+/// no empty directory, no nested repository. After git's reset, a
+/// submodule's directory is there, and not looked into.
+fn nothing_else_on_disk(root: &Path, index: &gix::index::File, look: Look) -> bool {
+    let files: HashSet<&BStr> =
+        index.entries().iter().filter(|e| e.mode != Mode::COMMIT).map(|e| e.path(index)).collect();
+    let submodules: HashSet<&BStr> =
+        index.entries().iter().filter(|e| e.mode == Mode::COMMIT).map(|e| e.path(index)).collect();
+    let dirs: HashSet<&[u8]> = index
+        .entries()
         .iter()
+        .map(|e| e.path(index))
         .flat_map(|path| path.iter().enumerate().filter(|(_, b)| **b == b'/').map(|(at, _)| &path.as_bytes()[..at]))
         .collect();
     let mut pending = vec![(root.to_path_buf(), Vec::<u8>::new())];
@@ -148,6 +327,9 @@ fn nothing_else_on_disk(root: &Path, index: &gix::index::File) -> bool {
                 path.push(b'/');
             }
             path.extend_from_slice(name.as_bytes());
+            if kind.is_dir() && look == Look::Paths && submodules.contains(path.as_bstr()) {
+                continue;
+            }
             if kind.is_dir() {
                 if !dirs.contains(path.as_slice()) {
                     return false;
@@ -167,6 +349,24 @@ mod tests {
     use std::path::PathBuf;
     use std::process::Command;
 
+    #[test]
+    fn a_worktree_with_a_submodule_is_reset_by_git_not_made_anew() {
+        let (tmp, wt, _) = worktree();
+        let main = tmp.path().join("main");
+        let head = git(&main, &["rev-parse", "HEAD"]);
+        git(&main, &["update-index", "--add", "--cacheinfo", &format!("160000,{},sub", head.trim())]);
+        git(&main, &["commit", "-q", "-m", "a submodule"]);
+        let at: ObjectId = git(&main, &["rev-parse", "HEAD"]).trim().parse().unwrap();
+        assert_eq!(prepare_again(&main, at), wt);
+        let made = std::fs::metadata(&wt).unwrap().ino();
+        std::fs::write(wt.join("left.txt"), "x").unwrap();
+        assert!(!holds_exactly(&wt, at), "a submodule is git's to reset");
+        assert_eq!(prepare_again(&main, at), wt);
+        assert!(holds_only(&wt, at));
+        assert!(!wt.join("left.txt").exists());
+        assert_eq!(std::fs::metadata(&wt).unwrap().ino(), made, "the worktree was made anew");
+    }
+
     fn git(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "core.hooksPath=/dev/null"])
@@ -177,6 +377,24 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?}");
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -350,8 +568,83 @@ mod tests {
                     move |_| std::fs::write(git_dir.join("config.worktree"), "[core]\n").unwrap()
                 }),
             ),
+            (
+                "a hard link to a file outside",
+                Box::new(|wt| {
+                    let outside = wt.join("../outside.txt");
+                    std::fs::write(&outside, "tracked\n").unwrap();
+                    std::fs::remove_file(wt.join("a.txt")).unwrap();
+                    std::fs::hard_link(&outside, wt.join("a.txt")).unwrap();
+                }),
+            ),
+            (
+                "a hard link git status has since recorded",
+                Box::new(|wt| {
+                    let outside = wt.join("../outside2.txt");
+                    std::fs::write(&outside, "tracked\n").unwrap();
+                    std::fs::remove_file(wt.join("a.txt")).unwrap();
+                    std::fs::hard_link(&outside, wt.join("a.txt")).unwrap();
+                    git(wt, &["update-index", "--refresh"]);
+                }),
+            ),
+            (
+                "permissions widened and recorded",
+                Box::new(|wt| {
+                    std::fs::set_permissions(wt.join("a.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                        .unwrap();
+                    git(wt, &["update-index", "--refresh"]);
+                }),
+            ),
+            (
+                "a set-uid bit",
+                Box::new(|wt| {
+                    std::fs::set_permissions(wt.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o4755))
+                        .unwrap();
+                    git(wt, &["update-index", "--refresh"]);
+                }),
+            ),
+            (
+                "a resolution's undo record",
+                Box::new(|wt| {
+                    // Stages 1-3 for a.txt, then resolved to the commit's own content.
+                    let blob = git(wt, &["rev-parse", ":a.txt"]);
+                    let secret = git_stdin(wt, &["hash-object", "-w", "--stdin"], "side-secret\n");
+                    let stages = format!(
+                        "0 {zero}\ta.txt\n100644 {blob} 1\ta.txt\n100644 {blob} 2\ta.txt\n100644 {secret} 3\ta.txt\n",
+                        zero = "0".repeat(40),
+                        blob = blob.trim(),
+                        secret = secret.trim()
+                    );
+                    git_stdin(wt, &["update-index", "--index-info"], &stages);
+                    git(wt, &["add", "a.txt"]);
+                    assert!(!git(wt, &["ls-files", "--resolve-undo"]).is_empty(), "no resolve-undo record was made");
+                }),
+            ),
+            (
+                "a cache-tree naming another tree",
+                Box::new(|wt| {
+                    let evil = git_stdin(wt, &["hash-object", "-w", "--stdin"], "EVIL\n");
+                    let sub = git_stdin(wt, &["mktree"], &format!("100644 blob {}\tb.txt\n", evil.trim()));
+                    let dir = git_stdin(wt, &["mktree"], &format!("040000 tree {}\tsub\n", sub.trim()));
+                    git(wt, &["write-tree"]);
+                    let repo = gix::open(wt).unwrap();
+                    let mut index = repo.open_index().unwrap();
+                    let node =
+                        index.tree_mut().unwrap().children.iter_mut().find(|c| c.name.as_slice() == b"dir").unwrap();
+                    node.id = dir.trim().parse().unwrap();
+                    index.write(Default::default()).unwrap();
+                }),
+            ),
+            (
+                "HEAD a link to /dev/zero",
+                Box::new(|wt| {
+                    let head = gix::open(wt).unwrap().git_dir().join("HEAD");
+                    std::fs::remove_file(&head).unwrap();
+                    std::os::unix::fs::symlink("/dev/zero", &head).unwrap();
+                }),
+            ),
         ];
-        for (what, leave) in cases {
+        for (n, (what, leave)) in cases.into_iter().enumerate() {
             assert!(holds_exactly(&wt, at), "before {what}");
             leave(&wt);
             assert!(!holds_exactly(&wt, at), "{what} went unseen");
@@ -359,26 +652,34 @@ mod tests {
                 std::fs::remove_file(wt.join("dir")).unwrap();
                 std::fs::rename(wt.join("../elsewhere"), wt.join("dir")).unwrap();
             }
+            // Every other case through a failed run's discard first.
+            if n % 2 == 1 {
+                super::super::discard(&wt, at).unwrap();
+            }
             assert_eq!(prepare_again(&main, at), wt);
             assert!(holds_exactly(&wt, at), "{what} is still there for the next run");
+            let a = std::fs::symlink_metadata(wt.join("a.txt")).unwrap();
+            assert_eq!((a.nlink(), a.mode() & 0o7777), (1, 0o666 & !umask()), "after {what}");
         }
     }
 
     #[test]
     fn a_racily_clean_entry_is_judged_by_its_content() {
         let (_tmp, wt, at) = worktree();
-        // The index written in the same instant as the file: only the content can tell.
-        let index = git(&wt, &["rev-parse", "--git-path", "index"]);
-        let index = wt.join(index.trim());
-        let written = std::fs::metadata(&index).unwrap().modified().unwrap();
-        for file in ["a.txt", "dir/sub/b.txt"] {
-            std::fs::File::options().write(true).open(wt.join(file)).unwrap().set_modified(written).unwrap();
-        }
-        git(&wt, &["update-index", "--refresh"]);
-        std::fs::File::options().write(true).open(&index).unwrap().set_modified(written).unwrap();
+        let index = wt.join(git(&wt, &["rev-parse", "--git-path", "index"]).trim());
+        let set_mtime = |path: &Path, to: std::time::SystemTime| {
+            std::fs::File::options().write(true).open(path).unwrap().set_modified(to).unwrap();
+        };
+        // The index dated no later than its files: their stat cannot tell.
+        let newest = ["a.txt", "dir/sub/b.txt", "run.sh", ".gitignore"]
+            .iter()
+            .map(|f| std::fs::metadata(wt.join(f)).unwrap().modified().unwrap())
+            .max()
+            .unwrap();
+        set_mtime(&index, newest);
         assert!(holds_exactly(&wt, at), "unchanged content is unchanged");
         std::fs::write(wt.join("a.txt"), "planted\n").unwrap();
-        std::fs::File::options().write(true).open(wt.join("a.txt")).unwrap().set_modified(written).unwrap();
+        set_mtime(&wt.join("a.txt"), newest);
         assert!(!holds_exactly(&wt, at), "changed content is changed");
     }
 }
