@@ -43,6 +43,39 @@ fn mso(dir: &Path, args: &[&str]) -> Duration {
     took
 }
 
+/// Wall time per role of one `dispatch --once` of 20 two-role orders on
+/// one voyage, with crews that do nothing.
+fn dispatch_per_role(repo: &Path) -> Duration {
+    git(repo, &["config", "mso.crew.BLD.command", "true"]);
+    git(repo, &["config", "mso.crew.TST.command", "true"]);
+    const ORDERS: usize = 20;
+    for i in 0..ORDERS {
+        mso(repo, &["order", "new", "--kind", "CHR", "--title", &format!("noop {i}"), "--voyage", "VOY-0001"]);
+    }
+    mso(repo, &["dispatch", "--once"]) / (2 * ORDERS) as u32
+}
+
+/// `count` commits on a side branch, each with a note on refs/notes/mso,
+/// in one fast-import, packed.
+fn add_notes(repo: &Path, count: usize) {
+    let mut stream = String::new();
+    for i in 1..=count {
+        let message = format!("side {i}\n");
+        stream.push_str(&format!(
+            "commit refs/heads/side\nmark :{i}\ncommitter b <b@example.com> {} +0000\ndata {}\n{message}",
+            1_700_000_000 + i,
+            message.len()
+        ));
+    }
+    stream.push_str("commit refs/notes/mso\ncommitter b <b@example.com> 1800000000 +0000\ndata 6\nnotes\n");
+    for i in 1..=count {
+        let note = format!("Mso-Order: FTR-0001\nMso-Role: BLD\nMso-Run: {i}\n");
+        stream.push_str(&format!("N inline :{i}\ndata {}\n{note}", note.len()));
+    }
+    git_stdin(repo, &["fast-import", "--quiet"], stream.as_bytes());
+    git(repo, &["gc", "-q"]);
+}
+
 fn new_repo(root: &Path, name: &str) -> PathBuf {
     let path = root.join(name);
     std::fs::create_dir_all(&path).unwrap();
@@ -428,15 +461,6 @@ fn main() {
     }
 
     // --- dispatcher overhead per role, no-op crew ---
-    let repo = new_repo(root.path(), "dispatch");
-    git(&repo, &["config", "mso.crew.BLD.command", "true"]);
-    git(&repo, &["config", "mso.crew.TST.command", "true"]);
-    const ORDERS: usize = 20;
-    for i in 0..ORDERS {
-        mso(&repo, &["order", "new", "--kind", "CHR", "--title", &format!("noop {i}"), "--voyage", "VOY-0001"]);
-    }
-    let total = mso(&repo, &["dispatch", "--once"]);
-    let per_role = total / (2 * ORDERS) as u32;
     let sh = median(
         (0..20)
             .map(|_| {
@@ -446,11 +470,22 @@ fn main() {
             })
             .collect(),
     );
+    let fresh = dispatch_per_role(&new_repo(root.path(), "dispatch"));
     rows.push((
         "dispatch one role, no-op crew (claim → run → result)".into(),
-        ms(per_role),
+        ms(fresh),
         "-".into(),
         format!("of which sh -c true: {}", ms(sh)),
+    ));
+    // The same with 20,000 commits noted already: a run's notes must not
+    // cost more as the notes grow.
+    let noted = new_repo(root.path(), "dispatch-noted");
+    add_notes(&noted, 20_000);
+    rows.push((
+        "dispatch one role, 20,000 notes already".into(),
+        ms(dispatch_per_role(&noted)),
+        "-".into(),
+        format!("{} without notes", ms(fresh)),
     ));
 
     // --- server hook: validating pushes, up to the largest the caps allow ---

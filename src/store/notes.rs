@@ -72,6 +72,16 @@ pub struct MergedNotes {
 /// many entries were not plain notes on commits.
 type Entries = (BTreeMap<ObjectId, ObjectId>, usize);
 
+/// Which of the current notes a write reads before it updates them.
+enum Read<'a> {
+    /// Every note, and their total size (a merge bounds the union by it).
+    All,
+    /// The notes of these commits, and no size (adding to them).
+    Only(&'a [ObjectId]),
+    /// None: every note is replaced.
+    Nothing,
+}
+
 impl Store {
     /// Add the notes `order`'s history implies for `commit`, merged with what is there.
     pub fn note_order(&self, order: &Order, commit: &str) -> Result<()> {
@@ -84,7 +94,10 @@ impl Store {
 
     /// Merge `blocks` into the notes of their commits on `notes`.
     pub fn add_notes(&self, notes: Notes, blocks: &BTreeMap<ObjectId, Vec<notes::Block>>) -> Result<()> {
-        self.write_notes(notes, None, |ours, _| {
+        // Only the notes of these commits are read: a runner adds a note or
+        // two per run, whatever the number of notes already there.
+        let commits: Vec<ObjectId> = blocks.keys().copied().collect();
+        self.write_notes_with(notes, None, Read::Only(&commits), |ours, _| {
             let mut set = BTreeMap::new();
             for (commit, new) in blocks {
                 let mut merged = match ours.get(commit) {
@@ -102,15 +115,23 @@ impl Store {
     /// One path looked up (flat, or fanned out one level), not the whole tree listed.
     pub fn notes_on(&self, notes: Notes, commit: ObjectId) -> Result<Vec<notes::Block>> {
         let Some(tip) = self.ref_target(notes.name)? else { return Ok(Vec::new()) };
-        let tree = self.repo.find_tree(self.tree_of(tip)?).map_err(|e| Error::git("reading notes", e))?;
+        match self.note_blob(self.tree_of(tip)?, commit)? {
+            Some(blob) => Ok(self.note_blocks(blob, notes.max_note)?.unwrap_or_default()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The blob of the note on `commit` in a notes tree, flat or fanned out one level.
+    fn note_blob(&self, tree: ObjectId, commit: ObjectId) -> Result<Option<ObjectId>> {
+        let tree = self.repo.find_tree(tree).map_err(|e| Error::git("reading notes", e))?;
         let hex = commit.to_string();
         for path in [hex.clone(), format!("{}/{}", &hex[..2], &hex[2..])] {
             let entry = tree.lookup_entry_by_path(path.as_str()).map_err(|e| Error::git("reading notes", e))?;
             if let Some(entry) = entry.filter(|e| e.mode().kind() == gix::object::tree::EntryKind::Blob) {
-                return Ok(self.note_blocks(entry.object_id(), notes.max_note)?.unwrap_or_default());
+                return Ok(Some(entry.object_id()));
             }
         }
-        Ok(Vec::new())
+        Ok(None)
     }
 
     /// Merge the notes of `theirs` (a fetched notes commit) into `notes`:
@@ -232,7 +253,7 @@ impl Store {
     }
 
     fn replace_notes(&self, notes: Notes, set: impl Fn() -> BTreeMap<ObjectId, Note>) -> Result<()> {
-        self.write_notes_with(notes, None, true, |_, _| Ok(set()))
+        self.write_notes_with(notes, None, Read::Nothing, |_, _| Ok(set()))
     }
 
     fn write_notes(
@@ -241,19 +262,21 @@ impl Store {
         merge_parent: Option<ObjectId>,
         update: impl Fn(&BTreeMap<ObjectId, ObjectId>, u64) -> Result<BTreeMap<ObjectId, Note>>,
     ) -> Result<()> {
-        self.write_notes_with(notes, merge_parent, false, update)
+        self.write_notes_with(notes, merge_parent, Read::All, update)
     }
 
-    /// Read the current note entries, let `update` say which notes to set
-    /// (given the entries and their total size), and commit that on the
-    /// notes ref by compare-and-swap, retrying races.
+    /// Read the current note entries `read` names, let `update` say which
+    /// notes to set (given those entries and, when all are read, their
+    /// total size), and commit that on the notes ref by compare-and-swap,
+    /// retrying races.
     fn write_notes_with(
         &self,
         notes: Notes,
         merge_parent: Option<ObjectId>,
-        replace_all: bool,
+        read: Read<'_>,
         update: impl Fn(&BTreeMap<ObjectId, ObjectId>, u64) -> Result<BTreeMap<ObjectId, Note>>,
     ) -> Result<()> {
+        let replace_all = matches!(read, Read::Nothing);
         let fail = |what: &str| {
             let what = what.to_string();
             move |e: gix::Error| Error::from_git_write(what, e)
@@ -261,8 +284,23 @@ impl Store {
         for _ in 0..50 {
             let old = self.ref_target(notes.name)?;
             let old_tree = old.map(|id| self.tree_of(id)).transpose()?;
-            let (existing, _) = if replace_all { (BTreeMap::new(), 0) } else { self.note_entries(old_tree)? };
-            let total = existing.values().map(|b| self.blob_size(*b)).fold(0u64, u64::saturating_add);
+            let (existing, total) = match (&read, old_tree) {
+                (Read::All, tree) => {
+                    let (all, _) = self.note_entries(tree)?;
+                    let total = all.values().map(|b| self.blob_size(*b)).fold(0u64, u64::saturating_add);
+                    (all, total)
+                }
+                (Read::Only(commits), Some(tree)) => {
+                    let mut some = BTreeMap::new();
+                    for commit in *commits {
+                        if let Some(blob) = self.note_blob(tree, *commit)? {
+                            some.insert(*commit, blob);
+                        }
+                    }
+                    (some, 0)
+                }
+                (Read::Only(_), None) | (Read::Nothing, _) => (BTreeMap::new(), 0),
+            };
             let set = update(&existing, total)?;
             // A merge is written even when it changes no note: our notes must
             // descend from theirs, or the push of the union is no fast-forward.

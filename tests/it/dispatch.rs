@@ -440,3 +440,31 @@ fn a_crew_that_leaves_a_fifo_as_its_result_cannot_hang_the_runner() {
     }
     assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
 }
+
+#[test]
+fn a_run_adds_to_a_note_git_fanned_out_and_leaves_one_entry() {
+    // A crew that commits nothing: each run notes the voyage's base commit.
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("noop.sh", "true");
+    repo.set_crews(&[("BLD", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first", "--roles", "BLD"]);
+    repo.dispatch(&["--once"]);
+    let head = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    let first = repo.git(&["notes", "--ref=mso", "show", &head]);
+    assert!(first.contains("CHR-0001"), "{first}");
+    // The same note, as git writes it once there are many: under `ab/cdef…`.
+    let blob = repo.git(&["rev-parse", &format!("refs/notes/mso:{head}")]).trim().to_string();
+    let inner = repo.git_stdin(&["mktree"], &format!("100644 blob {blob}\t{}\n", &head[2..]));
+    let outer = repo.git_stdin(&["mktree"], &format!("040000 tree {}\t{}\n", inner.trim(), &head[..2]));
+    let commit = repo.git(&["commit-tree", outer.trim(), "-p", "refs/notes/mso", "-m", "fanned out"]);
+    repo.git(&["update-ref", "refs/notes/mso", commit.trim()]);
+    assert_eq!(repo.git(&["notes", "--ref=mso", "show", &head]), first);
+
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "second", "--roles", "BLD", "--voyage", "VOY-0001"]);
+    repo.dispatch(&["--once"]);
+    let both = repo.git(&["notes", "--ref=mso", "show", &head]);
+    assert!(both.contains("CHR-0001") && both.contains("CHR-0002"), "{both}");
+    let entries = repo.git(&["ls-tree", "-r", "--name-only", "refs/notes/mso"]);
+    let on_head: Vec<&str> = entries.lines().filter(|p| p.replace('/', "") == head).collect();
+    assert_eq!(on_head, [head.as_str()], "one flat entry: {entries}");
+}

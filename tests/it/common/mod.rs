@@ -6,7 +6,7 @@
 pub mod model;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -87,6 +87,19 @@ impl TestRepo {
 
     pub fn git(&self, args: &[&str]) -> String {
         self.git_in(&self.path, args)
+    }
+
+    /// `git ARGS` in the repository with `input` on its standard input.
+    pub fn git_stdin(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut cmd = Command::new("git");
+        cmd.args(args).current_dir(&self.path).stdin(Stdio::piped()).stdout(Stdio::piped());
+        isolate(&mut cmd, &self.home);
+        let mut child = cmd.spawn().expect("git runs");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?} failed");
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// `git ARGS` in the repository, isolated, with the built `git-mso` on
