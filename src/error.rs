@@ -60,13 +60,16 @@ impl Error {
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         let context = context.into();
-        match source.raw_os_error() {
-            Some(code) if code == libc::ENOSPC || code == libc::EDQUOT => Error::Io {
+        // By its kind too: an error wrapped with its path (tempfile's) has no raw code.
+        let full = matches!(source.raw_os_error(), Some(code) if code == libc::ENOSPC || code == libc::EDQUOT)
+            || matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded);
+        if full {
+            return Error::Io {
                 context: format!("{context} (the disk is full: free some space and run the command again)"),
                 source,
-            },
-            _ => Error::Io { context, source },
+            };
         }
+        Error::Io { context, source }
     }
 
     /// A failed git write (an object, a ref), saying so when the disk is full.
@@ -107,5 +110,8 @@ mod tests {
         let other =
             Error::from_git_write("writing the ledger tree", gix::Error::from_error(std::io::Error::other("x")));
         assert!(!other.to_string().contains("disk is full"));
+        // Wrapped with its path, as tempfile does: no raw code, the same kind.
+        let wrapped = std::io::Error::new(full().kind(), "No space left on device at path /x/.tmpAbc");
+        assert!(Error::io("writing the ledger's objects", wrapped).to_string().contains("the disk is full"));
     }
 }

@@ -74,7 +74,7 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
         // directory is the original's: git there would write into the
         // original repository. Start over with one of our own.
         tracing::warn!(path = %path.display(), "worktree belongs to another repository, recreating it");
-        std::fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        remove_tree(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
     }
     if path.join(".git").exists() {
         match reset_to(&path, tip) {
@@ -92,10 +92,13 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
     let mut last = None;
     for attempt in 0..3 {
         match git(common_dir, &["worktree", "add", "-q", "--detach", path_str, &tip.to_string()]) {
-            Ok(_) => return Ok(path),
+            Ok(_) => {
+                pristine::tidy(&path);
+                return Ok(path);
+            }
             Err(e) => last = Some(e),
         }
-        let _ = std::fs::remove_dir_all(&path);
+        let _ = remove_tree(&path);
         let _ = git(common_dir, &["worktree", "prune"]);
         std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
     }
@@ -113,9 +116,30 @@ fn remove(common_dir: &Path, path: &Path) {
         return;
     }
     if let Some(admin) = pristine::git_dir_of(path).filter(|_| belongs_here(common_dir, path)) {
-        let _ = std::fs::remove_dir_all(admin);
+        let _ = remove_tree(&admin);
     }
-    let _ = std::fs::remove_dir_all(path);
+    let _ = remove_tree(path);
+}
+
+/// Delete a directory tree a crew may have made unreadable (`chmod 0` on
+/// a directory): every directory is made ours to list and empty first.
+/// Symbolic links are removed, never followed.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            pending.push(entry.path());
+        }
+    }
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Whether the worktree at `path` is one of this repository's: its `.git`
@@ -146,8 +170,13 @@ impl Left {
 /// What the worktree holds besides its HEAD commit: nothing when it
 /// holds exactly that commit, else what one `git status` lists.
 pub fn left(path: &Path) -> Result<Left> {
+    pristine::tidy(path);
     if head(path).is_ok_and(|head| pristine::holds_exactly(path, head)) {
         return Ok(Left { changes: Vec::new(), ignored: Vec::new() });
+    }
+    // git would block on an index that is a FIFO, or read a huge one whole.
+    if !pristine::openable(path) {
+        return Err(unopenable(path));
     }
     let out = git(path, &["status", "--porcelain", "--untracked-files=all", "--ignored=matching"])?;
     let (ignored, changes) = out.lines().map(str::to_string).partition(|l| l.starts_with("!! "));
@@ -162,15 +191,20 @@ pub fn head(path: &Path) -> Result<ObjectId> {
     // A branch checked out: gix resolves it, once the files it reads are
     // known to be files (a crew may have left HEAD a link to /dev/zero).
     if !pristine::openable(path) {
-        return Err(Error::Input(format!(
-            "the worktree {} has a git directory whose HEAD, index or links are not plain files",
-            path.display()
-        )));
+        return Err(unopenable(path));
     }
     let repo = gix::open_opts(path, gix::open::Options::isolated())
         .map_err(|e| Error::git(format!("opening the worktree {}", path.display()), e))?;
     let id = repo.head_id().map_err(|e| Error::git("reading the worktree head", e))?;
     Ok(id.detach())
+}
+
+fn unopenable(path: &Path) -> Error {
+    Error::Input(format!(
+        "the worktree {} has a git directory that is not this repository's, or whose HEAD, index or links \
+         are not plain files of sane sizes",
+        path.display()
+    ))
 }
 
 /// Commit everything left in the worktree, with an explicit identity.
@@ -203,15 +237,13 @@ pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
 /// last crew committed or changed nothing) is left as it is. An error
 /// when git's reset leaves something: the worktree must then be made anew.
 fn reset_to(path: &Path, tip: ObjectId) -> Result<()> {
+    pristine::tidy(path);
     if pristine::holds_exactly(path, tip) {
         return Ok(());
     }
     // git would read a HEAD that links to /dev/zero for as long as it has memory.
     if !pristine::openable(path) {
-        return Err(Error::Input(format!(
-            "the worktree {} has a git directory whose HEAD, index or links are not plain files",
-            path.display()
-        )));
+        return Err(unopenable(path));
     }
     drop_index_that_misleads(path, tip);
     git(path, &["checkout", "-q", "--detach", "--force", &tip.to_string()])?;
@@ -254,7 +286,7 @@ pub fn remove_all(common_dir: &Path, keep: &[VoyageId]) -> Result<usize> {
         }
         let path = entry.path();
         if git(common_dir, &["worktree", "remove", "--force", &path.to_string_lossy()]).is_err() {
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            remove_tree(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
         }
         removed += 1;
     }

@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -23,15 +23,29 @@ use gix::ObjectId;
 use gix::bstr::{BStr, ByteSlice};
 use gix::index::entry::{Flags, Mode, Stat, stat};
 
-/// What a linked worktree's own git directory may hold when nothing is in
-/// progress there: anything else (`MERGE_HEAD`, `rebase-merge/`, a
-/// `config.worktree`, …) means no.
-const QUIET_GIT_DIR: &[&str] =
-    &["HEAD", "ORIG_HEAD", "FETCH_HEAD", "COMMIT_EDITMSG", "commondir", "gitdir", "index", "logs", "refs"];
+/// What a linked worktree's own git directory holds between runs (see
+/// `tidy`): anything else (`MERGE_HEAD`, `rebase-merge/`, a
+/// `config.worktree`, per-worktree refs, …) means no.
+const QUIET_GIT_DIR: &[&str] = &["HEAD", "commondir", "gitdir", "index"];
 
-/// The files gix reads to open a worktree: each must be a regular file (a
-/// symlink to `/dev/zero` would be read for ever).
-const READ_TO_OPEN: &[&str] = &["HEAD", "commondir", "gitdir", "index"];
+/// The largest index read: git's own for a hundred thousand files is a
+/// tenth of this.
+const INDEX_MAX: u64 = 128 * 1024 * 1024;
+
+/// Remove from the worktree's git directory what git leaves there between
+/// commands and a fresh worktree does not have (ORIG_HEAD, FETCH_HEAD,
+/// COMMIT_EDITMSG, its reflog, per-worktree refs): a crew's, of no use to
+/// the next. What marks work in progress (MERGE_HEAD, a rebase) is left
+/// for the check to see, and git's reset to end.
+pub fn tidy(path: &Path) {
+    let Some(dir) = git_dir_of(path) else { return };
+    for name in ["ORIG_HEAD", "FETCH_HEAD", "COMMIT_EDITMSG", "AUTO_MERGE"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    for name in ["logs", "refs"] {
+        let _ = std::fs::remove_dir_all(dir.join(name));
+    }
+}
 
 /// Whether the worktree at `path` is exactly the commit `at`: its HEAD
 /// detached there, nothing in progress, an index that is the commit's tree
@@ -80,12 +94,35 @@ enum Look {
     Paths,
 }
 
-/// Whether gix may open the worktree: its `.git` file names a git
-/// directory whose files gix reads are regular files.
+/// Whether git or gix may open the worktree: its `.git` file names its
+/// git directory under this repository's `worktrees/`, which names it back
+/// and this repository as its common directory, and whose HEAD, index and
+/// links are regular files of sane sizes (a link to /dev/zero, a FIFO or
+/// a 20 GB file would be read for ever, or block).
 pub fn openable(path: &Path) -> bool {
-    git_dir_of(path).is_some_and(|dir| {
-        READ_TO_OPEN.iter().all(|name| std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_file()))
-    })
+    wired(path).unwrap_or(false)
+}
+
+fn wired(path: &Path) -> Option<bool> {
+    let dir = git_dir_of(path)?;
+    let common = path.ancestors().nth(3)?;
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    if canonical(dir.parent()?)? != canonical(&common.join("worktrees"))? {
+        return Some(false);
+    }
+    let index = std::fs::symlink_metadata(dir.join("index")).ok()?;
+    if !index.is_file() || index.len() > INDEX_MAX {
+        return Some(false);
+    }
+    let line = |name: &str| {
+        let text = small_file(&dir.join(name), 4096)?;
+        let text = text.strip_suffix(b"\n").unwrap_or(&text).to_vec();
+        Some(PathBuf::from(std::ffi::OsString::from_vec(text)))
+    };
+    small_file(&dir.join("HEAD"), 4096)?;
+    let back = line("gitdir")?;
+    let shared = line("commondir")?;
+    Some(canonical(&back)? == canonical(&path.join(".git"))? && canonical(&dir.join(shared))? == canonical(common)?)
 }
 
 /// `None` when something could not be read: that is a no too.
@@ -107,21 +144,26 @@ fn check(path: &Path, at: ObjectId, look: Look) -> Option<bool> {
     let index = repo.open_index().ok()?;
     let tree = repo.find_commit(at).ok()?.tree_id().ok()?;
     let expected = repo.index_from_tree(&tree).ok()?;
-    if !same_entries(&index, &expected, look) || !cache_tree_holds(&repo, &index, at)? {
+    if !same_entries(&index, &expected) || !cache_tree_holds(&repo, &index, at)? {
         return Some(false);
     }
-    Some((look == Look::Paths || files_unchanged(&repo, path, &index)) && nothing_else_on_disk(path, &index, look))
+    Some((look == Look::Paths || files_unchanged(&repo, path, &index)) && nothing_else_on_disk(path, &index))
 }
 
 fn open(path: &Path) -> Option<gix::Repository> {
     openable(path).then(|| gix::open_opts(path, gix::open::Options::isolated()).ok()).flatten()
 }
 
-/// The worktree's own git directory, as its `.git` file names it.
+/// The worktree's own git directory, as its `.git` file names it: exactly
+/// `gitdir: <path>` and a newline, as git writes it (git and a looser
+/// reading could disagree on where it points).
 pub fn git_dir_of(path: &Path) -> Option<PathBuf> {
     let text = small_file(&path.join(".git"), 4096)?;
-    let dir = std::ffi::OsStr::from_bytes(text.trim().strip_prefix(b"gitdir: ")?);
-    Some(path.join(dir))
+    let dir = text.strip_suffix(b"\n").unwrap_or(&text).strip_prefix(b"gitdir: ")?;
+    if dir.is_empty() || dir.trim().len() != dir.len() || dir.contains(&b'\n') {
+        return None;
+    }
+    Some(path.join(std::ffi::OsStr::from_bytes(dir)))
 }
 
 /// At most `max` bytes of a regular file, opened without following a
@@ -136,15 +178,12 @@ fn root_join(root: &Path, path: &BStr) -> PathBuf {
     root.join(std::ffi::OsStr::from_bytes(path))
 }
 
-/// The index holds the tree's entries, each a plain file or symlink at
-/// stage 0 with no flag that makes git look away from its file (after
-/// git's reset, submodules too), and no record to undo a resolution with.
-fn same_entries(index: &gix::index::File, tree: &gix::index::File, look: Look) -> bool {
+/// The index holds the tree's entries, each a plain file, symlink or
+/// submodule at stage 0 with no flag that makes git look away from its
+/// file, and no record to undo a resolution with.
+fn same_entries(index: &gix::index::File, tree: &gix::index::File) -> bool {
     let hiding = Flags::ASSUME_VALID | Flags::SKIP_WORKTREE | Flags::INTENT_TO_ADD;
-    let kinds: &[Mode] = match look {
-        Look::Content => &[Mode::FILE, Mode::FILE_EXECUTABLE, Mode::SYMLINK],
-        Look::Paths => &[Mode::FILE, Mode::FILE_EXECUTABLE, Mode::SYMLINK, Mode::COMMIT],
-    };
+    let kinds = [Mode::FILE, Mode::FILE_EXECUTABLE, Mode::SYMLINK, Mode::COMMIT];
     index.link().is_none()
         && index.resolve_undo().is_none()
         && index.entries().len() == tree.entries().len()
@@ -164,9 +203,21 @@ fn same_entries(index: &gix::index::File, tree: &gix::index::File, look: Look) -
 fn cache_tree_holds(repo: &gix::Repository, index: &gix::index::File, at: ObjectId) -> Option<bool> {
     let Some(root) = index.tree() else { return Some(true) };
     let tree = repo.find_commit(at).ok()?.tree_id().ok()?.detach();
-    let mut pending = vec![(root, Some(tree))];
-    while let Some((node, actual)) = pending.pop() {
-        if node.num_entries.is_some() && Some(node.id) != actual {
+    // How many entries each directory holds, all levels down: a valid node
+    // names its count too, and git trusts it to skip that many entries.
+    let mut counts: std::collections::HashMap<Vec<u8>, u32> = std::collections::HashMap::new();
+    for entry in index.entries() {
+        let path = entry.path(index);
+        *counts.entry(Vec::new()).or_default() += 1;
+        for (at, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            *counts.entry(path[..at].to_vec()).or_default() += 1;
+        }
+    }
+    let mut pending = vec![(root, Vec::new(), Some(tree))];
+    while let Some((node, path, actual)) = pending.pop() {
+        if let Some(count) = node.num_entries
+            && (Some(node.id) != actual || counts.get(&path).copied().unwrap_or(0) != count)
+        {
             return Some(false);
         }
         let entries = match actual {
@@ -186,7 +237,12 @@ fn cache_tree_holds(repo: &gix::Repository, index: &gix::index::File, at: Object
                 .iter()
                 .find(|(name, mode, _)| name.as_slice() == child.name.as_slice() && mode.is_tree())
                 .map(|(.., id)| *id);
-            pending.push((child, sub));
+            let mut below = path.clone();
+            if !below.is_empty() {
+                below.push(b'/');
+            }
+            below.extend_from_slice(&child.name);
+            pending.push((child, below, sub));
         }
     }
     Some(true)
@@ -230,6 +286,8 @@ fn files_unchanged(repo: &gix::Repository, root: &Path, index: &gix::index::File
             Mode::FILE => meta.is_file() && !executable && plain(&meta),
             Mode::FILE_EXECUTABLE => meta.is_file() && executable && plain(&meta),
             Mode::SYMLINK => meta.is_symlink(),
+            // Never initialized here: an empty directory, as checkout makes it.
+            Mode::COMMIT => return meta.is_dir() && std::fs::read_dir(&file).is_ok_and(|mut d| d.next().is_none()),
             _ => false,
         };
         if !kind {
@@ -295,10 +353,10 @@ fn same_content(repo: &gix::Repository, file: &Path, mode: Mode, id: ObjectId) -
 }
 
 /// Nothing on disk but the index's files and the directories that hold
-/// them (the worktree's `.git` file aside): no untracked or ignored file,
-/// no empty directory, no nested repository. After git's reset, a
-/// submodule's directory is there, and not looked into.
-fn nothing_else_on_disk(root: &Path, index: &gix::index::File, look: Look) -> bool {
+/// them (the worktree's `.git` file aside), each directory with a new
+/// directory's permissions: no untracked or ignored file, no empty
+/// directory, no nested repository. A submodule's directory is empty.
+fn nothing_else_on_disk(root: &Path, index: &gix::index::File) -> bool {
     let files: HashSet<&BStr> =
         index.entries().iter().filter(|e| e.mode != Mode::COMMIT).map(|e| e.path(index)).collect();
     let submodules: HashSet<&BStr> =
@@ -327,11 +385,16 @@ fn nothing_else_on_disk(root: &Path, index: &gix::index::File, look: Look) -> bo
                 path.push(b'/');
             }
             path.extend_from_slice(name.as_bytes());
-            if kind.is_dir() && look == Look::Paths && submodules.contains(path.as_bstr()) {
+            if kind.is_dir() && submodules.contains(path.as_bstr()) {
+                // Never initialized here: it stays empty.
+                if std::fs::read_dir(entry.path()).map_or(true, |mut d| d.next().is_some()) {
+                    return false;
+                }
                 continue;
             }
             if kind.is_dir() {
-                if !dirs.contains(path.as_slice()) {
+                let mode = entry.metadata().map_or(0, |m| m.mode() & 0o7777);
+                if !dirs.contains(path.as_slice()) || mode != 0o777 & !umask() {
                     return false;
                 }
                 pending.push((entry.path(), path));
@@ -358,13 +421,21 @@ mod tests {
         git(&main, &["commit", "-q", "-m", "a submodule"]);
         let at: ObjectId = git(&main, &["rev-parse", "HEAD"]).trim().parse().unwrap();
         assert_eq!(prepare_again(&main, at), wt);
+        assert!(holds_exactly(&wt, at), "an empty submodule directory is what checkout leaves");
         let made = std::fs::metadata(&wt).unwrap().ino();
         std::fs::write(wt.join("left.txt"), "x").unwrap();
-        assert!(!holds_exactly(&wt, at), "a submodule is git's to reset");
+        assert!(!holds_exactly(&wt, at));
         assert_eq!(prepare_again(&main, at), wt);
-        assert!(holds_only(&wt, at));
+        assert!(holds_exactly(&wt, at));
         assert!(!wt.join("left.txt").exists());
         assert_eq!(std::fs::metadata(&wt).unwrap().ino(), made, "the worktree was made anew");
+        // A file left inside the submodule's directory: git's reset does
+        // not look there, so the worktree is made anew.
+        std::fs::write(wt.join("sub/secret.txt"), "x").unwrap();
+        assert!(!holds_exactly(&wt, at));
+        assert_eq!(prepare_again(&main, at), wt);
+        assert!(holds_exactly(&wt, at));
+        assert!(!wt.join("sub/secret.txt").exists());
     }
 
     fn git(dir: &Path, args: &[&str]) -> String {
@@ -643,6 +714,78 @@ mod tests {
                     std::os::unix::fs::symlink("/dev/zero", &head).unwrap();
                 }),
             ),
+            (
+                "a .git file naming a copy of its git directory",
+                Box::new({
+                    let git_dir = git_dir.clone();
+                    move |wt: &Path| {
+                        let copy = PathBuf::from(format!("{} ", git_dir.display()));
+                        git(wt, &["worktree", "list"]);
+                        Command::new("cp").arg("-r").arg(&git_dir).arg(&copy).status().unwrap();
+                        std::fs::write(wt.join(".git"), format!("gitdir: {} \n", git_dir.display())).unwrap();
+                    }
+                }),
+            ),
+            (
+                "a git directory whose commondir is another repository",
+                Box::new({
+                    let git_dir = git_dir.clone();
+                    move |wt: &Path| {
+                        let other = wt.join("../other.git");
+                        git(wt, &["init", "-q", "--bare", other.to_str().unwrap()]);
+                        std::fs::write(git_dir.join("commondir"), format!("{}\n", other.display())).unwrap();
+                    }
+                }),
+            ),
+            (
+                "an index that is a FIFO",
+                Box::new({
+                    let git_dir = git_dir.clone();
+                    move |_: &Path| {
+                        let index = git_dir.join("index");
+                        std::fs::remove_file(&index).unwrap();
+                        let c = std::ffi::CString::new(index.as_os_str().as_bytes()).unwrap();
+                        // SAFETY: mkfifo on a path we own.
+                        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+                    }
+                }),
+            ),
+            (
+                "a cache-tree that miscounts its entries",
+                Box::new(|wt| {
+                    git(wt, &["write-tree"]);
+                    let repo = gix::open(wt).unwrap();
+                    let mut index = repo.open_index().unwrap();
+                    let node =
+                        index.tree_mut().unwrap().children.iter_mut().find(|c| c.name.as_slice() == b"dir").unwrap();
+                    node.num_entries = Some(3);
+                    index.write(Default::default()).unwrap();
+                }),
+            ),
+            (
+                "a directory's mode",
+                Box::new(|wt| {
+                    std::fs::set_permissions(wt.join("dir"), std::os::unix::fs::PermissionsExt::from_mode(0o2777))
+                        .unwrap();
+                }),
+            ),
+            (
+                "a directory made unreadable",
+                Box::new(|wt| {
+                    std::fs::set_permissions(wt.join("dir/sub"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
+                        .unwrap();
+                }),
+            ),
+            (
+                "per-worktree refs and a fetched head",
+                Box::new({
+                    let git_dir = git_dir.clone();
+                    move |wt: &Path| {
+                        git(wt, &["update-ref", "refs/worktree/keep", "HEAD"]);
+                        std::fs::write(git_dir.join("FETCH_HEAD"), "a secret\n").unwrap();
+                    }
+                }),
+            ),
         ];
         for (n, (what, leave)) in cases.into_iter().enumerate() {
             assert!(holds_exactly(&wt, at), "before {what}");
@@ -658,6 +801,9 @@ mod tests {
             }
             assert_eq!(prepare_again(&main, at), wt);
             assert!(holds_exactly(&wt, at), "{what} is still there for the next run");
+            let git_dir = git_dir_of(&wt).unwrap();
+            assert!(!git_dir.join("FETCH_HEAD").exists() && !git_dir.join("refs/worktree").exists(), "after {what}");
+            assert_eq!(std::fs::metadata(wt.join("dir")).unwrap().mode() & 0o7777, 0o777 & !umask(), "after {what}");
             let a = std::fs::symlink_metadata(wt.join("a.txt")).unwrap();
             assert_eq!((a.nlink(), a.mode() & 0o7777), (1, 0o666 & !umask()), "after {what}");
         }
