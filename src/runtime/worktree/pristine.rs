@@ -111,7 +111,7 @@ fn wired(path: &Path) -> Option<bool> {
         return Some(false);
     }
     let index = std::fs::symlink_metadata(dir.join("index")).ok()?;
-    if !index.is_file() || index.len() > INDEX_MAX {
+    if !index.is_file() || index.len() > INDEX_MAX || !cache_tree_shallow(&small_file(&dir.join("index"), INDEX_MAX)?) {
         return Some(false);
     }
     let line = |name: &str| {
@@ -246,6 +246,86 @@ fn cache_tree_holds(repo: &gix::Repository, index: &gix::index::File, at: Object
         }
     }
     Some(true)
+}
+
+/// How deep an index's cache-tree may nest: deeper than any path git
+/// checks out. gix and git read it recursively, and a crew can write one
+/// nested a million deep, which overflows their stacks (a crash of the
+/// whole runner).
+const CACHE_TREE_DEPTH: usize = 2048;
+
+/// Whether the index's cache-tree (its TREE extension), if it has one,
+/// nests no deeper than `CACHE_TREE_DEPTH`: read here without recursion,
+/// before gix or git reads the index. An index this cannot read is not
+/// shallow.
+fn cache_tree_shallow(index: &[u8]) -> bool {
+    scan_cache_tree(index).is_some()
+}
+
+fn scan_cache_tree(data: &[u8]) -> Option<()> {
+    let u32_at = |at: usize| Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?));
+    if data.get(..4)? != b"DIRC" {
+        return None;
+    }
+    let version = u32_at(4)?;
+    let count = u32_at(8)?;
+    const HASH: usize = 20;
+    let end = data.len().checked_sub(HASH)?;
+    let mut at = 12usize;
+    for _ in 0..count {
+        let flags = u16::from_be_bytes(data.get(at + 40 + HASH..at + 42 + HASH)?.try_into().ok()?);
+        let mut name = at + 42 + HASH;
+        if version >= 3 && flags & 0x4000 != 0 {
+            name += 2;
+        }
+        if version >= 4 {
+            // The bytes to strip from the previous name, as a varint.
+            while *data.get(name)? & 0x80 != 0 {
+                name += 1;
+            }
+            name += 1;
+        }
+        let nul = name + data.get(name..end)?.iter().position(|b| *b == 0)?;
+        at = if version >= 4 { nul + 1 } else { at + (nul - at + 8) / 8 * 8 };
+    }
+    while at + 8 <= end {
+        let size = u32_at(at + 4)? as usize;
+        let body = data.get(at + 8..(at + 8).checked_add(size)?)?;
+        if &data[at..at + 4] == b"TREE" {
+            return tree_depth_within(body, CACHE_TREE_DEPTH);
+        }
+        at += 8 + size;
+    }
+    Some(())
+}
+
+/// The cache-tree's nodes in order (name NUL, entry count, space, subtree
+/// count, newline, an id when the entry count is not -1), each followed by
+/// its subtrees: walked with a stack of the subtrees still to come.
+fn tree_depth_within(body: &[u8], max: usize) -> Option<()> {
+    const HASH: usize = 20;
+    let mut at = 0;
+    let mut left: Vec<u64> = Vec::new();
+    loop {
+        let nul = at + body.get(at..)?.iter().position(|b| *b == 0)?;
+        let line_end = nul + body.get(nul..)?.iter().position(|b| *b == b'\n')?;
+        let line = std::str::from_utf8(body.get(nul + 1..line_end)?).ok()?;
+        let (entries, subtrees) = line.split_once(' ')?;
+        let entries: i64 = entries.parse().ok()?;
+        let subtrees: u64 = subtrees.parse().ok()?;
+        at = line_end + 1 + if entries >= 0 { HASH } else { 0 };
+        left.push(subtrees);
+        if left.len() > max {
+            return None;
+        }
+        while left.last() == Some(&0) {
+            left.pop();
+        }
+        match left.last_mut() {
+            None => return (at == body.len()).then_some(()),
+            Some(n) => *n -= 1,
+        }
+    }
 }
 
 /// A regular file as git's checkout makes one: one link, and the
@@ -411,6 +491,43 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
     use std::process::Command;
+
+    #[test]
+    fn a_cache_tree_nested_past_any_path_is_refused_before_anything_parses_it() {
+        let nested = |depth: usize| {
+            let mut body = b"\0-1 1\n".to_vec();
+            for _ in 1..depth {
+                body.extend_from_slice(b"a\0-1 1\n");
+            }
+            body.extend_from_slice(b"a\0-1 0\n");
+            body
+        };
+        assert!(tree_depth_within(&nested(10), CACHE_TREE_DEPTH).is_some());
+        assert!(tree_depth_within(&nested(100_000), CACHE_TREE_DEPTH).is_none());
+        assert!(tree_depth_within(b"\0-1 2\na\0-1 0\n", CACHE_TREE_DEPTH).is_none(), "a child missing");
+        assert!(tree_depth_within(b"\0-1 0\nextra", CACHE_TREE_DEPTH).is_none(), "bytes after the root");
+        // Real indexes, version 2 and 4, with a cache-tree: read through.
+        let (_tmp, wt, _) = worktree();
+        git(&wt, &["write-tree"]);
+        let index = wt.join(git(&wt, &["rev-parse", "--git-path", "index"]).trim());
+        assert!(cache_tree_shallow(&std::fs::read(&index).unwrap()));
+        git(&wt, &["update-index", "--index-version", "4"]);
+        git(&wt, &["write-tree"]);
+        assert!(cache_tree_shallow(&std::fs::read(&index).unwrap()));
+        // The same index with a deep one in place of its own: refused, and
+        // the worktree made anew rather than read.
+        let data = std::fs::read(&index).unwrap();
+        let tree = data.windows(4).position(|w| w == b"TREE").unwrap();
+        let size = u32::from_be_bytes(data[tree + 4..tree + 8].try_into().unwrap()) as usize;
+        let deep = nested(100_000);
+        let mut forged = data[..tree + 4].to_vec();
+        forged.extend_from_slice(&(deep.len() as u32).to_be_bytes());
+        forged.extend_from_slice(&deep);
+        forged.extend_from_slice(&data[tree + 8 + size..]);
+        assert!(!cache_tree_shallow(&forged));
+        std::fs::write(&index, &forged).unwrap();
+        assert!(!openable(&wt));
+    }
 
     #[test]
     fn a_worktree_with_a_submodule_is_reset_by_git_not_made_anew() {
