@@ -118,10 +118,18 @@ pub fn run(
             _ => None,
         };
         if let Some(ended) = ended {
-            kill_group(pgid);
+            // The supervisor takes down every process below it, however
+            // detached, then its group; the group goes for sure after that.
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe { libc::kill(pgid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(3);
             while try_wait(pgid)?.is_none() {
+                if Instant::now() >= deadline {
+                    kill_group(pgid);
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
+            kill_group(pgid);
             return Ok(ended);
         }
         exit.wait(nap);

@@ -3,8 +3,10 @@
 //! process group and does nothing but wait. The kernel sends the supervisor
 //! SIGTERM when the runner's thread that started it dies (a parent-death
 //! signal, so even a SIGKILLed runner counts), and the supervisor then kills
-//! its whole group. No crew keeps writing into a worktree that recovery
-//! hands to the next attempt.
+//! its whole group. It is also the subreaper of everything the crew starts:
+//! a daemon that leaves the group and closes what it inherited is still
+//! below it, and is killed when the crew ends or is stopped. No crew keeps
+//! writing into a worktree that recovery hands to the next attempt.
 //!
 //! The supervisor is forked without exec, so after `fork` only
 //! async-signal-safe calls are made: everything it needs (argv, environment,
@@ -171,11 +173,63 @@ fn ensure_open_files() -> std::io::Result<()> {
     Ok(())
 }
 
-/// SIGTERM (the runner died) or SIGHUP: the whole group goes, the supervisor with it.
+/// SIGTERM (the runner died, or stops the crew) or SIGHUP: every process
+/// below the supervisor goes, then its group, the supervisor with it.
 extern "C" fn kill_group(_: libc::c_int) {
-    // SAFETY: kill(2) is async-signal-safe; pid 0 is the caller's own process group.
+    // SAFETY: only async-signal-safe calls (see `kill_descendants`); pid 0 is
+    // the caller's own process group.
     unsafe {
+        kill_descendants();
         libc::kill(0, libc::SIGKILL);
+    }
+}
+
+/// Kill every process below the supervisor, wherever it went: a crew's
+/// daemon that started a session of its own and closed what it inherited
+/// is still the supervisor's descendant, since the supervisor is their
+/// subreaper. Its children are killed, then theirs as they come to it,
+/// until none is left, or for at most about two seconds (a process in
+/// uninterruptible sleep cannot be waited for).
+unsafe fn kill_descendants() {
+    // SAFETY (whole body): open, read, close, kill, waitpid and nanosleep
+    // are async-signal-safe; the buffer is on this stack.
+    unsafe {
+        for _ in 0..200 {
+            let fd = libc::open(c"/proc/thread-self/children".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return;
+            }
+            let mut found = false;
+            let mut buf = [0u8; 1024];
+            let mut pid: libc::pid_t = 0;
+            loop {
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                if n <= 0 {
+                    break;
+                }
+                for &b in &buf[..n as usize] {
+                    if b.is_ascii_digit() {
+                        pid = pid.saturating_mul(10).saturating_add(libc::pid_t::from(b - b'0'));
+                    } else if pid > 0 {
+                        libc::kill(pid, libc::SIGKILL);
+                        found = true;
+                        pid = 0;
+                    }
+                }
+            }
+            if pid > 0 {
+                libc::kill(pid, libc::SIGKILL);
+                found = true;
+            }
+            libc::close(fd);
+            let mut status = 0;
+            while libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 {}
+            if !found {
+                return;
+            }
+            let nap = libc::timespec { tv_sec: 0, tv_nsec: 10_000_000 };
+            libc::nanosleep(&nap, std::ptr::null_mut());
+        }
     }
 }
 
@@ -259,6 +313,8 @@ unsafe fn supervise(runner: libc::pid_t, exec: &Exec<'_>, stack: &mut [u8], fds:
         libc::sigaddset(&mut unblock, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+        // Whatever the crew starts stays below the supervisor, however it detaches.
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
         // The runner may have died before the parent-death signal was armed.
         if libc::getppid() != runner {
             libc::kill(0, libc::SIGKILL);
@@ -303,6 +359,8 @@ unsafe fn supervise(runner: libc::pid_t, exec: &Exec<'_>, stack: &mut [u8], fds:
                 libc::_exit(126);
             }
         }
+        // The crew ended: nothing it started outlives it.
+        kill_descendants();
         if libc::WIFEXITED(status) {
             libc::_exit(libc::WEXITSTATUS(status));
         }

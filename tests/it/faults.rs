@@ -570,3 +570,32 @@ fn a_signer_that_quits_without_reading_is_a_failure_never_a_quiet_success() {
     }
     assert_eq!(repo.tip(), tip);
 }
+
+#[test]
+fn a_crew_s_detached_daemon_dies_with_the_crew_on_exit_and_on_timeout() {
+    if !std::process::Command::new("sh").args(["-c", "command -v setsid"]).output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: setsid(1) is not installed here");
+        return;
+    }
+    let repo = TestRepo::initialized();
+    // A daemon as build tools start them: a session and group of its own,
+    // out of the crew's process group, its pid left in a file.
+    let daemon = |pids: &Path| {
+        format!("setsid sh -c 'echo $$ > \"{}\"; exec sleep 60' </dev/null >/dev/null 2>&1 &\n", pids.display())
+    };
+    let exits = repo.root().join("exits.pid");
+    let times_out = repo.root().join("times-out.pid");
+    let wait_for = |pids: &Path| format!("while [ ! -s '{}' ]; do sleep 0.01; done\n", pids.display());
+    let bld = repo.crew("bld.sh", &format!("{}{}", daemon(&exits), wait_for(&exits)));
+    let tst = repo.crew("tst.sh", &format!("{}{}sleep 30", daemon(&times_out), wait_for(&times_out)));
+    repo.set_crews(&[("BLD", &bld), ("TST", &tst)]);
+    repo.git(&["config", "mso.crew.TST.timeout", "2"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("BLD  ") && out.contains("succeeded"), "{out}");
+    assert!(out.contains("timed out after 2 s"), "{out}");
+    for pids in [&exits, &times_out] {
+        let pid: i32 = std::fs::read_to_string(pids).unwrap().trim().parse().unwrap();
+        assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "{} outlived its crew", pids.display());
+    }
+}
