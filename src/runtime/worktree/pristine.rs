@@ -568,6 +568,10 @@ mod tests {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+
     fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
         use std::io::Write;
         let mut child = Command::new("git")
@@ -596,7 +600,7 @@ mod tests {
         std::fs::write(main.join("a.txt"), "tracked\n").unwrap();
         std::fs::write(main.join("dir/sub/b.txt"), "deep\n").unwrap();
         std::fs::write(main.join("run.sh"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(main.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        chmod(&main.join("run.sh"), 0o755);
         std::os::unix::fs::symlink("a.txt", main.join("link")).unwrap();
         std::fs::write(main.join(".gitignore"), "target/\n").unwrap();
         git(&main, &["add", "-A"]);
@@ -668,15 +672,13 @@ mod tests {
             (
                 "an executable bit",
                 Box::new(|wt| {
-                    std::fs::set_permissions(wt.join("a.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                        .unwrap();
+                    chmod(&wt.join("a.txt"), 0o755);
                 }),
             ),
             (
                 "a lost executable bit",
                 Box::new(|wt| {
-                    std::fs::set_permissions(wt.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o644))
-                        .unwrap();
+                    chmod(&wt.join("run.sh"), 0o644);
                 }),
             ),
             (
@@ -778,16 +780,14 @@ mod tests {
             (
                 "permissions widened and recorded",
                 Box::new(|wt| {
-                    std::fs::set_permissions(wt.join("a.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o666))
-                        .unwrap();
+                    chmod(&wt.join("a.txt"), 0o666);
                     git(wt, &["update-index", "--refresh"]);
                 }),
             ),
             (
                 "a set-uid bit",
                 Box::new(|wt| {
-                    std::fs::set_permissions(wt.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o4755))
-                        .unwrap();
+                    chmod(&wt.join("run.sh"), 0o4755);
                     git(wt, &["update-index", "--refresh"]);
                 }),
             ),
@@ -882,15 +882,13 @@ mod tests {
             (
                 "a directory's mode",
                 Box::new(|wt| {
-                    std::fs::set_permissions(wt.join("dir"), std::os::unix::fs::PermissionsExt::from_mode(0o2777))
-                        .unwrap();
+                    chmod(&wt.join("dir"), 0o2777);
                 }),
             ),
             (
                 "a directory made unreadable",
                 Box::new(|wt| {
-                    std::fs::set_permissions(wt.join("dir/sub"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
-                        .unwrap();
+                    chmod(&wt.join("dir/sub"), 0o000);
                 }),
             ),
             (
