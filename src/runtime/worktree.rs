@@ -115,7 +115,7 @@ fn remove(common_dir: &Path, path: &Path) {
     if pristine::openable(path) && git(common_dir, &["worktree", "remove", "--force", "--force", &path_str]).is_ok() {
         return;
     }
-    if let Some(admin) = pristine::git_dir_of(path).filter(|_| belongs_here(common_dir, path)) {
+    if let Some(admin) = pristine::admin_dir(path) {
         let _ = remove_tree(&admin);
     }
     let _ = remove_tree(path);
@@ -264,7 +264,7 @@ fn reset_to(path: &Path, tip: ObjectId) -> Result<()> {
 /// kept, and the checkout rewrites only what changed.
 fn drop_index_that_misleads(path: &Path, tip: ObjectId) {
     if pristine::index_misleads(path, tip)
-        && let Some(dir) = pristine::git_dir_of(path)
+        && let Some(dir) = pristine::admin_dir(path)
     {
         let _ = std::fs::remove_file(dir.join("index"));
     }

@@ -38,7 +38,7 @@ const INDEX_MAX: u64 = 128 * 1024 * 1024;
 /// the next. What marks work in progress (MERGE_HEAD, a rebase) is left
 /// for the check to see, and git's reset to end.
 pub fn tidy(path: &Path) {
-    let Some(dir) = git_dir_of(path) else { return };
+    let Some(dir) = admin_dir(path) else { return };
     for name in ["ORIG_HEAD", "FETCH_HEAD", "COMMIT_EDITMSG", "AUTO_MERGE"] {
         let _ = std::fs::remove_file(dir.join(name));
     }
@@ -66,7 +66,7 @@ pub fn holds_only(path: &Path, at: ObjectId) -> bool {
 /// The commit the worktree's HEAD names, when it is detached: read from
 /// its git directory, bounded, never through a symlink.
 pub fn detached_head(path: &Path) -> Option<ObjectId> {
-    let head = small_file(&git_dir_of(path)?.join("HEAD"), 256)?;
+    let head = small_file(&admin_dir(path)?.join("HEAD"), 256)?;
     ObjectId::from_hex(head.strip_suffix(b"\n")?).ok()
 }
 
@@ -100,29 +100,35 @@ enum Look {
 /// links are regular files of sane sizes (a link to /dev/zero, a FIFO or
 /// a 20 GB file would be read for ever, or block).
 pub fn openable(path: &Path) -> bool {
-    wired(path).unwrap_or(false)
+    admin_dir(path).is_some_and(|dir| {
+        let index = std::fs::symlink_metadata(dir.join("index"));
+        index.is_ok_and(|m| m.is_file() && m.len() <= INDEX_MAX)
+            && small_file(&dir.join("index"), INDEX_MAX).is_some_and(|data| cache_tree_shallow(&data))
+            && small_file(&dir.join("HEAD"), 4096).is_some()
+    })
 }
 
-fn wired(path: &Path) -> Option<bool> {
+/// The worktree's own git directory, when it is this worktree's and this
+/// repository's: named by its `.git` file, under `<common dir>/worktrees/`,
+/// naming the `.git` file back, with `commondir` resolving to this
+/// repository. Nothing is read from, and above all nothing deleted in, a
+/// directory a crew's `.git` file names before this says it is ours.
+pub fn admin_dir(path: &Path) -> Option<PathBuf> {
     let dir = git_dir_of(path)?;
     let common = path.ancestors().nth(3)?;
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     if canonical(dir.parent()?)? != canonical(&common.join("worktrees"))? {
-        return Some(false);
-    }
-    let index = std::fs::symlink_metadata(dir.join("index")).ok()?;
-    if !index.is_file() || index.len() > INDEX_MAX || !cache_tree_shallow(&small_file(&dir.join("index"), INDEX_MAX)?) {
-        return Some(false);
+        return None;
     }
     let line = |name: &str| {
         let text = small_file(&dir.join(name), 4096)?;
         let text = text.strip_suffix(b"\n").unwrap_or(&text).to_vec();
         Some(PathBuf::from(std::ffi::OsString::from_vec(text)))
     };
-    small_file(&dir.join("HEAD"), 4096)?;
     let back = line("gitdir")?;
     let shared = line("commondir")?;
-    Some(canonical(&back)? == canonical(&path.join(".git"))? && canonical(&dir.join(shared))? == canonical(common)?)
+    (canonical(&back)? == canonical(&path.join(".git"))? && canonical(&dir.join(shared))? == canonical(common)?)
+        .then_some(dir)
 }
 
 /// `None` when something could not be read: that is a no too.
@@ -130,7 +136,7 @@ fn check(path: &Path, at: ObjectId, look: Look) -> Option<bool> {
     if !openable(path) {
         return Some(false);
     }
-    let git_dir = git_dir_of(path)?;
+    let git_dir = admin_dir(path)?;
     if detached_head(path)? != at {
         return Some(false);
     }
@@ -154,9 +160,10 @@ fn open(path: &Path) -> Option<gix::Repository> {
     openable(path).then(|| gix::open_opts(path, gix::open::Options::isolated()).ok()).flatten()
 }
 
-/// The worktree's own git directory, as its `.git` file names it: exactly
-/// `gitdir: <path>` and a newline, as git writes it (git and a looser
-/// reading could disagree on where it points).
+/// The git directory a worktree's `.git` file names, exactly `gitdir:
+/// <path>` and a newline, as git writes it (git and a looser reading could
+/// disagree on where it points). Not yet known to be this worktree's: see
+/// `admin_dir`.
 pub fn git_dir_of(path: &Path) -> Option<PathBuf> {
     let text = small_file(&path.join(".git"), 4096)?;
     let dir = text.strip_suffix(b"\n").unwrap_or(&text).strip_prefix(b"gitdir: ")?;
@@ -635,6 +642,9 @@ mod tests {
         let (tmp, wt, at) = worktree();
         let main = tmp.path().join("main");
         let git_dir = main.join(".git/worktrees/VOY-0001");
+        // Another voyage's worktree, which nothing done to this one may touch.
+        let other = super::super::prepare(&main.join(".git"), "VOY-0002".parse().unwrap(), at).unwrap();
+        let other_admin = admin_dir(&other).unwrap();
         let same_size_edit = |wt: &Path| {
             // Same size, and the old mtime put back: only the ctime and the content tell.
             let before = std::fs::metadata(wt.join("a.txt")).unwrap().modified().unwrap();
@@ -901,6 +911,20 @@ mod tests {
                     }
                 }),
             ),
+            (
+                "a .git file naming the repository's own git directory",
+                Box::new({
+                    let common = main.join(".git");
+                    move |wt: &Path| std::fs::write(wt.join(".git"), format!("gitdir: {}\n", common.display())).unwrap()
+                }),
+            ),
+            (
+                "a .git file naming another voyage's git directory",
+                Box::new({
+                    let other = other_admin.clone();
+                    move |wt: &Path| std::fs::write(wt.join(".git"), format!("gitdir: {}\n", other.display())).unwrap()
+                }),
+            ),
         ];
         for (n, (what, leave)) in cases.into_iter().enumerate() {
             assert!(holds_exactly(&wt, at), "before {what}");
@@ -916,7 +940,9 @@ mod tests {
             }
             assert_eq!(prepare_again(&main, at), wt);
             assert!(holds_exactly(&wt, at), "{what} is still there for the next run");
-            let git_dir = git_dir_of(&wt).unwrap();
+            assert_eq!(git(&main, &["rev-parse", "HEAD"]).trim(), at.to_string(), "after {what}");
+            assert!(holds_exactly(&other, at), "another voyage's worktree was touched after {what}");
+            let git_dir = admin_dir(&wt).unwrap();
             assert!(!git_dir.join("FETCH_HEAD").exists() && !git_dir.join("refs/worktree").exists(), "after {what}");
             assert_eq!(std::fs::metadata(wt.join("dir")).unwrap().mode() & 0o7777, 0o777 & !umask(), "after {what}");
             let a = std::fs::symlink_metadata(wt.join("a.txt")).unwrap();
