@@ -270,40 +270,73 @@ fn cache_tree_shallow(index: &[u8]) -> bool {
 }
 
 fn scan_cache_tree(data: &[u8]) -> Option<()> {
-    let u32_at = |at: usize| Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_be_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?));
     if data.get(..4)? != b"DIRC" {
         return None;
     }
     let version = u32_at(4)?;
+    if !(2..=4).contains(&version) {
+        return None;
+    }
     let count = u32_at(8)?;
     const HASH: usize = 20;
     let end = data.len().checked_sub(HASH)?;
     let mut at = 12usize;
+    let mut previous_len = 0usize;
+    // Each entry's length as git reads it: the name's length from its
+    // flags (its NUL only when the flags say 0xFFF), so that this walk and
+    // git's (and gix's) find the extensions at the same place.
     for _ in 0..count {
         let flags = u16::from_be_bytes(data.get(at + 40 + HASH..at + 42 + HASH)?.try_into().ok()?);
         let mut name = at + 42 + HASH;
         if version >= 3 && flags & 0x4000 != 0 {
             name += 2;
         }
+        let mut copied = 0;
         if version >= 4 {
-            // The bytes to strip from the previous name, as a varint.
-            while *data.get(name)? & 0x80 != 0 {
+            // How many bytes of the previous name to drop, as git's varint.
+            let mut strip = 0usize;
+            loop {
+                let byte = *data.get(name)?;
                 name += 1;
+                strip = strip.checked_mul(128)?.checked_add(usize::from(byte & 0x7f))?;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+                strip = strip.checked_add(1)?;
             }
-            name += 1;
+            copied = previous_len.checked_sub(strip)?;
         }
-        let nul = name + data.get(name..end)?.iter().position(|b| *b == 0)?;
-        at = if version >= 4 { nul + 1 } else { at + (nul - at + 8) / 8 * 8 };
+        let len = match usize::from(flags & 0x0fff) {
+            0x0fff => copied + data.get(name..end)?.iter().position(|b| *b == 0)?,
+            len => len,
+        };
+        let suffix = len.checked_sub(copied)?;
+        if *data.get(name + suffix)? != 0 {
+            return None;
+        }
+        at = if version >= 4 { name + suffix + 1 } else { at + (name + len - at + 8) / 8 * 8 };
+        previous_len = len;
     }
-    while at + 8 <= end {
+    // Every extension, to the checksum exactly; one cache-tree at most (git
+    // and gix keep the last), and an end-of-entries marker, if any, that
+    // agrees with this walk on where the extensions start.
+    let extensions = at;
+    let mut trees = 0;
+    while at < end {
         let size = u32_at(at + 4)? as usize;
         let body = data.get(at + 8..(at + 8).checked_add(size)?)?;
-        if &data[at..at + 4] == b"TREE" {
-            return tree_depth_within(body, CACHE_TREE_DEPTH);
+        match data.get(at..at + 4)? {
+            b"TREE" => {
+                trees += 1;
+                tree_depth_within(body, CACHE_TREE_DEPTH)?;
+            }
+            b"EOIE" if u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize != extensions => return None,
+            _ => {}
         }
         at += 8 + size;
     }
-    Some(())
+    (at == end && trees <= 1).then_some(())
 }
 
 /// The cache-tree's nodes in order (name NUL, entry count, space, subtree
@@ -532,8 +565,44 @@ mod tests {
         forged.extend_from_slice(&deep);
         forged.extend_from_slice(&data[tree + 8 + size..]);
         assert!(!cache_tree_shallow(&forged));
+        // A second cache-tree after the first: git and gix keep the last.
+        let mut second = data[..data.len() - 20].to_vec();
+        second.extend_from_slice(b"TREE");
+        second.extend_from_slice(&(deep.len() as u32).to_be_bytes());
+        second.extend_from_slice(&deep);
+        second.extend_from_slice(&data[data.len() - 20..]);
+        assert!(!cache_tree_shallow(&second));
+        // An entry whose name is not where its flags say it ends.
+        let mut misnamed = data.clone();
+        let flags = 12 + 40 + 20;
+        misnamed[flags + 1] += 1;
+        assert!(!cache_tree_shallow(&misnamed));
         std::fs::write(&index, &forged).unwrap();
         assert!(!openable(&wt));
+        // Indexes git writes with its other features: read through.
+        for setup in [
+            &["update-index", "--index-version", "3"][..],
+            &["add", "-N", "new.txt"],
+            &[
+                "-c",
+                "index.recordEndOfIndexEntries=true",
+                "-c",
+                "index.recordOffsetTable=true",
+                "update-index",
+                "--refresh",
+            ],
+            &["update-index", "--split-index"],
+            &["-c", "core.untrackedCache=true", "update-index", "--untracked-cache"],
+        ] {
+            let _ = std::fs::remove_file(&index);
+            git(&wt, &["reset", "-q"]);
+            git(&wt, &["write-tree"]);
+            std::fs::write(wt.join("new.txt"), "x").unwrap();
+            git(&wt, setup);
+            git(&wt, &["status", "--porcelain"]);
+            assert!(cache_tree_shallow(&std::fs::read(&index).unwrap()), "{setup:?}");
+            let _ = std::fs::remove_file(wt.join("new.txt"));
+        }
     }
 
     #[test]
