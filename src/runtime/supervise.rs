@@ -173,12 +173,25 @@ fn ensure_open_files() -> std::io::Result<()> {
     Ok(())
 }
 
-/// SIGTERM (the runner died, or stops the crew) or SIGHUP: every process
-/// below the supervisor goes, then its group, the supervisor with it.
-extern "C" fn kill_group(_: libc::c_int) {
-    // SAFETY: only async-signal-safe calls (see `kill_descendants`); pid 0 is
+/// The runner's pid, for the supervisor's signal handler (set before the
+/// handler is installed; an atomic store and load are async-signal-safe).
+static RUNNER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// SIGTERM or SIGHUP from the runner (it died: the parent-death signal
+/// carries its pid; or it stops the crew) or from the kernel: every process
+/// below the supervisor goes, then its group, the supervisor with it. The
+/// same signal from a crew's own process (a script's `trap 'kill 0' EXIT`
+/// signals its whole group, the supervisor in it) is not the runner's word,
+/// and is ignored.
+extern "C" fn kill_group(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler;
+    // only async-signal-safe calls follow (see `kill_descendants`); pid 0 is
     // the caller's own process group.
     unsafe {
+        let from = if info.is_null() { 0 } else { (*info).si_pid() };
+        if from != 0 && from != RUNNER.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         kill_descendants();
         libc::kill(0, libc::SIGKILL);
     }
@@ -188,13 +201,21 @@ extern "C" fn kill_group(_: libc::c_int) {
 /// daemon that started a session of its own and closed what it inherited
 /// is still the supervisor's descendant, since the supervisor is their
 /// subreaper. Its children are killed, then theirs as they come to it,
-/// until none is left, or for at most about two seconds (a process in
-/// uninterruptible sleep cannot be waited for).
+/// however deep, until none is left, or for at most five seconds (a
+/// process in uninterruptible sleep cannot be waited for). Where /proc is
+/// another pid namespace's, its pids are not ours to kill: nothing is done.
 unsafe fn kill_descendants() {
-    // SAFETY (whole body): open, read, close, kill, waitpid and nanosleep
-    // are async-signal-safe; the buffer is on this stack.
+    // SAFETY (whole body): readlink, getpid, open, read, close, kill,
+    // waitpid, clock_gettime and nanosleep are async-signal-safe; the
+    // buffers are on this stack.
     unsafe {
-        for _ in 0..200 {
+        let mut link = [0u8; 32];
+        let n = libc::readlink(c"/proc/self".as_ptr(), link.as_mut_ptr().cast(), link.len());
+        if n <= 0 || parse_pid(&link[..n as usize]) != Some(libc::getpid()) {
+            return;
+        }
+        let started = monotonic_ms();
+        loop {
             let fd = libc::open(c"/proc/thread-self/children".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             if fd < 0 {
                 return;
@@ -222,14 +243,42 @@ unsafe fn kill_descendants() {
                 found = true;
             }
             libc::close(fd);
+            let mut reaped = false;
             let mut status = 0;
-            while libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 {}
-            if !found {
+            while libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 {
+                reaped = true;
+            }
+            if !found || monotonic_ms().saturating_sub(started) > 5_000 {
                 return;
             }
-            let nap = libc::timespec { tv_sec: 0, tv_nsec: 10_000_000 };
-            libc::nanosleep(&nap, std::ptr::null_mut());
+            // Those killed are not dead yet: a moment for them to be.
+            if !reaped {
+                let nap = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+                libc::nanosleep(&nap, std::ptr::null_mut());
+            }
         }
+    }
+}
+
+/// A pid from its decimal digits (async-signal-safe: no allocation).
+fn parse_pid(digits: &[u8]) -> Option<libc::pid_t> {
+    let mut pid: libc::pid_t = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        pid = pid.checked_mul(10)?.checked_add(libc::pid_t::from(b - b'0'))?;
+    }
+    (!digits.is_empty()).then_some(pid)
+}
+
+/// Milliseconds on the monotonic clock (clock_gettime is async-signal-safe).
+unsafe fn monotonic_ms() -> u64 {
+    // SAFETY: clock_gettime writes into the struct we own.
+    unsafe {
+        let mut now: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now);
+        (now.tv_sec as u64).saturating_mul(1000).saturating_add(now.tv_nsec as u64 / 1_000_000)
     }
 }
 
@@ -302,8 +351,10 @@ unsafe fn supervise(runner: libc::pid_t, exec: &Exec<'_>, stack: &mut [u8], fds:
         if libc::setsid() == -1 {
             fail(STEP_SESSION);
         }
+        RUNNER.store(runner, std::sync::atomic::Ordering::SeqCst);
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = kill_group as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
         libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut());
@@ -349,16 +400,18 @@ unsafe fn supervise(runner: libc::pid_t, exec: &Exec<'_>, stack: &mut [u8], fds:
         }
         // The crew started (or reports why not) on its own copy.
         libc::close(REPORT_FD);
-        let mut status = 0;
-        loop {
-            let rc = libc::waitpid(crew, &mut status, 0);
+        // Until the crew ends, reap what it left to the supervisor as it
+        // exits, so that no zombie of an adopted process piles up.
+        let status = loop {
+            let mut any = 0;
+            let rc = libc::waitpid(-1, &mut any, 0);
             if rc == crew {
-                break;
+                break any;
             }
             if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 libc::_exit(126);
             }
-        }
+        };
         // The crew ended: nothing it started outlives it.
         kill_descendants();
         if libc::WIFEXITED(status) {

@@ -599,3 +599,51 @@ fn a_crew_s_detached_daemon_dies_with_the_crew_on_exit_and_on_timeout() {
         assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "{} outlived its crew", pids.display());
     }
 }
+
+#[test]
+fn a_crew_s_descendants_die_however_deep_leave_no_zombies_and_cannot_stop_its_supervisor() {
+    if !std::process::Command::new("sh").args(["-c", "command -v setsid"]).output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: setsid(1) is not installed here");
+        return;
+    }
+    let repo = TestRepo::initialized();
+    let leaf = repo.root().join("leaf.pid");
+    let zombies = repo.root().join("zombies");
+    let chain = repo.crew(
+        "chain.sh",
+        &format!(
+            "if [ \"$1\" -gt 0 ]; then sh \"$0\" $(($1 - 1)); else echo $$ > '{}'; exec sleep 60; fi",
+            leaf.display()
+        ),
+    );
+    // BLD: a detached chain of 300 shells, the last one sleeping. TST: 50
+    // short-lived orphans the supervisor (the crew's process group leader)
+    // adopts, counted as zombies a moment later; then a SIGTERM to the
+    // supervisor, as a script's `kill 0` would send it, which must not end
+    // the run.
+    let bld = repo.crew(
+        "bld.sh",
+        &format!(
+            "setsid sh '{}' 300 </dev/null >/dev/null 2>&1 &\nwhile [ ! -s '{}' ]; do sleep 0.01; done",
+            chain,
+            leaf.display()
+        ),
+    );
+    let tst = repo.crew(
+        "tst.sh",
+        &format!(
+            "supervisor=$(cut -d' ' -f5 /proc/$$/stat)\n\
+             for i in $(seq 50); do ( sleep 0.01 & ); done\nsleep 0.5\n\
+             grep -l \"^PPid:[[:space:]]*$supervisor$\" /proc/[0-9]*/status 2>/dev/null | xargs grep -l '^State:[[:space:]]*Z' 2>/dev/null | wc -l > '{}'\n\
+             kill -TERM $supervisor\nsleep 0.2\nexit 0",
+            zombies.display()
+        ),
+    );
+    repo.set_crews(&[("BLD", &bld), ("TST", &tst)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let out = repo.dispatch(&["--once"]);
+    let pid: i32 = std::fs::read_to_string(&leaf).unwrap().trim().parse().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "the end of a 300-deep chain outlived its crew");
+    assert_eq!(std::fs::read_to_string(&zombies).unwrap().trim(), "0", "adopted orphans were left as zombies");
+    assert!(out.contains("TST") && out.contains("succeeded → completed"), "{out}");
+}

@@ -487,6 +487,9 @@ fn nothing_else_on_disk(root: &Path, index: &gix::index::File) -> bool {
         .map(|e| e.path(index))
         .flat_map(|path| path.iter().enumerate().filter(|(_, b)| **b == b'/').map(|(at, _)| &path.as_bytes()[..at]))
         .collect();
+    // Directories inherit a set-group-id bit from the worktree's parent.
+    let inherited = root.parent().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.mode() & 0o2000);
+    let dir_mode = (0o777 & !umask()) | inherited;
     let mut pending = vec![(root.to_path_buf(), Vec::<u8>::new())];
     while let Some((dir, rel)) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { return false };
@@ -514,7 +517,7 @@ fn nothing_else_on_disk(root: &Path, index: &gix::index::File) -> bool {
             }
             if kind.is_dir() {
                 let mode = entry.metadata().map_or(0, |m| m.mode() & 0o7777);
-                if !dirs.contains(path.as_slice()) || mode != 0o777 & !umask() {
+                if !dirs.contains(path.as_slice()) || mode != dir_mode {
                     return false;
                 }
                 pending.push((entry.path(), path));
