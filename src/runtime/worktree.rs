@@ -1,6 +1,7 @@
 //! Crew worktrees and the git CLI calls around them. gix has no
 //! `worktree add` or index-based commit, so these few operations use git.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
@@ -74,7 +75,7 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
         // directory is the original's: git there would write into the
         // original repository. Start over with one of our own.
         tracing::warn!(path = %path.display(), "worktree belongs to another repository, recreating it");
-        remove_tree(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        remove(common_dir, &path);
     }
     if path.join(".git").exists() {
         match reset_to(&path, tip) {
@@ -99,10 +100,22 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
             Err(e) => last = Some(e),
         }
         let _ = remove_tree(&path);
-        let _ = git(common_dir, &["worktree", "prune"]);
+        prune(common_dir);
         std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
     }
     Err(last.expect("three attempts were made"))
+}
+
+/// `git worktree prune`, once every symbolic link directly under
+/// `worktrees/` is gone: git makes none there, and prune would delete the
+/// directory a crew's link points to.
+fn prune(common_dir: &Path) {
+    for entry in std::fs::read_dir(common_dir.join("worktrees")).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let _ = git(common_dir, &["worktree", "prune"]);
 }
 
 /// Remove a worktree of this repository with its registration, so that
@@ -115,7 +128,20 @@ fn remove(common_dir: &Path, path: &Path) {
     if pristine::openable(path) && git(common_dir, &["worktree", "remove", "--force", "--force", &path_str]).is_ok() {
         return;
     }
-    if let Some(admin) = pristine::admin_dir(path) {
+    // The registration: the one the .git file names if it is this
+    // worktree's, else the one git made for it (wherever the .git file
+    // points now), so that the add needs no prune (git's prune follows
+    // what a crew may have planted under worktrees/).
+    let made = path.file_name().map(|name| common_dir.join("worktrees").join(name));
+    let made = made.filter(|admin| {
+        let real = |p: &Path| std::fs::canonicalize(p).ok();
+        std::fs::symlink_metadata(admin).is_ok_and(|m| m.is_dir())
+            && std::fs::read(admin.join("gitdir")).ok().and_then(|back| {
+                let back = back.strip_suffix(b"\n").unwrap_or(&back).to_vec();
+                real(Path::new(std::ffi::OsStr::from_bytes(&back)))
+            }) == real(&path.join(".git"))
+    });
+    for admin in pristine::admin_dir(path).into_iter().chain(made) {
         let _ = remove_tree(&admin);
     }
     let _ = remove_tree(path);
@@ -290,6 +316,6 @@ pub fn remove_all(common_dir: &Path, keep: &[VoyageId]) -> Result<usize> {
         }
         removed += 1;
     }
-    git(common_dir, &["worktree", "prune"])?;
+    prune(common_dir);
     Ok(removed)
 }

@@ -114,10 +114,12 @@ pub fn openable(path: &Path) -> bool {
 /// repository. Nothing is read from, and above all nothing deleted in, a
 /// directory a crew's `.git` file names before this says it is ours.
 pub fn admin_dir(path: &Path) -> Option<PathBuf> {
-    let dir = git_dir_of(path)?;
     let common = path.ancestors().nth(3)?;
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
-    if canonical(dir.parent()?)? != canonical(&common.join("worktrees"))? {
+    // Resolved first: a symbolic link under worktrees/ to anywhere else
+    // is not a directory of worktrees/.
+    let dir = canonical(&git_dir_of(path)?)?;
+    if dir.parent()? != canonical(&common.join("worktrees"))? {
         return None;
     }
     let line = |name: &str| {
@@ -717,6 +719,8 @@ mod tests {
         // Another voyage's worktree, which nothing done to this one may touch.
         let other = super::super::prepare(&main.join(".git"), "VOY-0002".parse().unwrap(), at).unwrap();
         let other_admin = admin_dir(&other).unwrap();
+        // A directory outside worktrees/ that a crew dresses as a git directory.
+        let decoy = tmp.path().join("decoy");
         let same_size_edit = |wt: &Path| {
             // Same size, and the old mtime put back: only the ctime and the content tell.
             let before = std::fs::metadata(wt.join("a.txt")).unwrap().modified().unwrap();
@@ -991,6 +995,20 @@ mod tests {
                 }),
             ),
             (
+                "a .git file naming a link under worktrees/ to a directory elsewhere",
+                Box::new({
+                    let (common, decoy) = (main.join(".git"), decoy.clone());
+                    move |wt: &Path| {
+                        std::fs::create_dir_all(decoy.join("refs/keep")).unwrap();
+                        std::fs::write(decoy.join("gitdir"), format!("{}\n", wt.join(".git").display())).unwrap();
+                        std::fs::write(decoy.join("commondir"), format!("{}\n", common.display())).unwrap();
+                        let link = common.join("worktrees/decoy");
+                        std::os::unix::fs::symlink(&decoy, &link).unwrap();
+                        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", link.display())).unwrap();
+                    }
+                }),
+            ),
+            (
                 "a .git file naming another voyage's git directory",
                 Box::new({
                     let other = other_admin.clone();
@@ -1014,6 +1032,10 @@ mod tests {
             assert!(holds_exactly(&wt, at), "{what} is still there for the next run");
             assert_eq!(git(&main, &["rev-parse", "HEAD"]).trim(), at.to_string(), "after {what}");
             assert!(holds_exactly(&other, at), "another voyage's worktree was touched after {what}");
+            assert!(
+                !decoy.exists() || decoy.join("refs/keep").exists(),
+                "a directory elsewhere was emptied after {what}"
+            );
             let git_dir = admin_dir(&wt).unwrap();
             assert!(!git_dir.join("FETCH_HEAD").exists() && !git_dir.join("refs/worktree").exists(), "after {what}");
             assert_eq!(std::fs::metadata(wt.join("dir")).unwrap().mode() & 0o7777, 0o777 & !umask(), "after {what}");
