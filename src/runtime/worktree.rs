@@ -130,16 +130,18 @@ fn remove(common_dir: &Path, path: &Path) {
     }
     // The registration: the one the .git file names if it is this
     // worktree's, else the one git made for it (wherever the .git file
-    // points now), so that the add needs no prune (git's prune follows
-    // what a crew may have planted under worktrees/).
+    // points now) unless that now names another worktree, so that the add
+    // needs no prune (git's prune follows what a crew may have planted
+    // under worktrees/, and reads its files whole).
     let made = path.file_name().map(|name| common_dir.join("worktrees").join(name));
     let made = made.filter(|admin| {
         let real = |p: &Path| std::fs::canonicalize(p).ok();
+        let names = pristine::small_file(&admin.join("gitdir"), 4096).and_then(|back| {
+            let back = back.strip_suffix(b"\n").unwrap_or(&back).to_vec();
+            real(Path::new(std::ffi::OsStr::from_bytes(&back)))
+        });
         std::fs::symlink_metadata(admin).is_ok_and(|m| m.is_dir())
-            && std::fs::read(admin.join("gitdir")).ok().and_then(|back| {
-                let back = back.strip_suffix(b"\n").unwrap_or(&back).to_vec();
-                real(Path::new(std::ffi::OsStr::from_bytes(&back)))
-            }) == real(&path.join(".git"))
+            && names.is_none_or(|names| Some(names) == real(&path.join(".git")))
     });
     for admin in pristine::admin_dir(path).into_iter().chain(made) {
         let _ = remove_tree(&admin);

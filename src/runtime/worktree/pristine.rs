@@ -177,7 +177,7 @@ pub fn git_dir_of(path: &Path) -> Option<PathBuf> {
 
 /// At most `max` bytes of a regular file, opened without following a
 /// symlink; `None` for anything else.
-fn small_file(path: &Path, max: u64) -> Option<Vec<u8>> {
+pub fn small_file(path: &Path, max: u64) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     crate::runtime::crew::open_regular(path)?.take(max + 1).read_to_end(&mut out).ok()?;
     (out.len() as u64 <= max).then_some(out)
@@ -1005,6 +1005,17 @@ mod tests {
                         let link = common.join("worktrees/decoy");
                         std::os::unix::fs::symlink(&decoy, &link).unwrap();
                         std::fs::write(wt.join(".git"), format!("gitdir: {}\n", link.display())).unwrap();
+                    }
+                }),
+            ),
+            (
+                "its registration's gitdir a link to /dev/zero, its .git file naming another",
+                Box::new({
+                    let (git_dir, common) = (git_dir.clone(), main.join(".git"));
+                    move |wt: &Path| {
+                        std::fs::remove_file(git_dir.join("gitdir")).unwrap();
+                        std::os::unix::fs::symlink("/dev/zero", git_dir.join("gitdir")).unwrap();
+                        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", common.display())).unwrap();
                     }
                 }),
             ),
