@@ -70,11 +70,12 @@ pub fn in_use(common_dir: &Path, voyage: VoyageId) -> bool {
 /// made anew when even that leaves something.
 pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
     let path = worktree_path(common_dir, voyage);
-    if path.join(".git").exists() && !belongs_here(common_dir, &path) {
+    if path.join(".git").exists() && pristine::admin_dir(&path).is_none() {
         // A copy of the repository (`cp -a`) brings worktrees whose git
         // directory is the original's: git there would write into the
-        // original repository. Start over with one of our own.
-        tracing::warn!(path = %path.display(), "worktree belongs to another repository, recreating it");
+        // original repository. Start over with one of our own (as for a
+        // .git file a crew pointed elsewhere).
+        tracing::warn!(path = %path.display(), "worktree is not this repository's own, recreating it");
         remove(common_dir, &path);
     }
     if path.join(".git").exists() {
@@ -167,16 +168,6 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
-    }
-}
-
-/// Whether the worktree at `path` is one of this repository's: its `.git`
-/// file names a directory under this repository's `worktrees/`.
-fn belongs_here(common_dir: &Path, path: &Path) -> bool {
-    let Some(gitdir) = pristine::git_dir_of(path) else { return false };
-    match (std::fs::canonicalize(&gitdir), std::fs::canonicalize(common_dir.join("worktrees"))) {
-        (Ok(gitdir), Ok(ours)) => gitdir.parent() == Some(ours.as_path()),
-        _ => false,
     }
 }
 

@@ -66,7 +66,12 @@ pub fn holds_only(path: &Path, at: ObjectId) -> bool {
 /// The commit the worktree's HEAD names, when it is detached: read from
 /// its git directory, bounded, never through a symlink.
 pub fn detached_head(path: &Path) -> Option<ObjectId> {
-    let head = small_file(&admin_dir(path)?.join("HEAD"), 256)?;
+    head_in(&admin_dir(path)?)
+}
+
+/// The detached HEAD of the git directory `dir`.
+fn head_in(dir: &Path) -> Option<ObjectId> {
+    let head = small_file(&dir.join("HEAD"), 256)?;
     ObjectId::from_hex(head.strip_suffix(b"\n")?).ok()
 }
 
@@ -100,12 +105,16 @@ enum Look {
 /// links are regular files of sane sizes (a link to /dev/zero, a FIFO or
 /// a 20 GB file would be read for ever, or block).
 pub fn openable(path: &Path) -> bool {
-    admin_dir(path).is_some_and(|dir| {
-        let index = std::fs::symlink_metadata(dir.join("index"));
-        index.is_ok_and(|m| m.is_file() && m.len() <= INDEX_MAX)
-            && small_file(&dir.join("index"), INDEX_MAX).is_some_and(|data| cache_tree_shallow(&data))
-            && small_file(&dir.join("HEAD"), 4096).is_some()
-    })
+    admin_dir(path).is_some_and(|dir| plain_git_files(&dir))
+}
+
+/// The files of the worktree's git directory `dir` that git and gix read
+/// are regular files of sane sizes, and the index's cache-tree shallow.
+fn plain_git_files(dir: &Path) -> bool {
+    let index = std::fs::symlink_metadata(dir.join("index"));
+    index.is_ok_and(|m| m.is_file() && m.len() <= INDEX_MAX)
+        && small_file(&dir.join("index"), INDEX_MAX).is_some_and(|data| cache_tree_shallow(&data))
+        && small_file(&dir.join("HEAD"), 4096).is_some()
 }
 
 /// The worktree's own git directory, when it is this worktree's and this
@@ -135,11 +144,9 @@ pub fn admin_dir(path: &Path) -> Option<PathBuf> {
 
 /// `None` when something could not be read: that is a no too.
 fn check(path: &Path, at: ObjectId, look: Look) -> Option<bool> {
-    if !openable(path) {
-        return Some(false);
-    }
+    // The git directory is proven, and its index scanned, once per check.
     let git_dir = admin_dir(path)?;
-    if detached_head(path)? != at {
+    if !plain_git_files(&git_dir) || head_in(&git_dir)? != at {
         return Some(false);
     }
     for entry in std::fs::read_dir(&git_dir).ok()? {
@@ -148,7 +155,7 @@ fn check(path: &Path, at: ObjectId, look: Look) -> Option<bool> {
             return Some(false);
         }
     }
-    let repo = open(path)?;
+    let repo = gix::open_opts(path, gix::open::Options::isolated()).ok()?;
     let index = repo.open_index().ok()?;
     let tree = repo.find_commit(at).ok()?.tree_id().ok()?;
     let expected = repo.index_from_tree(&tree).ok()?;
@@ -166,7 +173,7 @@ fn open(path: &Path) -> Option<gix::Repository> {
 /// <path>` and a newline, as git writes it (git and a looser reading could
 /// disagree on where it points). Not yet known to be this worktree's: see
 /// `admin_dir`.
-pub fn git_dir_of(path: &Path) -> Option<PathBuf> {
+fn git_dir_of(path: &Path) -> Option<PathBuf> {
     let text = small_file(&path.join(".git"), 4096)?;
     let dir = text.strip_suffix(b"\n").unwrap_or(&text).strip_prefix(b"gitdir: ")?;
     if dir.is_empty() || dir.trim().len() != dir.len() || dir.contains(&b'\n') {
@@ -178,8 +185,7 @@ pub fn git_dir_of(path: &Path) -> Option<PathBuf> {
 /// At most `max` bytes of a regular file, opened without following a
 /// symlink; `None` for anything else.
 pub fn small_file(path: &Path, max: u64) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    crate::runtime::crew::open_regular(path)?.take(max + 1).read_to_end(&mut out).ok()?;
+    let out = crate::runtime::crew::read_crew_file(path, max + 1)?;
     (out.len() as u64 <= max).then_some(out)
 }
 
