@@ -1,13 +1,13 @@
 //! The store: the ledger on gix. Reads the tip state, appends transactions
 //! by compare-and-swap, walks history.
 
+mod batch;
 mod branches;
 mod env;
 pub mod evidence;
 mod history;
 mod landing;
 mod lock;
-mod loose;
 mod notes;
 pub mod objects;
 mod partial;
@@ -66,6 +66,15 @@ pub struct Store {
     clock: Option<crate::core::Timestamp>,
 }
 
+/// How many pack indexes one open repository can hold at once. gix sizes
+/// its table when the repository is opened, by the packs there then (at
+/// least 32), and fails a read once more are on disk. Every transaction
+/// writes a pack, and a long-running dispatcher keeps its handle while
+/// several transactions run and before the background repack rolls them
+/// up: room for many more (a slot is a few words).
+const PACK_SLOTS: gix::odb::store::init::Slots =
+    gix::odb::store::init::Slots::AsNeededByDiskState { multiplier: 2.0, minimum: 1024 };
+
 impl Store {
     /// Open the repository containing `dir` (a work tree, a linked worktree or
     /// a bare repository; `GIT_DIR` is honoured).
@@ -78,8 +87,8 @@ impl Store {
         let mut overrides = env::config_parameters().map_err(Error::Input)?;
         overrides.push(NO_REPLACE.to_string());
         let mut trust = gix::sec::trust::Mapping::<gix::open::Options>::default();
-        trust.full = trust.full.config_overrides(overrides.clone());
-        trust.reduced = trust.reduced.config_overrides(overrides);
+        trust.full = trust.full.config_overrides(overrides.clone()).object_store_slots(PACK_SLOTS);
+        trust.reduced = trust.reduced.config_overrides(overrides).object_store_slots(PACK_SLOTS);
         let mut repo: gix::Repository =
             gix::ThreadSafeRepository::discover_with_environment_overrides_opts(dir, Default::default(), trust)
                 .map_err(|_| Error::NotARepository { path: dir.display().to_string() })?
@@ -111,7 +120,7 @@ impl Store {
         let mut scratch = self.repo.clone().with_object_memory();
         let value = write(&scratch)?;
         if let Some(batch) = scratch.objects.take_object_memory() {
-            loose::persist(&self.repo, &batch, what)?;
+            batch::persist(&self.repo, &batch, self.maintained(), what)?;
         }
         Ok(value)
     }

@@ -220,43 +220,102 @@ impl Store {
         Err(Error::Conflict { attempts: MAX_ATTEMPTS })
     }
 
-    /// Start `git gc --auto` in the background once the repository holds
-    /// more loose objects than git's own threshold (`gc.auto`, 6700 by
-    /// default), estimated as git does from one fan-out directory, and at
-    /// most once a minute. Every append leaves a few loose objects, whatever
-    /// the events were. Never waited for, never an error.
+    /// Keep the object database small, in the background: never waited
+    /// for, never an error, one job at a time (the job holds
+    /// `<git dir>/mso/locks/maintenance`, an flock, for as long as it runs).
+    /// - Every transaction leaves a small pack (see `batch`): past
+    ///   `PACK_LIMIT` packs, `git repack --geometric=2 -d -l` rolls the
+    ///   small ones up, leaving the large ones alone, and packs loose
+    ///   objects with them.
+    /// - Crews' commits are loose objects: past git's own threshold
+    ///   (`gc.auto`, 6700 by default), estimated as git does from one
+    ///   fan-out directory, `git gc --auto`, at most once a minute.
+    ///
+    /// `gc.auto` set to 0 turns both off, as it turns off git's own (and
+    /// transactions then write loose objects: see `batch`).
     fn maybe_pack(&self) {
         const AT_MOST_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-        if std::env::var_os("MSO_NO_AUTO_GC").is_some() {
-            return;
-        }
-        let threshold = self.repo.config_snapshot().integer("gc.auto").map_or(6700, |n| u64::try_from(n).unwrap_or(0));
-        if threshold == 0 || loose_objects_estimate(&self.common_dir().join("objects")) <= threshold {
-            return;
-        }
+        let Some(threshold) = self.auto_gc_threshold() else { return };
+        let objects = self.repo.objects.store_ref().path();
         let stamp = self.common_dir().join("mso").join("gc.started");
-        let recent = std::fs::metadata(&stamp)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age < AT_MOST_EVERY);
-        if recent {
+        let job: &[&str] = if packs_in(objects) > PACK_LIMIT {
+            &["repack", "--geometric=2", "-d", "-l", "-q"]
+        } else if loose_objects_estimate(objects) > threshold {
+            let recent = std::fs::metadata(&stamp)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < AT_MOST_EVERY);
+            if recent {
+                return;
+            }
+            &["gc", "--auto", "--quiet"]
+        } else {
             return;
+        };
+        let locks = self.common_dir().join("mso").join("locks");
+        let _ = std::fs::create_dir_all(&locks);
+        let Some(lock) = maintenance_lock(&locks.join("maintenance")) else { return };
+        if job[0] == "gc" {
+            let _ = std::fs::write(&stamp, b"");
         }
-        let _ = std::fs::create_dir_all(self.common_dir().join("mso"));
-        let _ = std::fs::write(&stamp, b"");
-        let spawned = crate::gitcli::command(&self.top_dir(), &["gc", "--auto", "--quiet"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        match spawned {
+        let mut cmd = crate::gitcli::command(&self.top_dir(), job);
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+        // SAFETY: between fork and exec the child only clears the
+        // close-on-exec flag of a descriptor it inherited (fcntl is
+        // async-signal-safe), so git holds the flock until it exits.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            });
+        }
+        match cmd.spawn() {
             // Reap it from a thread so no zombie outlives a long-running dispatcher's interest.
             Ok(mut child) => {
                 std::thread::spawn(move || child.wait());
             }
-            Err(e) => tracing::debug!("could not start git gc --auto: {e}"),
+            Err(e) => tracing::debug!("could not start git {}: {e}", job[0]),
         }
     }
+}
+
+impl Store {
+    /// git's `gc.auto` threshold of loose objects, unless automatic
+    /// maintenance is off (`gc.auto` 0, or `MSO_NO_AUTO_GC` set).
+    fn auto_gc_threshold(&self) -> Option<u64> {
+        if std::env::var_os("MSO_NO_AUTO_GC").is_some() {
+            return None;
+        }
+        let threshold = self.repo.config_snapshot().integer("gc.auto").map_or(6700, |n| u64::try_from(n).unwrap_or(0));
+        (threshold != 0).then_some(threshold)
+    }
+
+    /// Whether the packs transactions write will be rolled up: whether
+    /// they may write them.
+    pub(crate) fn maintained(&self) -> bool {
+        self.auto_gc_threshold().is_some()
+    }
+}
+
+/// Packs past which the small ones are rolled up. gix reads the indexes of
+/// all packs on a miss, and git's own `gc --auto` repacks everything into
+/// one past 50 (`gc.autoPackLimit`), which on a large repository takes long.
+const PACK_LIMIT: usize = 24;
+
+/// How many packs `objects/pack` holds (by their indexes), counted up to
+/// a bound.
+fn packs_in(objects: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(objects.join("pack")) else { return 0 };
+    entries.flatten().take(10_000).filter(|e| e.file_name().as_encoded_bytes().ends_with(b".idx")).count()
+}
+
+/// The maintenance lock, taken without waiting: `None` while a job runs.
+fn maintenance_lock(path: &std::path::Path) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).ok()?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+    (rc == 0).then_some(file)
 }
 
 /// How many loose objects `objects` holds, estimated as `git gc --auto`

@@ -214,9 +214,26 @@ fn stale_notes_and_voyage_branch_locks_neither_slow_results_nor_use_up_attempts(
     assert!(!noted.trim().is_empty(), "the result wrote no note");
 }
 
-/// Replace the loose object file of `id` with the object `other`'s file: valid
-/// zlib, a valid object, the wrong content for its name.
+/// Replace the object file of `id` with the object `other`'s file: valid
+/// zlib, a valid object, the wrong content for its name. (Transactions
+/// write packs: they are made loose objects first, one file each.)
 fn replace_object(repo: &TestRepo, id: &str, other: &str) {
+    let packs = repo.path.join(".git/objects/pack");
+    for entry in std::fs::read_dir(&packs).unwrap().flatten() {
+        let pack = entry.path();
+        if pack.extension().is_some_and(|e| e == "pack") {
+            let moved = repo.root().join("unpacking.pack");
+            std::fs::rename(&pack, &moved).unwrap();
+            std::fs::remove_file(pack.with_extension("idx")).unwrap();
+            let status = std::process::Command::new("git")
+                .args(["unpack-objects", "-q"])
+                .current_dir(&repo.path)
+                .stdin(std::fs::File::open(&moved).unwrap())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
     let path = |id: &str| repo.path.join(".git/objects").join(&id[..2]).join(&id[2..]);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path(id), std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -298,13 +315,50 @@ fn appends_start_git_gc_once_loose_objects_pass_git_s_threshold_whatever_the_eve
             }
         }
     }
+    // The commit git made is a loose object until gc packs it.
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let head = repo.path.join(".git/objects").join(&head[..2]).join(head[2..].trim());
+    assert!(head.exists());
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "one order on a new voyage"]);
+    assert!(wait_until(Duration::from_secs(30), || !head.exists()), "git gc --auto never ran");
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn the_packs_transactions_write_are_rolled_up_in_the_background() {
+    let repo = TestRepo::initialized();
     let packs = || {
         std::fs::read_dir(repo.path.join(".git/objects/pack"))
-            .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".pack")).count())
+            .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".idx")).count())
     };
-    assert_eq!(packs(), 0);
-    repo.ok(&["order", "new", "--kind", "CHR", "--title", "one order on a new voyage"]);
-    assert!(wait_until(Duration::from_secs(30), || packs() > 0), "git gc --auto never ran");
+    // Every order on a new voyage is a transaction of its own: one pack each.
+    for i in 0..60 {
+        repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}")]);
+    }
+    let maintenance = repo.path.join(".git/mso/locks/maintenance");
+    assert!(maintenance.exists(), "no roll-up ever started");
+    // Wait for the last one to finish: it holds the lock while it runs.
+    let free = || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::options().write(true).open(&maintenance).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    };
+    assert!(wait_until(Duration::from_secs(60), free), "the roll-up never ended");
+    assert!(packs() <= 30, "packs were not rolled up: {}", packs());
+    repo.ok(&["fsck"]);
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+    assert_eq!(repo.json(&["order", "list", "--json"]).as_array().unwrap().len(), 60);
+    // gc.auto=0 turns it off, as it turns off git's own: nothing would roll
+    // packs up, so transactions write loose objects, as git does.
+    repo.git(&["config", "gc.auto", "0"]);
+    let before = packs();
+    for i in 0..5 {
+        repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("later {i}")]);
+    }
+    assert_eq!(packs(), before);
+    let tip = repo.tip();
+    assert!(repo.path.join(".git/objects").join(&tip[..2]).join(&tip[2..]).exists(), "the tip is not loose");
     repo.ok(&["fsck"]);
 }
 
