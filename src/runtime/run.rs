@@ -297,21 +297,14 @@ fn execute(job: &Job) -> Result<String> {
     let said = run_note(&report, None);
     let record = evidence.record("succeeded", &report.brief);
     report.evidence = crate::core::evidence::digest(&record);
-    let (next, recorded) = match &job.remote {
-        None => record_success(&store, job, head, result.summary.clone(), Some(report.clone()))?,
-        Some(_) => {
-            let (next, order) =
-                record_success_unnoted(&store, job, head, result.summary.clone(), Some(report.clone()))?;
-            (next, order.is_some())
-        }
-    };
-    if !recorded {
+    let (next, recorded) = record_success_unnoted(&store, job, head, result.summary.clone(), Some(report.clone()))?;
+    let Some(mut recorded) = recorded else {
         // Not ours any more: the branch goes back to what the ledger records.
         if head != base {
             let _ = store.advance_branch(&voyage, head, base);
         }
         return Ok(line(format!("succeeded → {next}{said}")));
-    }
+    };
     // With a remote, the result and its branch reach the server in one
     // atomic push (a sync): the server's branch never holds commits that no
     // recorded result names, wherever this runner is stopped.
@@ -354,14 +347,14 @@ fn execute(job: &Job) -> Result<String> {
             };
             return fail(failure, report);
         }
-        if let Some(now) = now.filter(|_| pending.is_empty())
-            && let Err(e) = store.note_order(&now, &head.to_string())
-        {
-            tracing::warn!("could not write the note on {head}: {e}");
+        if let Some(now) = now {
+            recorded = now;
         }
         job.synced.set(true);
     }
-    let kept = if pending.is_empty() { evidence.keep(head, record) } else { String::new() };
+    // A remote runner notes a result once the server has it: a note on a
+    // commit the server never gets would stop every later push of the notes.
+    let kept = if pending.is_empty() { evidence.keep_noted(&recorded, head, record) } else { String::new() };
     Ok(line(format!("succeeded → {next}{said}{kept}{pending}")))
 }
 
@@ -461,6 +454,18 @@ impl Evidence<'_> {
         match self.store.keep_evidence(commit, record) {
             Ok(()) => String::new(),
             Err(e) => format!(" (no evidence kept: {e})"),
+        }
+    }
+
+    /// `keep`, and the note `order` (as recorded) puts on `commit`, in
+    /// one write.
+    fn keep_noted(&self, order: &Order, commit: ObjectId, record: crate::core::notes::Block) -> String {
+        match self.store.note_run(Some(order), commit, record) {
+            Ok(()) => String::new(),
+            Err(e) => {
+                tracing::warn!("could not write the note on {commit}: {e}");
+                format!(" (no note or evidence kept: {e})")
+            }
         }
     }
 }

@@ -72,12 +72,11 @@ pub struct MergedNotes {
 /// many entries were not plain notes on commits.
 type Entries = (BTreeMap<ObjectId, ObjectId>, usize);
 
-/// Which of the current notes a write reads before it updates them.
-enum Read<'a> {
+/// Which of the current notes a write reads before it updates them (a
+/// write that adds to some reads only theirs: `add_notes_together`).
+enum Read {
     /// Every note, and their total size (a merge bounds the union by it).
     All,
-    /// The notes of these commits, and no size (adding to them).
-    Only(&'a [ObjectId]),
     /// None: every note is replaced.
     Nothing,
 }
@@ -85,30 +84,106 @@ enum Read<'a> {
 impl Store {
     /// Add the notes `order`'s history implies for `commit`, merged with what is there.
     pub fn note_order(&self, order: &Order, commit: &str) -> Result<()> {
-        let Some((_, blocks)) = notes::for_order(order).into_iter().find(|(c, _)| c == commit) else {
-            return Ok(());
-        };
         let commit: ObjectId = commit.parse().map_err(|_| Error::Input(format!("bad commit id {commit}")))?;
-        self.add_notes(MSO_NOTES, &BTreeMap::from([(commit, blocks)]))
+        match order_note(order, commit) {
+            Some(note) => self.add_notes(MSO_NOTES, &note),
+            None => Ok(()),
+        }
+    }
+
+    /// A run's note on `commit` from `order` as the ledger records it (when
+    /// it does), and its evidence `record`, written together: one pack, one
+    /// ref transaction. A run writes both; apart, they cost twice.
+    pub fn note_run(&self, order: Option<&Order>, commit: ObjectId, record: notes::Block) -> Result<()> {
+        let note = order.and_then(|order| order_note(order, commit));
+        let evidence = BTreeMap::from([(commit, vec![record])]);
+        let mut adds = vec![(EVIDENCE_NOTES, &evidence)];
+        if let Some(note) = &note {
+            adds.insert(0, (MSO_NOTES, note));
+        }
+        self.add_notes_together(&adds)
     }
 
     /// Merge `blocks` into the notes of their commits on `notes`.
     pub fn add_notes(&self, notes: Notes, blocks: &BTreeMap<ObjectId, Vec<notes::Block>>) -> Result<()> {
-        // Only the notes of these commits are read: a runner adds a note or
-        // two per run, whatever the number of notes already there.
-        let commits: Vec<ObjectId> = blocks.keys().copied().collect();
-        self.write_notes_with(notes, None, Read::Only(&commits), |ours, _| {
-            let mut set = BTreeMap::new();
-            for (commit, new) in blocks {
-                let mut merged = match ours.get(commit) {
-                    Some(blob) => self.note_blocks(*blob, notes.max_note)?.unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                notes::merge(&mut merged, new);
-                set.insert(*commit, Note::Text(merged));
+        self.add_notes_together(&[(notes, blocks)])
+    }
+
+    /// `add_notes` on several notes refs (each at most once), as one
+    /// compare-and-swap of all of them, retrying races.
+    fn add_notes_together(&self, adds: &[(Notes, &BTreeMap<ObjectId, Vec<notes::Block>>)]) -> Result<()> {
+        let fail = |what: &'static str| move |e: gix::Error| Error::from_git_write(what.to_string(), e);
+        let names = adds.iter().map(|(notes, _)| notes.name).collect::<Vec<_>>().join(", ");
+        for _ in 0..50 {
+            let mut updates = Vec::with_capacity(adds.len());
+            for (notes, blocks) in adds {
+                let old = self.ref_target(notes.name)?;
+                let old_tree = old.map(|id| self.tree_of(id)).transpose()?;
+                // Only the notes of these commits are read: a runner adds a
+                // note or two per run, whatever the number already there.
+                let mut set = BTreeMap::new();
+                for (commit, new) in *blocks {
+                    let mut merged = match old_tree.map(|tree| self.note_blob(tree, *commit)).transpose()?.flatten() {
+                        Some(blob) => self.note_blocks(blob, notes.max_note)?.unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    notes::merge(&mut merged, new);
+                    set.insert(*commit, Note::Text(merged));
+                }
+                updates.push((*notes, old, old_tree, set));
             }
-            Ok(set)
-        })
+            let message = "git-mso: notes updated";
+            let edits = self.batched("writing notes", |repo| {
+                let mut edits = Vec::with_capacity(updates.len());
+                for (notes, old, old_tree, set) in &updates {
+                    let tree = self.notes_tree(repo, *notes, *old_tree, set)?;
+                    let commit = self
+                        .write_commit(repo, tree, *old, &format!("{message}\n"), self.now())
+                        .map_err(fail("writing a notes commit"))?;
+                    let edit = self.ref_edit(notes.name, super::write::expect(*old), commit, message);
+                    edits.push(edit.map_err(fail("naming a notes ref"))?);
+                }
+                Ok(edits)
+            })?;
+            match self.edit_refs(edits) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_race() => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Err(e) => return Err(e.into_error(format!("updating {names}"))),
+            }
+        }
+        Err(Error::Conflict { attempts: 50 })
+    }
+
+    /// The tree of `notes` at `base` (or empty) with `set` written into it.
+    fn notes_tree(
+        &self,
+        repo: &gix::Repository,
+        notes: Notes,
+        base: Option<ObjectId>,
+        set: &BTreeMap<ObjectId, Note>,
+    ) -> Result<ObjectId> {
+        let fail = |what: &'static str| move |e: gix::Error| Error::from_git_write(what.to_string(), e);
+        let mut editor = repo
+            .edit_tree(base.unwrap_or_else(|| ObjectId::empty_tree(repo.object_hash())))
+            .map_err(fail("editing notes"))?;
+        for (commit, note) in set {
+            let hex = commit.to_string();
+            // Drop a fanned-out copy (`ab/cdef…`) so the flat entry is the only one.
+            let _ = editor.remove(format!("{}/{}", &hex[..2], &hex[2..]).as_str());
+            let blob = match note {
+                Note::Blob(id) => *id,
+                Note::Text(blocks) => {
+                    let text = if notes.keep_latest {
+                        notes::render_latest(blocks, notes.max_note as usize)
+                    } else {
+                        notes::render_bounded(blocks, notes.max_note as usize)
+                    };
+                    repo.write_blob(text).map_err(fail("writing a note"))?.detach()
+                }
+            };
+            editor.upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob).map_err(fail("editing notes"))?;
+        }
+        Ok(editor.write().map_err(fail("writing notes"))?.detach())
     }
 
     /// The blocks of the note on `commit`, if there is one within bounds.
@@ -273,7 +348,7 @@ impl Store {
         &self,
         notes: Notes,
         merge_parent: Option<ObjectId>,
-        read: Read<'_>,
+        read: Read,
         update: impl Fn(&BTreeMap<ObjectId, ObjectId>, u64) -> Result<BTreeMap<ObjectId, Note>>,
     ) -> Result<()> {
         let replace_all = matches!(read, Read::Nothing);
@@ -290,16 +365,7 @@ impl Store {
                     let total = all.values().map(|b| self.blob_size(*b)).fold(0u64, u64::saturating_add);
                     (all, total)
                 }
-                (Read::Only(commits), Some(tree)) => {
-                    let mut some = BTreeMap::new();
-                    for commit in *commits {
-                        if let Some(blob) = self.note_blob(tree, *commit)? {
-                            some.insert(*commit, blob);
-                        }
-                    }
-                    (some, 0)
-                }
-                (Read::Only(_), None) | (Read::Nothing, _) => (BTreeMap::new(), 0),
+                (Read::Nothing, _) => (BTreeMap::new(), 0),
             };
             let set = update(&existing, total)?;
             // A merge is written even when it changes no note: our notes must
@@ -310,29 +376,7 @@ impl Store {
             let base = if replace_all { None } else { old_tree };
             let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { "git-mso: notes updated" };
             let commit = self.batched("writing notes", |repo| {
-                let mut editor = repo
-                    .edit_tree(base.unwrap_or_else(|| ObjectId::empty_tree(repo.object_hash())))
-                    .map_err(fail("editing notes"))?;
-                for (commit, note) in &set {
-                    let hex = commit.to_string();
-                    // Drop a fanned-out copy (`ab/cdef…`) so the flat entry is the only one.
-                    let _ = editor.remove(format!("{}/{}", &hex[..2], &hex[2..]).as_str());
-                    let blob = match note {
-                        Note::Blob(id) => *id,
-                        Note::Text(blocks) => {
-                            let text = if notes.keep_latest {
-                                notes::render_latest(blocks, notes.max_note as usize)
-                            } else {
-                                notes::render_bounded(blocks, notes.max_note as usize)
-                            };
-                            repo.write_blob(text).map_err(fail("writing a note"))?.detach()
-                        }
-                    };
-                    editor
-                        .upsert(hex.as_str(), gix::object::tree::EntryKind::Blob, blob)
-                        .map_err(fail("editing notes"))?;
-                }
-                let tree = editor.write().map_err(fail("writing notes"))?.detach();
+                let tree = self.notes_tree(repo, notes, base, &set)?;
                 self.write_commit(repo, tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), self.now())
                     .map_err(fail("writing a notes commit"))
             })?;
@@ -385,4 +429,11 @@ impl Store {
 enum Note {
     Text(Vec<notes::Block>),
     Blob(ObjectId),
+}
+
+/// The blocks `order` puts on `commit`, as `add_notes` takes them.
+fn order_note(order: &Order, commit: ObjectId) -> Option<BTreeMap<ObjectId, Vec<notes::Block>>> {
+    let hex = commit.to_string();
+    let (_, blocks) = notes::for_order(order).into_iter().find(|(c, _)| *c == hex)?;
+    Some(BTreeMap::from([(commit, blocks)]))
 }

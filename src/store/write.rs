@@ -26,19 +26,29 @@ impl Store {
         new: ObjectId,
         message: &str,
     ) -> std::result::Result<(), RefError> {
+        self.edit_refs(vec![self.ref_edit(name, expected, new, message).map_err(RefError::Git)?])
+    }
+
+    /// The edit that moves `name` from `expected` to `new`, logged with `message`.
+    pub(crate) fn ref_edit(
+        &self,
+        name: &str,
+        expected: PreviousValue,
+        new: ObjectId,
+        message: &str,
+    ) -> std::result::Result<RefEdit, gix::Error> {
         // The ledger's reflog is what shows it moving backwards (fsck warns);
         // git logs refs/mso/* only when told to.
         let force_create_reflog = name == super::LEDGER_REF;
-        let edit = RefEdit {
+        Ok(RefEdit {
             change: Change::Update {
                 log: LogChange { mode: RefLog::AndReference, force_create_reflog, message: message.into() },
                 expected,
                 new: Target::Object(new),
             },
-            name: name.try_into().map_err(|e| RefError::Git(gix::Error::from_error(e)))?,
+            name: name.try_into().map_err(gix::Error::from_error)?,
             deref: false,
-        };
-        self.edit_refs(vec![edit])
+        })
     }
 
     /// Apply ref edits as one transaction under the lock policy (see
