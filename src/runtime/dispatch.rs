@@ -153,6 +153,8 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let mut display =
         Display { live: opts.live, drawn: false, idle_since: None, last_heartbeat: None, told_stopping: false };
     let mut opened = Opened::default();
+    // Every pass reads every order's summary: only changed shards are parsed again.
+    let mut shards = crate::store::ShardCache::default();
     let mut look = true;
     loop {
         if stop.drain.load(Ordering::SeqCst) && !display.told_stopping {
@@ -201,9 +203,9 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             let store = opened.current(dir)?;
             // One read of the shard indexes serves recovery and the search for
             // work, unless recovery re-queued something.
-            let mut summaries = store.summaries(&store.require_tip()?)?;
+            let mut summaries = store.summaries_cached(&store.require_tip()?, &mut shards)?;
             if recover_leases(store, &runner, &summaries, out)? {
-                summaries = store.summaries(&store.require_tip()?)?;
+                summaries = store.summaries_cached(&store.require_tip()?, &mut shards)?;
             }
             let (ready, backing_off) = ready(summaries, &busy, crate::store::now());
             outcome.backing_off = backing_off;
@@ -211,11 +213,15 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             // remote, one push claims every order of the pass.
             // Claims an earlier pass could not confirm (the server was away) come first.
             let mut claimed = std::mem::take(&mut pending);
+            // A role's crew is read from the config once a pass, however
+            // many voyages wait for it.
+            let mut crews: BTreeMap<Role, std::result::Result<Option<CrewSpec>, String>> = BTreeMap::new();
             for order in ready {
                 if busy.len() + claimed.len() >= opts.max_parallel.max(1) {
                     break;
                 }
-                let crew = match crew_spec(store, &order.role) {
+                let crew = crews.entry(order.role.clone()).or_insert_with(|| crew_spec(store, &order.role)).clone();
+                let crew = match crew {
                     Ok(crew) => crew,
                     // A setting this machine cannot read is an error here, not a failed run.
                     Err(why) => {

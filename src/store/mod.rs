@@ -30,6 +30,7 @@ pub use notes::{
     NOTES_REF, Notes,
 };
 pub use objects::RepoObjects;
+pub use read::ShardCache;
 pub use rebase::{Integrated, Rebased, Stale};
 pub use rejected::SetAside;
 pub use sign::Signer;

@@ -1,5 +1,8 @@
 //! Reading state out of a ledger tree: one blob per question.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use gix::ObjectId;
 use serde::de::DeserializeOwned;
 
@@ -8,6 +11,14 @@ use crate::core::layout::{self, INDEX, Tally};
 use crate::core::state::Stats;
 use crate::core::{Config, Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
+
+/// Shard indexes already parsed, by blob id, for a reader that reads
+/// `summaries` of one tip after another (the dispatcher, once per pass): an
+/// append rewrites one shard's index, so the next read parses that one
+/// alone. A blob id names its content, checked when it was first read, so a
+/// hit is the same content, whichever tip it comes from.
+#[derive(Debug, Default)]
+pub struct ShardCache(HashMap<ObjectId, Rc<Vec<OrderSummary>>>);
 
 impl Store {
     /// The bytes of the blob at `path` in `tree`, if there is one.
@@ -118,15 +129,32 @@ impl Store {
 
     /// Every order's summary, by reading one index per shard (not one blob per order).
     pub fn summaries(&self, tip: &Tip) -> Result<Vec<OrderSummary>> {
+        self.summaries_cached(tip, &mut ShardCache::default())
+    }
+
+    /// `summaries`, parsing only the shard indexes `cache` does not hold
+    /// already, and leaving in it those of this tip.
+    pub fn summaries_cached(&self, tip: &Tip, cache: &mut ShardCache) -> Result<Vec<OrderSummary>> {
         let mut out = Vec::new();
+        let mut now = HashMap::with_capacity(cache.0.len());
         for shard_dir in self.subtrees(tip, tip.tree, layout::ORDERS)? {
             let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
             let Some(entry) = tree.find_entry(INDEX) else { continue };
-            let blob = self.verified_blob(entry.object_id(), "a shard index")?;
-            let parsed = layout::parse_index(&blob)
-                .map_err(|e| Error::Corrupt { commit: short(tip.commit), reason: format!("a shard index: {e}") })?;
-            out.extend(parsed);
+            let id = entry.object_id();
+            let parsed = match now.get(&id).or(cache.0.get(&id)) {
+                Some(parsed) => Rc::clone(parsed),
+                None => {
+                    let blob = self.verified_blob(id, "a shard index")?;
+                    Rc::new(layout::parse_index(&blob).map_err(|e| Error::Corrupt {
+                        commit: short(tip.commit),
+                        reason: format!("a shard index: {e}"),
+                    })?)
+                }
+            };
+            out.extend_from_slice(&parsed);
+            now.insert(id, parsed);
         }
+        cache.0 = now;
         Ok(out)
     }
 

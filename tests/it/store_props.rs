@@ -11,7 +11,7 @@ use crate::common::TestRepo;
 use crate::common::model::{Gen, cmd, realize, transaction};
 use git_mso::core::apply::apply_transaction;
 use git_mso::core::{Config, EventBody, State, layout};
-use git_mso::store::{Entry, RepoObjects, Store};
+use git_mso::store::{Entry, RepoObjects, ShardCache, Store};
 use proptest::prelude::*;
 
 /// Fold `entries` (oldest first) as fsck does.
@@ -70,6 +70,7 @@ proptest! {
         store.transact(|tx| tx.push(EventBody::Init { config: Config::initial("tester") })).unwrap();
         let mut state = fold(&store, &history(&store));
         let mut g = Gen::new();
+        let mut shards = ShardCache::default();
         for c in &cmds {
             let bodies = transaction(&state, c, &mut g);
             let Some(who) = bodies.first().map(|(who, _)| who.clone()) else { continue };
@@ -86,6 +87,10 @@ proptest! {
                 Ok((_, committed)) => {
                     let parent = store.history(&store.require_tip().unwrap()).nth(1).map(|e| e.unwrap().commit.to_string());
                     state = apply_transaction(state, parent.as_deref(), &committed.events, &RepoObjects::strict(store.repo())).unwrap();
+                    // The dispatcher's cached read of the summaries, kept
+                    // from tip to tip, is the read from scratch.
+                    let tip = store.require_tip().unwrap();
+                    prop_assert_eq!(store.summaries_cached(&tip, &mut shards).unwrap(), store.summaries(&tip).unwrap());
                 }
                 // A refused transaction writes nothing; the model state stays as it was.
                 Err(e) => prop_assert!(e.is_refusal(), "{c:?} failed for a reason other than a refusal: {e}"),
