@@ -224,7 +224,7 @@ impl Store {
     /// for, never an error, one job at a time (the job holds
     /// `<git dir>/mso/locks/maintenance`, an flock, for as long as it runs).
     /// - Every transaction leaves a small pack (see `batch`): past
-    ///   `PACK_LIMIT` packs, `git repack --geometric=2 -d -l` rolls the
+    ///   `pack_limit` packs, `git repack --geometric=2 -d -l` rolls the
     ///   small ones up, leaving the large ones alone, and packs loose
     ///   objects with them.
     /// - Crews' commits are loose objects: past git's own threshold
@@ -238,7 +238,7 @@ impl Store {
         let Some(threshold) = self.auto_gc_threshold() else { return };
         let objects = self.repo.objects.store_ref().path();
         let stamp = self.common_dir().join("mso").join("gc.started");
-        let job: &[&str] = if packs_in(objects) > PACK_LIMIT {
+        let job: &[&str] = if packs_in(objects) > self.pack_limit() {
             &["repack", "--geometric=2", "-d", "-l", "-q"]
         } else if loose_objects_estimate(objects) > threshold {
             let recent = std::fs::metadata(&stamp)
@@ -298,10 +298,22 @@ impl Store {
     }
 }
 
-/// Packs past which the small ones are rolled up. gix reads the indexes of
-/// all packs on a miss, and git's own `gc --auto` repacks everything into
-/// one past 50 (`gc.autoPackLimit`), which on a large repository takes long.
-const PACK_LIMIT: usize = 24;
+impl Store {
+    /// Packs past which the small ones are rolled up: ten below git's
+    /// `gc.autoPackLimit` (50 by default), past which any `git gc --auto`
+    /// (a crew's `git commit` runs one) repacks the whole repository into
+    /// one pack, which on a large repository takes long; and at most 40.
+    /// Each roll-up costs a git process or two whatever it rolls up, and
+    /// a reader's refresh costs a stat per pack: 40 balances the two.
+    fn pack_limit(&self) -> usize {
+        const MOST: usize = 40;
+        let git_limit = self.repo.config_snapshot().integer("gc.autoPackLimit").unwrap_or(50);
+        match usize::try_from(git_limit) {
+            Ok(0) | Err(_) => MOST,
+            Ok(n) => n.saturating_sub(10).clamp(4, MOST),
+        }
+    }
+}
 
 /// How many packs `objects/pack` holds (by their indexes), counted up to
 /// a bound.

@@ -331,6 +331,8 @@ fn the_packs_transactions_write_are_rolled_up_in_the_background() {
         std::fs::read_dir(repo.path.join(".git/objects/pack"))
             .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".idx")).count())
     };
+    // Roll-ups start ten packs below git's own limit.
+    repo.git(&["config", "gc.autoPackLimit", "30"]);
     // Every order on a new voyage is a transaction of its own: one pack each.
     for i in 0..60 {
         repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}")]);
