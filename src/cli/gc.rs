@@ -1,13 +1,15 @@
-//! `git mso gc`: pack the objects ledger appends leave loose.
+//! `git mso gc`: pack everything into one pack, now.
 
 use crate::gitcli::git;
 
 use super::Ctx;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Every append writes a few small loose objects; once there are more than git's own \
-threshold (gc.auto), an append starts `git gc --auto` in the background. This command packs now and writes \
-a commit-graph, which speeds up `git mso log` and `fsck` on long ledgers.\n\nExamples:\n  git mso gc")]
+#[command(after_help = "Every append writes its objects as one small pack (or as loose objects where \
+automatic maintenance is off: gc.auto 0), and rolls small packs up in the background once there are many \
+(`git repack --geometric=2`), or starts `git gc --auto` past git's own threshold of loose objects. This \
+command runs a full `git gc` now (packs everything into one, with deltas, and prunes what no ref needs) \
+and writes a commit-graph, which speeds up `git mso log` and `fsck` on long ledgers.\n\nExamples:\n  git mso gc")]
 pub struct Args {}
 
 fn loose_objects(dir: &std::path::Path) -> anyhow::Result<String> {

@@ -458,15 +458,16 @@ impl Evidence<'_> {
     }
 
     /// `keep`, and the note `order` (as recorded) puts on `commit`, in
-    /// one write.
+    /// one write; should that fail, each on its own, so a notes ref that
+    /// cannot be written costs only what goes there.
     fn keep_noted(&self, order: &Order, commit: ObjectId, record: crate::core::notes::Block) -> String {
-        match self.store.note_run(Some(order), commit, record) {
-            Ok(()) => String::new(),
-            Err(e) => {
-                tracing::warn!("could not write the note on {commit}: {e}");
-                format!(" (no note or evidence kept: {e})")
-            }
+        if self.store.note_run(Some(order), commit, record.clone()).is_ok() {
+            return String::new();
         }
+        if let Err(e) = self.store.note_order(order, &commit.to_string()) {
+            tracing::warn!("could not write the note on {commit}: {e}");
+        }
+        self.keep(commit, record)
     }
 }
 

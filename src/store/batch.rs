@@ -10,9 +10,8 @@
 //! them (a temporary name in `objects/pack`, mode 0444, the pack renamed
 //! into place before its index, so a reader never finds an index without
 //! its pack). A single object is written loose, as git writes it. The packs
-//! pile up; `Store::maybe_pack` rolls the small ones up with git's
-//! geometric repack. Where automatic maintenance is off (`gc.auto 0`),
-//! nothing would roll them up, and every object is written loose, as git
+//! pile up and are rolled up in the background (`maintenance`); where
+//! nothing would roll them up, every object is written loose, as git
 //! itself writes a commit's.
 //!
 //! gix starts a new deflate stream for every object it writes. Setting one
@@ -132,14 +131,15 @@ fn write_pack(dir: &Path, hash: gix::hash::Kind, objects: &[(&ObjectId, Kind, &[
 
     let packs = dir.join("pack");
     let name = format!("pack-{}", pack_sum.to_hex());
-    let pack_file = match temporary(&packs, "tmp_pack_", &pack) {
+    let prefix = super::maintenance::TMP_PREFIX;
+    let pack_file = match temporary(&packs, prefix, &pack) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&packs)?;
-            temporary(&packs, "tmp_pack_", &pack)?
+            temporary(&packs, prefix, &pack)?
         }
         other => other?,
     };
-    let idx_file = temporary(&packs, "tmp_idx_", &idx)?;
+    let idx_file = temporary(&packs, prefix, &idx)?;
     pack_file.persist(packs.join(format!("{name}.pack"))).map_err(|e| e.error)?;
     idx_file.persist(packs.join(format!("{name}.idx"))).map_err(|e| e.error)?;
     Ok(())

@@ -8,6 +8,7 @@ pub mod evidence;
 mod history;
 mod landing;
 mod lock;
+mod maintenance;
 mod notes;
 pub mod objects;
 mod partial;
@@ -121,7 +122,7 @@ impl Store {
         let mut scratch = self.repo.clone().with_object_memory();
         let value = write(&scratch)?;
         if let Some(batch) = scratch.objects.take_object_memory() {
-            batch::persist(&self.repo, &batch, self.maintained(), what)?;
+            batch::persist(&self.repo, &batch, self.writes_packs(), what)?;
         }
         Ok(value)
     }

@@ -214,6 +214,146 @@ fn stale_notes_and_voyage_branch_locks_neither_slow_results_nor_use_up_attempts(
     assert!(!noted.trim().is_empty(), "the result wrote no note");
 }
 
+#[test]
+fn a_broken_evidence_ref_costs_the_evidence_not_the_note() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    // The evidence ref names a blob: nothing can be added to it.
+    let blob = repo.git_stdin(&["hash-object", "-w", "--stdin"], "not a notes commit\n");
+    repo.git(&["update-ref", "refs/notes/mso-evidence", blob.trim()]);
+    let out = repo.dispatch(&["--once"]);
+    assert!(out.contains("CHR-0001  BLD") && out.contains("succeeded"), "{out}");
+    assert!(out.contains("no evidence kept"), "{out}");
+    let noted = repo.git(&["notes", "--ref=mso", "list"]);
+    assert!(!noted.trim().is_empty(), "the result wrote no note: {out}");
+}
+
+/// Index files in `objects/pack`, and whether the ledger's tip is a loose object.
+fn packs_and_loose_tip(repo: &TestRepo) -> (usize, bool) {
+    let idx = std::fs::read_dir(repo.path.join(".git/objects/pack"))
+        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".idx")).count());
+    let tip = repo.tip();
+    (idx, repo.path.join(".git/objects").join(&tip[..2]).join(&tip[2..]).exists())
+}
+
+/// Wait for the background maintenance job, if one runs.
+fn maintenance_done(repo: &TestRepo) {
+    let path = repo.path.join(".git/mso/locks/maintenance");
+    let free = || {
+        use std::os::fd::AsRawFd;
+        let Ok(file) = std::fs::File::options().write(true).open(&path) else { return true };
+        // SAFETY: flock on a descriptor this test owns.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    };
+    assert!(wait_until(Duration::from_secs(60), free), "the maintenance job never ended");
+}
+
+#[test]
+fn where_roll_ups_fail_packs_stop_piling_up_and_roll_ups_are_not_retried_every_append() {
+    let repo = TestRepo::initialized();
+    // Roll-ups past 4 packs; packs written up to twice that.
+    repo.git(&["config", "gc.autoPackLimit", "14"]);
+    // A git whose repack always fails, as a git older than 2.32 fails --geometric.
+    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+    let bin = repo.root().join("failing-git");
+    std::fs::create_dir_all(&bin).unwrap();
+    let attempts = repo.root().join("repacks");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = repack ]; then echo attempt >> '{}'; exit 1; fi\nexec '{real}' \"$@\"\n",
+        attempts.display()
+    );
+    std::fs::write(bin.join("git"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let started = Instant::now();
+    for i in 0..24 {
+        let out = repo
+            .mso_cmd(&repo.path)
+            .args(["order", "new", "--kind", "CHR", "--title", &format!("order {i}")])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let took = started.elapsed();
+    maintenance_done(&repo);
+    let (packs, loose_tip) = packs_and_loose_tip(&repo);
+    assert!(packs <= 9, "packs piled up: {packs}");
+    assert!(loose_tip, "past the cap, transactions write loose objects");
+    // Tried, but at most once a second, not on each of the 20 appends past the limit.
+    let tried = std::fs::read_to_string(&attempts).unwrap_or_default().lines().count();
+    assert!(tried >= 1, "no roll-up was tried");
+    assert!(tried as u64 <= took.as_secs() + 2, "{tried} roll-ups in {took:?}");
+    repo.ok(&["fsck"]);
+    assert_eq!(repo.json(&["order", "list", "--json"]).as_array().unwrap().len(), 24);
+}
+
+#[test]
+fn repositories_git_may_not_repack_get_loose_objects_and_no_roll_ups() {
+    for (key, value) in [("extensions.preciousObjects", "true"), ("extensions.partialClone", "origin")] {
+        let repo = TestRepo::initialized();
+        repo.git(&["config", "gc.autoPackLimit", "14"]);
+        repo.git(&["config", "core.repositoryformatversion", "1"]);
+        repo.git(&["config", key, value]);
+        let (before, _) = packs_and_loose_tip(&repo);
+        for i in 0..8 {
+            repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}")]);
+        }
+        let (after, loose_tip) = packs_and_loose_tip(&repo);
+        assert_eq!((after, loose_tip), (before, true), "{key}");
+        assert!(!repo.path.join(".git/mso/locks/maintenance").exists(), "{key}: a roll-up was started");
+        repo.ok(&["fsck"]);
+    }
+}
+
+#[test]
+fn kept_packs_are_not_counted_so_roll_ups_do_not_start_on_every_append() {
+    let repo = TestRepo::initialized();
+    repo.git(&["config", "gc.autoPackLimit", "14"]);
+    // Twelve packs marked .keep: a geometric repack never touches them.
+    let pack_dir = repo.path.join(".git/objects/pack");
+    for i in 0..12 {
+        let blob = repo.git_stdin(&["hash-object", "-w", "--stdin"], &format!("kept {i}\n"));
+        let name = repo.git_stdin(&["pack-objects", "-q", pack_dir.join("pack").to_str().unwrap()], &blob);
+        std::fs::write(pack_dir.join(format!("pack-{}.keep", name.trim())), "").unwrap();
+    }
+    for i in 0..3 {
+        repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}")]);
+    }
+    assert!(!repo.path.join(".git/mso/locks/maintenance").exists(), "kept packs started a roll-up");
+    let (packs, loose_tip) = packs_and_loose_tip(&repo);
+    assert!(packs >= 12 + 3 && !loose_tip, "transactions still write packs: {packs}");
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+fn a_pack_left_without_its_index_and_temporary_files_go_once_an_hour_old() {
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    let dir = repo.path.join(".git/objects/pack");
+    // A writer killed between its two renames leaves a pack without an
+    // index; one killed earlier, its temporary files.
+    let orphan = dir.join(format!("pack-{}.pack", "ab".repeat(20)));
+    let young = dir.join(format!("pack-{}.pack", "cd".repeat(20)));
+    let tmp = dir.join("tmp_mso_Xy12ab");
+    let gits = dir.join("tmp_pack_Ab12xy");
+    for file in [&orphan, &young, &tmp, &gits] {
+        std::fs::write(file, b"PACK").unwrap();
+    }
+    for file in [&orphan, &tmp, &gits] {
+        let status = std::process::Command::new("touch").args(["-d", "2 hours ago"]).arg(file).status().unwrap();
+        assert!(status.success());
+    }
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "second"]);
+    assert!(!orphan.exists() && !tmp.exists(), "an hour-old orphan stayed");
+    assert!(young.exists(), "a pack whose index may be on its way was removed");
+    assert!(gits.exists(), "a temporary file of git's own was removed (a long fetch may be writing it)");
+}
+
 /// Replace the object file of `id` with the object `other`'s file: valid
 /// zlib, a valid object, the wrong content for its name. (Transactions
 /// write packs: they are made loose objects first, one file each.)
