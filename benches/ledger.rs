@@ -137,18 +137,20 @@ fn create(store: &Store, count: usize) {
         .expect("append");
 }
 
-/// Cancel every FTR order, in one transaction.
+/// Cancel every order, 1,000 to a transaction (the most one holds).
 fn cancel_all(store: &Store) {
     let tip = store.require_tip().unwrap();
     let ids: Vec<OrderId> = store.summaries(&tip).unwrap().into_iter().map(|s| s.id).collect();
-    store
-        .transact(|tx| {
-            for id in &ids {
-                tx.push(EventBody::Cancelled { order: id.clone(), reason: "bench".into() })?;
-            }
-            Ok(())
-        })
-        .expect("cancel");
+    for chunk in ids.chunks(1000) {
+        store
+            .transact(|tx| {
+                for id in chunk {
+                    tx.push(EventBody::Cancelled { order: id.clone(), reason: "bench".into() })?;
+                }
+                Ok(())
+            })
+            .expect("cancel");
+    }
 }
 
 /// Take every order of `ids` through one claim and one recovered lease, as

@@ -4,7 +4,7 @@
 //! crews' commits are loose objects. After each ledger append, one job at a
 //! time (it holds `<git dir>/mso/locks/maintenance`, an flock, for as long
 //! as it runs), never waited for, never an error:
-//! - past `pack_limit` packs that can be rolled up, `git repack
+//! - past `pack_limits` packs that can be rolled up, `git repack
 //!   --geometric=2 -d -l` rolls the small ones up, leaving the large ones
 //!   alone, and packs loose objects with them;
 //! - past git's own threshold of loose objects (`gc.auto`, 6700 by
@@ -13,11 +13,11 @@
 //!
 //! Transactions write packs only where they will be rolled up: automatic
 //! maintenance on (`gc.auto` not 0), a repository git may repack (not a
-//! partial clone, no `extensions.preciousObjects`), and fewer than twice
-//! `pack_limit` packs there (should roll-ups fail, or not keep up, for any
-//! other reason, such as a git older than 2.32, writes fall back to loose
-//! objects rather than piling packs up). Everywhere else they write loose
-//! objects, as git writes a commit's.
+//! partial clone, no `extensions.preciousObjects`), and fewer packs there
+//! than git's own `gc.autoPackLimit` (should roll-ups fail, or not keep
+//! up, for any other reason, such as a git older than 2.32, writes fall
+//! back to loose objects rather than piling packs up). Everywhere else
+//! they write loose objects, as git writes a commit's.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -50,7 +50,7 @@ impl Store {
         let census = PackCensus::take(objects);
         let roll_up = mso.join("roll-up.failed");
         let gc = mso.join("gc.started");
-        let (script, stamp) = if self.may_pack() && census.rollable > self.pack_limit() {
+        let (script, stamp) = if self.may_pack() && census.rollable > self.pack_limits().0 {
             if started_within(&roll_up, ROLL_UP_EVERY) {
                 return;
             }
@@ -96,7 +96,7 @@ impl Store {
     pub(crate) fn writes_packs(&self) -> bool {
         self.auto_gc_threshold().is_some()
             && self.may_pack()
-            && PackCensus::take(self.repo.objects.store_ref().path()).rollable <= 2 * self.pack_limit()
+            && PackCensus::take(self.repo.objects.store_ref().path()).rollable < self.pack_limits().1
     }
 
     /// git's `gc.auto` threshold of loose objects, unless automatic
@@ -118,18 +118,26 @@ impl Store {
             && !config.boolean("extensions.preciousObjects").unwrap_or(false)
     }
 
-    /// Packs past which the small ones are rolled up: ten below git's
-    /// `gc.autoPackLimit` (50 by default), past which any `git gc --auto`
-    /// (a crew's `git commit` runs one) repacks the whole repository into
-    /// one pack, which on a large repository takes long; and at most 40.
-    /// Each roll-up costs a git process or two whatever it rolls up, and
-    /// a reader's refresh costs a stat per pack: 40 balances the two.
-    fn pack_limit(&self) -> usize {
+    /// How many packs (of those a roll-up may take) there may be: past the
+    /// first, the small ones are rolled up; at the second, transactions
+    /// write loose objects instead.
+    ///
+    /// Past git's `gc.autoPackLimit` (50 by default) any `git gc --auto` (a
+    /// crew's `git commit` runs one) repacks the whole repository into one
+    /// pack, which on a large repository takes long: git-mso's packs stay
+    /// below it. Roll-ups start ten below it, and at most at 40: each costs
+    /// a git process or two whatever it rolls up, and a reader's refresh a
+    /// stat per pack; 40 balances the two. Where git has no limit (0),
+    /// transactions write packs up to twice 40.
+    fn pack_limits(&self) -> (usize, usize) {
         const MOST: usize = 40;
         let git_limit = self.repo.config_snapshot().integer("gc.autoPackLimit").unwrap_or(50);
         match usize::try_from(git_limit) {
-            Ok(0) | Err(_) => MOST,
-            Ok(n) => n.saturating_sub(10).clamp(4, MOST),
+            Ok(0) | Err(_) => (MOST, 2 * MOST),
+            Ok(n) => {
+                let roll_up = n.saturating_sub(10).clamp(4, MOST);
+                (roll_up, n.saturating_sub(1).max(roll_up))
+            }
         }
     }
 }

@@ -253,7 +253,8 @@ fn maintenance_done(repo: &TestRepo) {
 #[test]
 fn where_roll_ups_fail_packs_stop_piling_up_and_roll_ups_are_not_retried_every_append() {
     let repo = TestRepo::initialized();
-    // Roll-ups past 4 packs; packs written up to twice that.
+    // Roll-ups past 4 packs; packs written while fewer than 13, so git's
+    // own gc --auto (past 14) never repacks everything for the ledger.
     repo.git(&["config", "gc.autoPackLimit", "14"]);
     // A git whose repack always fails, as a git older than 2.32 fails --geometric.
     let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
@@ -282,7 +283,7 @@ fn where_roll_ups_fail_packs_stop_piling_up_and_roll_ups_are_not_retried_every_a
     let took = started.elapsed();
     maintenance_done(&repo);
     let (packs, loose_tip) = packs_and_loose_tip(&repo);
-    assert!(packs <= 9, "packs piled up: {packs}");
+    assert!(packs <= 13, "packs piled up: {packs}");
     assert!(loose_tip, "past the cap, transactions write loose objects");
     // Tried, but at most once a second, not on each of the 20 appends past the limit.
     let tried = std::fs::read_to_string(&attempts).unwrap_or_default().lines().count();
