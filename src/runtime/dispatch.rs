@@ -204,10 +204,10 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             // One read of the shard indexes serves recovery and the search for
             // work, unless recovery re-queued something.
             let mut summaries = store.summaries_cached(&store.require_tip()?, &mut shards)?;
-            if recover_leases(store, &runner, &summaries, out)? {
+            if recover_leases(store, &runner, summaries.iter(), out)? {
                 summaries = store.summaries_cached(&store.require_tip()?, &mut shards)?;
             }
-            let (ready, backing_off) = ready(summaries, &busy, crate::store::now());
+            let (ready, backing_off) = ready(summaries.iter(), &busy, crate::store::now());
             outcome.backing_off = backing_off;
             // Claims are made here first, then confirmed together: with a
             // remote, one push claims every order of the pass.
@@ -474,17 +474,18 @@ fn gate_command(store: &Store, role: &Role) -> Option<String> {
 /// Queued orders that may start now: the oldest of each voyage that no
 /// order holds (none runs there, none awaits review there), unless it waits
 /// out a retry backoff (then its voyage waits with it); and those waiting.
-fn ready(
-    mut summaries: Vec<OrderSummary>,
+fn ready<'a>(
+    summaries: impl Iterator<Item = &'a OrderSummary> + Clone,
     busy_here: &BTreeSet<VoyageId>,
     now: i64,
 ) -> (Vec<OrderSummary>, BTreeMap<OrderId, i64>) {
-    summaries.sort_by_key(|s| s.seq);
-    let held: BTreeSet<VoyageId> = summaries.iter().filter(|s| s.status.holds_voyage()).map(|s| s.voyage).collect();
+    let held: BTreeSet<VoyageId> = summaries.clone().filter(|s| s.status.holds_voyage()).map(|s| s.voyage).collect();
+    let mut queued: Vec<&OrderSummary> = summaries.filter(|s| s.status == Status::Queued).collect();
+    queued.sort_by_key(|s| s.seq);
     let mut oldest: BTreeMap<VoyageId, OrderSummary> = BTreeMap::new();
-    for s in summaries.into_iter().filter(|s| s.status == Status::Queued) {
+    for s in queued {
         if !held.contains(&s.voyage) && !busy_here.contains(&s.voyage) {
-            oldest.entry(s.voyage).or_insert(s);
+            oldest.entry(s.voyage).or_insert_with(|| s.clone());
         }
     }
     let mut waiting = BTreeMap::new();
@@ -638,9 +639,14 @@ fn confirm_claims(
 /// Turn runs whose runner is gone into LEASE_EXPIRED: the lease ran out, or
 /// its runner was on this host and its process no longer exists.
 /// Returns whether any order was recovered.
-fn recover_leases(store: &Store, me: &Runner, summaries: &[OrderSummary], out: &mut dyn Write) -> Result<bool> {
+fn recover_leases<'a>(
+    store: &Store,
+    me: &Runner,
+    summaries: impl Iterator<Item = &'a OrderSummary>,
+    out: &mut dyn Write,
+) -> Result<bool> {
     let mut recovered = false;
-    let running = summaries.iter().filter(|s| s.status == Status::Running).map(|s| s.id.clone());
+    let running: Vec<OrderId> = summaries.filter(|s| s.status == Status::Running).map(|s| s.id.clone()).collect();
     let actor = &store.identity().actor;
     for id in running {
         // Before a lease runs out, only its holder's identity may declare its

@@ -31,7 +31,7 @@ pub use notes::{
     NOTES_REF, Notes,
 };
 pub use objects::RepoObjects;
-pub use read::ShardCache;
+pub use read::{ShardCache, Shards};
 pub use rebase::{Integrated, Rebased, Stale};
 pub use rejected::SetAside;
 pub use sign::Signer;
@@ -182,10 +182,17 @@ impl Store {
         let Some(id) = self.tip_unchecked()? else {
             return Ok(None);
         };
-        let commit = self
-            .repo
-            .find_commit(id)
-            .map_err(|_| Error::Corrupt { commit: id.to_string(), reason: "it does not point to a commit".into() })?;
+        // A missing object, or another kind, is a broken ledger; failing to
+        // read one (out of descriptors, an unreadable pack) is not.
+        let commit = match self.repo.try_find_object(id).map_err(|e| Error::git("reading the ledger tip", e))? {
+            Some(object) if object.kind == gix::object::Kind::Commit => object.into_commit(),
+            Some(_) => {
+                return Err(Error::Corrupt { commit: id.to_string(), reason: "it does not point to a commit".into() });
+            }
+            None => {
+                return Err(Error::Corrupt { commit: id.to_string(), reason: "its commit is missing".into() });
+            }
+        };
         let raw = commit.message_raw().map_err(|e| Error::git("reading the ledger tip", e))?;
         let text = std::str::from_utf8(raw)
             .map_err(|_| Error::Corrupt { commit: id.to_string(), reason: "its message is not UTF-8".into() })?;

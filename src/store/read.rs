@@ -20,6 +20,17 @@ use crate::error::{Error, Result};
 #[derive(Debug, Default)]
 pub struct ShardCache(HashMap<ObjectId, Rc<Vec<OrderSummary>>>);
 
+/// Every order's summary, shard by shard, shared with a `ShardCache`: a
+/// pass over ten thousand orders copies none of them.
+#[derive(Debug)]
+pub struct Shards(Vec<Rc<Vec<OrderSummary>>>);
+
+impl Shards {
+    pub fn iter(&self) -> impl Iterator<Item = &OrderSummary> + Clone {
+        self.0.iter().flat_map(|shard| shard.iter())
+    }
+}
+
 impl Store {
     /// The bytes of the blob at `path` in `tree`, if there is one.
     pub(crate) fn blob_at(&self, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
@@ -129,12 +140,14 @@ impl Store {
 
     /// Every order's summary, by reading one index per shard (not one blob per order).
     pub fn summaries(&self, tip: &Tip) -> Result<Vec<OrderSummary>> {
-        self.summaries_cached(tip, &mut ShardCache::default())
+        let shards = self.summaries_cached(tip, &mut ShardCache::default())?;
+        // The cache is gone: each shard's summaries are taken, not copied.
+        Ok(shards.0.into_iter().flat_map(|shard| Rc::try_unwrap(shard).unwrap_or_else(|s| (*s).clone())).collect())
     }
 
     /// `summaries`, parsing only the shard indexes `cache` does not hold
     /// already, and leaving in it those of this tip.
-    pub fn summaries_cached(&self, tip: &Tip, cache: &mut ShardCache) -> Result<Vec<OrderSummary>> {
+    pub fn summaries_cached(&self, tip: &Tip, cache: &mut ShardCache) -> Result<Shards> {
         let mut out = Vec::new();
         let mut now = HashMap::with_capacity(cache.0.len());
         for shard_dir in self.subtrees(tip, tip.tree, layout::ORDERS)? {
@@ -151,11 +164,11 @@ impl Store {
                     })?)
                 }
             };
-            out.extend_from_slice(&parsed);
+            out.push(Rc::clone(&parsed));
             now.insert(id, parsed);
         }
         cache.0 = now;
-        Ok(out)
+        Ok(Shards(out))
     }
 
     /// Every voyage, in id order.
