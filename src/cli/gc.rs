@@ -5,9 +5,10 @@ use crate::gitcli::git;
 use super::Ctx;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Every append writes its objects as one small pack (or as loose objects where \
-automatic maintenance is off: gc.auto 0), and rolls small packs up in the background once there are many \
-(`git repack --geometric=2`), or starts `git gc --auto` past git's own threshold of loose objects. This \
+#[command(after_help = "Every append writes its objects as one small pack, and rolls small packs up in \
+the background once there are many (`git repack --geometric=2`), or starts `git gc --auto` past git's own \
+threshold of loose objects. Where nothing would roll packs up (gc.auto 0, a partial clone, precious \
+objects, a gc.autoPackLimit below 12, or as many packs as it allows already), appends write loose objects. This \
 command runs a full `git gc` now (packs everything into one, with deltas, and prunes what no ref needs) \
 and writes a commit-graph, which speeds up `git mso log` and `fsck` on long ledgers.\n\nExamples:\n  git mso gc")]
 pub struct Args {}

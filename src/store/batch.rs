@@ -61,18 +61,22 @@ fn write_loose(dir: &Path, id: &ObjectId, kind: Kind, data: &[u8]) -> std::io::R
     }
     let mut compressed = Vec::new();
     deflate(&gix::objs::encode::loose_header(kind, data.len() as u64), data, &mut compressed)?;
-    // The fan-out directory is made only when the rename says it is missing.
-    let file = match temporary(dir, ".tmp", &compressed)?.persist(&path) {
-        Ok(_) => return Ok(()),
-        Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.file,
-        Err(e) => return Err(e.error),
-    };
-    match std::fs::create_dir(&fanout) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
+    // Made inside its fan-out directory, as git makes its own (`tmp_obj_`,
+    // which git's prune removes after two weeks): `git prune-packed`, which
+    // every repack runs, removes empty fan-out directories, and cannot
+    // while this file is in one. It may still remove the directory before
+    // the file is made: then the directory is made again.
+    for _ in 0..16 {
+        let file = match temporary(&fanout, "tmp_obj_mso_", &compressed) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&fanout) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => continue,
+            },
+            other => other?,
+        };
+        return file.persist(&path).map(|_| ()).map_err(|e| e.error);
     }
-    file.persist(&path).map_err(|e| e.error)?;
-    Ok(())
+    Err(std::io::Error::other(format!("{} kept disappearing", fanout.display())))
 }
 
 /// `objects` (sorted by id) as `pack-<checksum>.pack` and its version 2

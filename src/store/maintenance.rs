@@ -19,22 +19,21 @@
 //! back to loose objects rather than piling packs up). Everywhere else
 //! they write loose objects, as git writes a commit's.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::Store;
 
-/// How long after a roll-up failed the next may start (one that succeeds
-/// lets the next start as soon as it is needed).
-const ROLL_UP_EVERY: Duration = Duration::from_secs(1);
+/// How long after a roll-up that did nothing the next may start.
+const AFTER_VAIN: Duration = Duration::from_secs(60);
 
 /// What `gc --auto` is given before it may start again (it leaves loose
 /// objects it must keep, so the count may stay above the threshold).
 const GC_EVERY: Duration = Duration::from_secs(60);
 
-/// Temporary files of ours, and packs without an index (a writer killed
-/// between its two renames), are removed once this old: git removes
-/// neither (its own `tmp_` files only after two weeks).
+/// Temporary files of ours (a writer killed mid-write) are removed once
+/// this old (git's prune removes its own `tmp_` files after two weeks).
 const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
 /// The prefix of the temporary files `batch` writes a pack through.
@@ -42,37 +41,33 @@ pub(crate) const TMP_PREFIX: &str = "tmp_mso_";
 
 impl Store {
     /// Start the job the object database needs, if any (see the module),
-    /// as `sh -c` running git, holding the maintenance lock.
+    /// holding the maintenance lock.
     pub(crate) fn maybe_pack(&self) {
         let Some(threshold) = self.auto_gc_threshold() else { return };
         let objects = self.repo.objects.store_ref().path();
         let mso = self.common_dir().join("mso");
         let census = PackCensus::take(objects);
-        let roll_up = mso.join("roll-up.failed");
+        let (roll_up_at, _) = self.pack_limits();
+        let last_roll_up = mso.join("roll-up.last");
         let gc = mso.join("gc.started");
-        let (script, stamp) = if self.may_pack() && census.rollable > self.pack_limits().0 {
-            if started_within(&roll_up, ROLL_UP_EVERY) {
-                return;
-            }
-            // The stamp stays only when the roll-up fails: then the next
-            // waits a while, instead of starting again with every append.
-            ("git repack --geometric=2 -d -l -q && rm -f -- \"$0\"", roll_up)
-        } else if loose_objects_estimate(objects) > threshold {
-            if started_within(&gc, GC_EVERY) {
-                return;
-            }
-            ("exec git gc --auto --quiet", gc)
+        let roll_up = census.complete && self.may_pack() && census.rollable.len() > roll_up_at;
+        let job: &[&str] = if roll_up && !rolled_up_in_vain(&last_roll_up, &objects.join("pack")) {
+            &["repack", "--geometric=2", "-d", "-l", "-q"]
+        } else if loose_objects_estimate(objects) > threshold && !started_within(&gc, GC_EVERY) {
+            &["gc", "--auto", "--quiet"]
         } else {
             return;
         };
         let locks = mso.join("locks");
         let _ = std::fs::create_dir_all(&locks);
         let Some(lock) = maintenance_lock(&locks.join("maintenance")) else { return };
-        let _ = std::fs::write(&stamp, b"");
-        // The stamp's path is an argument, never part of the script.
-        let mut cmd = std::process::Command::new("sh");
-        cmd.arg("-c").arg(script).arg(&stamp).current_dir(self.top_dir()).stdin(std::process::Stdio::null());
-        crate::gitcli::clear_repo_env(&mut cmd);
+        if job[0] == "gc" {
+            let _ = std::fs::write(&gc, b"");
+        } else if let Some(smallest) = census.smallest() {
+            // What tells, next time, whether this roll-up did anything.
+            let _ = std::fs::write(&last_roll_up, smallest);
+        }
+        let mut cmd = crate::gitcli::command(&self.top_dir(), job);
         cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
         // SAFETY: between fork and exec the child only clears the
@@ -88,15 +83,17 @@ impl Store {
             Ok(mut child) => {
                 std::thread::spawn(move || child.wait());
             }
-            Err(e) => tracing::debug!("could not start {script}: {e}"),
+            Err(e) => tracing::debug!("could not start git {}: {e}", job[0]),
         }
     }
 
     /// Whether a transaction writes its objects as a pack (see the module).
     pub(crate) fn writes_packs(&self) -> bool {
-        self.auto_gc_threshold().is_some()
-            && self.may_pack()
-            && PackCensus::take(self.repo.objects.store_ref().path()).rollable < self.pack_limits().1
+        if self.auto_gc_threshold().is_none() || !self.may_pack() {
+            return false;
+        }
+        let census = PackCensus::take(self.repo.objects.store_ref().path());
+        census.complete && census.rollable.len() < self.pack_limits().1
     }
 
     /// git's `gc.auto` threshold of loose objects, unless automatic
@@ -127,53 +124,85 @@ impl Store {
     /// pack, which on a large repository takes long: git-mso's packs stay
     /// below it. Roll-ups start ten below it, and at most at 40: each costs
     /// a git process or two whatever it rolls up, and a reader's refresh a
-    /// stat per pack; 40 balances the two. Where git has no limit (0),
-    /// transactions write packs up to twice 40.
+    /// stat per pack; 40 balances the two. Below a limit of 12 there is no
+    /// room for packs between roll-ups: transactions write loose objects.
+    /// Where git has no limit (0), they write packs up to twice 40.
     fn pack_limits(&self) -> (usize, usize) {
         const MOST: usize = 40;
         let git_limit = self.repo.config_snapshot().integer("gc.autoPackLimit").unwrap_or(50);
         match usize::try_from(git_limit) {
             Ok(0) | Err(_) => (MOST, 2 * MOST),
-            Ok(n) => {
-                let roll_up = n.saturating_sub(10).clamp(4, MOST);
-                (roll_up, n.saturating_sub(1).max(roll_up))
-            }
+            Ok(n) if n < 12 => (usize::MAX, 0),
+            Ok(n) => ((n - 10).min(MOST), n - 1),
         }
     }
 }
 
 /// What `objects/pack` holds.
 struct PackCensus {
-    /// Packs with an index and no `.keep`: those a geometric repack rolls up.
-    rollable: usize,
+    dir: std::path::PathBuf,
+    /// Packs (`pack-*.idx` with their `.pack`) with no `.keep`, by stem:
+    /// those a geometric repack rolls up.
+    rollable: Vec<String>,
+    /// Whether the directory was listed whole (it is read up to a bound).
+    complete: bool,
 }
 
 impl PackCensus {
-    /// Count, from one listing (bounded), removing on the way our
-    /// temporary files and packs without an index once `ORPHAN_AGE` old.
+    /// Count, from one listing, removing on the way our temporary files
+    /// once `ORPHAN_AGE` old. Nothing else is ever removed: a pack without
+    /// its index may be one git is indexing, or one to recover.
     fn take(objects: &Path) -> PackCensus {
+        const MOST: usize = 20_000;
         let dir = objects.join("pack");
-        let Ok(entries) = std::fs::read_dir(&dir) else { return PackCensus { rollable: 0 } };
-        let names: std::collections::BTreeSet<std::ffi::OsString> =
-            entries.flatten().take(20_000).map(|e| e.file_name()).collect();
-        let sibling = |name: &std::ffi::OsStr, from: &str, to: &str| {
-            let name = name.to_str()?;
-            Some(std::ffi::OsString::from(format!("{}{to}", name.strip_suffix(from)?)))
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return PackCensus { dir, rollable: Vec::new(), complete: true };
         };
-        let mut rollable = 0;
+        let names: std::collections::BTreeSet<std::ffi::OsString> =
+            entries.flatten().take(MOST + 1).map(|e| e.file_name()).collect();
+        let complete = names.len() <= MOST;
+        let sibling = |stem: &str, ext: &str| names.contains(std::ffi::OsStr::new(&format!("{stem}{ext}")));
+        let mut rollable = Vec::new();
         for name in &names {
-            let text = name.to_string_lossy();
-            if text.ends_with(".idx") {
-                let kept = sibling(name, ".idx", ".keep").is_some_and(|keep| names.contains(&keep));
-                rollable += usize::from(!kept);
-            } else if text.starts_with(TMP_PREFIX)
-                || (text.ends_with(".pack") && sibling(name, ".pack", ".idx").is_some_and(|idx| !names.contains(&idx)))
-            {
+            let Some(text) = name.to_str() else { continue };
+            if text.starts_with(TMP_PREFIX) {
                 remove_if_old(&dir.join(name));
+            } else if let Some(stem) = text.strip_suffix(".idx").filter(|s| s.starts_with("pack-"))
+                && sibling(stem, ".pack")
+                && !sibling(stem, ".keep")
+            {
+                rollable.push(stem.to_string());
             }
         }
-        PackCensus { rollable }
+        PackCensus { dir, rollable, complete }
     }
+
+    /// The smallest rollable pack's file name: any roll-up takes it.
+    fn smallest(&self) -> Option<String> {
+        let pack = |stem: &str| format!("{stem}.pack");
+        self.rollable
+            .iter()
+            .filter_map(|stem| Some((std::fs::metadata(self.dir.join(pack(stem))).ok()?.len(), stem)))
+            .min()
+            .map(|(_, stem)| pack(stem))
+    }
+}
+
+/// Whether the last roll-up left the pack it was started for (the
+/// smallest, which any roll-up takes) where it was: it failed, or git had
+/// nothing to roll up (a `pack.packSizeLimit`, say, splitting what it
+/// wrote again). Then the next waits `AFTER_VAIN` rather than starting with
+/// every append.
+fn rolled_up_in_vain(stamp: &Path, packs: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(stamp) else { return false };
+    if !meta.is_file() || meta.len() > 256 {
+        return false;
+    }
+    let recent = meta.modified().ok().and_then(|t| t.elapsed().ok()).is_none_or(|age| age < AFTER_VAIN);
+    let Ok(name) = std::fs::read(stamp) else { return false };
+    let name = std::ffi::OsStr::from_bytes(&name);
+    let plain = !name.is_empty() && !name.as_encoded_bytes().contains(&b'/');
+    recent && plain && packs.join(name).exists()
 }
 
 fn remove_if_old(path: &Path) {

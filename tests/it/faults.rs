@@ -285,17 +285,21 @@ fn where_roll_ups_fail_packs_stop_piling_up_and_roll_ups_are_not_retried_every_a
     let (packs, loose_tip) = packs_and_loose_tip(&repo);
     assert!(packs <= 13, "packs piled up: {packs}");
     assert!(loose_tip, "past the cap, transactions write loose objects");
-    // Tried, but at most once a second, not on each of the 20 appends past the limit.
+    // Tried, but after one that did nothing, at most once a minute, not on
+    // each of the 20 appends past the limit.
     let tried = std::fs::read_to_string(&attempts).unwrap_or_default().lines().count();
     assert!(tried >= 1, "no roll-up was tried");
-    assert!(tried as u64 <= took.as_secs() + 2, "{tried} roll-ups in {took:?}");
+    assert!(tried as u64 <= 1 + took.as_secs() / 60, "{tried} roll-ups in {took:?}");
     repo.ok(&["fsck"]);
     assert_eq!(repo.json(&["order", "list", "--json"]).as_array().unwrap().len(), 24);
 }
 
 #[test]
 fn repositories_git_may_not_repack_get_loose_objects_and_no_roll_ups() {
-    for (key, value) in [("extensions.preciousObjects", "true"), ("extensions.partialClone", "origin")] {
+    // Nor where git's own limit leaves no room for packs between roll-ups.
+    for (key, value) in
+        [("extensions.preciousObjects", "true"), ("extensions.partialClone", "origin"), ("gc.autoPackLimit", "8")]
+    {
         let repo = TestRepo::initialized();
         repo.git(&["config", "gc.autoPackLimit", "14"]);
         repo.git(&["config", "core.repositoryformatversion", "1"]);
@@ -322,22 +326,28 @@ fn kept_packs_are_not_counted_so_roll_ups_do_not_start_on_every_append() {
         let name = repo.git_stdin(&["pack-objects", "-q", pack_dir.join("pack").to_str().unwrap()], &blob);
         std::fs::write(pack_dir.join(format!("pack-{}.keep", name.trim())), "").unwrap();
     }
+    // Nor are stray index files without their pack.
+    for i in 0..12 {
+        std::fs::write(pack_dir.join(format!("stray-{i}.idx")), "").unwrap();
+        std::fs::write(pack_dir.join(format!("pack-{:040x}.idx", i)), "").unwrap();
+    }
     for i in 0..3 {
         repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}")]);
     }
     assert!(!repo.path.join(".git/mso/locks/maintenance").exists(), "kept packs started a roll-up");
     let (packs, loose_tip) = packs_and_loose_tip(&repo);
-    assert!(packs >= 12 + 3 && !loose_tip, "transactions still write packs: {packs}");
+    assert!(packs >= 12 + 12 + 3 && !loose_tip, "transactions still write packs: {packs}");
     repo.ok(&["fsck"]);
 }
 
 #[test]
-fn a_pack_left_without_its_index_and_temporary_files_go_once_an_hour_old() {
+fn git_mso_s_own_temporary_files_go_once_an_hour_old_and_nothing_else_does() {
     let repo = TestRepo::initialized();
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
     let dir = repo.path.join(".git/objects/pack");
     // A writer killed between its two renames leaves a pack without an
-    // index; one killed earlier, its temporary files.
+    // index (git leaves its own so too); one killed earlier, its temporary
+    // files.
     let orphan = dir.join(format!("pack-{}.pack", "ab".repeat(20)));
     let young = dir.join(format!("pack-{}.pack", "cd".repeat(20)));
     let tmp = dir.join("tmp_mso_Xy12ab");
@@ -350,8 +360,9 @@ fn a_pack_left_without_its_index_and_temporary_files_go_once_an_hour_old() {
         assert!(status.success());
     }
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "second"]);
-    assert!(!orphan.exists() && !tmp.exists(), "an hour-old orphan stayed");
-    assert!(young.exists(), "a pack whose index may be on its way was removed");
+    assert!(!tmp.exists(), "an hour-old temporary file stayed");
+    // A pack without its index may be one git is indexing, or one to recover.
+    assert!(orphan.exists() && young.exists(), "a pack without its index was removed");
     assert!(gits.exists(), "a temporary file of git's own was removed (a long fetch may be writing it)");
 }
 
