@@ -112,8 +112,6 @@ impl Store {
     /// `add_notes` on several notes refs (each at most once), as one
     /// compare-and-swap of all of them, retrying races.
     fn add_notes_together(&self, adds: &[(Notes, &BTreeMap<ObjectId, Vec<notes::Block>>)]) -> Result<()> {
-        let fail = |what: &'static str| move |e: gix::Error| Error::from_git_write(what.to_string(), e);
-        let names = adds.iter().map(|(notes, _)| notes.name).collect::<Vec<_>>().join(", ");
         for _ in 0..50 {
             let mut updates = Vec::with_capacity(adds.len());
             for (notes, blocks) in adds {
@@ -130,28 +128,41 @@ impl Store {
                     notes::merge(&mut merged, new);
                     set.insert(*commit, Note::Text(merged));
                 }
-                updates.push((*notes, old, old_tree, set));
+                updates.push(NotesCommit { notes: *notes, old, base: old_tree, merge_parent: None, set });
             }
-            let message = "git-mso: notes updated";
-            let edits = self.batched("writing notes", |repo| {
-                let mut edits = Vec::with_capacity(updates.len());
-                for (notes, old, old_tree, set) in &updates {
-                    let tree = self.notes_tree(repo, *notes, *old_tree, set)?;
-                    let commit = self
-                        .write_commit(repo, tree, *old, &format!("{message}\n"), self.now())
-                        .map_err(fail("writing a notes commit"))?;
-                    let edit = self.ref_edit(notes.name, super::write::expect(*old), commit, message);
-                    edits.push(edit.map_err(fail("naming a notes ref"))?);
-                }
-                Ok(edits)
-            })?;
-            match self.edit_refs(edits) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_race() => std::thread::sleep(std::time::Duration::from_millis(5)),
-                Err(e) => return Err(e.into_error(format!("updating {names}"))),
+            if self.commit_notes(&updates, "git-mso: notes updated")? {
+                return Ok(());
             }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Err(Error::Conflict { attempts: 50 })
+    }
+
+    /// A commit of each update, written in one batch, and their refs moved
+    /// in one compare-and-swap: `false` when another writer moved one first.
+    fn commit_notes(&self, updates: &[NotesCommit], message: &str) -> Result<bool> {
+        let fail = |what: &'static str| move |e: gix::Error| Error::from_git_write(what.to_string(), e);
+        let edits = self.batched("writing notes", |repo| {
+            let mut edits = Vec::with_capacity(updates.len());
+            for update in updates {
+                let tree = self.notes_tree(repo, update.notes, update.base, &update.set)?;
+                let parents = update.old.into_iter().chain(update.merge_parent);
+                let commit = self
+                    .write_commit(repo, tree, parents, &format!("{message}\n"), self.now())
+                    .map_err(fail("writing a notes commit"))?;
+                let edit = self.ref_edit(update.notes.name, super::write::expect(update.old), commit, message);
+                edits.push(edit.map_err(fail("naming a notes ref"))?);
+            }
+            Ok(edits)
+        })?;
+        match self.edit_refs(edits) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_race() => Ok(false),
+            Err(e) => {
+                let names: Vec<&str> = updates.iter().map(|u| u.notes.name).collect();
+                Err(e.into_error(format!("updating {}", names.join(", "))))
+            }
+        }
     }
 
     /// The tree of `notes` at `base` (or empty) with `set` written into it.
@@ -352,10 +363,6 @@ impl Store {
         update: impl Fn(&BTreeMap<ObjectId, ObjectId>, u64) -> Result<BTreeMap<ObjectId, Note>>,
     ) -> Result<()> {
         let replace_all = matches!(read, Read::Nothing);
-        let fail = |what: &str| {
-            let what = what.to_string();
-            move |e: gix::Error| Error::from_git_write(what, e)
-        };
         for _ in 0..50 {
             let old = self.ref_target(notes.name)?;
             let old_tree = old.map(|id| self.tree_of(id)).transpose()?;
@@ -375,16 +382,10 @@ impl Store {
             }
             let base = if replace_all { None } else { old_tree };
             let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { "git-mso: notes updated" };
-            let commit = self.batched("writing notes", |repo| {
-                let tree = self.notes_tree(repo, notes, base, &set)?;
-                self.write_commit(repo, tree, old.into_iter().chain(merge_parent), &format!("{message}\n"), self.now())
-                    .map_err(fail("writing a notes commit"))
-            })?;
-            match self.set_ref(notes.name, super::write::expect(old), commit, message) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_race() => std::thread::sleep(std::time::Duration::from_millis(5)),
-                Err(e) => return Err(e.into_error(format!("updating {}", notes.name))),
+            if self.commit_notes(&[NotesCommit { notes, old, base, merge_parent, set }], message)? {
+                return Ok(());
             }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Err(Error::Conflict { attempts: 50 })
     }
@@ -423,6 +424,16 @@ impl Store {
         }
         Ok((out, skipped))
     }
+}
+
+/// One notes commit to write: `set` on the tree `base` (or an empty one),
+/// moving `notes` from `old`, with `merge_parent` as a second parent.
+struct NotesCommit {
+    notes: Notes,
+    old: Option<ObjectId>,
+    base: Option<ObjectId>,
+    merge_parent: Option<ObjectId>,
+    set: BTreeMap<ObjectId, Note>,
 }
 
 /// What to set a note to: blocks to render, or a blob to take as it is.
