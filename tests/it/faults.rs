@@ -479,26 +479,16 @@ fn appends_start_git_gc_once_loose_objects_pass_git_s_threshold_whatever_the_eve
 #[test]
 fn the_packs_transactions_write_are_rolled_up_in_the_background() {
     let repo = TestRepo::initialized();
-    let packs = || {
-        std::fs::read_dir(repo.path.join(".git/objects/pack"))
-            .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".idx")).count())
-    };
+    let packs = || packs_and_loose_tip(&repo).0;
     // Roll-ups start ten packs below git's own limit.
     repo.git(&["config", "gc.autoPackLimit", "30"]);
     // Every order on a new voyage is a transaction of its own: one pack each.
     for i in 0..60 {
         repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}")]);
     }
-    let maintenance = repo.path.join(".git/mso/locks/maintenance");
-    assert!(maintenance.exists(), "no roll-up ever started");
+    assert!(repo.path.join(".git/mso/locks/maintenance").exists(), "no roll-up ever started");
     // Wait for the last one to finish: it holds the lock while it runs.
-    let free = || {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::File::options().write(true).open(&maintenance).unwrap();
-        // SAFETY: flock on a descriptor this test owns.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-    };
-    assert!(wait_until(Duration::from_secs(60), free), "the roll-up never ended");
+    maintenance_done(&repo);
     assert!(packs() <= 30, "packs were not rolled up: {}", packs());
     repo.ok(&["fsck"]);
     repo.git(&["fsck", "--no-progress", "--strict"]);
@@ -779,10 +769,19 @@ fn a_signer_that_quits_without_reading_is_a_failure_never_a_quiet_success() {
     assert_eq!(repo.tip(), tip);
 }
 
+/// Whether setsid(1) is here (saying so when it is not).
+fn has_setsid() -> bool {
+    let here =
+        std::process::Command::new("sh").args(["-c", "command -v setsid"]).output().is_ok_and(|o| o.status.success());
+    if !here {
+        eprintln!("skipped: setsid(1) is not installed here");
+    }
+    here
+}
+
 #[test]
 fn a_crew_s_detached_daemon_dies_with_the_crew_on_exit_and_on_timeout() {
-    if !std::process::Command::new("sh").args(["-c", "command -v setsid"]).output().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: setsid(1) is not installed here");
+    if !has_setsid() {
         return;
     }
     let repo = TestRepo::initialized();
@@ -810,8 +809,7 @@ fn a_crew_s_detached_daemon_dies_with_the_crew_on_exit_and_on_timeout() {
 
 #[test]
 fn a_crew_s_descendants_die_however_deep_leave_no_zombies_and_cannot_stop_its_supervisor() {
-    if !std::process::Command::new("sh").args(["-c", "command -v setsid"]).output().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: setsid(1) is not installed here");
+    if !has_setsid() {
         return;
     }
     let repo = TestRepo::initialized();
