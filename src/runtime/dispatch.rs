@@ -314,6 +314,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 running.insert(order.voyage, Running { label, since: std::time::Instant::now(), log });
                 let job = run::Job {
                     dir: dir.to_path_buf(),
+                    store: store.clone(),
                     runner: runner.clone(),
                     order,
                     crew,

@@ -34,6 +34,8 @@ impl Runner {
 
 pub(super) struct Job {
     pub dir: PathBuf,
+    /// The dispatcher's opened repository, shared (see `Store`).
+    pub store: Store,
     pub runner: Runner,
     pub order: Order,
     pub crew: CrewSpec,
@@ -66,8 +68,7 @@ pub(super) fn run(job: Job) {
         Err(err) => {
             // Release the claim so the order is not stuck running.
             let failure = Failure::new("error", &format!("runner error: {err}"), None);
-            let released = Store::discover(&job.dir)
-                .and_then(|store| record_failure(&store, &job, failure, None))
+            let released = record_failure(&job.store, &job, failure, None)
                 .map_or_else(|e| format!("could not release the claim: {e}"), |(said, _)| said);
             format!("{}  {}  error: {err} → {released}", job.order.id, job.order.role)
         }
@@ -86,7 +87,7 @@ pub(super) fn run(job: Job) {
 }
 
 fn execute(job: &Job) -> Result<String> {
-    let store = Store::discover(&job.dir)?;
+    let store = &job.store;
     let tip = store.require_tip()?;
     let config = store.config(&tip)?;
     let order = &job.order;
@@ -107,12 +108,12 @@ fn execute(job: &Job) -> Result<String> {
         store.advance_branch(&voyage, branch, base)?;
     }
     if job.crew.publish {
-        return release(&store, job, base);
+        return release(store, job, base);
     }
     let common = store.common_dir().to_path_buf();
     let occupancy = occupy_worktree(&common, voyage.id)?;
-    let wt = worktree::prepare(&common, voyage.id, base)?;
-    let discard = || worktree::discard(&wt, base);
+    let wt = worktree::prepare(store.repo(), voyage.id, base)?;
+    let discard = || worktree::discard(store.repo(), &wt, base);
 
     let dir = run_dir(&common, order);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -150,11 +151,11 @@ fn execute(job: &Job) -> Result<String> {
         ("MSO_READ_ONLY", if read_only { "1" } else { "0" }.to_string()),
     ];
     // This machine's settings for its crews (never the ledger's: they run).
-    if let Some(test) = dispatch::crew_setting(&store, &order.role, "testCommand") {
+    if let Some(test) = dispatch::crew_setting(store, &order.role, "testCommand") {
         env.push(("MSO_TEST_COMMAND", test));
     }
     if let Some(turns) =
-        dispatch::crew_setting(&store, &order.role, "maxTurns").and_then(|t| t.trim().parse::<u32>().ok())
+        dispatch::crew_setting(store, &order.role, "maxTurns").and_then(|t| t.trim().parse::<u32>().ok())
     {
         env.push(("MSO_MAX_TURNS", turns.to_string()));
     }
@@ -191,7 +192,7 @@ fn execute(job: &Job) -> Result<String> {
         evidence: String::new(),
     };
     let evidence =
-        Evidence { store: &store, settings: &settings, order, brief: &brief_text, message: &result.summary, dir: &dir };
+        Evidence { store, settings: &settings, order, brief: &brief_text, message: &result.summary, dir: &dir };
     let fail = |failure: Failure, mut report: RunReport| -> Result<String> {
         let failure = failure.redact(&settings.redactor);
         discard()?;
@@ -203,7 +204,7 @@ fn execute(job: &Job) -> Result<String> {
         };
         let record = evidence.record(&outcome, &report.brief);
         report.evidence = crate::core::evidence::digest(&record);
-        let (next, recorded) = record_failure(&store, job, failure, Some(report))?;
+        let (next, recorded) = record_failure(store, job, failure, Some(report))?;
         let kept = if recorded { evidence.keep(base, record) } else { String::new() };
         Ok(line(format!("{what} → {next}{said}{kept}")))
     };
@@ -235,7 +236,7 @@ fn execute(job: &Job) -> Result<String> {
         return fail(failure, report);
     }
 
-    let left = worktree::left(&wt)?;
+    let left = worktree::left(store.repo(), &wt)?;
     let changes = left.changes.clone();
     if read_only && (!left.changes.is_empty() || !left.ignored.is_empty() || worktree::head(&wt)? != base) {
         let changes = left.all();
@@ -297,7 +298,7 @@ fn execute(job: &Job) -> Result<String> {
     let said = run_note(&report, None);
     let record = evidence.record("succeeded", &report.brief);
     report.evidence = crate::core::evidence::digest(&record);
-    let (next, recorded) = record_success_unnoted(&store, job, head, result.summary.clone(), Some(report.clone()))?;
+    let (next, recorded) = record_success_unnoted(store, job, head, result.summary.clone(), Some(report.clone()))?;
     let Some(mut recorded) = recorded else {
         // Not ours any more: the branch goes back to what the ledger records.
         if head != base {
@@ -726,56 +727,62 @@ fn still_ours(order: &Order, job: &Job) -> bool {
 /// the returned sender wakes it at once when the run ends.
 fn spawn_watcher(job: &Job, stop: &Arc<AtomicBool>) -> (Sender<()>, std::thread::JoinHandle<Option<Interrupted>>) {
     let (done, finished) = std::sync::mpsc::channel::<()>();
-    let (dir, runner, id, stop, hard, remote) = (
-        job.dir.clone(),
-        job.runner.clone(),
-        job.order.id.clone(),
-        stop.clone(),
-        job.hard_stop.clone(),
-        job.remote.clone(),
-    );
-    let watcher = std::thread::spawn(move || watch(&dir, &runner, &id, &stop, &finished, &hard, remote.as_deref()));
-    (done, watcher)
+    let watch = Watch {
+        store: job.store.clone(),
+        dir: job.dir.clone(),
+        runner: job.runner.clone(),
+        id: job.order.id.clone(),
+        stop: stop.clone(),
+        hard: job.hard_stop.clone(),
+        remote: job.remote.clone(),
+    };
+    (done, std::thread::spawn(move || watch.run(&finished)))
 }
 
-/// While a crew runs: renew the lease, and stop the crew if the order is
-/// cancelled or taken over, or the runner shuts down hard.
-fn watch(
-    dir: &std::path::Path,
-    runner: &Runner,
-    id: &crate::core::OrderId,
-    stop: &AtomicBool,
-    finished: &std::sync::mpsc::Receiver<()>,
-    hard: &AtomicBool,
-    remote: Option<&str>,
-) -> Option<Interrupted> {
-    let store = Store::discover(dir).ok()?;
-    let mut seen = Seen::default();
-    let mut last_check = Instant::now();
-    let mut last_sync = Instant::now();
-    loop {
-        match finished.recv_timeout(Duration::from_millis(25)) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return None,
-        }
-        if hard.load(Ordering::SeqCst) {
-            stop.store(true, Ordering::SeqCst);
-            return Some(Interrupted::Shutdown);
-        }
-        // With a remote, learn of cancellations there and push lease renewals.
-        if let Some(remote) = remote
-            && last_sync.elapsed() >= Duration::from_secs(2)
-        {
-            last_sync = Instant::now();
-            if let Err(e) = crate::sync::sync(dir, remote) {
-                tracing::warn!("sync with {remote} while {id} runs: {e}");
+/// What a run's watcher looks after, owned by its thread.
+struct Watch {
+    store: Store,
+    dir: PathBuf,
+    runner: Runner,
+    id: crate::core::OrderId,
+    /// Set to stop the crew.
+    stop: Arc<AtomicBool>,
+    hard: Arc<AtomicBool>,
+    remote: Option<String>,
+}
+
+impl Watch {
+    /// While a crew runs: renew the lease, and stop the crew if the order is
+    /// cancelled or taken over, or the runner shuts down hard.
+    fn run(self, finished: &std::sync::mpsc::Receiver<()>) -> Option<Interrupted> {
+        let Watch { store, dir, runner, id, stop, hard, remote } = self;
+        let mut seen = Seen::default();
+        let mut last_check = Instant::now();
+        let mut last_sync = Instant::now();
+        loop {
+            match finished.recv_timeout(Duration::from_millis(25)) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return None,
             }
-        }
-        if last_check.elapsed() >= Duration::from_millis(250) {
-            last_check = Instant::now();
-            if let Some(interrupted) = check_claim(&store, runner, id, &mut seen) {
+            if hard.load(Ordering::SeqCst) {
                 stop.store(true, Ordering::SeqCst);
-                return Some(interrupted);
+                return Some(Interrupted::Shutdown);
+            }
+            // With a remote, learn of cancellations there and push lease renewals.
+            if let Some(remote) = remote.as_deref()
+                && last_sync.elapsed() >= Duration::from_secs(2)
+            {
+                last_sync = Instant::now();
+                if let Err(e) = crate::sync::sync(&dir, remote) {
+                    tracing::warn!("sync with {remote} while {id} runs: {e}");
+                }
+            }
+            if last_check.elapsed() >= Duration::from_millis(250) {
+                last_check = Instant::now();
+                if let Some(interrupted) = check_claim(&store, &runner, &id, &mut seen) {
+                    stop.store(true, Ordering::SeqCst);
+                    return Some(interrupted);
+                }
             }
         }
     }

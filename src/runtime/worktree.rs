@@ -68,7 +68,8 @@ pub fn in_use(common_dir: &Path, voyage: VoyageId) -> bool {
 /// as it is; any other is reset (`checkout --force`, which also ends a
 /// merge or cherry-pick a crew left half-done, then `clean -ffdx`), and
 /// made anew when even that leaves something.
-pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
+pub fn prepare(objects: &gix::Repository, voyage: VoyageId, tip: ObjectId) -> Result<PathBuf> {
+    let common_dir = objects.common_dir();
     let path = worktree_path(common_dir, voyage);
     if path.join(".git").exists() && pristine::admin_dir(&path).is_none() {
         // A copy of the repository (`cp -a`) brings worktrees whose git
@@ -79,7 +80,7 @@ pub fn prepare(common_dir: &Path, voyage: VoyageId, tip: ObjectId) -> Result<Pat
         remove(common_dir, &path);
     }
     if path.join(".git").exists() {
-        match reset_to(&path, tip) {
+        match reset_to(objects, &path, tip) {
             Ok(()) => return Ok(path),
             Err(e) => tracing::warn!(path = %path.display(), "{e}; recreating it"),
         }
@@ -188,9 +189,9 @@ impl Left {
 
 /// What the worktree holds besides its HEAD commit: nothing when it
 /// holds exactly that commit, else what one `git status` lists.
-pub fn left(path: &Path) -> Result<Left> {
+pub fn left(objects: &gix::Repository, path: &Path) -> Result<Left> {
     pristine::tidy(path);
-    if head(path).is_ok_and(|head| pristine::holds_exactly(path, head)) {
+    if head(path).is_ok_and(|head| pristine::holds_exactly(objects, path, head)) {
         return Ok(Left { changes: Vec::new(), ignored: Vec::new() });
     }
     // git would block on an index that is a FIFO, or read a huge one whole.
@@ -238,12 +239,10 @@ pub fn commit_all(path: &Path, identity: &Identity, message: &str) -> Result<()>
 /// Throw away whatever the crew left: back to `tip`, untracked and ignored
 /// files removed; or, when git cannot reset it exactly, the whole worktree
 /// (the next run makes a new one).
-pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
-    if let Err(e) = reset_to(path, tip) {
+pub fn discard(objects: &gix::Repository, path: &Path, tip: ObjectId) -> Result<()> {
+    if let Err(e) = reset_to(objects, path, tip) {
         tracing::warn!(path = %path.display(), "{e}; removing it");
-        // `<common dir>/mso/worktrees/VOY-NNNN`, as `worktree_path` makes it.
-        let common_dir = path.ancestors().nth(3).ok_or_else(|| Error::Input(format!("{e}")))?;
-        remove(common_dir, path);
+        remove(objects.common_dir(), path);
         if path.exists() {
             return Err(Error::Input(format!("{e}, and it could not be removed")));
         }
@@ -255,19 +254,19 @@ pub fn discard(path: &Path, tip: ObjectId) -> Result<()> {
 /// nothing else. A worktree already in that state (the common case: the
 /// last crew committed or changed nothing) is left as it is. An error
 /// when git's reset leaves something: the worktree must then be made anew.
-fn reset_to(path: &Path, tip: ObjectId) -> Result<()> {
+fn reset_to(objects: &gix::Repository, path: &Path, tip: ObjectId) -> Result<()> {
     pristine::tidy(path);
-    if pristine::holds_exactly(path, tip) {
+    if pristine::holds_exactly(objects, path, tip) {
         return Ok(());
     }
     // git would read a HEAD that links to /dev/zero for as long as it has memory.
     if !pristine::openable(path) {
         return Err(unopenable(path));
     }
-    drop_index_that_misleads(path, tip);
+    drop_index_that_misleads(objects, path, tip);
     git(path, &["checkout", "-q", "--detach", "--force", &tip.to_string()])?;
     git(path, &["clean", "-ffdxq"])?;
-    if !pristine::holds_only(path, tip) {
+    if !pristine::holds_only(objects, path, tip) {
         return Err(Error::Input(format!(
             "the worktree {} holds what git's reset leaves (a .git directory in a tracked one, \
              or state in its own git directory)",
@@ -281,8 +280,8 @@ fn reset_to(path: &Path, tip: ObjectId) -> Result<()> {
 /// `pristine::index_misleads`) is removed, so that the checkout rebuilds
 /// it from the commit and writes every file again; an ordinary index is
 /// kept, and the checkout rewrites only what changed.
-fn drop_index_that_misleads(path: &Path, tip: ObjectId) {
-    if pristine::index_misleads(path, tip)
+fn drop_index_that_misleads(objects: &gix::Repository, path: &Path, tip: ObjectId) {
+    if pristine::index_misleads(objects, path, tip)
         && let Some(dir) = pristine::admin_dir(path)
     {
         let _ = std::fs::remove_file(dir.join("index"));

@@ -56,6 +56,10 @@ pub struct Tip {
     pub tree: ObjectId,
 }
 
+/// A clone shares the opened repository: its object database, with the
+/// pack indexes loaded so far, and its settings. A dispatcher's worker
+/// threads each get one instead of opening the repository again.
+#[derive(Clone)]
 pub struct Store {
     repo: gix::Repository,
     identity: Identity,

@@ -51,16 +51,16 @@ pub fn tidy(path: &Path) {
 /// detached there, nothing in progress, an index that is the commit's tree
 /// and tells nothing else, and on disk exactly the index's files, each
 /// unchanged since the index recorded it.
-pub fn holds_exactly(path: &Path, at: ObjectId) -> bool {
-    check(path, at, Look::Content).unwrap_or(false)
+pub fn holds_exactly(objects: &gix::Repository, path: &Path, at: ObjectId) -> bool {
+    check(objects, path, at, Look::Content).unwrap_or(false)
 }
 
 /// `holds_exactly` without looking at the files: after git's own reset,
 /// whether something it leaves is still there (a `.git` in a tracked
 /// directory, state in the worktree's git directory). Submodules are
 /// git's to reset: their directories are not looked into.
-pub fn holds_only(path: &Path, at: ObjectId) -> bool {
-    check(path, at, Look::Paths).unwrap_or(false)
+pub fn holds_only(objects: &gix::Repository, path: &Path, at: ObjectId) -> bool {
+    check(objects, path, at, Look::Paths).unwrap_or(false)
 }
 
 /// The commit the worktree's HEAD names, when it is detached: read from
@@ -81,13 +81,13 @@ fn head_in(dir: &Path) -> Option<ObjectId> {
 /// that git would not rewrite but is not its own (a hard link, set-id or
 /// sticky bits). Such an index is removed before the reset, so that git
 /// rebuilds it and writes every file again.
-pub fn index_misleads(path: &Path, at: ObjectId) -> bool {
-    let Some(repo) = open(path) else { return false };
-    let Ok(index) = repo.open_index() else { return false };
+pub fn index_misleads(objects: &gix::Repository, path: &Path, at: ObjectId) -> bool {
+    let Some(index) = admin_dir(path).and_then(|dir| read_index(&dir, objects.object_hash())) else { return false };
     let hiding = Flags::ASSUME_VALID | Flags::SKIP_WORKTREE | Flags::INTENT_TO_ADD;
     index.entries().iter().any(|e| e.flags.intersects(hiding))
         || index.resolve_undo().is_some()
-        || !cache_tree_holds(&repo, &index, at).unwrap_or(false)
+        || index.link().is_some()
+        || !cache_tree_holds(objects, &index, at).unwrap_or(false)
         || index.entries().iter().any(|e| {
             std::fs::symlink_metadata(root_join(path, e.path(&index))).is_ok_and(|m| m.is_file() && !plain(&m))
         })
@@ -142,11 +142,15 @@ pub fn admin_dir(path: &Path) -> Option<PathBuf> {
         .then_some(dir)
 }
 
-/// `None` when something could not be read: that is a no too.
-fn check(path: &Path, at: ObjectId, look: Look) -> Option<bool> {
-    // The git directory is proven, and its index scanned, once per check.
+/// `None` when something could not be read: that is a no too. Objects
+/// are read through `objects`, this repository opened once by the caller:
+/// the worktree shares its object database (`admin_dir` proved it), and
+/// opening the worktree as a repository of its own would load every pack
+/// index again.
+fn check(objects: &gix::Repository, path: &Path, at: ObjectId, look: Look) -> Option<bool> {
+    // The git directory is proven, and its index read, once per check.
     let git_dir = admin_dir(path)?;
-    if !plain_git_files(&git_dir) || head_in(&git_dir)? != at {
+    if head_in(&git_dir)? != at {
         return Some(false);
     }
     for entry in std::fs::read_dir(&git_dir).ok()? {
@@ -155,18 +159,43 @@ fn check(path: &Path, at: ObjectId, look: Look) -> Option<bool> {
             return Some(false);
         }
     }
-    let repo = gix::open_opts(path, gix::open::Options::isolated()).ok()?;
-    let index = repo.open_index().ok()?;
-    let tree = repo.find_commit(at).ok()?.tree_id().ok()?;
-    let expected = repo.index_from_tree(&tree).ok()?;
-    if !same_entries(&index, &expected) || !cache_tree_holds(&repo, &index, at)? {
+    let index = read_index(&git_dir, objects.object_hash())?;
+    let tree = objects.find_commit(at).ok()?.tree_id().ok()?;
+    let expected = objects.index_from_tree(&tree).ok()?;
+    if !same_entries(&index, &expected) || !cache_tree_holds(objects, &index, at)? {
         return Some(false);
     }
-    Some((look == Look::Paths || files_unchanged(&repo, path, &index)) && nothing_else_on_disk(path, &index))
+    Some((look == Look::Paths || files_unchanged(objects, path, &index)) && nothing_else_on_disk(path, &index))
 }
 
-fn open(path: &Path) -> Option<gix::Repository> {
-    openable(path).then(|| gix::open_opts(path, gix::open::Options::isolated()).ok()).flatten()
+/// The index of the worktree git directory `dir`, read once: a regular
+/// file of at most `INDEX_MAX` bytes, opened without following a symlink,
+/// its cache-tree scanned before anything parses it, its checksum (unless
+/// git wrote none, `index.skipHash`) verified. A split index is returned
+/// as it is, its link to the shared index unresolved: no check accepts one.
+fn read_index(dir: &Path, hash: gix::hash::Kind) -> Option<gix::index::State> {
+    let mut file = crate::runtime::crew::open_regular(&dir.join("index"))?;
+    let meta = file.metadata().ok()?;
+    if meta.len() > INDEX_MAX {
+        return None;
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    (&mut file).take(INDEX_MAX + 1).read_to_end(&mut data).ok()?;
+    if data.len() as u64 > INDEX_MAX || !cache_tree_shallow(&data) {
+        return None;
+    }
+    let (body, trailer) = data.split_at_checked(data.len().checked_sub(hash.len_in_bytes())?)?;
+    if trailer.iter().any(|b| *b != 0) {
+        let mut hasher = gix::hash::hasher(hash);
+        hasher.update(body);
+        if hasher.try_finalize().ok()?.as_slice() != trailer {
+            return None;
+        }
+    }
+    // The index's own modification time: what tells a racily clean entry.
+    let written = filetime::FileTime::from_last_modification_time(&meta);
+    let options = gix::index::decode::Options { thread_limit: Some(1), ..Default::default() };
+    gix::index::State::from_bytes(&data, written, hash, options).ok().map(|(state, _)| state)
 }
 
 /// The git directory a worktree's `.git` file names, exactly `gitdir:
@@ -196,7 +225,7 @@ fn root_join(root: &Path, path: &BStr) -> PathBuf {
 /// The index holds the tree's entries, each a plain file, symlink or
 /// submodule at stage 0 with no flag that makes git look away from its
 /// file, and no record to undo a resolution with.
-fn same_entries(index: &gix::index::File, tree: &gix::index::File) -> bool {
+fn same_entries(index: &gix::index::State, tree: &gix::index::State) -> bool {
     let hiding = Flags::ASSUME_VALID | Flags::SKIP_WORKTREE | Flags::INTENT_TO_ADD;
     let kinds = [Mode::FILE, Mode::FILE_EXECUTABLE, Mode::SYMLINK, Mode::COMMIT];
     index.link().is_none()
@@ -215,7 +244,7 @@ fn same_entries(index: &gix::index::File, tree: &gix::index::File) -> bool {
 /// Every valid node of the index's cache-tree names the tree the commit
 /// has at that path: git commits a valid node's tree as it is, without
 /// looking at the entries under it.
-fn cache_tree_holds(repo: &gix::Repository, index: &gix::index::File, at: ObjectId) -> Option<bool> {
+fn cache_tree_holds(repo: &gix::Repository, index: &gix::index::State, at: ObjectId) -> Option<bool> {
     let Some(root) = index.tree() else { return Some(true) };
     let tree = repo.find_commit(at).ok()?.tree_id().ok()?.detach();
     // How many entries each directory holds, all levels down: a valid node
@@ -402,7 +431,7 @@ fn umask() -> u32 {
 /// stat since the index recorded it; its content is read only when git
 /// would read it too: the stat could not tell (racily clean), or git
 /// marked the entry so (a size of 0).
-fn files_unchanged(repo: &gix::Repository, root: &Path, index: &gix::index::File) -> bool {
+fn files_unchanged(repo: &gix::Repository, root: &Path, index: &gix::index::State) -> bool {
     // All of it, and the nanoseconds too: a stricter look only costs a reset.
     let strict = stat::Options { trust_ctime: true, check_stat: true, use_nsec: true, use_stdev: false };
     let written = index.timestamp();
@@ -484,7 +513,7 @@ fn same_content(repo: &gix::Repository, file: &Path, mode: Mode, id: ObjectId) -
 /// them (the worktree's `.git` file aside), each directory with a new
 /// directory's permissions: no untracked or ignored file, no empty
 /// directory, no nested repository. A submodule's directory is empty.
-fn nothing_else_on_disk(root: &Path, index: &gix::index::File) -> bool {
+fn nothing_else_on_disk(root: &Path, index: &gix::index::State) -> bool {
     let files: HashSet<&BStr> =
         index.entries().iter().filter(|e| e.mode != Mode::COMMIT).map(|e| e.path(index)).collect();
     let submodules: HashSet<&BStr> =
@@ -625,20 +654,20 @@ mod tests {
         git(&main, &["commit", "-q", "-m", "a submodule"]);
         let at: ObjectId = git(&main, &["rev-parse", "HEAD"]).trim().parse().unwrap();
         assert_eq!(prepare_again(&main, at), wt);
-        assert!(holds_exactly(&wt, at), "an empty submodule directory is what checkout leaves");
+        assert!(holds_exactly(&objects(&wt), &wt, at), "an empty submodule directory is what checkout leaves");
         let made = std::fs::metadata(&wt).unwrap().ino();
         std::fs::write(wt.join("left.txt"), "x").unwrap();
-        assert!(!holds_exactly(&wt, at));
+        assert!(!holds_exactly(&objects(&wt), &wt, at));
         assert_eq!(prepare_again(&main, at), wt);
-        assert!(holds_exactly(&wt, at));
+        assert!(holds_exactly(&objects(&wt), &wt, at));
         assert!(!wt.join("left.txt").exists());
         assert_eq!(std::fs::metadata(&wt).unwrap().ino(), made, "the worktree was made anew");
         // A file left inside the submodule's directory: git's reset does
         // not look there, so the worktree is made anew.
         std::fs::write(wt.join("sub/secret.txt"), "x").unwrap();
-        assert!(!holds_exactly(&wt, at));
+        assert!(!holds_exactly(&objects(&wt), &wt, at));
         assert_eq!(prepare_again(&main, at), wt);
-        assert!(holds_exactly(&wt, at));
+        assert!(holds_exactly(&objects(&wt), &wt, at));
         assert!(!wt.join("sub/secret.txt").exists());
     }
 
@@ -699,16 +728,23 @@ mod tests {
 
     /// The worktree as the next run gets it.
     fn prepare_again(main: &Path, at: ObjectId) -> PathBuf {
-        super::super::prepare(&main.join(".git"), "VOY-0001".parse().unwrap(), at).unwrap()
+        super::super::prepare(&gix::open(main).unwrap(), "VOY-0001".parse().unwrap(), at).unwrap()
+    }
+
+    /// The repository a worktree made by `prepare` belongs to, opened as
+    /// the dispatcher opens it: never through the worktree, which a crew
+    /// may have broken.
+    fn objects(wt: &Path) -> gix::Repository {
+        gix::open(wt.ancestors().nth(3).unwrap()).unwrap()
     }
 
     #[test]
     fn a_fresh_worktree_holds_its_commit_and_only_that() {
         let (_tmp, wt, at) = worktree();
-        assert!(holds_exactly(&wt, at));
+        assert!(holds_exactly(&objects(&wt), &wt, at));
         let other = ObjectId::from_hex(b"1111111111111111111111111111111111111111").unwrap();
-        assert!(!holds_exactly(&wt, other), "another commit");
-        assert!(!holds_exactly(&wt.join("dir"), at), "a directory inside it");
+        assert!(!holds_exactly(&objects(&wt), &wt, other), "another commit");
+        assert!(!holds_exactly(&objects(&wt), &wt.join("dir"), at), "a directory inside it");
     }
 
     /// What a crew does to its worktree before it ends.
@@ -723,7 +759,7 @@ mod tests {
         let main = tmp.path().join("main");
         let git_dir = main.join(".git/worktrees/VOY-0001");
         // Another voyage's worktree, which nothing done to this one may touch.
-        let other = super::super::prepare(&main.join(".git"), "VOY-0002".parse().unwrap(), at).unwrap();
+        let other = super::super::prepare(&gix::open(&main).unwrap(), "VOY-0002".parse().unwrap(), at).unwrap();
         let other_admin = admin_dir(&other).unwrap();
         // A directory outside worktrees/ that a crew dresses as a git directory.
         let decoy = tmp.path().join("decoy");
@@ -1034,21 +1070,21 @@ mod tests {
             ),
         ];
         for (n, (what, leave)) in cases.into_iter().enumerate() {
-            assert!(holds_exactly(&wt, at), "before {what}");
+            assert!(holds_exactly(&objects(&wt), &wt, at), "before {what}");
             leave(&wt);
-            assert!(!holds_exactly(&wt, at), "{what} went unseen");
+            assert!(!holds_exactly(&objects(&wt), &wt, at), "{what} went unseen");
             if wt.join("dir").is_symlink() {
                 std::fs::remove_file(wt.join("dir")).unwrap();
                 std::fs::rename(wt.join("../elsewhere"), wt.join("dir")).unwrap();
             }
             // Every other case through a failed run's discard first.
             if n % 2 == 1 {
-                super::super::discard(&wt, at).unwrap();
+                super::super::discard(&objects(&wt), &wt, at).unwrap();
             }
             assert_eq!(prepare_again(&main, at), wt);
-            assert!(holds_exactly(&wt, at), "{what} is still there for the next run");
+            assert!(holds_exactly(&objects(&wt), &wt, at), "{what} is still there for the next run");
             assert_eq!(git(&main, &["rev-parse", "HEAD"]).trim(), at.to_string(), "after {what}");
-            assert!(holds_exactly(&other, at), "another voyage's worktree was touched after {what}");
+            assert!(holds_exactly(&objects(&other), &other, at), "another voyage's worktree was touched after {what}");
             assert!(
                 !decoy.exists() || decoy.join("refs/keep").exists(),
                 "a directory elsewhere was emptied after {what}"
@@ -1075,9 +1111,34 @@ mod tests {
             .max()
             .unwrap();
         set_mtime(&index, newest);
-        assert!(holds_exactly(&wt, at), "unchanged content is unchanged");
+        assert!(holds_exactly(&objects(&wt), &wt, at), "unchanged content is unchanged");
         std::fs::write(wt.join("a.txt"), "planted\n").unwrap();
         set_mtime(&wt.join("a.txt"), newest);
-        assert!(!holds_exactly(&wt, at), "changed content is changed");
+        assert!(!holds_exactly(&objects(&wt), &wt, at), "changed content is changed");
+    }
+
+    #[test]
+    fn the_index_is_read_whole_and_its_checksum_checked() {
+        let (_tmp, wt, at) = worktree();
+        let index = wt.join(git(&wt, &["rev-parse", "--git-path", "index"]).trim());
+        // Written by git without a checksum (index.skipHash): read as git reads it.
+        git(&wt, &["-c", "index.skipHash=true", "update-index", "--index-version", "4"]);
+        let data = std::fs::read(&index).unwrap();
+        assert!(data[data.len() - 20..].iter().all(|b| *b == 0), "git wrote no checksum");
+        assert!(holds_exactly(&objects(&wt), &wt, at), "an index without a checksum");
+        // Every entry as it was, only the checksum wrong (git itself does not
+        // look, gix does): no, which costs a reset.
+        git(&wt, &["update-index", "--index-version", "2"]);
+        let mut data = std::fs::read(&index).unwrap();
+        assert!(holds_exactly(&objects(&wt), &wt, at));
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        std::fs::write(&index, &data).unwrap();
+        assert!(!holds_exactly(&objects(&wt), &wt, at), "an index whose checksum does not match");
+        // Cut short, empty, or a link to one that is whole: no.
+        std::fs::write(&index, &data[..data.len() / 2]).unwrap();
+        assert!(!holds_exactly(&objects(&wt), &wt, at), "a truncated index");
+        std::fs::write(&index, b"").unwrap();
+        assert!(!holds_exactly(&objects(&wt), &wt, at), "an empty index");
     }
 }
