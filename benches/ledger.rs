@@ -318,6 +318,70 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
 
+    // --- dispatcher overhead per role, no-op crew ---
+    // Measured first: the sections below delete files by the ten thousand
+    // (git gc after loose writes), and on some file systems (ext4 without
+    // a journal) creating a file then costs more for minutes.
+    let sh = median(
+        (0..20)
+            .map(|_| {
+                let s = Instant::now();
+                Command::new("sh").args(["-c", "true"]).status().unwrap();
+                s.elapsed()
+            })
+            .collect(),
+    );
+    // The median of three dispatches, each in a repository of its own: one
+    // is at the mercy of a busy machine.
+    let runs: Vec<(Duration, Duration)> =
+        (0..3).map(|i| dispatch_per_role(&maintained_repo(root.path(), &format!("dispatch-{i}")))).collect();
+    let fresh = median(runs.iter().map(|r| r.0).collect());
+    let settled = median(runs.iter().map(|r| r.1).collect());
+    rows.push((
+        "dispatch one role, no-op crew (claim → run → result)".into(),
+        ms(fresh),
+        "-".into(),
+        format!("of which sh -c true: {}; {} until its packs' roll-ups end", ms(sh), ms(settled)),
+    ));
+    // The same with 20,000 commits noted already: a run's notes must not
+    // cost more as the notes grow.
+    let with_notes = median(
+        (0..3)
+            .map(|i| {
+                let noted = maintained_repo(root.path(), &format!("dispatch-noted-{i}"));
+                add_notes(&noted, 20_000);
+                dispatch_per_role(&noted).0
+            })
+            .collect(),
+    );
+    rows.push((
+        "dispatch one role, 20,000 notes already".into(),
+        ms(with_notes),
+        "-".into(),
+        format!("{} without notes", ms(fresh)),
+    ));
+    // And with 10,000 orders already in the ledger (cancelled, as most of a
+    // large ledger's orders are ended): every pass reads every summary.
+    let with_orders = median(
+        (0..3)
+            .map(|i| {
+                let big = maintained_repo(root.path(), &format!("dispatch-big-{i}"));
+                let store = Store::discover(&big).unwrap();
+                for _ in 0..10 {
+                    create(&store, 1000);
+                }
+                cancel_all(&store);
+                dispatch_per_role(&big).0
+            })
+            .collect(),
+    );
+    rows.push((
+        "dispatch one role, 10,000 orders already".into(),
+        ms(with_orders),
+        "-".into(),
+        format!("{} on a new ledger", ms(fresh)),
+    ));
+
     // --- append one event ---
     let ours = new_repo(root.path(), "ours");
     let store = Store::discover(&ours).unwrap();
@@ -506,67 +570,6 @@ fn main() {
             "loose (one event per append) / packed after git gc".into(),
         ));
     }
-
-    // --- dispatcher overhead per role, no-op crew ---
-    let sh = median(
-        (0..20)
-            .map(|_| {
-                let s = Instant::now();
-                Command::new("sh").args(["-c", "true"]).status().unwrap();
-                s.elapsed()
-            })
-            .collect(),
-    );
-    // The median of three dispatches, each in a repository of its own: one
-    // is at the mercy of a busy machine.
-    let runs: Vec<(Duration, Duration)> =
-        (0..3).map(|i| dispatch_per_role(&maintained_repo(root.path(), &format!("dispatch-{i}")))).collect();
-    let fresh = median(runs.iter().map(|r| r.0).collect());
-    let settled = median(runs.iter().map(|r| r.1).collect());
-    rows.push((
-        "dispatch one role, no-op crew (claim → run → result)".into(),
-        ms(fresh),
-        "-".into(),
-        format!("of which sh -c true: {}; {} until its packs' roll-ups end", ms(sh), ms(settled)),
-    ));
-    // The same with 20,000 commits noted already: a run's notes must not
-    // cost more as the notes grow.
-    let with_notes = median(
-        (0..3)
-            .map(|i| {
-                let noted = maintained_repo(root.path(), &format!("dispatch-noted-{i}"));
-                add_notes(&noted, 20_000);
-                dispatch_per_role(&noted).0
-            })
-            .collect(),
-    );
-    rows.push((
-        "dispatch one role, 20,000 notes already".into(),
-        ms(with_notes),
-        "-".into(),
-        format!("{} without notes", ms(fresh)),
-    ));
-    // And with 10,000 orders already in the ledger (cancelled, as most of a
-    // large ledger's orders are ended): every pass reads every summary.
-    let with_orders = median(
-        (0..3)
-            .map(|i| {
-                let big = maintained_repo(root.path(), &format!("dispatch-big-{i}"));
-                let store = Store::discover(&big).unwrap();
-                for _ in 0..10 {
-                    create(&store, 1000);
-                }
-                cancel_all(&store);
-                dispatch_per_role(&big).0
-            })
-            .collect(),
-    );
-    rows.push((
-        "dispatch one role, 10,000 orders already".into(),
-        ms(with_orders),
-        "-".into(),
-        format!("{} on a new ledger", ms(fresh)),
-    ));
 
     // --- server hook: validating pushes, up to the largest the caps allow ---
     for (commits, per_commit, note) in [

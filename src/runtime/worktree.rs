@@ -190,9 +190,14 @@ impl Left {
 /// What the worktree holds besides its HEAD commit: nothing when it
 /// holds exactly that commit, else what one `git status` lists.
 pub fn left(objects: &gix::Repository, path: &Path) -> Result<Left> {
-    pristine::tidy(path);
-    if head(path).is_ok_and(|head| pristine::holds_exactly(objects, path, head)) {
-        return Ok(Left { changes: Vec::new(), ignored: Vec::new() });
+    // Its git directory proven once for the tidying and the check (the
+    // crew is gone: nothing changes it meanwhile).
+    if let Some(dir) = pristine::admin_dir(path) {
+        pristine::tidy_in(&dir);
+        // The check wants HEAD detached: a branch checked out is git's to list.
+        if pristine::head_in(&dir).is_some_and(|head| pristine::holds_exactly_in(objects, path, &dir, head)) {
+            return Ok(Left { changes: Vec::new(), ignored: Vec::new() });
+        }
     }
     // git would block on an index that is a FIFO, or read a huge one whole.
     if !pristine::openable(path) {
@@ -255,9 +260,11 @@ pub fn discard(objects: &gix::Repository, path: &Path, tip: ObjectId) -> Result<
 /// last crew committed or changed nothing) is left as it is. An error
 /// when git's reset leaves something: the worktree must then be made anew.
 fn reset_to(objects: &gix::Repository, path: &Path, tip: ObjectId) -> Result<()> {
-    pristine::tidy(path);
-    if pristine::holds_exactly(objects, path, tip) {
-        return Ok(());
+    if let Some(dir) = pristine::admin_dir(path) {
+        pristine::tidy_in(&dir);
+        if pristine::holds_exactly_in(objects, path, &dir, tip) {
+            return Ok(());
+        }
     }
     // git would read a HEAD that links to /dev/zero for as long as it has memory.
     if !pristine::openable(path) {

@@ -70,6 +70,8 @@ pub struct Store {
     signer: std::result::Result<Option<Signer>, String>,
     /// A fixed "now" for every transaction, instead of the clock (`MSO_NOW`).
     clock: Option<crate::core::Timestamp>,
+    /// The objects of the last batch, kept in `repo`'s memory (see `batched`).
+    remembered: std::cell::RefCell<std::collections::HashSet<ObjectId>>,
 }
 
 /// How many pack indexes one open repository can hold at once. gix sizes
@@ -101,6 +103,11 @@ impl Store {
                 .into();
         // Order, index and config blobs are small and read repeatedly.
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        // What this store wrote last is kept in memory (see `batched`): the
+        // next read of the tip it just wrote needs no new look at the packs.
+        // Every object this store writes goes through `batched`, which writes
+        // it to disk first; nothing is written through `repo` itself.
+        repo.objects.enable_object_memory();
         // A bare repository (a server) logs no ref updates by default; the
         // ledger's reflog is what shows it moving backwards (fsck), so keep
         // reflogs for the refs git-mso moves unless core.logAllRefUpdates
@@ -116,19 +123,61 @@ impl Store {
             let config = repo.config_snapshot();
             (Identity::from_config(&config), Signer::from_config(&config).map_err(|e| e.to_string()))
         };
-        Ok(Store { repo, identity, head_cache: Default::default(), signer, clock: None })
+        Ok(Store {
+            repo,
+            identity,
+            head_cache: Default::default(),
+            signer,
+            clock: None,
+            remembered: Default::default(),
+        })
     }
 
     /// Run `write` on a handle that keeps the objects it writes in memory,
-    /// then write those to disk in one batch (see `loose`), before the ref
+    /// then write those to disk in one batch (see `batch`), before the ref
     /// that will name them moves.
+    ///
+    /// The batch then stays in this store's memory, in place of the one
+    /// before (if it is small): gix learns of a pack written beside it only
+    /// by listing the pack directory and looking at every pack again, and
+    /// the next transaction, or the next dispatch pass, reads exactly these
+    /// objects first (the tip commit, its trees, the order just written).
     pub(crate) fn batched<T>(&self, what: &str, write: impl FnOnce(&gix::Repository) -> Result<T>) -> Result<T> {
-        let mut scratch = self.repo.clone().with_object_memory();
+        // A clone shares the memory of the last batch: reads see it too.
+        let mut scratch = self.repo.clone();
         let value = write(&scratch)?;
-        if let Some(batch) = scratch.objects.take_object_memory() {
+        let Some(mut batch) = scratch.objects.take_object_memory() else { return Ok(value) };
+        let last = self.repo.objects.reset_object_memory().unwrap_or_default();
+        debug_assert!(
+            last.keys().all(|id| self.remembered.borrow().contains(id)),
+            "an object was written through the store's repository, not `batched`: it is only in memory"
+        );
+        batch.retain(|id, _| !last.contains_key(id));
+        if !batch.is_empty() {
             batch::persist(&self.repo, &batch, self.writes_packs(), what)?;
         }
+        self.remember(&batch);
         Ok(value)
+    }
+
+    /// Keep `batch`, written to disk already, readable from memory; only
+    /// a small one, so a store never holds more than a transaction's worth.
+    fn remember(&self, batch: &gix::odb::memory::Storage) {
+        const MOST_OBJECTS: usize = 256;
+        const MOST_BYTES: usize = 1 << 20;
+        let bytes: usize = batch.values().map(|(_, data)| data.len()).sum();
+        let mut remembered = self.remembered.borrow_mut();
+        remembered.clear();
+        if batch.len() > MOST_OBJECTS || bytes > MOST_BYTES {
+            return;
+        }
+        use gix::objs::Write;
+        for (id, (kind, data)) in batch.iter() {
+            // Into memory: `discover` enabled it, and nothing disabled it since.
+            if self.repo.objects.write_buf_with_known_id(*kind, data, *id).is_ok() {
+                remembered.insert(*id);
+            }
+        }
     }
 
     pub fn repo(&self) -> &gix::Repository {

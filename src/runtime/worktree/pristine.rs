@@ -38,7 +38,13 @@ const INDEX_MAX: u64 = 128 * 1024 * 1024;
 /// the next. What marks work in progress (MERGE_HEAD, a rebase) is left
 /// for the check to see, and git's reset to end.
 pub fn tidy(path: &Path) {
-    let Some(dir) = admin_dir(path) else { return };
+    if let Some(dir) = admin_dir(path) {
+        tidy_in(&dir);
+    }
+}
+
+/// `tidy` for the git directory `dir`, which `admin_dir` has just proven.
+pub fn tidy_in(dir: &Path) {
     for name in ["ORIG_HEAD", "FETCH_HEAD", "COMMIT_EDITMSG", "AUTO_MERGE"] {
         let _ = std::fs::remove_file(dir.join(name));
     }
@@ -51,16 +57,18 @@ pub fn tidy(path: &Path) {
 /// detached there, nothing in progress, an index that is the commit's tree
 /// and tells nothing else, and on disk exactly the index's files, each
 /// unchanged since the index recorded it.
-pub fn holds_exactly(objects: &gix::Repository, path: &Path, at: ObjectId) -> bool {
-    check(objects, path, at, Look::Content).unwrap_or(false)
+/// `dir` is its git directory, as `admin_dir` has just proven it (no crew
+/// process runs there meanwhile).
+pub fn holds_exactly_in(objects: &gix::Repository, path: &Path, dir: &Path, at: ObjectId) -> bool {
+    check(objects, path, dir, at, Look::Content).unwrap_or(false)
 }
 
-/// `holds_exactly` without looking at the files: after git's own reset,
+/// `holds_exactly_in` without looking at the files: after git's own reset,
 /// whether something it leaves is still there (a `.git` in a tracked
 /// directory, state in the worktree's git directory). Submodules are
 /// git's to reset: their directories are not looked into.
 pub fn holds_only(objects: &gix::Repository, path: &Path, at: ObjectId) -> bool {
-    check(objects, path, at, Look::Paths).unwrap_or(false)
+    admin_dir(path).is_some_and(|dir| check(objects, path, &dir, at, Look::Paths).unwrap_or(false))
 }
 
 /// The commit the worktree's HEAD names, when it is detached: read from
@@ -70,7 +78,7 @@ pub fn detached_head(path: &Path) -> Option<ObjectId> {
 }
 
 /// The detached HEAD of the git directory `dir`.
-fn head_in(dir: &Path) -> Option<ObjectId> {
+pub fn head_in(dir: &Path) -> Option<ObjectId> {
     let head = small_file(&dir.join("HEAD"), 256)?;
     ObjectId::from_hex(head.strip_suffix(b"\n")?).ok()
 }
@@ -142,24 +150,23 @@ pub fn admin_dir(path: &Path) -> Option<PathBuf> {
         .then_some(dir)
 }
 
-/// `None` when something could not be read: that is a no too. Objects
-/// are read through `objects`, this repository opened once by the caller:
+/// `None` when something could not be read: that is a no too. `git_dir`
+/// is the worktree's, as `admin_dir` proved it. Objects are read through
+/// `objects`, this repository opened once by the caller:
 /// the worktree shares its object database (`admin_dir` proved it), and
 /// opening the worktree as a repository of its own would load every pack
 /// index again.
-fn check(objects: &gix::Repository, path: &Path, at: ObjectId, look: Look) -> Option<bool> {
-    // The git directory is proven, and its index read, once per check.
-    let git_dir = admin_dir(path)?;
-    if head_in(&git_dir)? != at {
+fn check(objects: &gix::Repository, path: &Path, git_dir: &Path, at: ObjectId, look: Look) -> Option<bool> {
+    if head_in(git_dir)? != at {
         return Some(false);
     }
-    for entry in std::fs::read_dir(&git_dir).ok()? {
+    for entry in std::fs::read_dir(git_dir).ok()? {
         let name = entry.ok()?.file_name();
         if !QUIET_GIT_DIR.iter().any(|quiet| name.as_bytes() == quiet.as_bytes()) {
             return Some(false);
         }
     }
-    let index = read_index(&git_dir, objects.object_hash())?;
+    let index = read_index(git_dir, objects.object_hash())?;
     let tree = objects.find_commit(at).ok()?.tree_id().ok()?;
     let expected = objects.index_from_tree(&tree).ok()?;
     if !same_entries(&index, &expected) || !cache_tree_holds(objects, &index, at)? {
@@ -729,6 +736,11 @@ mod tests {
     /// The worktree as the next run gets it.
     fn prepare_again(main: &Path, at: ObjectId) -> PathBuf {
         super::super::prepare(&gix::open(main).unwrap(), "VOY-0001".parse().unwrap(), at).unwrap()
+    }
+
+    /// `holds_exactly_in`, its git directory proven first.
+    fn holds_exactly(objects: &gix::Repository, path: &Path, at: ObjectId) -> bool {
+        admin_dir(path).is_some_and(|dir| holds_exactly_in(objects, path, &dir, at))
     }
 
     /// The repository a worktree made by `prepare` belongs to, opened as
