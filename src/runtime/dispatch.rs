@@ -132,11 +132,19 @@ impl Opened {
         }
         Ok(&self.0.as_ref().expect("opened just now").0)
     }
+
+    /// Keep what a run wrote readable without a new look at the packs.
+    fn adopt(&mut self, written: crate::store::Written) {
+        if let Some((store, _)) = &mut self.0 {
+            store.adopt(written);
+        }
+    }
 }
 
 pub(super) enum Msg {
     Line(String),
-    Done(VoyageId),
+    /// A run ended; with the objects it wrote, still in memory.
+    Done(VoyageId, crate::store::Written),
     /// The order failed for good in this run.
     FailedForGood(OrderId),
 }
@@ -360,7 +368,8 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 display.line(out, &line)?;
                 look = false;
             }
-            Ok(Msg::Done(voyage)) => {
+            Ok(Msg::Done(voyage, written)) => {
+                opened.adopt(written);
                 busy.remove(&voyage);
                 running.remove(&voyage);
             }
@@ -393,7 +402,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             Msg::FailedForGood(id) => {
                 outcome.failed.insert(id);
             }
-            Msg::Done(_) => {}
+            Msg::Done(..) => {}
         }
     }
     Ok(outcome)

@@ -83,7 +83,8 @@ pub(super) fn run(job: Job) {
         line.push_str(&format!(" (not yet pushed to {remote}: {e}; the next sync retries)"));
     }
     let _ = job.report.send(Msg::Line(line));
-    let _ = job.report.send(Msg::Done(job.order.voyage));
+    // What the run wrote, for the dispatcher's next read of the ledger.
+    let _ = job.report.send(Msg::Done(job.order.voyage, job.store.take_written()));
 }
 
 fn execute(job: &Job) -> Result<String> {

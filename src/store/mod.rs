@@ -70,9 +70,24 @@ pub struct Store {
     signer: std::result::Result<Option<Signer>, String>,
     /// A fixed "now" for every transaction, instead of the clock (`MSO_NOW`).
     clock: Option<crate::core::Timestamp>,
-    /// The objects of the last batch, kept in `repo`'s memory (see `batched`).
-    remembered: std::cell::RefCell<std::collections::HashSet<ObjectId>>,
+    /// What of the objects written last `repo` keeps in memory (see `batched`).
+    remembered: std::cell::RefCell<Remembered>,
 }
+
+/// The objects a store keeps in its repository's memory, all of them on disk.
+#[derive(Clone, Default)]
+struct Remembered {
+    ids: std::collections::HashSet<ObjectId>,
+    bytes: usize,
+}
+
+impl Remembered {
+    const MOST_OBJECTS: usize = 256;
+    const MOST_BYTES: usize = 256 * 1024;
+}
+
+/// Objects written to disk by a store of this repository, in memory.
+pub(crate) struct Written(gix::odb::memory::Storage);
 
 /// How many pack indexes one open repository can hold at once. gix sizes
 /// its table when the repository is opened, by the packs there then (at
@@ -137,47 +152,71 @@ impl Store {
     /// then write those to disk in one batch (see `batch`), before the ref
     /// that will name them moves.
     ///
-    /// The batch then stays in this store's memory, in place of the one
-    /// before (if it is small): gix learns of a pack written beside it only
-    /// by listing the pack directory and looking at every pack again, and
-    /// the next transaction, or the next dispatch pass, reads exactly these
-    /// objects first (the tip commit, its trees, the order just written).
+    /// The batch then stays readable from this store's memory (see
+    /// `remember`): gix learns of a pack written beside it only by listing
+    /// the pack directory and looking at every pack again, and the next
+    /// transaction, or the next dispatch pass, reads exactly these objects
+    /// first (the tip commit, its trees, the order just written).
     pub(crate) fn batched<T>(&self, what: &str, write: impl FnOnce(&gix::Repository) -> Result<T>) -> Result<T> {
-        // A clone shares the memory of the last batch: reads see it too.
+        // A clone has the memory too: `write` reads what was kept.
         let mut scratch = self.repo.clone();
         let value = write(&scratch)?;
         let Some(mut batch) = scratch.objects.take_object_memory() else { return Ok(value) };
-        let last = self.repo.objects.reset_object_memory().unwrap_or_default();
-        debug_assert!(
-            last.keys().all(|id| self.remembered.borrow().contains(id)),
+        debug_assert_eq!(
+            self.repo.objects.num_objects_in_memory(),
+            self.remembered.borrow().ids.len(),
             "an object was written through the store's repository, not `batched`: it is only in memory"
         );
-        batch.retain(|id, _| !last.contains_key(id));
+        // What was kept is on disk already.
+        batch.retain(|id, _| !self.remembered.borrow().ids.contains(id));
         if !batch.is_empty() {
             batch::persist(&self.repo, &batch, self.writes_packs(), what)?;
         }
-        self.remember(&batch);
+        self.remember(Written(batch));
         Ok(value)
     }
 
-    /// Keep `batch`, written to disk already, readable from memory; only
-    /// a small one, so a store never holds more than a transaction's worth.
-    fn remember(&self, batch: &gix::odb::memory::Storage) {
-        const MOST_OBJECTS: usize = 256;
-        const MOST_BYTES: usize = 1 << 20;
-        let bytes: usize = batch.values().map(|(_, data)| data.len()).sum();
-        let mut remembered = self.remembered.borrow_mut();
-        remembered.clear();
-        if batch.len() > MOST_OBJECTS || bytes > MOST_BYTES {
+    /// Keep `objects` readable from memory, with those kept before while
+    /// all of them fit in `Remembered::MOST_OBJECTS` and `MOST_BYTES`; when
+    /// they do not, the older ones go. Nothing is written through the
+    /// store's repository but here and in `batched`: its memory holds only
+    /// objects on disk.
+    fn remember(&self, Written(objects): Written) {
+        let bytes: usize = objects.values().map(|(_, data)| data.len()).sum();
+        if objects.len() > Remembered::MOST_OBJECTS || bytes > Remembered::MOST_BYTES {
             return;
         }
+        let mut kept = self.remembered.borrow_mut();
+        if kept.ids.len() + objects.len() > Remembered::MOST_OBJECTS || kept.bytes + bytes > Remembered::MOST_BYTES {
+            let _ = self.repo.objects.reset_object_memory();
+            *kept = Remembered::default();
+        }
         use gix::objs::Write;
-        for (id, (kind, data)) in batch.iter() {
+        for (id, (kind, data)) in objects.iter() {
             // Into memory: `discover` enabled it, and nothing disabled it since.
-            if self.repo.objects.write_buf_with_known_id(*kind, data, *id).is_ok() {
-                remembered.insert(*id);
+            if !kept.ids.contains(id) && self.repo.objects.write_buf_with_known_id(*kind, data, *id).is_ok() {
+                kept.ids.insert(*id);
+                kept.bytes += data.len();
             }
         }
+    }
+
+    /// The objects this store keeps in memory, taken out: a dispatcher's
+    /// worker hands them to the dispatcher, whose next pass reads the tip
+    /// the worker wrote.
+    pub(crate) fn take_written(&self) -> Written {
+        *self.remembered.borrow_mut() = Remembered::default();
+        Written(self.repo.objects.reset_object_memory().unwrap_or_default())
+    }
+
+    /// Keep what another store of this repository wrote (`take_written`)
+    /// readable here, in place of what this one kept: the most recent
+    /// writes are what the next reads want.
+    pub(crate) fn adopt(&mut self, Written(objects): Written) {
+        let bytes = objects.values().map(|(_, data)| data.len()).sum();
+        let ids = objects.keys().copied().collect();
+        *self.remembered.get_mut() = Remembered { ids, bytes };
+        self.repo.objects.set_object_memory(objects);
     }
 
     pub fn repo(&self) -> &gix::Repository {
