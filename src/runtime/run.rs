@@ -299,7 +299,11 @@ fn execute(job: &Job) -> Result<String> {
     let said = run_note(&report, None);
     let record = evidence.record("succeeded", &report.brief);
     report.evidence = crate::core::evidence::digest(&record);
-    let (next, recorded) = record_success_unnoted(store, job, head, result.summary.clone(), Some(report.clone()))?;
+    // A local run's notes land with its result; a remote runner's once the
+    // server has the result (below).
+    let with_notes = job.remote.is_none().then_some(&record);
+    let (next, recorded, noted) =
+        record_success_unnoted(store, job, head, result.summary.clone(), Some(report.clone()), with_notes)?;
     let Some(mut recorded) = recorded else {
         // Not ours any more: the branch goes back to what the ledger records.
         if head != base {
@@ -356,7 +360,7 @@ fn execute(job: &Job) -> Result<String> {
     }
     // A remote runner notes a result once the server has it: a note on a
     // commit the server never gets would stop every later push of the notes.
-    let kept = if pending.is_empty() { evidence.keep_noted(&recorded, head, record) } else { String::new() };
+    let kept = if noted || !pending.is_empty() { String::new() } else { evidence.keep_noted(&recorded, head, record) };
     Ok(line(format!("succeeded → {next}{said}{kept}{pending}")))
 }
 
@@ -608,7 +612,7 @@ fn record_success(
     summary: String,
     run: Option<RunReport>,
 ) -> Result<(String, bool)> {
-    let (said, recorded) = record_success_unnoted(store, job, head, summary, run)?;
+    let (said, recorded, _) = record_success_unnoted(store, job, head, summary, run, None)?;
     if let Some(order) = &recorded
         && let Err(e) = store.note_order(order, &head.to_string())
     {
@@ -617,16 +621,21 @@ fn record_success(
     Ok((said, recorded.is_some()))
 }
 
-/// `record_success` without the note: a remote runner notes a result once
-/// the server has it (a note on a commit the server never gets would stop
-/// every later push of the notes). Returns the order as recorded, if it was.
+/// `record_success` without the note, unless `record` is given: then the
+/// run's note and its evidence `record` land with the result, in one ref
+/// transaction, where the notes refs take them (see `Tx::note_run`). A
+/// remote runner notes a result once the server has it (a note on a
+/// commit the server never gets would stop every later push of the
+/// notes). Returns the order as recorded, if it was, and whether its notes
+/// landed with it.
 fn record_success_unnoted(
     store: &Store,
     job: &Job,
     head: ObjectId,
     summary: String,
     run: Option<RunReport>,
-) -> Result<(String, Option<Order>)> {
+    record: Option<&crate::core::notes::Block>,
+) -> Result<(String, Option<Order>, bool)> {
     let id = &job.order.id;
     let (next, committed) = store.transact_if(|tx| {
         let current = tx.order(id)?.clone();
@@ -642,6 +651,9 @@ fn record_success_unnoted(
             summary: summary.clone(),
             run: run.clone(),
         })?;
+        if let Some(record) = record {
+            tx.note_run(id, head, record.clone());
+        }
         let after = tx.order(id)?.clone();
         if after.status != Status::HandingOff {
             return Ok(Some(format!("awaiting review (git mso review approve {id})")));
@@ -655,8 +667,8 @@ fn record_success_unnoted(
         Ok(Some(said))
     })?;
     match (next, committed) {
-        (Some(next), Some(committed)) => Ok((next, committed.order(id).cloned())),
-        _ => Ok((TAKEN_OVER.into(), None)),
+        (Some(next), Some(committed)) => Ok((next, committed.order(id).cloned(), committed.noted)),
+        _ => Ok((TAKEN_OVER.into(), None, false)),
     }
 }
 

@@ -34,7 +34,7 @@ pub const STALE_UNKNOWN: Duration = Duration::from_secs(5);
 /// whose writer is gone is recovered within the wait.
 const WAIT: Duration = Duration::from_secs(8);
 
-fn wait() -> Duration {
+pub(crate) fn wait() -> Duration {
     std::env::var("MSO_LOCK_WAIT_MS").ok().and_then(|v| v.parse().ok()).map_or(WAIT, Duration::from_millis)
 }
 
@@ -143,12 +143,12 @@ impl Store {
     pub(crate) fn edit_refs_locked(
         &self,
         names: &[(String, String)],
+        wait: Duration,
         mut edit: impl FnMut() -> std::result::Result<(), gix::Error>,
     ) -> std::result::Result<(), RefError> {
         let mut names = names.to_vec();
         names.sort();
         let start = Instant::now();
-        let wait = wait();
         let mut nap = Duration::from_millis(1);
         let mut seen = std::collections::HashMap::new();
         loop {

@@ -95,13 +95,25 @@ impl Store {
     /// it does), and its evidence `record`, written together: one pack, one
     /// ref transaction. A run writes both; apart, they cost twice.
     pub fn note_run(&self, order: Option<&Order>, commit: ObjectId, record: notes::Block) -> Result<()> {
-        let note = order.and_then(|order| order_note(order, commit));
-        let evidence = BTreeMap::from([(commit, vec![record])]);
-        let mut adds = vec![(EVIDENCE_NOTES, &evidence)];
-        if let Some(note) = &note {
-            adds.insert(0, (MSO_NOTES, note));
-        }
+        let adds = run_notes(order, commit, record);
+        let adds: Vec<_> = adds.iter().map(|(notes, blocks)| (*notes, blocks)).collect();
         self.add_notes_together(&adds)
+    }
+
+    /// `note_run`'s notes objects, written with `repo` (a transaction's
+    /// batch), and the ref edits that land them, against the notes refs as
+    /// they are now: a ledger transaction lands them with its own ref.
+    pub(crate) fn run_notes_edits(
+        &self,
+        repo: &gix::Repository,
+        order: Option<&Order>,
+        commit: ObjectId,
+        record: notes::Block,
+    ) -> Result<Vec<gix::refs::transaction::RefEdit>> {
+        let adds = run_notes(order, commit, record);
+        let adds: Vec<_> = adds.iter().map(|(notes, blocks)| (*notes, blocks)).collect();
+        let updates = self.notes_updates(&adds)?;
+        self.notes_objects(repo, &updates, NOTES_MESSAGE)
     }
 
     /// Merge `blocks` into the notes of their commits on `notes`.
@@ -113,24 +125,8 @@ impl Store {
     /// compare-and-swap of all of them, retrying races.
     fn add_notes_together(&self, adds: &[(Notes, &BTreeMap<ObjectId, Vec<notes::Block>>)]) -> Result<()> {
         for _ in 0..50 {
-            let mut updates = Vec::with_capacity(adds.len());
-            for (notes, blocks) in adds {
-                let old = self.ref_target(notes.name)?;
-                let old_tree = old.map(|id| self.tree_of(id)).transpose()?;
-                // Only the notes of these commits are read: a runner adds a
-                // note or two per run, whatever the number already there.
-                let mut set = BTreeMap::new();
-                for (commit, new) in *blocks {
-                    let mut merged = match old_tree.map(|tree| self.note_blob(tree, *commit)).transpose()?.flatten() {
-                        Some(blob) => self.note_blocks(blob, notes.max_note)?.unwrap_or_default(),
-                        None => Vec::new(),
-                    };
-                    notes::merge(&mut merged, new);
-                    set.insert(*commit, Note::Text(merged));
-                }
-                updates.push(NotesCommit { notes: *notes, old, base: old_tree, merge_parent: None, set });
-            }
-            if self.commit_notes(&updates, "git-mso: notes updated")? {
+            let updates = self.notes_updates(adds)?;
+            if self.commit_notes(&updates, NOTES_MESSAGE)? {
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -138,23 +134,32 @@ impl Store {
         Err(Error::Conflict { attempts: 50 })
     }
 
+    /// What adding `adds` to the notes refs as they are now makes of each.
+    fn notes_updates(&self, adds: &[(Notes, &BTreeMap<ObjectId, Vec<notes::Block>>)]) -> Result<Vec<NotesCommit>> {
+        let mut updates = Vec::with_capacity(adds.len());
+        for (notes, blocks) in adds {
+            let old = self.ref_target(notes.name)?;
+            let old_tree = old.map(|id| self.tree_of(id)).transpose()?;
+            // Only the notes of these commits are read: a runner adds a
+            // note or two per run, whatever the number already there.
+            let mut set = BTreeMap::new();
+            for (commit, new) in *blocks {
+                let mut merged = match old_tree.map(|tree| self.note_blob(tree, *commit)).transpose()?.flatten() {
+                    Some(blob) => self.note_blocks(blob, notes.max_note)?.unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                notes::merge(&mut merged, new);
+                set.insert(*commit, Note::Text(merged));
+            }
+            updates.push(NotesCommit { notes: *notes, old, base: old_tree, merge_parent: None, set });
+        }
+        Ok(updates)
+    }
+
     /// A commit of each update, written in one batch, and their refs moved
     /// in one compare-and-swap: `false` when another writer moved one first.
     fn commit_notes(&self, updates: &[NotesCommit], message: &str) -> Result<bool> {
-        let fail = |what: &'static str| move |e: gix::Error| Error::from_git_write(what.to_string(), e);
-        let edits = self.batched("writing notes", |repo| {
-            let mut edits = Vec::with_capacity(updates.len());
-            for update in updates {
-                let tree = self.notes_tree(repo, update.notes, update.base, &update.set)?;
-                let parents = update.old.into_iter().chain(update.merge_parent);
-                let commit = self
-                    .write_commit(repo, tree, parents, &format!("{message}\n"), self.now())
-                    .map_err(fail("writing a notes commit"))?;
-                let edit = self.ref_edit(update.notes.name, super::write::expect(update.old), commit, message);
-                edits.push(edit.map_err(fail("naming a notes ref"))?);
-            }
-            Ok(edits)
-        })?;
+        let edits = self.batched("writing notes", |repo| self.notes_objects(repo, updates, message))?;
         match self.edit_refs(edits) {
             Ok(_) => Ok(true),
             Err(e) if e.is_race() => Ok(false),
@@ -163,6 +168,28 @@ impl Store {
                 Err(e.into_error(format!("updating {}", names.join(", "))))
             }
         }
+    }
+
+    /// The tree and commit of each update, written with `repo`, and the
+    /// ref edits that land them.
+    fn notes_objects(
+        &self,
+        repo: &gix::Repository,
+        updates: &[NotesCommit],
+        message: &str,
+    ) -> Result<Vec<gix::refs::transaction::RefEdit>> {
+        let fail = |what: &'static str| move |e: gix::Error| Error::from_git_write(what.to_string(), e);
+        let mut edits = Vec::with_capacity(updates.len());
+        for update in updates {
+            let tree = self.notes_tree(repo, update.notes, update.base, &update.set)?;
+            let parents = update.old.into_iter().chain(update.merge_parent);
+            let commit = self
+                .write_commit(repo, tree, parents, &format!("{message}\n"), self.now())
+                .map_err(fail("writing a notes commit"))?;
+            let edit = self.ref_edit(update.notes.name, super::write::expect(update.old), commit, message);
+            edits.push(edit.map_err(fail("naming a notes ref"))?);
+        }
+        Ok(edits)
     }
 
     /// The tree of `notes` at `base` (or empty) with `set` written into it.
@@ -381,7 +408,7 @@ impl Store {
                 return Ok(());
             }
             let base = if replace_all { None } else { old_tree };
-            let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { "git-mso: notes updated" };
+            let message = if replace_all { "git-mso: notes rebuilt from the ledger" } else { NOTES_MESSAGE };
             if self.commit_notes(&[NotesCommit { notes, old, base, merge_parent, set }], message)? {
                 return Ok(());
             }
@@ -440,6 +467,24 @@ struct NotesCommit {
 enum Note {
     Text(Vec<notes::Block>),
     Blob(ObjectId),
+}
+
+/// The message of the notes commits git-mso writes.
+const NOTES_MESSAGE: &str = "git-mso: notes updated";
+
+/// A run's notes on `commit`: `order`'s note there (as the ledger records
+/// it), if any, and the evidence `record`.
+fn run_notes(
+    order: Option<&Order>,
+    commit: ObjectId,
+    record: notes::Block,
+) -> Vec<(Notes, BTreeMap<ObjectId, Vec<notes::Block>>)> {
+    let mut adds = Vec::with_capacity(2);
+    if let Some(note) = order.and_then(|order| order_note(order, commit)) {
+        adds.push((MSO_NOTES, note));
+    }
+    adds.push((EVIDENCE_NOTES, BTreeMap::from([(commit, vec![record])])));
+    adds
 }
 
 /// The blocks `order` puts on `commit`, as `add_notes` takes them.

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use gix::ObjectId;
+use gix::refs::transaction::RefEdit;
 
 use super::objects::RepoObjects;
 use super::partial::{Partial, build_tree};
@@ -13,6 +14,7 @@ use super::{LEDGER_REF, Store, Tip, env, short};
 use crate::core::apply::{self, apply};
 use crate::core::event::derive_id;
 use crate::core::layout;
+use crate::core::notes;
 use crate::core::state::Counters;
 use crate::core::{Config, Event, EventBody, Order, OrderId, State, Timestamp, Voyage, VoyageId};
 use crate::error::{Error, Result};
@@ -29,6 +31,8 @@ pub struct Tx<'s> {
     parent_config: Option<Config>,
     /// An event was refused: the partial state is no longer trustworthy.
     poisoned: bool,
+    /// A run's notes to land with the transaction (see `note_run`).
+    run_notes: Option<(OrderId, ObjectId, notes::Block)>,
 }
 
 /// What a landed transaction wrote.
@@ -38,6 +42,8 @@ pub struct Committed {
     pub events: Vec<Event>,
     /// The state after the transaction, holding the entities it touched.
     pub state: State,
+    /// The run's notes asked for with `Tx::note_run` landed with it.
+    pub noted: bool,
 }
 
 impl Committed {
@@ -56,7 +62,7 @@ impl<'s> Tx<'s> {
     pub(crate) fn begin(store: &'s Store, tip: Option<Tip>) -> Result<Self> {
         let partial = Partial::new(store, tip)?;
         let parent_config = partial.state.config.clone();
-        Ok(Tx { store, partial, events: Vec::new(), now: store.now(), parent_config, poisoned: false })
+        Ok(Tx { store, partial, events: Vec::new(), now: store.now(), parent_config, poisoned: false, run_notes: None })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -125,8 +131,26 @@ impl<'s> Tx<'s> {
         Ok(())
     }
 
+    /// Land with this transaction, in the same pack and the same ref
+    /// transaction, the notes a run leaves on `commit` (`Store::note_run`):
+    /// order `id`'s note as the transaction leaves it, and the evidence
+    /// `record`. Should the notes refs not take them (a lock, a damaged
+    /// ref), the transaction lands without them, `Committed::noted` says
+    /// so, and the caller writes them on their own.
+    pub(crate) fn note_run(&mut self, id: &OrderId, commit: ObjectId, record: notes::Block) {
+        self.run_notes = Some((id.clone(), commit, record));
+    }
+
     /// Write the transaction's blobs, trees and commit (on top of its tip); no ref moves.
     pub(crate) fn write(&mut self) -> Result<(ObjectId, ObjectId)> {
+        self.write_noted().map(|(commit, tree, _)| (commit, tree))
+    }
+
+    /// `write`, with the objects of the run's notes (`note_run`) in the
+    /// same batch, and the edits of the notes refs that land them: none
+    /// when there are none, or they could not be made (the notes are then
+    /// written on their own, after the transaction).
+    fn write_noted(&mut self) -> Result<(ObjectId, ObjectId, Vec<RefEdit>)> {
         apply::check_transaction(&self.partial.state, &self.events)?;
         let fatal = |context: &str| {
             let context = context.to_string();
@@ -137,6 +161,10 @@ impl<'s> Tx<'s> {
         let message = crate::core::message::format(&self.events);
         let rules = self.parent_config.as_ref().or(self.partial.state.config.as_ref());
         let actors = self.events.iter().map(|e| e.actor.as_str()).collect();
+        let run_notes = self
+            .run_notes
+            .as_ref()
+            .map(|(id, commit, record)| (self.partial.state.orders.get(id), *commit, record.clone()));
         self.store.batched("writing the ledger's objects", |repo| {
             let tree = build_tree(repo, tip.map(|t| t.tree), &files).map_err(fatal("writing the ledger tree"))?;
             let commit = self.store.write_ledger_commit(
@@ -148,25 +176,64 @@ impl<'s> Tx<'s> {
                 rules,
                 &actors,
             )?;
-            Ok((commit, tree))
+            let notes = run_notes.map_or_else(Vec::new, |(order, at, record)| {
+                self.store.run_notes_edits(repo, order, at, record).unwrap_or_else(|e| {
+                    tracing::debug!("the run's notes go on their own: {e}");
+                    Vec::new()
+                })
+            });
+            Ok((commit, tree, notes))
         })
     }
 
     /// Write the objects and move the ref.
     fn commit(mut self) -> std::result::Result<Committed, CommitError> {
-        let (commit, _) = self.write().map_err(CommitError::Fatal)?;
+        let (commit, _, notes) = self.write_noted().map_err(CommitError::Fatal)?;
         let tip = self.partial.base();
         let message = crate::core::message::format(&self.events);
         let subject = message.lines().next().unwrap_or_default();
         let expected = super::write::expect(tip.map(|t| t.commit));
-        match self.store.set_ref(LEDGER_REF, expected, commit, subject) {
-            Ok(_) => {
+        let landed = if notes.is_empty() {
+            self.store.set_ref(LEDGER_REF, expected, commit, subject).map(|()| false)
+        } else {
+            let ledger = self
+                .store
+                .ref_edit(LEDGER_REF, expected.clone(), commit, subject)
+                .map_err(|e| CommitError::Fatal(Error::from_git_write("updating refs/mso/ledger", e)))?;
+            // With the notes, one try: the ledger never waits for a notes ref.
+            match self.store.edit_refs_now([vec![ledger], notes].concat()) {
+                Ok(()) => Ok(true),
+                // The refs would not move (a lock held, a damaged notes ref,
+                // a notes ref moved by another writer while the ledger did
+                // not): the ledger alone, as patient as ever.
+                Err(err)
+                    if !err.is_race() || self.store.ref_target(LEDGER_REF).ok().flatten() == tip.map(|t| t.commit) =>
+                {
+                    tracing::debug!("the run's notes go on their own: {err:?}");
+                    self.store.set_ref(LEDGER_REF, expected, commit, subject).map(|()| false)
+                }
+                Err(err) => Err(err),
+            }
+        };
+        // git moves refs one after another, each after its log: a write that
+        // failed may have moved the ledger already (and a notes ref not).
+        // Then the transaction has landed; the caller writes the notes again
+        // (they merge by union).
+        let landed = match landed {
+            Err(err) if self.store.ref_target(LEDGER_REF).ok().flatten() == Some(commit) => {
+                tracing::debug!("refs/mso/ledger moved before an error: {err:?}");
+                Ok(false)
+            }
+            landed => landed,
+        };
+        match landed {
+            Ok(noted) => {
                 let state = self.partial.state;
                 let tally = layout::Tally { stats: state.stats.clone(), ids: state.counters.clone() };
                 if let Some(config) = &state.config {
                     *self.store.head_cache.borrow_mut() = Some((commit, config.clone(), tally));
                 }
-                Ok(Committed { commit, events: self.events, state })
+                Ok(Committed { commit, events: self.events, state, noted })
             }
             Err(err) if err.is_race() => Err(CommitError::Race),
             Err(err) => Err(CommitError::Fatal(err.into_error("updating refs/mso/ledger"))),

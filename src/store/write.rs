@@ -54,6 +54,16 @@ impl Store {
     /// Apply ref edits as one transaction under the lock policy (see
     /// `lock`), writing reflogs as this store's identity.
     pub(crate) fn edit_refs(&self, edits: Vec<RefEdit>) -> std::result::Result<(), RefError> {
+        self.edit_refs_within(edits, super::lock::wait())
+    }
+
+    /// `edit_refs`, giving up at once on a lock that is held (a stale one
+    /// is still removed): for edits that have a slower way to land.
+    pub(crate) fn edit_refs_now(&self, edits: Vec<RefEdit>) -> std::result::Result<(), RefError> {
+        self.edit_refs_within(edits, std::time::Duration::ZERO)
+    }
+
+    fn edit_refs_within(&self, edits: Vec<RefEdit>, wait: std::time::Duration) -> std::result::Result<(), RefError> {
         let names: Vec<(String, String)> = edits
             .iter()
             .map(|e| {
@@ -64,7 +74,7 @@ impl Store {
                 (e.name.as_bstr().to_string(), value)
             })
             .collect();
-        self.edit_refs_locked(&names, || {
+        self.edit_refs_locked(&names, wait, || {
             let signature = self.signature(self.now());
             let mut time_buf = gix::date::parse::TimeBuf::default();
             self.repo.edit_references_as(edits.clone(), Some(signature.to_ref(&mut time_buf))).map(|_| ())

@@ -230,6 +230,62 @@ fn a_broken_evidence_ref_costs_the_evidence_not_the_note() {
     assert!(!noted.trim().is_empty(), "the result wrote no note: {out}");
 }
 
+#[test]
+fn a_result_whose_notes_fail_after_the_ledger_moved_is_recorded_once_and_its_branch_kept() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    // A run's result moves the ledger and its notes refs together; git
+    // writes each ref's log before the ref, one ref after the other. The
+    // evidence ref's log cannot be written (as on a full disk: a directory
+    // with a file in it stands where it goes), so the ledger has moved when the write fails.
+    let in_the_way = repo.path.join(".git/logs/refs/notes/mso-evidence");
+    std::fs::create_dir_all(&in_the_way).unwrap();
+    std::fs::write(in_the_way.join("in-the-way"), "").unwrap();
+    let out = repo.dispatch(&["--once"]);
+    let bld = out.lines().find(|l| l.starts_with("CHR-0001  BLD") && !l.contains("started")).unwrap_or_default();
+    assert!(bld.contains("succeeded"), "the result was not taken as recorded: {out}");
+    assert!(bld.contains("no evidence kept"), "{out}");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "completed", "{out}");
+    let results: Vec<_> = order["history"].as_array().unwrap().iter().filter(|e| e["type"] == "SUCCEEDED").collect();
+    assert_eq!(results.len(), 2, "one result per role: {results:?}");
+    // The branch holds the work the ledger records, and the note says who made it.
+    let head = repo.git(&["rev-parse", "voyage/VOY-0001"]);
+    assert_eq!(results[0]["head"].as_str().unwrap(), head.trim());
+    assert_eq!(repo.git(&["show", "voyage/VOY-0001:work.txt"]).trim(), "work");
+    let note = repo.git(&["notes", "--ref=mso", "show", head.trim()]);
+    assert!(note.contains("CHR-0001"), "{note}");
+    let fsck = repo.mso(&["fsck"]);
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+}
+
+#[test]
+fn a_notes_ref_another_writer_holds_costs_a_result_its_evidence_not_the_result_or_its_note() {
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo work > work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    // Held by a writer git-mso cannot identify, and fresh: not stale yet.
+    let lock = leave_ref_lock(&repo, "refs/notes/mso-evidence", false, Duration::ZERO);
+    let out = repo
+        .mso_cmd(&repo.path)
+        .args(["dispatch", "--once"])
+        .env("MSO_LOCK_WAIT_MS", "300")
+        .env("COUNT_FILE", repo.count_file())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    let bld = out.lines().find(|l| l.starts_with("CHR-0001  BLD") && !l.contains("started")).unwrap_or_default();
+    assert!(bld.contains("succeeded → TST queued"), "{out}");
+    assert!(bld.contains("no evidence kept") && bld.contains("mso-evidence.lock"), "{out}");
+    assert!(lock.exists(), "another writer's fresh lock was removed");
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed");
+    let head = repo.git(&["rev-parse", "voyage/VOY-0001"]);
+    assert!(repo.git(&["notes", "--ref=mso", "show", head.trim()]).contains("CHR-0001"));
+}
+
 /// Index files in `objects/pack`, and whether the ledger's tip is a loose object.
 fn packs_and_loose_tip(repo: &TestRepo) -> (usize, bool) {
     let idx = std::fs::read_dir(repo.path.join(".git/objects/pack"))
