@@ -226,8 +226,9 @@ pub fn head(path: &Path) -> Result<ObjectId> {
 
 fn unopenable(path: &Path) -> Error {
     Error::Input(format!(
-        "the worktree {} has a git directory that is not this repository's, or whose HEAD, index or links \
-         are not plain files of sane sizes",
+        "the worktree {} has a git directory that is not this repository's, or a HEAD, index or link that \
+         is not a plain file of a sane size, or an index git and git-mso would read differently (a crew \
+         rewrote it?); the next run gets the worktree made anew",
         path.display()
     ))
 }

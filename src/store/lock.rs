@@ -88,6 +88,13 @@ impl RefError {
         }
     }
 
+    /// git failed while this writer held every lock of the transaction
+    /// (neither a lock held by another nor a lost race): it may have moved
+    /// some of its refs already, one after another, before it failed.
+    pub(crate) fn while_moving(&self) -> bool {
+        matches!(self, RefError::Git(_)) && !self.is_race()
+    }
+
     /// The error a user sees, with `context` for git's own.
     pub(crate) fn into_error(self, context: impl Into<String>) -> Error {
         match self {

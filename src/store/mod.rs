@@ -72,6 +72,8 @@ pub struct Store {
     clock: Option<crate::core::Timestamp>,
     /// What of the objects written last `repo` keeps in memory (see `batched`).
     remembered: std::cell::RefCell<Remembered>,
+    /// The last batch written, until a ref that names it moves (`settle`).
+    unsettled: std::cell::RefCell<Option<gix::odb::memory::Storage>>,
 }
 
 /// The objects a store keeps in its repository's memory, all of them on disk.
@@ -145,6 +147,7 @@ impl Store {
             signer,
             clock: None,
             remembered: Default::default(),
+            unsettled: Default::default(),
         })
     }
 
@@ -167,13 +170,23 @@ impl Store {
             self.remembered.borrow().ids.len(),
             "an object was written through the store's repository, not `batched`: it is only in memory"
         );
-        // What was kept is on disk already.
+        // What was kept is on disk already, and named by a ref.
         batch.retain(|id, _| !self.remembered.borrow().ids.contains(id));
         if !batch.is_empty() {
             batch::persist(&self.repo, &batch, self.writes_packs(), what)?;
         }
-        self.remember(Written(batch));
+        // Kept once a ref names it (`settle`): objects no ref needs may be
+        // pruned, and a retry that writes the same ones must write them again.
+        *self.unsettled.borrow_mut() = Some(batch);
         Ok(value)
+    }
+
+    /// The last batch is named by a ref that moved: keep it readable from
+    /// memory (see `remember`).
+    pub(crate) fn settle(&self) {
+        if let Some(batch) = self.unsettled.take() {
+            self.remember(Written(batch));
+        }
     }
 
     /// Keep `objects` readable from memory, with those kept before while

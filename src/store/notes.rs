@@ -161,7 +161,10 @@ impl Store {
     fn commit_notes(&self, updates: &[NotesCommit], message: &str) -> Result<bool> {
         let edits = self.batched("writing notes", |repo| self.notes_objects(repo, updates, message))?;
         match self.edit_refs(edits) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.settle();
+                Ok(true)
+            }
             Err(e) if e.is_race() => Ok(false),
             Err(e) => {
                 let names: Vec<&str> = updates.iter().map(|u| u.notes.name).collect();

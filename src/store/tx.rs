@@ -193,6 +193,8 @@ impl<'s> Tx<'s> {
         let message = crate::core::message::format(&self.events);
         let subject = message.lines().next().unwrap_or_default();
         let expected = super::write::expect(tip.map(|t| t.commit));
+        // Whether the refs that moved name every object of the batch.
+        let whole = notes.is_empty();
         let landed = if notes.is_empty() {
             self.store.set_ref(LEDGER_REF, expected, commit, subject).map(|()| false)
         } else {
@@ -203,31 +205,33 @@ impl<'s> Tx<'s> {
             // With the notes, one try: the ledger never waits for a notes ref.
             match self.store.edit_refs_now([vec![ledger], notes].concat()) {
                 Ok(()) => Ok(true),
-                // The refs would not move (a lock held, a damaged notes ref,
-                // a notes ref moved by another writer while the ledger did
-                // not): the ledger alone, as patient as ever.
-                Err(err)
-                    if !err.is_race() || self.store.ref_target(LEDGER_REF).ok().flatten() == tip.map(|t| t.commit) =>
-                {
-                    tracing::debug!("the run's notes go on their own: {err:?}");
-                    self.store.set_ref(LEDGER_REF, expected, commit, subject).map(|()| false)
+                Err(err) => {
+                    let now = self.store.ref_target(LEDGER_REF).ok().flatten();
+                    if err.while_moving() && now == Some(commit) {
+                        // git moves the refs one after another, each after
+                        // its log: this write moved the ledger, then failed
+                        // on a notes ref. The result has landed; the caller
+                        // writes the notes again (they merge by union).
+                        tracing::debug!("refs/mso/ledger moved, then: {err:?}");
+                        Ok(false)
+                    } else if !err.is_race() || now == tip.map(|t| t.commit) {
+                        // The refs would not move (a lock held, a damaged
+                        // notes ref, a notes ref moved by another writer while
+                        // the ledger did not): the ledger alone, as patient
+                        // as ever.
+                        tracing::debug!("the run's notes go on their own: {err:?}");
+                        self.store.set_ref(LEDGER_REF, expected, commit, subject).map(|()| false)
+                    } else {
+                        Err(err)
+                    }
                 }
-                Err(err) => Err(err),
             }
-        };
-        // git moves refs one after another, each after its log: a write that
-        // failed may have moved the ledger already (and a notes ref not).
-        // Then the transaction has landed; the caller writes the notes again
-        // (they merge by union).
-        let landed = match landed {
-            Err(err) if self.store.ref_target(LEDGER_REF).ok().flatten() == Some(commit) => {
-                tracing::debug!("refs/mso/ledger moved before an error: {err:?}");
-                Ok(false)
-            }
-            landed => landed,
         };
         match landed {
             Ok(noted) => {
+                if whole || noted {
+                    self.store.settle();
+                }
                 let state = self.partial.state;
                 let tally = layout::Tally { stats: state.stats.clone(), ids: state.counters.clone() };
                 if let Some(config) = &state.config {

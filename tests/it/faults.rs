@@ -286,6 +286,41 @@ fn a_notes_ref_another_writer_holds_costs_a_result_its_evidence_not_the_result_o
     assert!(repo.git(&["notes", "--ref=mso", "show", head.trim()]).contains("CHR-0001"));
 }
 
+#[test]
+#[allow(clippy::result_large_err)]
+fn objects_of_a_transaction_that_did_not_land_are_written_again_by_its_retry() {
+    use git_mso::core::{EventBody, OrderId};
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let mut store = git_mso::store::Store::discover(&repo.path).unwrap();
+    store.pin_clock(crate::common::NOW_SECS);
+    let id: OrderId = "CHR-0001".parse().unwrap();
+    let cancel = |store: &git_mso::store::Store| {
+        store
+            .transact(|tx| tx.push(EventBody::Cancelled { order: id.clone(), reason: "not needed".into() }))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    // The ledger's log cannot be written: the objects are, the ref is not.
+    let log = repo.path.join(".git/logs/refs/mso/ledger");
+    let kept = std::fs::read(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir_all(&log).unwrap();
+    std::fs::write(log.join("in-the-way"), "").unwrap();
+    assert!(cancel(&store).is_err());
+    std::fs::remove_dir_all(&log).unwrap();
+    std::fs::write(&log, kept).unwrap();
+    // git drops what no ref needs; the same transaction, with the same
+    // objects, lands now: they must be on disk again.
+    repo.git(&["repack", "-a", "-d", "-q"]);
+    repo.git(&["prune", "--expire=now"]);
+    cancel(&store).unwrap();
+    repo.git(&["fsck", "--no-dangling"]);
+    let fsck = repo.mso(&["fsck"]);
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "cancelled");
+}
+
 /// Index files in `objects/pack`, and whether the ledger's tip is a loose object.
 fn packs_and_loose_tip(repo: &TestRepo) -> (usize, bool) {
     let idx = std::fs::read_dir(repo.path.join(".git/objects/pack"))

@@ -121,7 +121,7 @@ pub fn openable(path: &Path) -> bool {
 fn plain_git_files(dir: &Path) -> bool {
     let index = std::fs::symlink_metadata(dir.join("index"));
     index.is_ok_and(|m| m.is_file() && m.len() <= INDEX_MAX)
-        && small_file(&dir.join("index"), INDEX_MAX).is_some_and(|data| cache_tree_shallow(&data))
+        && small_file(&dir.join("index"), INDEX_MAX).is_some_and(|data| index_sane(&data))
         && small_file(&dir.join("HEAD"), 4096).is_some()
 }
 
@@ -188,9 +188,10 @@ fn read_index(dir: &Path, hash: gix::hash::Kind) -> Option<gix::index::State> {
     }
     let mut data = Vec::with_capacity(meta.len() as usize);
     (&mut file).take(INDEX_MAX + 1).read_to_end(&mut data).ok()?;
-    if data.len() as u64 > INDEX_MAX || !cache_tree_shallow(&data) {
+    if data.len() as u64 > INDEX_MAX {
         return None;
     }
+    let scanned = scan_index(&data)?;
     let (body, trailer) = data.split_at_checked(data.len().checked_sub(hash.len_in_bytes())?)?;
     if trailer.iter().any(|b| *b != 0) {
         let mut hasher = gix::hash::hasher(hash);
@@ -199,10 +200,19 @@ fn read_index(dir: &Path, hash: gix::hash::Kind) -> Option<gix::index::State> {
             return None;
         }
     }
+    // gix reads the entries and the extensions a check needs, nothing else.
+    let mut given = data[..scanned.extensions].to_vec();
+    for range in &scanned.kept {
+        given.extend_from_slice(&data[range.clone()]);
+    }
+    given.extend_from_slice(trailer);
     // The index's own modification time: what tells a racily clean entry.
     let written = filetime::FileTime::from_last_modification_time(&meta);
     let options = gix::index::decode::Options { thread_limit: Some(1), ..Default::default() };
-    gix::index::State::from_bytes(&data, written, hash, options).ok().map(|(state, _)| state)
+    let (state, _) = gix::index::State::from_bytes(&given, written, hash, options).ok()?;
+    // A cache-tree gix could not read would pass for none at all.
+    let has_tree = scanned.kept.iter().any(|r| &data[r.start..r.start + 4] == b"TREE");
+    (has_tree == state.tree().is_some()).then_some(state)
 }
 
 /// The git directory a worktree's `.git` file names, exactly `gitdir:
@@ -305,15 +315,29 @@ fn cache_tree_holds(repo: &gix::Repository, index: &gix::index::State, at: Objec
 /// whole runner).
 const CACHE_TREE_DEPTH: usize = 2048;
 
-/// Whether the index's cache-tree (its TREE extension), if it has one,
-/// nests no deeper than `CACHE_TREE_DEPTH`: read here without recursion,
-/// before gix or git reads the index. An index this cannot read is not
-/// shallow.
-fn cache_tree_shallow(index: &[u8]) -> bool {
-    scan_cache_tree(index).is_some()
+/// Whether git and gix may read the index, and read it alike (see
+/// `scan_index`). An index this cannot read is not.
+fn index_sane(index: &[u8]) -> bool {
+    scan_index(index).is_some()
 }
 
-fn scan_cache_tree(data: &[u8]) -> Option<()> {
+/// Where an index's extensions start, and those gix is given (see
+/// `read_index`).
+struct Scanned {
+    extensions: usize,
+    kept: Vec<std::ops::Range<usize>>,
+}
+
+/// An index read here first, without recursion, before gix or git reads
+/// it: every entry's mode is one git writes (git stops at any other, and
+/// gix would read some as a plain file); its cache-tree (TREE), if any,
+/// nests no deeper than `CACHE_TREE_DEPTH` and holds only counts git and
+/// gix both read as written; no sparse-index marker (`sdir`) and no
+/// mandatory extension this does not know. Kept for gix: the cache-tree,
+/// the resolve-undo records (REUC) and a split index's link (which no
+/// check accepts); the rest (the untracked cache, fsmonitor state, offset
+/// tables) no check needs, and gix reads the untracked cache recursively.
+fn scan_index(data: &[u8]) -> Option<Scanned> {
     let u32_at = |at: usize| Some(u32::from_be_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?));
     if data.get(..4)? != b"DIRC" {
         return None;
@@ -331,6 +355,9 @@ fn scan_cache_tree(data: &[u8]) -> Option<()> {
     // flags (its NUL only when the flags say 0xFFF), so that this walk and
     // git's (and gix's) find the extensions at the same place.
     for _ in 0..count {
+        if ![0o100644, 0o100755, 0o120000, 0o160000].contains(&u32_at(at + 24)?) {
+            return None;
+        }
         let flags = u16::from_be_bytes(data.get(at + 40 + HASH..at + 42 + HASH)?.try_into().ok()?);
         let mut name = at + 42 + HASH;
         if version >= 3 && flags & 0x4000 != 0 {
@@ -367,20 +394,41 @@ fn scan_cache_tree(data: &[u8]) -> Option<()> {
     // agrees with this walk on where the extensions start.
     let extensions = at;
     let mut trees = 0;
+    let mut kept = Vec::new();
     while at < end {
         let size = u32_at(at + 4)? as usize;
-        let body = data.get(at + 8..(at + 8).checked_add(size)?)?;
+        let next = (at + 8).checked_add(size)?;
+        let whole = at..next;
+        let body = data.get(at + 8..next)?;
         match data.get(at..at + 4)? {
             b"TREE" => {
                 trees += 1;
                 tree_depth_within(body, CACHE_TREE_DEPTH)?;
+                kept.push(whole);
             }
+            b"REUC" | b"link" => kept.push(whole),
             b"EOIE" if u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize != extensions => return None,
+            b"EOIE" | b"IEOT" | b"UNTR" | b"FSMN" => {}
+            // A sparse index, or a mandatory extension git would refuse.
+            b"sdir" => return None,
+            name if name[0].is_ascii_uppercase() => return None,
             _ => {}
         }
-        at += 8 + size;
+        at = next;
     }
-    (at == end && trees <= 1).then_some(())
+    (at == end && trees <= 1).then_some(Scanned { extensions, kept })
+}
+
+/// A cache-tree count as git writes it, and as git (an `int`) and gix (an
+/// `i32`) both read it: decimal digits, or -1 where `negative` may be.
+fn cache_tree_count(text: &str, negative: bool) -> Option<i64> {
+    if negative && text == "-1" {
+        return Some(-1);
+    }
+    if text.is_empty() || text.len() > 10 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i64>().ok().filter(|n| *n <= i64::from(i32::MAX))
 }
 
 /// The cache-tree's nodes in order (name NUL, entry count, space, subtree
@@ -395,8 +443,8 @@ fn tree_depth_within(body: &[u8], max: usize) -> Option<()> {
         let line_end = nul + body.get(nul..)?.iter().position(|b| *b == b'\n')?;
         let line = std::str::from_utf8(body.get(nul + 1..line_end)?).ok()?;
         let (entries, subtrees) = line.split_once(' ')?;
-        let entries: i64 = entries.parse().ok()?;
-        let subtrees: u64 = subtrees.parse().ok()?;
+        let entries = cache_tree_count(entries, true)?;
+        let subtrees = cache_tree_count(subtrees, false)? as u64;
         at = line_end + 1 + if entries >= 0 { HASH } else { 0 };
         left.push(subtrees);
         if left.len() > max {
@@ -441,6 +489,10 @@ fn umask() -> u32 {
 fn files_unchanged(repo: &gix::Repository, root: &Path, index: &gix::index::State) -> bool {
     // All of it, and the nanoseconds too: a stricter look only costs a reset.
     let strict = stat::Options { trust_ctime: true, check_stat: true, use_nsec: true, use_stdev: false };
+    // Racily clean as git tells it, by the second (git is built without
+    // USE_NSEC): a file written in the index's second is read, whatever
+    // its nanoseconds say.
+    let racy = stat::Options { use_nsec: false, ..strict };
     let written = index.timestamp();
     index.entries().iter().all(|entry| {
         let file = root_join(root, entry.path(index));
@@ -461,7 +513,7 @@ fn files_unchanged(repo: &gix::Repository, root: &Path, index: &gix::index::Stat
         let smudged = entry.stat.size == 0 && now.size != 0;
         let recorded = Stat { size: if smudged { now.size } else { entry.stat.size }, ..entry.stat };
         recorded.matches(&now, strict)
-            && (!(smudged || entry.stat.is_racy(written, strict)) || same_content(repo, &file, entry.mode, entry.id))
+            && (!(smudged || entry.stat.is_racy(written, racy)) || same_content(repo, &file, entry.mode, entry.id))
     })
 }
 
@@ -597,10 +649,10 @@ mod tests {
         let (_tmp, wt, _) = worktree();
         git(&wt, &["write-tree"]);
         let index = wt.join(git(&wt, &["rev-parse", "--git-path", "index"]).trim());
-        assert!(cache_tree_shallow(&std::fs::read(&index).unwrap()));
+        assert!(index_sane(&std::fs::read(&index).unwrap()));
         git(&wt, &["update-index", "--index-version", "4"]);
         git(&wt, &["write-tree"]);
-        assert!(cache_tree_shallow(&std::fs::read(&index).unwrap()));
+        assert!(index_sane(&std::fs::read(&index).unwrap()));
         // The same index with a deep one in place of its own: refused, and
         // the worktree made anew rather than read.
         let data = std::fs::read(&index).unwrap();
@@ -611,19 +663,19 @@ mod tests {
         forged.extend_from_slice(&(deep.len() as u32).to_be_bytes());
         forged.extend_from_slice(&deep);
         forged.extend_from_slice(&data[tree + 8 + size..]);
-        assert!(!cache_tree_shallow(&forged));
+        assert!(!index_sane(&forged));
         // A second cache-tree after the first: git and gix keep the last.
         let mut second = data[..data.len() - 20].to_vec();
         second.extend_from_slice(b"TREE");
         second.extend_from_slice(&(deep.len() as u32).to_be_bytes());
         second.extend_from_slice(&deep);
         second.extend_from_slice(&data[data.len() - 20..]);
-        assert!(!cache_tree_shallow(&second));
+        assert!(!index_sane(&second));
         // An entry whose name is not where its flags say it ends.
         let mut misnamed = data.clone();
         let flags = 12 + 40 + 20;
         misnamed[flags + 1] += 1;
-        assert!(!cache_tree_shallow(&misnamed));
+        assert!(!index_sane(&misnamed));
         std::fs::write(&index, &forged).unwrap();
         assert!(!openable(&wt));
         // Indexes git writes with its other features: read through.
@@ -647,7 +699,7 @@ mod tests {
             std::fs::write(wt.join("new.txt"), "x").unwrap();
             git(&wt, setup);
             git(&wt, &["status", "--porcelain"]);
-            assert!(cache_tree_shallow(&std::fs::read(&index).unwrap()), "{setup:?}");
+            assert!(index_sane(&std::fs::read(&index).unwrap()), "{setup:?}");
             let _ = std::fs::remove_file(wt.join("new.txt"));
         }
     }
@@ -1152,5 +1204,78 @@ mod tests {
         assert!(!holds_exactly(&objects(&wt), &wt, at), "a truncated index");
         std::fs::write(&index, b"").unwrap();
         assert!(!holds_exactly(&objects(&wt), &wt, at), "an empty index");
+    }
+
+    /// The worktree's index with `edit` made to its bytes (the checksum
+    /// made right again).
+    fn edit_index(wt: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+        let index = wt.join(git(wt, &["rev-parse", "--git-path", "index"]).trim());
+        let mut data = std::fs::read(&index).unwrap();
+        data.truncate(data.len() - 20);
+        edit(&mut data);
+        let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
+        hasher.update(&data);
+        data.extend_from_slice(hasher.try_finalize().unwrap().as_slice());
+        std::fs::write(&index, data).unwrap();
+    }
+
+    /// Where the extensions of an index start (entries of version 2).
+    fn extensions_at(data: &[u8]) -> usize {
+        let count = u32::from_be_bytes(data[8..12].try_into().unwrap());
+        let mut at = 12;
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes(data[at + 60..at + 62].try_into().unwrap()) & 0xfff);
+            at += (62 + len + 8) / 8 * 8;
+        }
+        at
+    }
+
+    #[test]
+    fn an_index_git_would_read_otherwise_than_gix_is_not_clean() {
+        let (_tmp, wt, at) = worktree();
+        let clean = |what: &str| {
+            let yes = holds_exactly(&objects(&wt), &wt, at);
+            prepare_again(wt.ancestors().nth(4).unwrap(), at);
+            (what.to_string(), yes)
+        };
+        git(&wt, &["write-tree"]);
+        assert_eq!(clean("as git wrote it"), ("as git wrote it".into(), true));
+        let extension = |name: &[u8], body: &[u8]| {
+            let (name, body) = (name.to_vec(), body.to_vec());
+            move |data: &mut Vec<u8>| {
+                let at = extensions_at(data);
+                data.truncate(at);
+                data.extend_from_slice(&name);
+                data.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                data.extend_from_slice(&body);
+            }
+        };
+        // An untracked cache, even one gix cannot read: no check needs it.
+        edit_index(&wt, extension(b"UNTR", b"\xff\xff garbage"));
+        assert_eq!(clean("untracked cache"), ("untracked cache".into(), true));
+        for (what, edit) in [
+            // git stops at a mode it does not write; gix reads 0110644 as a file.
+            (
+                "mode 0110644",
+                Box::new(|data: &mut Vec<u8>| data[12 + 24..12 + 28].copy_from_slice(&0o110644u32.to_be_bytes()))
+                    as Box<dyn FnOnce(&mut Vec<u8>)>,
+            ),
+            (
+                "mode 0100664",
+                Box::new(|data: &mut Vec<u8>| data[12 + 24..12 + 28].copy_from_slice(&0o100664u32.to_be_bytes())),
+            ),
+            // A count git reads (an int) and gix refuses (an i32), which made
+            // gix drop the whole cache-tree while git trusted it.
+            ("a count past i32", Box::new(extension(b"TREE", b"\x004294967297 0\n"))),
+            ("a signed count", Box::new(extension(b"TREE", b"\x00+1 0\n"))),
+            ("a sparse index", Box::new(extension(b"sdir", b""))),
+            ("a mandatory extension unknown here", Box::new(extension(b"ABCD", b""))),
+        ] {
+            edit_index(&wt, edit);
+            assert_eq!(clean(what), (what.to_string(), false));
+        }
+        // An optional extension unknown here is ignored, as git ignores it.
+        edit_index(&wt, extension(b"abcd", b"whatever"));
+        assert_eq!(clean("unknown optional"), ("unknown optional".into(), true));
     }
 }
