@@ -328,8 +328,21 @@ impl Store {
     }
 
     /// Regenerate every note of `refs/notes/mso` from the ledger; returns how many commits carry one.
+    /// A result that lands meanwhile adds its note to the notes being
+    /// replaced: the rebuild is done again until the ledger held still
+    /// through one.
     pub fn rebuild_notes(&self) -> Result<usize> {
-        let tip = self.require_tip()?;
+        for _ in 0..50 {
+            let tip = self.require_tip()?;
+            let count = self.rebuild_notes_at(tip)?;
+            if self.tip_unchecked()? == Some(tip.commit) {
+                return Ok(count);
+            }
+        }
+        Err(Error::Conflict { attempts: 50 })
+    }
+
+    fn rebuild_notes_at(&self, tip: super::Tip) -> Result<usize> {
         let mut all: BTreeMap<ObjectId, Vec<notes::Block>> = BTreeMap::new();
         let mut summaries = self.summaries(&tip)?;
         summaries.sort_by_key(|s| s.seq);

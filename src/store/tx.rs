@@ -207,7 +207,12 @@ impl<'s> Tx<'s> {
                 Ok(()) => Ok(true),
                 Err(err) => {
                     let now = self.store.ref_target(LEDGER_REF).ok().flatten();
-                    if err.while_moving() && now == Some(commit) {
+                    // Read after the locks were let go: another writer may
+                    // have appended on top of ours since.
+                    let holds_ours = now.is_some_and(|now| {
+                        now == commit || super::objects::is_ancestor(&self.store.repo, commit, now) == Some(true)
+                    });
+                    if err.while_moving() && holds_ours {
                         // git moves the refs one after another, each after
                         // its log: this write moved the ledger, then failed
                         // on a notes ref. The result has landed; the caller

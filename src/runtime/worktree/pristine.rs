@@ -332,8 +332,10 @@ struct Scanned {
 /// it: every entry's mode is one git writes (git stops at any other, and
 /// gix would read some as a plain file); its cache-tree (TREE), if any,
 /// nests no deeper than `CACHE_TREE_DEPTH` and holds only counts git and
-/// gix both read as written; no sparse-index marker (`sdir`) and no
-/// mandatory extension this does not know. Kept for gix: the cache-tree,
+/// gix both read as written; an offset table (IEOT), if any, names the
+/// entries this walk found; no sparse-index marker (`sdir`) and no other
+/// extension git would refuse (an unknown one whose name does not start
+/// with A to Z). Kept for gix: the cache-tree,
 /// the resolve-undo records (REUC) and a split index's link (which no
 /// check accepts); the rest (the untracked cache, fsmonitor state, offset
 /// tables) no check needs, and gix reads the untracked cache recursively.
@@ -351,10 +353,13 @@ fn scan_index(data: &[u8]) -> Option<Scanned> {
     let end = data.len().checked_sub(HASH)?;
     let mut at = 12usize;
     let mut previous_len = 0usize;
+    // Where each entry starts: an offset table (IEOT) must name these.
+    let mut starts = Vec::with_capacity(usize::try_from(count).ok()?.min(1 << 20));
     // Each entry's length as git reads it: the name's length from its
     // flags (its NUL only when the flags say 0xFFF), so that this walk and
     // git's (and gix's) find the extensions at the same place.
     for _ in 0..count {
+        starts.push(at);
         if ![0o100644, 0o100755, 0o120000, 0o160000].contains(&u32_at(at + 24)?) {
             return None;
         }
@@ -408,15 +413,39 @@ fn scan_index(data: &[u8]) -> Option<Scanned> {
             }
             b"REUC" | b"link" => kept.push(whole),
             b"EOIE" if u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize != extensions => return None,
-            b"EOIE" | b"IEOT" | b"UNTR" | b"FSMN" => {}
-            // A sparse index, or a mandatory extension git would refuse.
-            b"sdir" => return None,
-            name if name[0].is_ascii_uppercase() => return None,
-            _ => {}
+            // git (with index.threads) reads entries where the table says.
+            b"IEOT" => offsets_agree(body, &starts)?,
+            b"EOIE" | b"UNTR" | b"FSMN" => {}
+            // git ignores an extension it does not know whose name starts
+            // with A to Z, and refuses any other; a sparse index is no.
+            name if name[0].is_ascii_uppercase() => {}
+            _ => return None,
         }
         at = next;
     }
     (at == end && trees <= 1).then_some(Scanned { extensions, kept })
+}
+
+/// An index entry offset table (IEOT) whose every block starts where the
+/// walk found that entry, and which covers the entries exactly: git reads
+/// the blocks from those offsets, and they must be the entries checked.
+fn offsets_agree(body: &[u8], starts: &[usize]) -> Option<()> {
+    if u32_at_in(body, 0)? != 1 || !(body.len() - 4).is_multiple_of(8) {
+        return None;
+    }
+    let mut next = 0usize;
+    for block in body[4..].chunks_exact(8) {
+        let (offset, entries) = (u32_at_in(block, 0)?, u32_at_in(block, 4)?);
+        if starts.get(next) != Some(&offset) {
+            return None;
+        }
+        next = next.checked_add(entries)?;
+    }
+    (next == starts.len()).then_some(())
+}
+
+fn u32_at_in(data: &[u8], at: usize) -> Option<usize> {
+    Some(u32::from_be_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?) as usize)
 }
 
 /// A cache-tree count as git writes it, and as git (an `int`) and gix (an
@@ -1240,6 +1269,23 @@ mod tests {
         };
         git(&wt, &["write-tree"]);
         assert_eq!(clean("as git wrote it"), ("as git wrote it".into(), true));
+        // With an offset table, as git writes one for threads to read by
+        // (for an index of a few hundred entries).
+        let main = wt.ancestors().nth(4).unwrap().to_path_buf();
+        for n in 0..300 {
+            std::fs::write(main.join(format!("many-{n}.txt")), format!("{n}\n")).unwrap();
+        }
+        git(&main, &["add", "-A"]);
+        git(&main, &["commit", "-q", "-m", "many"]);
+        let many: ObjectId = git(&main, &["rev-parse", "HEAD"]).trim().parse().unwrap();
+        prepare_again(&main, many);
+        let config = ["-c", "index.threads=4", "-c", "index.recordOffsetTable=true"];
+        git(&wt, &[&config[..], &["update-index", "--index-version", "3"]].concat());
+        git(&wt, &[&config[..], &["update-index", "--index-version", "2"]].concat());
+        let index = std::fs::read(wt.join(git(&wt, &["rev-parse", "--git-path", "index"]).trim())).unwrap();
+        assert!(index.windows(4).any(|w| w == b"IEOT"), "git wrote no offset table");
+        assert!(holds_exactly(&objects(&wt), &wt, many), "an offset table git wrote");
+        prepare_again(&main, at);
         let extension = |name: &[u8], body: &[u8]| {
             let (name, body) = (name.to_vec(), body.to_vec());
             move |data: &mut Vec<u8>| {
@@ -1269,13 +1315,17 @@ mod tests {
             ("a count past i32", Box::new(extension(b"TREE", b"\x004294967297 0\n"))),
             ("a signed count", Box::new(extension(b"TREE", b"\x00+1 0\n"))),
             ("a sparse index", Box::new(extension(b"sdir", b""))),
-            ("a mandatory extension unknown here", Box::new(extension(b"ABCD", b""))),
+            // git refuses an extension it does not know unless its name starts with A to Z.
+            ("an unknown extension git refuses", Box::new(extension(b"abcd", b""))),
+            // An offset table naming where no entry starts (git, with
+            // index.threads, would read entries from there).
+            ("an offset table elsewhere", Box::new(extension(b"IEOT", b"\0\0\0\x01\0\0\0\x0d\0\0\0\x01"))),
         ] {
             edit_index(&wt, edit);
             assert_eq!(clean(what), (what.to_string(), false));
         }
-        // An optional extension unknown here is ignored, as git ignores it.
-        edit_index(&wt, extension(b"abcd", b"whatever"));
+        // One git ignores is ignored here too.
+        edit_index(&wt, extension(b"ABCD", b"whatever"));
         assert_eq!(clean("unknown optional"), ("unknown optional".into(), true));
     }
 }
