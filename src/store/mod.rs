@@ -155,11 +155,12 @@ impl Store {
     /// then write those to disk in one batch (see `batch`), before the ref
     /// that will name them moves.
     ///
-    /// The batch then stays readable from this store's memory (see
-    /// `remember`): gix learns of a pack written beside it only by listing
-    /// the pack directory and looking at every pack again, and the next
-    /// transaction, or the next dispatch pass, reads exactly these objects
-    /// first (the tip commit, its trees, the order just written).
+    /// Once a ref that names all of the batch has moved (`settle`), it stays
+    /// readable from this store's memory (see `remember`): gix learns of a
+    /// pack written beside it only by listing the pack directory and looking
+    /// at every pack again, and the next transaction, or the next dispatch
+    /// pass, reads exactly these objects first (the tip commit, its trees,
+    /// the order just written).
     pub(crate) fn batched<T>(&self, what: &str, write: impl FnOnce(&gix::Repository) -> Result<T>) -> Result<T> {
         // A clone has the memory too: `write` reads what was kept.
         let mut scratch = self.repo.clone();
