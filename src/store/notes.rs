@@ -328,21 +328,29 @@ impl Store {
     }
 
     /// Regenerate every note of `refs/notes/mso` from the ledger; returns how many commits carry one.
-    /// A result that lands meanwhile adds its note to the notes being
-    /// replaced: the rebuild is done again until the ledger held still
-    /// through one.
+    /// A result that lands meanwhile writes its note into the notes being
+    /// replaced: when the ledger moved, the notes of the ledger as it is
+    /// then are added back, by union (which removes nothing, so it needs
+    /// no still ledger).
     pub fn rebuild_notes(&self) -> Result<usize> {
-        for _ in 0..50 {
-            let tip = self.require_tip()?;
-            let count = self.rebuild_notes_at(tip)?;
-            if self.tip_unchecked()? == Some(tip.commit) {
-                return Ok(count);
-            }
+        let tip = self.require_tip()?;
+        let all = self.ledger_notes(tip)?;
+        let fresh = || all.iter().map(|(c, b)| (*c, Note::Text(b.clone()))).collect();
+        self.replace_notes(MSO_NOTES, fresh)?;
+        let now = self.require_tip()?;
+        if now == tip {
+            return Ok(all.len());
         }
-        Err(Error::Conflict { attempts: 50 })
+        let mut again = self.ledger_notes(now)?;
+        let count = again.len();
+        // Only what the results that landed meanwhile changed.
+        again.retain(|commit, blocks| all.get(commit) != Some(blocks));
+        self.add_notes(MSO_NOTES, &again)?;
+        Ok(count)
     }
 
-    fn rebuild_notes_at(&self, tip: super::Tip) -> Result<usize> {
+    /// Every note the ledger at `tip` implies, by commit.
+    fn ledger_notes(&self, tip: super::Tip) -> Result<BTreeMap<ObjectId, Vec<notes::Block>>> {
         let mut all: BTreeMap<ObjectId, Vec<notes::Block>> = BTreeMap::new();
         let mut summaries = self.summaries(&tip)?;
         summaries.sort_by_key(|s| s.seq);
@@ -353,10 +361,7 @@ impl Store {
                 notes::merge(all.entry(commit).or_default(), &blocks);
             }
         }
-        let count = all.len();
-        let fresh = || all.iter().map(|(c, b)| (*c, Note::Text(b.clone()))).collect();
-        self.replace_notes(MSO_NOTES, fresh)?;
-        Ok(count)
+        Ok(all)
     }
 
     fn tree_of(&self, commit: ObjectId) -> Result<ObjectId> {
