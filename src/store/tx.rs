@@ -193,8 +193,10 @@ impl<'s> Tx<'s> {
         let message = crate::core::message::format(&self.events);
         let subject = message.lines().next().unwrap_or_default();
         let expected = super::write::expect(tip.map(|t| t.commit));
-        // Whether the refs that moved name every object of the batch.
-        let whole = notes.is_empty();
+        // Whether moving the ledger alone names every object of the batch:
+        // not when the run's notes were asked for, whose objects are in it
+        // even when building their ref edits failed halfway.
+        let whole = self.run_notes.is_none();
         let landed = if notes.is_empty() {
             self.store.set_ref(LEDGER_REF, expected, commit, subject).map(|()| false)
         } else {

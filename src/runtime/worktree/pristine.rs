@@ -340,7 +340,7 @@ struct Scanned {
 /// check accepts); the rest (the untracked cache, fsmonitor state, offset
 /// tables) no check needs, and gix reads the untracked cache recursively.
 fn scan_index(data: &[u8]) -> Option<Scanned> {
-    let u32_at = |at: usize| Some(u32::from_be_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?));
+    let u32_at = |at: usize| be_u32(data, at);
     if data.get(..4)? != b"DIRC" {
         return None;
     }
@@ -412,7 +412,7 @@ fn scan_index(data: &[u8]) -> Option<Scanned> {
                 kept.push(whole);
             }
             b"REUC" | b"link" => kept.push(whole),
-            b"EOIE" if u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize != extensions => return None,
+            b"EOIE" if be_u32(body, 0)? as usize != extensions => return None,
             // git (with index.threads) reads entries where the table says.
             b"IEOT" => offsets_agree(body, &starts)?,
             b"EOIE" | b"UNTR" | b"FSMN" => {}
@@ -430,12 +430,12 @@ fn scan_index(data: &[u8]) -> Option<Scanned> {
 /// walk found that entry, and which covers the entries exactly: git reads
 /// the blocks from those offsets, and they must be the entries checked.
 fn offsets_agree(body: &[u8], starts: &[usize]) -> Option<()> {
-    if u32_at_in(body, 0)? != 1 || !(body.len() - 4).is_multiple_of(8) {
+    if be_u32(body, 0)? != 1 || !(body.len() - 4).is_multiple_of(8) {
         return None;
     }
     let mut next = 0usize;
     for block in body[4..].chunks_exact(8) {
-        let (offset, entries) = (u32_at_in(block, 0)?, u32_at_in(block, 4)?);
+        let (offset, entries) = (be_u32(block, 0)? as usize, be_u32(block, 4)? as usize);
         if starts.get(next) != Some(&offset) {
             return None;
         }
@@ -444,8 +444,9 @@ fn offsets_agree(body: &[u8], starts: &[usize]) -> Option<()> {
     (next == starts.len()).then_some(())
 }
 
-fn u32_at_in(data: &[u8], at: usize) -> Option<usize> {
-    Some(u32::from_be_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?) as usize)
+/// The big-endian 32-bit number at `at` in `data`, if it holds one.
+fn be_u32(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
 /// A cache-tree count as git writes it, and as git (an `int`) and gix (an
