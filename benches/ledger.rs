@@ -1,7 +1,8 @@
 //! `cargo bench --bench ledger` (or scripts/bench.sh): git-mso against the
 //! git CLI plumbing baseline, measured side by side in the same run.
 //!
-//! Prints a table; asserts nothing (timings on shared machines are noisy).
+//! Prints a table; asserts nothing of the timings (shared machines are
+//! noisy). `cargo bench --bench ledger -- dispatch` runs the dispatch rows alone.
 
 #![allow(clippy::result_large_err)]
 
@@ -43,10 +44,21 @@ fn mso(dir: &Path, args: &[&str]) -> Duration {
     took
 }
 
-/// Wall time per role of one `dispatch --once` of 20 two-role orders on
-/// one voyage, with crews that do nothing, and the same until the
-/// background roll-ups of its packs it started have ended too.
-fn dispatch_per_role(repo: &Path) -> (Duration, Duration) {
+/// What one `dispatch --once` of 20 two-role orders on one voyage, with
+/// crews that do nothing, took per role.
+struct Dispatched {
+    /// Each role's cycle (claim, run, result), from one result line the
+    /// dispatcher prints to the next.
+    roles: Vec<Duration>,
+    /// The whole command's time, per role: with its start, its first
+    /// worktree and the roll-ups it started on the way.
+    mean: Duration,
+    /// The same until the background roll-ups it started have ended too.
+    settled: Duration,
+}
+
+fn dispatch_per_role(repo: &Path) -> Dispatched {
+    use std::io::BufRead;
     git(repo, &["config", "mso.crew.BLD.command", "true"]);
     git(repo, &["config", "mso.crew.TST.command", "true"]);
     const ORDERS: usize = 20;
@@ -55,9 +67,37 @@ fn dispatch_per_role(repo: &Path) -> (Duration, Duration) {
     }
     maintained(repo);
     let start = Instant::now();
-    let dispatch = mso(repo, &["dispatch", "--once"]);
+    let mut child = Command::new(BIN)
+        .args(["dispatch", "--once"])
+        .current_dir(repo)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git-mso runs");
+    // Each result line is written as the result lands (stdout is line-buffered).
+    let results: Vec<Instant> = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .filter(|line| line.contains(" succeeded "))
+        .map(|_| Instant::now())
+        .collect();
+    assert!(child.wait().unwrap().success(), "dispatch --once failed");
+    let took = start.elapsed();
+    assert_eq!(results.len(), 2 * ORDERS, "every role ran and succeeded");
     maintained(repo);
-    (dispatch / (2 * ORDERS) as u32, start.elapsed() / (2 * ORDERS) as u32)
+    let roles = results.windows(2).map(|w| w[1] - w[0]).collect();
+    Dispatched { roles, mean: took / (2 * ORDERS) as u32, settled: start.elapsed() / (2 * ORDERS) as u32 }
+}
+
+/// A crew that does nothing (`sh -c true`), started and reaped as a run
+/// does it: under its supervisor, its output to a log.
+fn crew_alone(dir: &Path) -> Duration {
+    let log = dir.join("crew.log");
+    let limits = git_mso::runtime::crew::Limits { timeout: None, idle: None };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let start = Instant::now();
+    let exit = git_mso::runtime::crew::run("true", dir, &[], &log, limits, &stop, None).expect("the crew runs");
+    assert!(exit.success());
+    start.elapsed()
 }
 
 /// Wait until no background maintenance job (a roll-up of packs, gc) of
@@ -316,7 +356,9 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     let root = tempfile::tempdir().unwrap();
-    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    // `cargo bench --bench ledger -- dispatch`: the dispatch rows alone.
+    let dispatch_only = std::env::args().skip(1).any(|a| a == "dispatch");
 
     // --- dispatcher overhead per role, no-op crew ---
     // Measured first: the sections below delete files by the ten thousand
@@ -331,18 +373,35 @@ fn main() {
             })
             .collect(),
     );
-    // The median of three dispatches, each in a repository of its own: one
-    // is at the mercy of a busy machine.
-    let runs: Vec<(Duration, Duration)> =
+    let crew = median((0..20).map(|_| crew_alone(root.path())).collect());
+    // Three dispatches, each in a repository of its own. The typical role
+    // is the median of their 117 role cycles: a busy machine, or a roll-up
+    // of packs in the background, lengthens a few of them.
+    let runs: Vec<Dispatched> =
         (0..3).map(|i| dispatch_per_role(&maintained_repo(root.path(), &format!("dispatch-{i}")))).collect();
-    let fresh = median(runs.iter().map(|r| r.0).collect());
-    let settled = median(runs.iter().map(|r| r.1).collect());
+    let role = median(runs.iter().flat_map(|r| r.roles.iter().copied()).collect());
+    let mean = median(runs.iter().map(|r| r.mean).collect());
+    let settled = median(runs.iter().map(|r| r.settled).collect());
     rows.push((
         "dispatch one role, no-op crew (claim → run → result)".into(),
-        ms(fresh),
+        ms(role),
         "-".into(),
-        format!("of which sh -c true: {}; {} until its packs' roll-ups end", ms(sh), ms(settled)),
+        format!(
+            "the median role; {} per role over the whole command, {} until its roll-ups end",
+            ms(mean),
+            ms(settled)
+        ),
     ));
+    rows.push((
+        "dispatcher overhead per role (the role less its crew)".into(),
+        ms(role.saturating_sub(crew)),
+        "-".into(),
+        format!("the crew: {} (sh -c true under its supervisor; {} from a shell)", ms(crew), ms(sh)),
+    ));
+    if dispatch_only {
+        print_table(root.path(), rows);
+        return;
+    }
     // The same with 20,000 commits noted already: a run's notes must not
     // cost more as the notes grow.
     let with_notes = median(
@@ -350,7 +409,7 @@ fn main() {
             .map(|i| {
                 let noted = maintained_repo(root.path(), &format!("dispatch-noted-{i}"));
                 add_notes(&noted, 20_000);
-                dispatch_per_role(&noted).0
+                median(dispatch_per_role(&noted).roles)
             })
             .collect(),
     );
@@ -358,7 +417,7 @@ fn main() {
         "dispatch one role, 20,000 notes already".into(),
         ms(with_notes),
         "-".into(),
-        format!("{} without notes", ms(fresh)),
+        format!("{} without notes", ms(role)),
     ));
     // And with 10,000 orders already in the ledger (cancelled, as most of a
     // large ledger's orders are ended): every pass reads every summary.
@@ -371,7 +430,7 @@ fn main() {
                     create(&store, 1000);
                 }
                 cancel_all(&store);
-                dispatch_per_role(&big).0
+                median(dispatch_per_role(&big).roles)
             })
             .collect(),
     );
@@ -379,7 +438,7 @@ fn main() {
         "dispatch one role, 10,000 orders already".into(),
         ms(with_orders),
         "-".into(),
-        format!("{} on a new ledger", ms(fresh)),
+        format!("{} on a new ledger", ms(role)),
     ));
 
     // --- append one event ---
@@ -625,7 +684,13 @@ fn main() {
         format!("target < 1 s; the push returned in {}", ms(push_returned)),
     ));
 
-    println!("run in {} ({} {})", root.path().display(), std::env::consts::OS, std::env::consts::ARCH);
+    print_table(root.path(), rows);
+}
+
+type Row = (String, String, String, String);
+
+fn print_table(root: &Path, rows: Vec<Row>) {
+    println!("run in {} ({} {})", root.display(), std::env::consts::OS, std::env::consts::ARCH);
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
     let header = ("operation", "git-mso", "git CLI", "speed-up / note");
     println!("{:<w$}  {:>10}  {:>10}  {}", header.0, header.1, header.2, header.3);

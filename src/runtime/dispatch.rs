@@ -154,7 +154,9 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let runner = Runner::here();
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut busy: BTreeSet<VoyageId> = BTreeSet::new();
-    let mut workers = Vec::new();
+    // Each voyage's run, joined as it ends: a thread not joined keeps its
+    // stack mapped, and a dispatcher that watches for days starts thousands.
+    let mut workers: BTreeMap<VoyageId, std::thread::JoinHandle<()>> = BTreeMap::new();
     let mut outcome = Outcome::default();
     let mut pending = Vec::new();
     let mut running: BTreeMap<VoyageId, Running> = BTreeMap::new();
@@ -317,9 +319,10 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     ),
                 )?;
                 outcome.started += 1;
-                busy.insert(order.voyage);
+                let voyage = order.voyage;
+                busy.insert(voyage);
                 let label = format!("{} {}", order.id, order.role);
-                running.insert(order.voyage, Running { label, since: std::time::Instant::now(), log });
+                running.insert(voyage, Running { label, since: std::time::Instant::now(), log });
                 let job = run::Job {
                     dir: dir.to_path_buf(),
                     store: store.clone(),
@@ -334,7 +337,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     patience: patience(opts),
                     report: tx.clone(),
                 };
-                workers.push(std::thread::spawn(move || run::run(job)));
+                workers.insert(voyage, std::thread::spawn(move || run::run(job)));
             }
         }
         if busy.is_empty() {
@@ -370,6 +373,10 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             }
             Ok(Msg::Done(voyage, written)) => {
                 opened.adopt(written);
+                // Its last message: the thread is ending.
+                if let Some(worker) = workers.remove(&voyage) {
+                    let _ = worker.join();
+                }
                 busy.remove(&voyage);
                 running.remove(&voyage);
             }
@@ -379,8 +386,8 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             Err(_) => {}
         }
     }
-    for w in workers {
-        let _ = w.join();
+    for (_, worker) in workers {
+        let _ = worker.join();
     }
     if display.drawn {
         write!(out, "\r\u{1b}[K")?;

@@ -3,7 +3,8 @@
 //! Every transaction writes its objects as one small pack (see `batch`), and
 //! crews' commits are loose objects. After each ledger append, one job at a
 //! time (it holds `<git dir>/mso/locks/maintenance`, an flock, for as long
-//! as it runs), never waited for, never an error:
+//! as it runs), never waited for, never an error, at a lower priority (nice
+//! 10: it gives way to the runs and crews it would compete with):
 //! - past `pack_limits` packs that can be rolled up, `git repack
 //!   --geometric=2 -d -l` rolls the small ones up, leaving the large ones
 //!   alone, and packs loose objects with them;
@@ -70,11 +71,13 @@ impl Store {
         let mut cmd = crate::gitcli::command(&self.top_dir(), job);
         cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
-        // SAFETY: between fork and exec the child only clears the
-        // close-on-exec flag of a descriptor it inherited (fcntl is
-        // async-signal-safe), so git holds the flock until it exits.
+        // SAFETY: between fork and exec the child only lowers its priority
+        // and clears the close-on-exec flag of a descriptor it inherited
+        // (setpriority and fcntl are async-signal-safe), so git holds the
+        // flock until it exits.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
                 if libc::fcntl(fd, libc::F_SETFD, 0) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
             });
         }

@@ -468,3 +468,38 @@ fn a_run_adds_to_a_note_git_fanned_out_and_leaves_one_entry() {
     let on_head: Vec<&str> = entries.lines().filter(|p| p.replace('/', "") == head).collect();
     assert_eq!(on_head, [head.as_str()], "one flat entry: {entries}");
 }
+
+#[test]
+fn a_dispatcher_that_ran_many_roles_holds_no_more_thread_stacks_than_after_its_first() {
+    // Each role runs on a thread of its own. One never joined keeps its
+    // stack mapped after it ends, so a dispatcher that watches for days
+    // grew by a stack per role, and every crew it forked copied them all.
+    let repo = TestRepo::initialized();
+    let guards = repo.root().join("guards");
+    // The crew counts the dispatcher's guard pages (anonymous mappings
+    // nobody may touch: one below each thread stack, and a few of malloc's).
+    // The dispatcher is the parent of the crew's supervisor, the nearest
+    // git-mso above the crew.
+    let crew = repo.crew(
+        "count.sh",
+        &format!(
+            "p=$$\nwhile [ \"$(cat /proc/$p/comm)\" != git-mso ]; do p=$(awk '/^PPid/{{print $2}}' /proc/$p/status); done\n\
+             d=$(awk '/^PPid/{{print $2}}' /proc/$p/status)\n\
+             awk '$2 == \"---p\" && NF == 5' /proc/$d/maps | wc -l >> '{}'",
+            guards.display()
+        ),
+    );
+    repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
+    repo.ok(&["voyage", "new"]);
+    for i in 0..15 {
+        repo.ok(&["order", "new", "--kind", "CHR", "--title", &format!("order {i}"), "--voyage", "VOY-0001"]);
+    }
+    repo.dispatch(&["--once"]);
+    assert_eq!(repo.runs().len(), 30, "every role ran");
+    let counts: Vec<usize> =
+        std::fs::read_to_string(&guards).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    // Past the first roles, a roll-up's reaping thread and a malloc arena or
+    // two may add a guard page each; a stack per role would add thirty.
+    let (first, last) = (counts[1], *counts.last().unwrap());
+    assert!(last <= first + 6, "the dispatcher's guard pages grew from {first} to {last} over 30 roles: {counts:?}");
+}
