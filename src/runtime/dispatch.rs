@@ -154,9 +154,9 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     let runner = Runner::here();
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut busy: BTreeSet<VoyageId> = BTreeSet::new();
-    // Each voyage's run, joined as it ends: a thread not joined keeps its
+    // The runs' threads, joined once ended: a thread not joined keeps its
     // stack mapped, and a dispatcher that watches for days starts thousands.
-    let mut workers: BTreeMap<VoyageId, std::thread::JoinHandle<()>> = BTreeMap::new();
+    let mut workers: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let mut outcome = Outcome::default();
     let mut pending = Vec::new();
     let mut running: BTreeMap<VoyageId, Running> = BTreeMap::new();
@@ -337,7 +337,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                     patience: patience(opts),
                     report: tx.clone(),
                 };
-                workers.insert(voyage, std::thread::spawn(move || run::run(job)));
+                workers.push(std::thread::spawn(move || run::run(job)));
             }
         }
         if busy.is_empty() {
@@ -373,8 +373,12 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             }
             Ok(Msg::Done(voyage, written)) => {
                 opened.adopt(written);
-                // Its last message: the thread is ending.
-                if let Some(worker) = workers.remove(&voyage) {
+                // Those that ended (this one, its last message sent, may be
+                // ending still: the next time then), never waiting for one.
+                let (ended, going): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut workers).into_iter().partition(|w| w.is_finished());
+                workers = going;
+                for worker in ended {
                     let _ = worker.join();
                 }
                 busy.remove(&voyage);
@@ -386,7 +390,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             Err(_) => {}
         }
     }
-    for (_, worker) in workers {
+    for worker in workers {
         let _ = worker.join();
     }
     if display.drawn {

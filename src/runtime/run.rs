@@ -63,6 +63,21 @@ enum Interrupted {
 }
 
 pub(super) fn run(job: Job) {
+    // The dispatcher waits to hear that a run ended before it stops, and
+    // before its voyage takes the next: it hears so even of a run that
+    // panicked (its claim is then recovered when its lease runs out).
+    struct Ended<'a> {
+        job: &'a Job,
+        said: bool,
+    }
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            if !self.said {
+                let _ = self.job.report.send(Msg::Done(self.job.order.voyage, Default::default()));
+            }
+        }
+    }
+    let mut ended = Ended { job: &job, said: false };
     let mut line = match execute(&job) {
         Ok(line) => line,
         Err(err) => {
@@ -85,6 +100,7 @@ pub(super) fn run(job: Job) {
     let _ = job.report.send(Msg::Line(line));
     // What the run wrote, for the dispatcher's next read of the ledger.
     let _ = job.report.send(Msg::Done(job.order.voyage, job.store.take_written()));
+    ended.said = true;
 }
 
 fn execute(job: &Job) -> Result<String> {

@@ -3,8 +3,9 @@
 //! Every transaction writes its objects as one small pack (see `batch`), and
 //! crews' commits are loose objects. After each ledger append, one job at a
 //! time (it holds `<git dir>/mso/locks/maintenance`, an flock, for as long
-//! as it runs), never waited for, never an error, at a lower priority (nice
-//! 10: it gives way to the runs and crews it would compete with):
+//! as it runs), never waited for, never an error, at a lower priority (ten
+//! more niceness than the runner's: it gives way to the runs and crews it
+//! would compete with):
 //! - past `pack_limits` packs that can be rolled up, `git repack
 //!   --geometric=2 -d -l` rolls the small ones up, leaving the large ones
 //!   alone, and packs loose objects with them;
@@ -71,13 +72,18 @@ impl Store {
         let mut cmd = crate::gitcli::command(&self.top_dir(), job);
         cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
-        // SAFETY: between fork and exec the child only lowers its priority
-        // and clears the close-on-exec flag of a descriptor it inherited
-        // (setpriority and fcntl are async-signal-safe), so git holds the
-        // flock until it exits.
+        let nice = lowered_priority();
+        // SAFETY: between fork and exec the child only makes two system
+        // calls, with no lock or allocation (setpriority is not on POSIX's
+        // async-signal-safe list, but glibc's and musl's are the bare
+        // system call): it lowers its priority, and clears the
+        // close-on-exec flag of a descriptor it inherited, so git holds
+        // the flock until it exits.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                if let Some(nice) = nice {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                }
                 if libc::fcntl(fd, libc::F_SETFD, 0) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
             });
         }
@@ -226,6 +232,23 @@ fn started_within(stamp: &Path, within: Duration) -> bool {
         .ok()
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age < within)
+}
+
+/// The niceness of a background job: ten more than this process's (never
+/// less: a runner already started with `nice -n 15` keeps its jobs below
+/// it), at most 19; `None` if it cannot be read.
+fn lowered_priority() -> Option<libc::c_int> {
+    // getpriority returns -1 both for an error and for niceness -1: errno tells.
+    // SAFETY: __errno_location returns this thread's errno; getpriority has no preconditions.
+    let now = unsafe {
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if now == -1 && *libc::__errno_location() != 0 {
+            return None;
+        }
+        now
+    };
+    Some(now.saturating_add(10).min(19))
 }
 
 /// The maintenance lock, taken without waiting: `None` while a job runs.

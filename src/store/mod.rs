@@ -89,6 +89,7 @@ impl Remembered {
 }
 
 /// Objects written to disk by a store of this repository, in memory.
+#[derive(Default)]
 pub(crate) struct Written(gix::odb::memory::Storage);
 
 /// How many pack indexes one open repository can hold at once. gix sizes

@@ -144,11 +144,18 @@ pub(crate) fn build_tree(
         let blob = repo.write_blob(bytes)?;
         editor.upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob.detach())?;
     }
-    // Written without gix's checks, which look up every entry of every
-    // tree written (a thousand for a full shard) and read each path: the
-    // entries are the blobs just written and those of `base`, and the
-    // paths are the layout's own, made of checked ids.
-    editor.detach().write(|tree| repo.write_object(tree).map(|id| id.detach()))
+    // Written without gix's look-up of every entry of every tree written (a
+    // thousand for a full shard): they are the blobs just written and those
+    // of `base`. Every name is still checked as gix does, so a writer
+    // stops on a tip with a name git refuses rather than build on it.
+    editor.detach().write(|tree| {
+        for entry in &tree.entries {
+            let mode = entry.mode.is_link().then_some(gix::validate::path::component::Mode::Symlink);
+            gix::validate::path::component(entry.filename.as_ref(), mode, Default::default())
+                .map_err(|e| gix::Exn::new(e).into_error())?;
+        }
+        repo.write_object(tree).map(|id| id.detach())
+    })
 }
 
 /// Paths of the blobs that differ between two trees (added, removed or changed),

@@ -498,6 +498,7 @@ fn a_dispatcher_that_ran_many_roles_holds_no_more_thread_stacks_than_after_its_f
     assert_eq!(repo.runs().len(), 30, "every role ran");
     let counts: Vec<usize> =
         std::fs::read_to_string(&guards).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(counts.len(), 30, "every role counted: {counts:?}");
     // Past the first roles, a roll-up's reaping thread and a malloc arena or
     // two may add a guard page each; a stack per role would add thirty.
     let (first, last) = (counts[1], *counts.last().unwrap());

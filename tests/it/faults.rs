@@ -522,6 +522,28 @@ fn fsck_and_order_list_refuse_a_damaged_shard_index() {
 }
 
 #[test]
+fn a_ledger_tip_holding_a_name_git_refuses_is_not_built_on() {
+    // A ledger written before the server's hooks guarded it: its tip's root
+    // holds `.git`. No transaction extends it; fsck says what is wrong.
+    let repo = TestRepo::initialized();
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
+    let tip = repo.tip();
+    let blob = repo.git_stdin(&["hash-object", "-w", "--stdin"], "planted\n").trim().to_string();
+    let mut listing = repo.git(&["ls-tree", &tip]);
+    listing.push_str(&format!("100644 blob {blob}\t.git\n"));
+    let tree = repo.git_stdin(&["mktree"], &listing).trim().to_string();
+    // The tip's own message: a ledger commit in every other way.
+    let message = repo.git(&["log", "-1", "--format=%B", &tip]);
+    let planted = repo.git_stdin(&["commit-tree", &tree, "-p", &tip], &message).trim().to_string();
+    repo.git(&["update-ref", "refs/mso/ledger", &planted, &tip]);
+
+    let err = repo.fails(&["order", "new", "--kind", "CHR", "--title", "second"], 1);
+    assert!(err.contains(".git"), "the error names what is wrong: {err}");
+    assert_eq!(repo.tip(), planted, "nothing was built on it");
+    repo.fails(&["fsck"], 1);
+}
+
+#[test]
 fn fsck_warns_when_the_ledger_was_rolled_back_under_the_dispatchers() {
     let repo = TestRepo::initialized();
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "first"]);
@@ -943,4 +965,53 @@ fn a_crew_s_descendants_die_however_deep_leave_no_zombies_and_cannot_stop_its_su
     assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "the end of a 300-deep chain outlived its crew");
     assert_eq!(std::fs::read_to_string(&zombies).unwrap().trim(), "0", "adopted orphans were left as zombies");
     assert!(out.contains("TST") && out.contains("succeeded → completed"), "{out}");
+}
+
+#[test]
+fn background_roll_ups_run_nicer_than_the_command_that_started_them_never_less_nice() {
+    let repo = TestRepo::initialized();
+    // Roll-ups past 4 packs (see the test above).
+    repo.git(&["config", "gc.autoPackLimit", "14"]);
+    // A git that notes the niceness each roll-up runs at.
+    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+    let bin = repo.root().join("noting-git");
+    std::fs::create_dir_all(&bin).unwrap();
+    let seen = repo.root().join("niceness");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = repack ]; then cut -d' ' -f19 /proc/$$/stat >> '{}'; fi\nexec '{real}' \"$@\"\n",
+        seen.display()
+    );
+    std::fs::write(bin.join("git"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mso = assert_cmd::cargo::cargo_bin("git-mso");
+    let mut order = 0;
+    let mut niceness_at = |nice: &str| -> Vec<String> {
+        let _ = std::fs::remove_file(&seen);
+        for _ in 0..6 {
+            order += 1;
+            let mut cmd = std::process::Command::new("nice");
+            cmd.args(["-n", nice]).arg(&mso).args(["order", "new", "--kind", "CHR", "--title", &format!("o{order}")]);
+            common::isolate(&mut cmd, &repo.home);
+            let out = cmd.current_dir(&repo.path).env("PATH", &path).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        maintenance_done(&repo);
+        std::fs::read_to_string(&seen).unwrap_or_default().lines().map(str::to_string).collect()
+    };
+    // `nice -n` adds to the niceness this test runs at.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let own: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(16).unwrap().parse().unwrap();
+    let expect = |by: i32| ((own + by).min(19) + 10).min(19).to_string();
+    // Ten more than the command's own niceness...
+    let seen = niceness_at("5");
+    assert!(!seen.is_empty(), "no roll-up ran");
+    assert!(seen.iter().all(|n| *n == expect(5)), "a roll-up started at niceness {} ran at {seen:?}", own + 5);
+    // ...and at most 19, never below the command's (a runner started at 15
+    // whose roll-ups were set to 10 outright would have them outrank it).
+    let seen = niceness_at("15");
+    assert!(!seen.is_empty(), "no roll-up ran");
+    assert!(seen.iter().all(|n| *n == expect(15)), "a roll-up started at niceness {} ran at {seen:?}", own + 15);
 }
