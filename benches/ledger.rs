@@ -88,6 +88,29 @@ fn dispatch_per_role(repo: &Path) -> Dispatched {
     Dispatched { roles, mean: took / (2 * ORDERS) as u32, settled: start.elapsed() / (2 * ORDERS) as u32 }
 }
 
+/// What the file system charges for a file created, written and renamed
+/// over another, as a ref update does with its lock and a pack with its
+/// temporary files (median of 200, in `dir`).
+fn file_created_and_renamed(dir: &Path) -> Duration {
+    use std::io::Write;
+    let dir = dir.join("file-system-probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.join("ref");
+    median(
+        (0..200)
+            .map(|i| {
+                let lock = dir.join(format!("ref-{i}.lock"));
+                let start = Instant::now();
+                let mut file = std::fs::File::create_new(&lock).unwrap();
+                file.write_all(&[b'0'; 41]).unwrap();
+                drop(file);
+                std::fs::rename(&lock, &target).unwrap();
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
 /// A crew that does nothing (`sh -c true`), started and reaped as a run
 /// does it: under its supervisor, its output to a log.
 fn crew_alone(dir: &Path) -> Duration {
@@ -397,6 +420,15 @@ fn main() {
         ms(role.saturating_sub(crew)),
         "-".into(),
         format!("the crew: {} (sh -c true under its supervisor; {} from a shell)", ms(crew), ms(sh)),
+    ));
+    let file = file_created_and_renamed(root.path());
+    rows.push((
+        "a file created and renamed over another, this file system".into(),
+        format!("{:.0} µs", file.as_secs_f64() * 1e6),
+        "-".into(),
+        "as a ref update's lock is; a role creates about 11 (4 ref locks, 2 packs of 2 files, \
+         its run's directory, brief and log)"
+            .into(),
     ));
     if dispatch_only {
         print_table(root.path(), rows);
