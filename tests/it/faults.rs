@@ -341,6 +341,20 @@ fn maintenance_done(repo: &TestRepo) {
     assert!(wait_until(Duration::from_secs(60), free), "the maintenance job never ended");
 }
 
+/// A PATH whose first `git` runs `on_repack` (shell) when asked to repack,
+/// then, unless that exited, the real git.
+fn path_with_git_wrapping_repack(repo: &TestRepo, on_repack: &str) -> String {
+    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+    let bin = repo.root().join("wrapping-git");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!("#!/bin/sh\nif [ \"$1\" = repack ]; then {on_repack}; fi\nexec '{real}' \"$@\"\n");
+    std::fs::write(bin.join("git"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
 #[test]
 fn where_roll_ups_fail_packs_stop_piling_up_and_roll_ups_are_not_retried_every_append() {
     let repo = TestRepo::initialized();
@@ -348,19 +362,8 @@ fn where_roll_ups_fail_packs_stop_piling_up_and_roll_ups_are_not_retried_every_a
     // own gc --auto (past 14) never repacks everything for the ledger.
     repo.git(&["config", "gc.autoPackLimit", "14"]);
     // A git whose repack always fails, as a git older than 2.32 fails --geometric.
-    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
-    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
-    let bin = repo.root().join("failing-git");
-    std::fs::create_dir_all(&bin).unwrap();
     let attempts = repo.root().join("repacks");
-    let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = repack ]; then echo attempt >> '{}'; exit 1; fi\nexec '{real}' \"$@\"\n",
-        attempts.display()
-    );
-    std::fs::write(bin.join("git"), script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let path = path_with_git_wrapping_repack(&repo, &format!("echo attempt >> '{}'; exit 1", attempts.display()));
     let started = Instant::now();
     for i in 0..24 {
         let out = repo
@@ -970,22 +973,11 @@ fn a_crew_s_descendants_die_however_deep_leave_no_zombies_and_cannot_stop_its_su
 #[test]
 fn background_roll_ups_run_nicer_than_the_command_that_started_them_never_less_nice() {
     let repo = TestRepo::initialized();
-    // Roll-ups past 4 packs (see the test above).
+    // Roll-ups past 4 packs (as in the test of failing roll-ups).
     repo.git(&["config", "gc.autoPackLimit", "14"]);
     // A git that notes the niceness each roll-up runs at.
-    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
-    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
-    let bin = repo.root().join("noting-git");
-    std::fs::create_dir_all(&bin).unwrap();
     let seen = repo.root().join("niceness");
-    let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = repack ]; then cut -d' ' -f19 /proc/$$/stat >> '{}'; fi\nexec '{real}' \"$@\"\n",
-        seen.display()
-    );
-    std::fs::write(bin.join("git"), script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let path = path_with_git_wrapping_repack(&repo, &format!("cut -d' ' -f19 /proc/$$/stat >> '{}'", seen.display()));
     let mso = assert_cmd::cargo::cargo_bin("git-mso");
     let mut order = 0;
     let mut niceness_at = |nice: &str| -> Vec<String> {
