@@ -214,10 +214,11 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             // One read of the shard indexes serves recovery and the search for
             // work, unless recovery re-queued something.
             let mut summaries = store.summaries_cached(&store.require_tip()?, &mut shards)?;
-            if recover_leases(store, &runner, summaries.iter(), out)? {
+            // Only open orders are running, held or queued.
+            if recover_leases(store, &runner, summaries.of_open_shards(), out)? {
                 summaries = store.summaries_cached(&store.require_tip()?, &mut shards)?;
             }
-            let (ready, backing_off) = ready(summaries.iter(), &busy, crate::store::now());
+            let (ready, backing_off) = ready(summaries.of_open_shards(), &busy, crate::store::now());
             outcome.backing_off = backing_off;
             // Claims are made here first, then confirmed together: with a
             // remote, one push claims every order of the pass.

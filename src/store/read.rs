@@ -12,22 +12,45 @@ use crate::core::state::Stats;
 use crate::core::{Config, Order, OrderId, OrderSummary, Voyage, VoyageId};
 use crate::error::{Error, Result};
 
-/// Shard indexes already parsed, by blob id, for a reader that reads
-/// `summaries` of one tip after another (the dispatcher, once per pass): an
-/// append rewrites one shard's index, so the next read parses that one
-/// alone. A blob id names its content, checked when it was first read, so a
-/// hit is the same content, whichever tip it comes from.
+/// Shard indexes already parsed, by the id of their shard's tree, for a
+/// reader that reads `summaries` of one tip after another (the dispatcher,
+/// once per pass): an append rewrites one shard, so the next read reads
+/// that one alone, and neither the other shards' trees nor their indexes.
+/// A tree id names its content, and so its index blob, checked when it was
+/// first read: a hit is the same content, whichever tip it comes from.
 #[derive(Debug, Default)]
-pub struct ShardCache(HashMap<ObjectId, Rc<Vec<OrderSummary>>>);
+pub struct ShardCache(HashMap<ObjectId, Option<Rc<Shard>>>);
+
+/// One shard's summaries, and whether any of its orders is still open
+/// (not completed or cancelled).
+#[derive(Debug)]
+pub struct Shard {
+    summaries: Vec<OrderSummary>,
+    open: bool,
+}
+
+impl Shard {
+    fn new(summaries: Vec<OrderSummary>) -> Shard {
+        let open = summaries.iter().any(|s| !s.status.is_terminal());
+        Shard { summaries, open }
+    }
+}
 
 /// Every order's summary, shard by shard, shared with a `ShardCache`: a
 /// pass over ten thousand orders copies none of them.
 #[derive(Debug)]
-pub struct Shards(Vec<Rc<Vec<OrderSummary>>>);
+pub struct Shards(Vec<Rc<Shard>>);
 
 impl Shards {
     pub fn iter(&self) -> impl Iterator<Item = &OrderSummary> + Clone {
-        self.0.iter().flat_map(|shard| shard.iter())
+        self.0.iter().flat_map(|shard| shard.summaries.iter())
+    }
+
+    /// The summaries of the shards that hold an open order: every open
+    /// order's among them. A large ledger's orders are mostly ended, and
+    /// whole shards of them are passed over.
+    pub fn of_open_shards(&self) -> impl Iterator<Item = &OrderSummary> + Clone {
+        self.0.iter().filter(|shard| shard.open).flat_map(|shard| shard.summaries.iter())
     }
 }
 
@@ -142,7 +165,11 @@ impl Store {
     pub fn summaries(&self, tip: &Tip) -> Result<Vec<OrderSummary>> {
         let shards = self.summaries_cached(tip, &mut ShardCache::default())?;
         // The cache is gone: each shard's summaries are taken, not copied.
-        Ok(shards.0.into_iter().flat_map(|shard| Rc::try_unwrap(shard).unwrap_or_else(|s| (*s).clone())).collect())
+        Ok(shards
+            .0
+            .into_iter()
+            .flat_map(|shard| Rc::try_unwrap(shard).map_or_else(|s| s.summaries.clone(), |s| s.summaries))
+            .collect())
     }
 
     /// `summaries`, parsing only the shard indexes `cache` does not hold
@@ -151,21 +178,27 @@ impl Store {
         let mut out = Vec::new();
         let mut now = HashMap::with_capacity(cache.0.len());
         for shard_dir in self.subtrees(tip, tip.tree, layout::ORDERS)? {
-            let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
-            let Some(entry) = tree.find_entry(INDEX) else { continue };
-            let id = entry.object_id();
-            let parsed = match now.get(&id).or(cache.0.get(&id)) {
-                Some(parsed) => Rc::clone(parsed),
+            let parsed = match now.get(&shard_dir).or(cache.0.get(&shard_dir)) {
+                Some(parsed) => parsed.clone(),
                 None => {
-                    let blob = self.verified_blob(id, "a shard index")?;
-                    Rc::new(layout::parse_index(&blob).map_err(|e| Error::Corrupt {
-                        commit: short(tip.commit),
-                        reason: format!("a shard index: {e}"),
-                    })?)
+                    let tree = self.repo.find_tree(shard_dir).map_err(|e| Error::git("reading a shard", e))?;
+                    match tree.find_entry(INDEX) {
+                        None => None,
+                        Some(entry) => {
+                            let blob = self.verified_blob(entry.object_id(), "a shard index")?;
+                            let summaries = layout::parse_index(&blob).map_err(|e| Error::Corrupt {
+                                commit: short(tip.commit),
+                                reason: format!("a shard index: {e}"),
+                            })?;
+                            Some(Rc::new(Shard::new(summaries)))
+                        }
+                    }
                 }
             };
-            out.push(Rc::clone(&parsed));
-            now.insert(id, parsed);
+            if let Some(shard) = &parsed {
+                out.push(Rc::clone(shard));
+            }
+            now.insert(shard_dir, parsed);
         }
         cache.0 = now;
         Ok(Shards(out))
