@@ -31,6 +31,9 @@ const BUILT_IN: &[&str] = &[
     r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
     // A key's body whose BEGIN line was cut off (the start of a log's window).
     r"(?m)(?:^[A-Za-z0-9+/=]{40,}[ \t]*\r?\n)+-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
+    // A key whose END line never came (a crew stopped while printing it):
+    // whole keys are gone by now, so all that follows goes.
+    r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*",
     r"\b(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}|sk_live_[A-Za-z0-9]{16,}|rk_live_[A-Za-z0-9]{16,})",
     r"\b(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})",
     r"\b(glpat-[A-Za-z0-9_\-]{20,}|npm_[A-Za-z0-9]{30,}|hf_[A-Za-z0-9]{30,})",
@@ -271,6 +274,22 @@ mod tests {
         assert_eq!(plain, "a basic implementation\n\"output_tokens\": 123456");
         assert!(out.contains("DB_PASSWORD=[REDACTED]"), "{out}");
         assert!(out.starts_with("key [REDACTED] ok"), "{out}");
+    }
+
+    #[test]
+    fn a_private_key_cut_at_either_end_is_redacted() {
+        let r = redactor();
+        let body = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n\
+                    VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n";
+        let whole = format!("before\n-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\nafter\n");
+        let out = r.redact(&whole);
+        assert!(!out.contains("MIIEow") && out.contains("before") && out.contains("after"), "{out}");
+        // No BEGIN line (the window started inside the key).
+        let out = r.redact(&format!("{body}-----END RSA PRIVATE KEY-----\nafter\n"));
+        assert!(!out.contains("MIIEow") && !out.contains("VTLw7") && out.contains("after"), "{out}");
+        // No END line (the crew stopped while printing it).
+        let out = r.redact(&format!("before\n-----BEGIN OPENSSH PRIVATE KEY-----\n{body}"));
+        assert!(!out.contains("MIIEow") && !out.contains("VTLw7") && out.starts_with("before\n"), "{out}");
     }
 
     #[test]
