@@ -166,6 +166,7 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
     // Every pass reads every order's summary: only changed shards are parsed again.
     let mut shards = crate::store::ShardCache::default();
     let mut look = true;
+    let mut swept = false;
     loop {
         if stop.drain.load(Ordering::SeqCst) && !display.told_stopping {
             display.told_stopping = true;
@@ -219,6 +220,19 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
                 summaries = store.summaries_cached(&store.require_tip()?, &mut shards)?;
             }
             let (ready, backing_off) = ready(summaries.of_open_shards(), &busy, crate::store::now());
+            // Once a run: a dispatcher killed between recovering a last
+            // attempt and setting its commits aside left them for this one.
+            if !swept {
+                swept = true;
+                let failed: BTreeSet<VoyageId> = summaries
+                    .of_open_shards()
+                    .filter(|s| s.status == Status::Failed && !busy.contains(&s.voyage))
+                    .map(|s| s.voyage)
+                    .collect();
+                for voyage in failed {
+                    set_aside_unrecorded(store, voyage);
+                }
+            }
             outcome.backing_off = backing_off;
             // Claims are made here first, then confirmed together: with a
             // remote, one push claims every order of the pass.
@@ -691,17 +705,31 @@ fn recover_leases<'a>(
                         role: order.role.clone(),
                         runner: runner.clone(),
                     })?;
-                    Ok(Some((order.role, runner)))
+                    Ok(Some((order.role, runner, order.voyage)))
                 }
                 _ => Ok(None),
             }
         })?;
-        if let Some((role, runner)) = expired {
+        if let Some((role, runner, voyage)) = expired {
             writeln!(out, "{id}  {role}  recovered: the lease of {runner} expired (its runner is gone)")?;
             recovered = true;
+            set_aside_unrecorded(store, voyage);
         }
     }
     Ok(recovered)
+}
+
+/// A runner that died between moving its voyage's branch to its crew's
+/// commit and recording the run left the branch ahead. The claim of the
+/// voyage's next order puts it back, but there may be none (the attempt
+/// was the order's last): once the ledger says the attempt ended, put it
+/// back now. Never an error: the next claim tries again.
+fn set_aside_unrecorded(store: &Store, voyage: VoyageId) {
+    match store.set_aside_unrecorded(voyage) {
+        Ok(Some(said)) => tracing::warn!("{said}"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{voyage}: could not set aside the commits of runs never recorded: {e}"),
+    }
 }
 
 /// Where a run's brief, result and logs live:

@@ -725,6 +725,67 @@ fn a_crew_commit_whose_run_was_never_recorded_is_set_aside_and_the_role_runs_aga
 }
 
 #[test]
+fn a_last_attempt_whose_runner_died_before_recording_leaves_no_commit_on_the_branch() {
+    // Its lease recovered, the order has failed for good: no later claim on
+    // the voyage would set its crew's commit aside. Recovery does.
+    let repo = TestRepo::initialized();
+    repo.ok(&["config", "max_attempts", "1"]);
+    repo.set_crews(&[("BLD", "true"), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    claim_as_dead_runner(&repo, "CHR-0001");
+    let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
+    std::fs::write(repo.path.join("work.txt"), "attempt 1, never recorded\n").unwrap();
+    repo.git(&["add", "work.txt"]);
+    repo.git(&["commit", "-q", "-m", "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1"]);
+    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
+    repo.git(&["checkout", "-q", "main"]);
+
+    let (_, log) = mso_logged(&repo, &["dispatch", "--once"]);
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "failed", "{order}");
+    assert!(log.contains("the commits of CHR-0001 BLD attempt 1, never recorded"), "{log}");
+    assert_eq!(repo.git(&["rev-parse", "voyage/VOY-0001"]).trim(), recorded, "the unrecorded commit stayed");
+    repo.ok(&["fsck"]);
+}
+
+#[test]
+#[allow(clippy::result_large_err)]
+fn a_dispatcher_killed_after_recovering_a_last_attempt_leaves_its_commit_to_the_next() {
+    // The lease was recovered (the order failed for good) and that
+    // dispatcher died before it set the crew's commit aside: the next
+    // dispatcher does, though the voyage has nothing left to claim.
+    let repo = TestRepo::initialized();
+    repo.ok(&["config", "max_attempts", "1"]);
+    repo.set_crews(&[("BLD", "true"), ("TST", "true")]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    claim_as_dead_runner(&repo, "CHR-0001");
+    let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
+    std::fs::write(repo.path.join("work.txt"), "attempt 1, never recorded\n").unwrap();
+    repo.git(&["add", "work.txt"]);
+    repo.git(&["commit", "-q", "-m", "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1"]);
+    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
+    repo.git(&["checkout", "-q", "main"]);
+    let mut store = git_mso::store::Store::discover(&repo.path).unwrap();
+    store.pin_clock(crate::common::NOW_SECS);
+    store
+        .transact(|tx| {
+            let order = tx.order(&"CHR-0001".parse().unwrap())?.clone();
+            let runner = order.lease.as_ref().unwrap().runner.clone();
+            tx.push(git_mso::core::EventBody::LeaseExpired { order: order.id.clone(), role: order.role, runner })
+        })
+        .unwrap();
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "failed");
+
+    let (_, log) = mso_logged(&repo, &["dispatch", "--once"]);
+    assert!(log.contains("the commits of CHR-0001 BLD attempt 1, never recorded"), "{log}");
+    assert_eq!(repo.git(&["rev-parse", "voyage/VOY-0001"]).trim(), recorded, "the unrecorded commit stayed");
+}
+
+#[test]
 fn a_person_s_commit_past_the_recorded_head_is_held_for_review_not_set_aside() {
     let repo = TestRepo::initialized();
     let crew = repo.crew("crew.sh", "echo work > work.txt");
