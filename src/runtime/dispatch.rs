@@ -222,15 +222,18 @@ pub fn dispatch(dir: &Path, opts: &Options, stop: &StopSignal, out: &mut dyn Wri
             let (ready, backing_off) = ready(summaries.of_open_shards(), &busy, crate::store::now());
             // Once a run: a dispatcher killed between recovering a last
             // attempt and setting its commits aside left them for this one.
+            // The latest failures first, and a bounded number of them: each
+            // costs reads of the branch, the ledger and remote branches.
             if !swept {
                 swept = true;
-                let failed: BTreeSet<VoyageId> = summaries
+                let mut failed: Vec<&OrderSummary> = summaries
                     .of_open_shards()
                     .filter(|s| s.status == Status::Failed && !busy.contains(&s.voyage))
-                    .map(|s| s.voyage)
                     .collect();
-                for voyage in failed {
-                    set_aside_unrecorded(store, voyage);
+                failed.sort_by_key(|s| std::cmp::Reverse(s.seq));
+                let mut seen = BTreeSet::new();
+                for s in failed.into_iter().filter(|s| seen.insert(s.voyage)).take(SWEPT_VOYAGES) {
+                    set_aside_unrecorded(store, s.voyage);
                 }
             }
             outcome.backing_off = backing_off;
@@ -719,13 +722,27 @@ fn recover_leases<'a>(
     Ok(recovered)
 }
 
+/// How many voyages of failed orders a dispatcher looks at when it starts
+/// (see `set_aside_unrecorded`).
+const SWEPT_VOYAGES: usize = 32;
+
 /// A runner that died between moving its voyage's branch to its crew's
 /// commit and recording the run left the branch ahead. The claim of the
 /// voyage's next order puts it back, but there may be none (the attempt
 /// was the order's last): once the ledger says the attempt ended, put it
-/// back now. Never an error: the next claim tries again.
+/// back now, as a claim does (rejected work first, kept aside under its
+/// ref). Never an error: the next claim tries again.
 fn set_aside_unrecorded(store: &Store, voyage: VoyageId) {
-    match store.set_aside_unrecorded(voyage) {
+    let set_aside = || -> Result<Option<String>> {
+        let Some(tip) = store.tip()? else { return Ok(None) };
+        if let Some(v) = store.voyage(&tip, voyage)?
+            && let crate::store::SetAside::Blocked(_) = store.set_aside_rejected(&tip, &v)?
+        {
+            return Ok(None);
+        }
+        store.set_aside_unrecorded(voyage)
+    };
+    match set_aside() {
         Ok(Some(said)) => tracing::warn!("{said}"),
         Ok(None) => {}
         Err(e) => tracing::warn!("{voyage}: could not set aside the commits of runs never recorded: {e}"),

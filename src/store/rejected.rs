@@ -153,13 +153,13 @@ impl Store {
             let raw = commit.message_raw_sloppy();
             let text = String::from_utf8_lossy(&raw[..raw.len().min(64 * 1024)]);
             let Some((order, role, attempt)) = run_trailers(&text) else { return Ok(None) };
-            let Some((from, to)) = self.attempt_ended(&tip, &voyage, &order, &role, attempt)? else {
-                return Ok(None);
-            };
-            // Made during that attempt (a minute's slack), not a person's
-            // later amend or cherry-pick that kept the trailers.
+            // Made during a run of that attempt that ended without success
+            // (a minute's slack), not a person's later amend or cherry-pick
+            // that kept the trailers. A role sent back to runs its attempts
+            // from 1 again: any such run counts, not only the first.
             let made = commit.time().map(|t| t.seconds).unwrap_or(i64::MIN);
-            if made < from.saturating_sub(60) || made > to.saturating_add(60) {
+            let during = |(from, to): &(i64, i64)| made >= from.saturating_sub(60) && made <= to.saturating_add(60);
+            if !self.attempt_ended(&tip, &voyage, &order, &role, attempt)?.iter().any(during) {
                 return Ok(None);
             }
             runs.insert(format!("{order} {role} attempt {attempt}"));
@@ -187,8 +187,9 @@ impl Store {
         Ok(false)
     }
 
-    /// When the ledger says `order` (of `voyage`) started and ended its
-    /// attempt of `role` without success: `None` when it did not.
+    /// When the ledger says `order` (of `voyage`) started and ended a run
+    /// of its attempt `attempt` of `role` without success: every such run
+    /// (a role sent back to runs attempt 1 again), none when there is none.
     fn attempt_ended(
         &self,
         tip: &Tip,
@@ -196,13 +197,14 @@ impl Store {
         order: &str,
         role: &str,
         attempt: u32,
-    ) -> Result<Option<(i64, i64)>> {
+    ) -> Result<Vec<(i64, i64)>> {
         use crate::core::EventBody;
-        let Ok(id) = order.parse::<OrderId>() else { return Ok(None) };
-        let Some(order) = self.order(tip, &id)? else { return Ok(None) };
+        let Ok(id) = order.parse::<OrderId>() else { return Ok(Vec::new()) };
+        let Some(order) = self.order(tip, &id)? else { return Ok(Vec::new()) };
         if order.voyage != voyage.id {
-            return Ok(None);
+            return Ok(Vec::new());
         }
+        let mut runs = Vec::new();
         let mut started = None;
         for event in &order.history {
             match &event.body {
@@ -210,15 +212,15 @@ impl Store {
                     started = (r.as_str() == role && *a == attempt).then_some(event.at);
                 }
                 EventBody::LeaseExpired { role: r, .. } | EventBody::Failed { role: r, .. } if r.as_str() == role => {
-                    if let Some(from) = started {
-                        return Ok(Some((from, event.at)));
+                    if let Some(from) = started.take() {
+                        runs.push((from, event.at));
                     }
                 }
                 EventBody::Succeeded { .. } => started = None,
                 _ => {}
             }
         }
-        Ok(None)
+        Ok(runs)
     }
 
     /// Branches checked out in a worktree (full ref name → worktree path).

@@ -786,6 +786,72 @@ fn a_dispatcher_killed_after_recovering_a_last_attempt_leaves_its_commit_to_the_
 }
 
 #[test]
+fn the_commit_of_a_role_s_second_run_at_one_attempt_number_is_set_aside_when_its_runner_died() {
+    // TST objects, the order goes back to BLD, and TST runs attempt 1
+    // again; its runner dies. Its commit belongs to that second run of
+    // attempt 1, not to the first one, twenty minutes earlier.
+    let repo = TestRepo::initialized();
+    let marks = repo.root().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let build = repo.crew("build.sh", "echo x >> x.txt");
+    let test = repo.crew(
+        "test.sh",
+        &format!(
+            "m='{}'\n\
+             if [ ! -e \"$m/objected\" ]; then touch \"$m/objected\"; \
+               echo '{{\"criteria\":[{{\"criterion\":1,\"verdict\":\"fail\",\"reason\":\"not yet\"}}]}}' > \"$MSO_RESULT_FILE\"; exit 0; fi\n\
+             if [ ! -e \"$m/died\" ]; then touch \"$m/died\"\n\
+               p=$$; while [ \"$(cat /proc/$p/comm)\" != git-mso ]; do p=$(awk '/^PPid/{{print $2}}' /proc/$p/status); done\n\
+               kill -9 \"$(awk '/^PPid/{{print $2}}' /proc/$p/status)\"; sleep 5; fi\n\
+             echo '{{\"criteria\":[{{\"criterion\":1,\"verdict\":\"pass\",\"reason\":\"ok\"}}]}}' > \"$MSO_RESULT_FILE\"",
+            marks.display()
+        ),
+    );
+    repo.set_crews(&[("BLD", &build), ("TST", &test)]);
+    repo.ok(&["config", "retry_backoff_secs", "0"]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t", "--ac", "it works"]);
+    // Twenty minutes ago: BLD, TST objects, BLD again, TST attempt 1 again,
+    // whose runner is killed by its crew.
+    let earlier = (crate::common::NOW_SECS - 1200).to_string();
+    let killed = repo
+        .mso_cmd(&repo.path)
+        .args(["dispatch", "--once"])
+        .env("MSO_NOW", &earlier)
+        .env("COUNT_FILE", repo.count_file())
+        .output()
+        .unwrap();
+    assert!(
+        !killed.status.success(),
+        "the dispatcher was to die: {}{}",
+        String::from_utf8_lossy(&killed.stdout),
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(
+        (order["status"].as_str(), order["role"].as_str(), order["attempt"].as_u64()),
+        (Some("running"), Some("TST"), Some(1)),
+        "{}",
+        String::from_utf8_lossy(&killed.stdout)
+    );
+    // It had committed and moved the branch, and died before recording.
+    let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
+    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
+    std::fs::write(repo.path.join("tst.txt"), "second run of attempt 1, never recorded\n").unwrap();
+    repo.git(&["add", "tst.txt"]);
+    repo.git(&["commit", "-q", "-m", "CHR-0001 TST: t\n\nMso-Order: CHR-0001\nMso-Role: TST\nMso-Attempt: 1"]);
+    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
+    repo.git(&["checkout", "-q", "main"]);
+
+    let (_, log) = mso_logged(&repo, &["dispatch", "--once"]);
+    assert!(log.contains("the commits of CHR-0001 TST attempt 1, never recorded"), "{log}");
+    let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
+    assert_eq!(order["status"], "completed", "{order}");
+    let history = repo.git(&["log", "--format=%H", "voyage/VOY-0001"]);
+    assert!(!history.contains(&orphan) && history.contains(&recorded), "{history}");
+}
+
+#[test]
 fn a_person_s_commit_past_the_recorded_head_is_held_for_review_not_set_aside() {
     let repo = TestRepo::initialized();
     let crew = repo.crew("crew.sh", "echo work > work.txt");
