@@ -697,6 +697,21 @@ fn claim_as_dead_runner(repo: &TestRepo, id: &str) {
         .unwrap();
 }
 
+/// What a runner that died between moving the voyage branch and recording
+/// its run leaves: the branch at its crew's commit (attempt 1 of `role` of
+/// CHR-0001, writing `text` to `file`). Returns the commit.
+fn commit_of_a_run_never_recorded(repo: &TestRepo, role: &str, file: &str, text: &str) -> String {
+    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
+    std::fs::write(repo.path.join(file), format!("{text}\n")).unwrap();
+    repo.git(&["add", file]);
+    let message = format!("CHR-0001 {role}: t\n\nMso-Order: CHR-0001\nMso-Role: {role}\nMso-Attempt: 1");
+    repo.git(&["commit", "-q", "-m", &message]);
+    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
+    repo.git(&["checkout", "-q", "main"]);
+    orphan
+}
+
 #[test]
 fn a_crew_commit_whose_run_was_never_recorded_is_set_aside_and_the_role_runs_again() {
     let repo = TestRepo::initialized();
@@ -706,13 +721,7 @@ fn a_crew_commit_whose_run_was_never_recorded_is_set_aside_and_the_role_runs_aga
     claim_as_dead_runner(&repo, "CHR-0001");
     // The dead runner had moved the branch to its crew's commit, and died
     // before it recorded the run.
-    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
-    std::fs::write(repo.path.join("work.txt"), "attempt 1, never recorded\n").unwrap();
-    repo.git(&["add", "work.txt"]);
-    repo.git(&["commit", "-q", "-m", "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1"]);
-    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
-    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
-    repo.git(&["checkout", "-q", "main"]);
+    let orphan = commit_of_a_run_never_recorded(&repo, "BLD", "work.txt", "attempt 1, never recorded");
 
     let (_, log) = mso_logged(&repo, &["dispatch", "--once"]);
     assert!(log.contains("the commits of CHR-0001 BLD attempt 1, never recorded"), "{log}");
@@ -734,13 +743,7 @@ fn a_last_attempt_whose_runner_died_before_recording_leaves_no_commit_on_the_bra
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
     claim_as_dead_runner(&repo, "CHR-0001");
     let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
-    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
-    std::fs::write(repo.path.join("work.txt"), "attempt 1, never recorded\n").unwrap();
-    repo.git(&["add", "work.txt"]);
-    repo.git(&["commit", "-q", "-m", "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1"]);
-    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
-    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
-    repo.git(&["checkout", "-q", "main"]);
+    commit_of_a_run_never_recorded(&repo, "BLD", "work.txt", "attempt 1, never recorded");
 
     let (_, log) = mso_logged(&repo, &["dispatch", "--once"]);
     let order = repo.json(&["order", "show", "CHR-0001", "--json"]);
@@ -762,13 +765,7 @@ fn a_dispatcher_killed_after_recovering_a_last_attempt_leaves_its_commit_to_the_
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
     claim_as_dead_runner(&repo, "CHR-0001");
     let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
-    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
-    std::fs::write(repo.path.join("work.txt"), "attempt 1, never recorded\n").unwrap();
-    repo.git(&["add", "work.txt"]);
-    repo.git(&["commit", "-q", "-m", "CHR-0001 BLD: t\n\nMso-Order: CHR-0001\nMso-Role: BLD\nMso-Attempt: 1"]);
-    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
-    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
-    repo.git(&["checkout", "-q", "main"]);
+    commit_of_a_run_never_recorded(&repo, "BLD", "work.txt", "attempt 1, never recorded");
     let mut store = git_mso::store::Store::discover(&repo.path).unwrap();
     store.pin_clock(crate::common::NOW_SECS);
     store
@@ -835,13 +832,7 @@ fn the_commit_of_a_role_s_second_run_at_one_attempt_number_is_set_aside_when_its
     );
     // It had committed and moved the branch, and died before recording.
     let recorded = repo.git(&["rev-parse", "voyage/VOY-0001"]).trim().to_string();
-    repo.git(&["checkout", "-q", "--detach", "voyage/VOY-0001"]);
-    std::fs::write(repo.path.join("tst.txt"), "second run of attempt 1, never recorded\n").unwrap();
-    repo.git(&["add", "tst.txt"]);
-    repo.git(&["commit", "-q", "-m", "CHR-0001 TST: t\n\nMso-Order: CHR-0001\nMso-Role: TST\nMso-Attempt: 1"]);
-    let orphan = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
-    repo.git(&["update-ref", "refs/heads/voyage/VOY-0001", &orphan]);
-    repo.git(&["checkout", "-q", "main"]);
+    let orphan = commit_of_a_run_never_recorded(&repo, "TST", "tst.txt", "second run of attempt 1, never recorded");
 
     let (_, log) = mso_logged(&repo, &["dispatch", "--once"]);
     assert!(log.contains("the commits of CHR-0001 TST attempt 1, never recorded"), "{log}");
