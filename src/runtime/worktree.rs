@@ -235,11 +235,27 @@ fn unopenable(path: &Path) -> Error {
 
 /// Commit everything left in the worktree, with an explicit identity.
 pub fn commit_all(path: &Path, identity: &Identity, message: &str) -> Result<()> {
-    git(path, &["add", "-A"])?;
+    git_writing_objects(path, &["add", "-A"])?;
     let name = format!("user.name={}", identity.name);
     let email = format!("user.email={}", identity.email);
-    git(path, &["-c", &name, "-c", &email, "commit", "-q", "--no-verify", "-m", message])?;
+    git_writing_objects(path, &["-c", &name, "-c", &email, "commit", "-q", "--no-verify", "-m", message])?;
     Ok(())
+}
+
+/// `git` for a command that writes loose objects. Those writes race `git
+/// prune-packed`, which every roll-up of packs runs and which removes the
+/// empty fan-out directories of `objects`: git makes a missing one again,
+/// once, and fails ("unable to create temporary file") when it is removed
+/// again in between. Such a failure wrote nothing a ref names, and the
+/// command runs again, rather than costing the run an attempt.
+fn git_writing_objects(dir: &Path, args: &[&str]) -> Result<String> {
+    let mut tries = 1;
+    loop {
+        match git(dir, args) {
+            Err(e) if tries < 5 && e.to_string().contains("unable to create temporary file") => tries += 1,
+            done => return done,
+        }
+    }
 }
 
 /// Throw away whatever the crew left: back to `tip`, untracked and ignored

@@ -1089,6 +1089,46 @@ fn a_crew_s_descendants_die_however_deep_leave_no_zombies_and_cannot_stop_its_su
 }
 
 #[test]
+fn a_crew_commit_that_lost_its_fan_out_directory_to_a_roll_up_is_made_again_not_failed() {
+    // `git prune-packed` (every roll-up runs it) removes empty fan-out
+    // directories; a commit whose object file's directory went twice
+    // fails so, having written nothing. A git that fails the first commit
+    // of each run that way: the run still succeeds at its first attempt.
+    let repo = TestRepo::initialized();
+    let crew = repo.crew("crew.sh", "echo \"$MSO_ROLE\" >> work.txt");
+    repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
+    repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
+    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+    let bin = repo.root().join("racing-git");
+    std::fs::create_dir_all(&bin).unwrap();
+    let lost = repo.root().join("lost");
+    let script = format!(
+        "#!/bin/sh\nfor role in BLD TST; do case \" $* \" in *\" commit -q \"*\"CHR-0001 $role:\"*) \
+         if [ ! -e '{lost}'/$role ]; then mkdir -p '{lost}'; touch '{lost}'/$role; \
+         echo 'error: unable to create temporary file: No such file or directory' >&2; \
+         echo 'fatal: failed to write commit object' >&2; exit 128; fi;; esac; done\nexec '{real}' \"$@\"\n",
+        lost = lost.display()
+    );
+    std::fs::write(bin.join("git"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = repo
+        .mso_cmd(&repo.path)
+        .args(["dispatch", "--once"])
+        .env("PATH", &path)
+        .env("COUNT_FILE", repo.count_file())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(lost.join("BLD").exists() && lost.join("TST").exists(), "the racing git was not used: {stdout}");
+    assert_eq!(repo.runs(), ["CHR-0001 BLD 1", "CHR-0001 TST 1"], "{stdout}");
+    assert_eq!(repo.json(&["order", "show", "CHR-0001", "--json"])["status"], "completed", "{stdout}");
+}
+
+#[test]
 fn background_roll_ups_run_nicer_than_the_command_that_started_them_never_less_nice() {
     let repo = TestRepo::initialized();
     // Roll-ups past 4 packs (as in the test of failing roll-ups).
