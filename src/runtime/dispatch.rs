@@ -559,19 +559,9 @@ enum Claim {
 fn claim(store: &Store, runner: &Runner, id: &OrderId) -> Result<Claim> {
     if let Some(tip) = store.tip()?
         && let Some(order) = store.order(&tip, id)?
+        && let Err(why) = back_to_recorded_head(store, &tip, order.voyage)?
     {
-        // A branch still at rejected work (rejected elsewhere, or the move back
-        // failed) goes back to the recorded head first, the work kept aside.
-        if let Some(voyage) = store.voyage(&tip, order.voyage)?
-            && let crate::store::SetAside::Blocked(why) = store.set_aside_rejected(&tip, &voyage)?
-        {
-            return Err(crate::error::Error::Input(why));
-        }
-        // A branch ahead with the commits of a run whose runner died before it
-        // recorded the run goes back to the recorded head (the run is re-done).
-        if let Some(said) = store.set_aside_unrecorded(order.voyage)? {
-            tracing::warn!("{said}");
-        }
+        return Err(crate::error::Error::Input(why));
     }
     let (claimed, committed) = store.transact_if(|tx| {
         let ttl = tx.config()?.lease_ttl_secs as i64;
@@ -726,26 +716,36 @@ fn recover_leases<'a>(
 /// (see `set_aside_unrecorded`).
 const SWEPT_VOYAGES: usize = 32;
 
+/// Before a claim, the voyage's branch goes back to the head the ledger
+/// recorded where it may: from rejected work (rejected elsewhere, or the
+/// move back failed), the work kept aside under its ref; then from the
+/// commits of a run whose runner died before it recorded the run (the run
+/// is re-done). `Err` says why rejected work stays where it is.
+fn back_to_recorded_head(
+    store: &Store,
+    tip: &crate::store::Tip,
+    voyage: VoyageId,
+) -> Result<std::result::Result<(), String>> {
+    if let Some(v) = store.voyage(tip, voyage)?
+        && let crate::store::SetAside::Blocked(why) = store.set_aside_rejected(tip, &v)?
+    {
+        return Ok(Err(why));
+    }
+    if let Some(said) = store.set_aside_unrecorded(voyage)? {
+        tracing::warn!("{said}");
+    }
+    Ok(Ok(()))
+}
+
 /// A runner that died between moving its voyage's branch to its crew's
 /// commit and recording the run left the branch ahead. The claim of the
 /// voyage's next order puts it back, but there may be none (the attempt
 /// was the order's last): once the ledger says the attempt ended, put it
-/// back now, as a claim does (rejected work first, kept aside under its
-/// ref). Never an error: the next claim tries again.
+/// back now, as a claim does. Never an error: the next claim tries again.
 fn set_aside_unrecorded(store: &Store, voyage: VoyageId) {
-    let set_aside = || -> Result<Option<String>> {
-        let Some(tip) = store.tip()? else { return Ok(None) };
-        if let Some(v) = store.voyage(&tip, voyage)?
-            && let crate::store::SetAside::Blocked(_) = store.set_aside_rejected(&tip, &v)?
-        {
-            return Ok(None);
-        }
-        store.set_aside_unrecorded(voyage)
-    };
-    match set_aside() {
-        Ok(Some(said)) => tracing::warn!("{said}"),
-        Ok(None) => {}
-        Err(e) => tracing::warn!("{voyage}: could not set aside the commits of runs never recorded: {e}"),
+    let back = store.tip().and_then(|tip| tip.map_or(Ok(Ok(())), |tip| back_to_recorded_head(store, &tip, voyage)));
+    if let Err(e) = back {
+        tracing::warn!("{voyage}: could not set aside the commits of runs never recorded: {e}");
     }
 }
 
