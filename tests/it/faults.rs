@@ -344,11 +344,17 @@ fn maintenance_done(repo: &TestRepo) {
 /// A PATH whose first `git` runs `on_repack` (shell) when asked to repack,
 /// then, unless that exited, the real git.
 fn path_with_git_wrapping_repack(repo: &TestRepo, on_repack: &str) -> String {
+    path_with_git_running_first(repo, &format!("if [ \"$1\" = repack ]; then {on_repack}; fi"))
+}
+
+/// A PATH whose first `git` runs `first` (shell, given git's arguments),
+/// then, unless that exited, the real git.
+fn path_with_git_running_first(repo: &TestRepo, first: &str) -> String {
     let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
     let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
     let bin = repo.root().join("wrapping-git");
     std::fs::create_dir_all(&bin).unwrap();
-    let script = format!("#!/bin/sh\nif [ \"$1\" = repack ]; then {on_repack}; fi\nexec '{real}' \"$@\"\n");
+    let script = format!("#!/bin/sh\n{first}\nexec '{real}' \"$@\"\n");
     std::fs::write(bin.join("git"), script).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -1098,22 +1104,17 @@ fn a_crew_commit_that_lost_its_fan_out_directory_to_a_roll_up_is_made_again_not_
     let crew = repo.crew("crew.sh", "echo \"$MSO_ROLE\" >> work.txt");
     repo.set_crews(&[("BLD", &crew), ("TST", &crew)]);
     repo.ok(&["order", "new", "--kind", "CHR", "--title", "t"]);
-    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
-    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
-    let bin = repo.root().join("racing-git");
-    std::fs::create_dir_all(&bin).unwrap();
     let lost = repo.root().join("lost");
-    let script = format!(
-        "#!/bin/sh\nfor role in BLD TST; do case \" $* \" in *\" commit -q \"*\"CHR-0001 $role:\"*) \
-         if [ ! -e '{lost}'/$role ]; then mkdir -p '{lost}'; touch '{lost}'/$role; \
-         echo 'error: unable to create temporary file: No such file or directory' >&2; \
-         echo 'fatal: failed to write commit object' >&2; exit 128; fi;; esac; done\nexec '{real}' \"$@\"\n",
-        lost = lost.display()
+    let path = path_with_git_running_first(
+        &repo,
+        &format!(
+            "for role in BLD TST; do case \" $* \" in *\" commit -q \"*\"CHR-0001 $role:\"*) \
+             if [ ! -e '{lost}'/$role ]; then mkdir -p '{lost}'; touch '{lost}'/$role; \
+             echo 'error: unable to create temporary file: No such file or directory' >&2; \
+             echo 'fatal: failed to write commit object' >&2; exit 128; fi;; esac; done",
+            lost = lost.display()
+        ),
     );
-    std::fs::write(bin.join("git"), script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let out = repo
         .mso_cmd(&repo.path)
         .args(["dispatch", "--once"])
